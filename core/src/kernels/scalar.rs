@@ -1,0 +1,164 @@
+//! Scalar reference kernels. These define the results every SIMD variant must reproduce.
+//!
+//! Length contract: operands are zipped, so extra elements of the longer operand are ignored.
+//! Callers size their buffers from a validated [`crate::ModelConfig`], where lengths agree.
+
+use half::f16;
+
+/// Independent accumulators per dot product: enough for LLVM to fill an AVX2 register pair and
+/// hide FMA latency, few enough for the 16 FP registers of a Cortex-M4F.
+const LANES: usize = 8;
+
+/// `Σ a[i]·b[i]` over `f32` slices.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (a_chunks, a_tail) = a.as_chunks::<LANES>();
+    let (b_chunks, b_tail) = b.as_chunks::<LANES>();
+    for (x, y) in a_chunks.iter().zip(b_chunks) {
+        for ((s, xi), yi) in acc.iter_mut().zip(x).zip(y) {
+            *s += xi * yi;
+        }
+    }
+    let mut sum = reduce(acc);
+    for (x, y) in a_tail.iter().zip(b_tail) {
+        sum += x * y;
+    }
+    sum
+}
+
+/// `Σ w[i]·x[i]` where `w` is little-endian `f32` bytes (4 per element) from a model file.
+#[inline]
+pub fn dot_f32_le(w: &[u8], x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (w_chunks, w_tail) = w.as_chunks::<{ 4 * LANES }>();
+    let (x_chunks, x_tail) = x.as_chunks::<LANES>();
+    for (wc, xc) in w_chunks.iter().zip(x_chunks) {
+        let (wv, _) = wc.as_chunks::<4>();
+        for ((s, wb), xi) in acc.iter_mut().zip(wv).zip(xc) {
+            *s += f32::from_le_bytes(*wb) * xi;
+        }
+    }
+    let mut sum = reduce(acc);
+    let (w_tail, _) = w_tail.as_chunks::<4>();
+    for (wb, xi) in w_tail.iter().zip(x_tail) {
+        sum += f32::from_le_bytes(*wb) * xi;
+    }
+    sum
+}
+
+/// `Σ w[i]·x[i]` where `w` is little-endian IEEE `f16` bytes (2 per element).
+#[inline]
+pub fn dot_f16_le(w: &[u8], x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (w_chunks, w_tail) = w.as_chunks::<{ 2 * LANES }>();
+    let (x_chunks, x_tail) = x.as_chunks::<LANES>();
+    for (wc, xc) in w_chunks.iter().zip(x_chunks) {
+        let (wv, _) = wc.as_chunks::<2>();
+        for ((s, wb), xi) in acc.iter_mut().zip(wv).zip(xc) {
+            *s += f16::from_le_bytes(*wb).to_f32() * xi;
+        }
+    }
+    let mut sum = reduce(acc);
+    let (w_tail, _) = w_tail.as_chunks::<2>();
+    for (wb, xi) in w_tail.iter().zip(x_tail) {
+        sum += f16::from_le_bytes(*wb).to_f32() * xi;
+    }
+    sum
+}
+
+/// Pairwise sum of the accumulators (a fixed order, so results are reproducible).
+#[inline]
+fn reduce(acc: [f32; LANES]) -> f32 {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
+    ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
+}
+
+/// `y[i] += a · x[i]`.
+#[inline]
+pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+/// `y[i] += x[i]`.
+#[inline]
+pub fn add_assign(y: &mut [f32], x: &[f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += xi;
+    }
+}
+
+/// RMSNorm as transformers computes it in f32: `out = w · x / sqrt(mean(x²) + eps)`.
+/// `w` is little-endian `f32` bytes.
+pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[u8], eps: f32) {
+    let n = x.len().max(1) as f32;
+    let inv = 1.0 / libm::sqrtf(dot(x, x) / n + eps);
+    let (w, _) = w.as_chunks::<4>();
+    for ((o, xi), wb) in out.iter_mut().zip(x).zip(w) {
+        *o = f32::from_le_bytes(*wb) * (xi * inv);
+    }
+}
+
+/// In-place softmax, shifted by the maximum for stability. An empty slice is left alone.
+pub fn softmax_in_place(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for v in x.iter_mut() {
+        *v = libm::expf(*v - max);
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// SiLU: `x · sigmoid(x)`.
+#[inline]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + libm::expf(-x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive_dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
+    }
+
+    #[test]
+    fn dot_variants_agree_with_f64_on_awkward_lengths() {
+        for n in [0usize, 1, 7, 8, 9, 31, 33, 100] {
+            let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.25).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.5).collect();
+            let bytes32: Vec<u8> = a.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let bytes16: Vec<u8> = a.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect();
+            let want = naive_dot(&a, &b);
+            for got in [dot(&a, &b), dot_f32_le(&bytes32, &b), dot_f16_le(&bytes16, &b)] {
+                assert!((f64::from(got) - want).abs() < 1e-4, "n={n}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_sums_to_one_and_survives_large_inputs() {
+        let mut x = [1000.0f32, 1001.0, 999.0];
+        softmax_in_place(&mut x);
+        assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(x[1] > x[0] && x[0] > x[2]);
+    }
+
+    #[test]
+    fn rms_norm_matches_definition() {
+        let x = [1.0f32, -2.0, 3.0];
+        let w: Vec<u8> = [0.5f32, 1.0, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut out = [0.0f32; 3];
+        rms_norm(&mut out, &x, &w, 1e-6);
+        let r = (14.0f32 / 3.0 + 1e-6).sqrt();
+        assert!((out[0] - 0.5 / r).abs() < 1e-6);
+        assert!((out[2] - 6.0 / r).abs() < 1e-6);
+    }
+}

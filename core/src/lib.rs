@@ -1,0 +1,53 @@
+//! # tinymla-core
+//!
+//! A `no_std`, allocation-free inference core for DeepSeek-V2/V3 models, which use
+//! Multi-head Latent Attention (MLA). It reads a GGUF file in llama.cpp's `deepseek2` layout
+//! straight from a byte slice (flash or an mmap), borrows every weight from it, and runs the
+//! absorbed MLA decode over a latent cache that stores one `c_kv` row (`kv_lora_rank`) and one
+//! rotated `k_pe` row (`qk_rope_head_dim`) per token and layer.
+//!
+//! The caller owns all memory: [`ModelConfig::scratch_elems`] and
+//! [`LatentCache::elems_needed`] say how many `f32`s to provide.
+//!
+//! ```no_run
+//! # fn demo(file: &[u8]) -> Result<(), tinymla_core::Error> {
+//! use tinymla_core::{LatentCache, Model, Scratch};
+//! let model = Model::load(file)?;
+//! let capacity = 64;
+//! let mut cache_mem = vec![0.0f32; LatentCache::elems_needed(model.config(), capacity)?];
+//! let mut scratch_mem = vec![0.0f32; model.config().scratch_elems(capacity)?];
+//! let mut cache = LatentCache::new(model.config(), capacity, &mut cache_mem)?;
+//! let mut scratch = Scratch::new(model.config(), capacity, &mut scratch_mem)?;
+//! let logits = model.forward(1, &mut cache, &mut scratch)?;
+//! # let _ = logits; Ok(()) }
+//! ```
+//!
+//! Ground truth is Hugging Face transformers' `DeepseekV2ForCausalLM` /
+//! `DeepseekV3ForCausalLM`; the workspace's golden tests compare against logits it produced.
+
+#![cfg_attr(not(test), no_std)]
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
+
+pub mod config;
+pub mod error;
+pub mod gguf;
+pub mod kernels;
+pub mod tensor;
+
+mod cache;
+mod ffn;
+mod mla;
+mod model;
+mod moe;
+mod rope;
+mod scratch;
+mod weights;
+
+pub use cache::LatentCache;
+pub use config::{ModelConfig, ModelOptions};
+pub use error::{BufferKind, ConfigError, Error, GgufError};
+pub use gguf::Gguf;
+pub use model::Model;
+pub use scratch::Scratch;
+pub use tensor::{GgmlType, TensorId, TensorKind, TensorView};

@@ -1,0 +1,172 @@
+//! Multi-head Latent Attention, decode step, in the absorbed form.
+//!
+//! Per head `h` the reference computes `q_h · [k_nope_h ; k_pe]` with
+//! `k_nope_h = W_UK_h · c` and `v_h = W_UV_h · c` for every cached latent `c`. Folding `W_UK_h`
+//! into the query (`q_lat_h = W_UK_hᵀ · q_nope_h`) scores the cached rows `[c ; k_pe]` directly,
+//! and applying `W_UV_h` once to the probability-weighted latent gives the head output: per
+//! token cost is `O(context × (kv_lora_rank + qk_rope_head_dim))` per head, and nothing but
+//! the latent rows is ever cached. llama.cpp's `deepseek2` graph computes the same thing.
+
+use crate::cache::LatentCache;
+use crate::kernels;
+use crate::rope;
+use crate::weights::{Matrix, Vector};
+
+/// The query projection: direct (V2-Lite) or through a LoRA bottleneck.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum QueryProj<'a> {
+    /// `attn_q`: `[heads * qk_head_dim][hidden]`.
+    Direct(Matrix<'a>),
+    /// `attn_q_a` `[q_lora][hidden]`, `attn_q_a_norm` `[q_lora]`, `attn_q_b`
+    /// `[heads * qk_head_dim][q_lora]`.
+    LoRA { a: Matrix<'a>, norm: Vector<'a>, b: Matrix<'a> },
+}
+
+/// The latent up-projections `W_UK` and `W_UV`, in either GGUF layout.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LatentUp<'a> {
+    /// `attn_k_b` `[heads][kv_lora][qk_nope]` (ne `{nope, kv_lora, heads}`) and `attn_v_b`
+    /// `[heads][v_head][kv_lora]` (ne `{kv_lora, v_head, heads}`): what current llama.cpp
+    /// converters write.
+    Split { k_b: Matrix<'a>, v_b: Matrix<'a> },
+    /// Legacy `attn_kv_b` `[heads * (qk_nope + v_head)][kv_lora]`: per head, `qk_nope` key rows
+    /// then `v_head` value rows (the Hugging Face `kv_b_proj` as is).
+    Joint { kv_b: Matrix<'a> },
+}
+
+/// Weights of one attention block.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MlaWeights<'a> {
+    pub(crate) q: QueryProj<'a>,
+    /// `attn_kv_a_mqa`: `[kv_lora + qk_rope][hidden]`.
+    pub(crate) kv_a: Matrix<'a>,
+    /// `attn_kv_a_norm`: `[kv_lora]`.
+    pub(crate) kv_a_norm: Vector<'a>,
+    pub(crate) up: LatentUp<'a>,
+    /// `attn_output`: `[hidden][heads * v_head]`.
+    pub(crate) output: Matrix<'a>,
+}
+
+/// Static shape of the attention, from the config.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MlaShape {
+    pub(crate) heads: usize,
+    pub(crate) nope: usize,
+    pub(crate) rope: usize,
+    pub(crate) v_head: usize,
+    pub(crate) kv_lora: usize,
+    pub(crate) eps: f32,
+    pub(crate) scale: f32,
+}
+
+/// Buffers one attention step works in (all from [`crate::Scratch`]).
+pub(crate) struct MlaBuffers<'s> {
+    pub(crate) q_a: &'s mut [f32],
+    pub(crate) q: &'s mut [f32],
+    pub(crate) kv_a: &'s mut [f32],
+    pub(crate) q_abs: &'s mut [f32],
+    pub(crate) scores: &'s mut [f32],
+    pub(crate) lat_out: &'s mut [f32],
+    pub(crate) attn_out: &'s mut [f32],
+    /// RoPE table for the current position.
+    pub(crate) rope: &'s [f32],
+}
+
+/// One decode step of layer `layer`: appends this token's latent row to `cache` (uncommitted
+/// until [`LatentCache::advance`]) and writes the attention output (`[hidden]`) to `out`.
+/// `scores` must hold `heads * (cache.len() + 1)` elements, checked by the caller.
+pub(crate) fn forward(
+    s: &MlaShape,
+    w: &MlaWeights<'_>,
+    layer: usize,
+    x: &[f32],
+    cache: &mut LatentCache<'_>,
+    b: MlaBuffers<'_>,
+    out: &mut [f32],
+) {
+    // Chunk widths are >= 1 for any validated config; `max(1)` keeps that local.
+    let qk = (s.nope + s.rope).max(1);
+    let row = (s.kv_lora + s.rope).max(1);
+    let kv_lora = s.kv_lora.max(1);
+    let v_head = s.v_head.max(1);
+
+    // Query, then RoPE on each head's rope part.
+    match &w.q {
+        QueryProj::Direct(m) => m.matvec(x, b.q),
+        QueryProj::LoRA { a, norm, b: qb } => {
+            a.matvec(x, b.q_a);
+            rms_norm_in_place(b.q_a, norm, s.eps);
+            qb.matvec(b.q_a, b.q);
+        }
+    }
+
+    // This token's cache row: normed latent, then rotated shared key.
+    w.kv_a.matvec(x, b.kv_a);
+    let (c_kv, k_pe) = b.kv_a.split_at_mut(s.kv_lora.min(b.kv_a.len()));
+    rms_norm_in_place(c_kv, &w.kv_a_norm, s.eps);
+    rope::rotate(k_pe, b.rope);
+    let rows = cache.write_and_view(layer, b.kv_a);
+    let n_ctx = rows.len() / row;
+
+    // Absorbed queries, laid out like cache rows: [W_UKᵀ q_nope (kv_lora) | rotated q_pe].
+    for (h, (q_h, q_abs_h)) in b.q.chunks_exact_mut(qk).zip(b.q_abs.chunks_exact_mut(row)).enumerate() {
+        let (q_nope, q_pe) = q_h.split_at_mut(s.nope.min(qk));
+        rope::rotate(q_pe, b.rope);
+        let (q_lat, q_rope) = q_abs_h.split_at_mut(kv_lora.min(row));
+        match &w.up {
+            LatentUp::Split { k_b, .. } => k_b.sub_rows(h * s.kv_lora, s.kv_lora).matvec(q_nope, q_lat),
+            LatentUp::Joint { kv_b } => {
+                kv_b.sub_rows(h * (s.nope + s.v_head), s.nope).matvec_transposed(q_nope, q_lat);
+            }
+        }
+        for (d, v) in q_rope.iter_mut().zip(q_pe.iter()) {
+            *d = *v;
+        }
+    }
+
+    // Scores: each cached row is read once for all heads.
+    let cap = b.scores.len() / s.heads.max(1);
+    for (t, c_row) in rows.chunks_exact(row).enumerate() {
+        for (q_abs_h, head_scores) in b.q_abs.chunks_exact(row).zip(b.scores.chunks_exact_mut(cap.max(1))) {
+            if let Some(sc) = head_scores.get_mut(t) {
+                *sc = kernels::dot(q_abs_h, c_row) * s.scale;
+            }
+        }
+    }
+    for head_scores in b.scores.chunks_exact_mut(cap.max(1)) {
+        kernels::softmax_in_place(head_scores.get_mut(..n_ctx).unwrap_or(&mut []));
+    }
+
+    // Probability-weighted latent per head, then W_UV.
+    b.lat_out.fill(0.0);
+    for (t, c_row) in rows.chunks_exact(row).enumerate() {
+        let c = c_row.get(..s.kv_lora).unwrap_or(&[]);
+        for (lat_h, head_p) in b.lat_out.chunks_exact_mut(kv_lora).zip(b.scores.chunks_exact(cap.max(1))) {
+            kernels::axpy(lat_h, head_p.get(t).copied().unwrap_or(0.0), c);
+        }
+    }
+    for (h, (lat_h, o_h)) in b.lat_out.chunks_exact(kv_lora).zip(b.attn_out.chunks_exact_mut(v_head)).enumerate() {
+        match &w.up {
+            LatentUp::Split { v_b, .. } => v_b.sub_rows(h * s.v_head, s.v_head).matvec(lat_h, o_h),
+            LatentUp::Joint { kv_b } => {
+                kv_b.sub_rows(h * (s.nope + s.v_head) + s.nope, s.v_head).matvec(lat_h, o_h);
+            }
+        }
+    }
+    w.output.matvec(b.attn_out, out);
+}
+
+/// RMSNorm of `x` in place with weights `w`.
+pub(crate) fn rms_norm_in_place(x: &mut [f32], w: &Vector<'_>, eps: f32) {
+    let n = x.len().max(1) as f32;
+    let inv = 1.0 / libm::sqrtf(kernels::dot(x, x) / n + eps);
+    let (wv, _) = w.bytes().as_chunks::<4>();
+    for (xi, wb) in x.iter_mut().zip(wv) {
+        *xi = f32::from_le_bytes(*wb) * (*xi * inv);
+    }
+}
+
+/// `out = RMSNorm(x)` with weights `w`.
+pub(crate) fn rms_norm_into(out: &mut [f32], x: &[f32], w: &Vector<'_>, eps: f32) {
+    kernels::rms_norm(out, x, w.bytes(), eps);
+}

@@ -1,0 +1,306 @@
+//! [`Model`]: per-layer weight views borrowed from a GGUF file, and the forward step.
+
+use crate::cache::LatentCache;
+use crate::config::{ModelConfig, ModelOptions, MoeConfig};
+use crate::error::{BufferKind, Error};
+use crate::ffn::Mlp;
+use crate::gguf::Gguf;
+use crate::kernels;
+use crate::mla::{self, LatentUp, MlaBuffers, MlaShape, MlaWeights, QueryProj};
+use crate::moe::{self, MoeBuffers, MoeWeights};
+use crate::rope;
+use crate::scratch::Scratch;
+use crate::tensor::{TensorId, TensorKind, TensorView};
+use crate::weights::{Matrix, Vector};
+
+/// Layers a [`Model`] holds: enough for DeepSeek-V3 (61) and Kimi-K2. Boards with small models
+/// use [`ModelWith`] with a smaller bound to save RAM (about 0.5 KB per layer slot).
+pub const DEFAULT_MAX_LAYERS: usize = 64;
+
+/// A DeepSeek-V2/V3 model with room for [`DEFAULT_MAX_LAYERS`] layers.
+pub type Model<'a> = ModelWith<'a, DEFAULT_MAX_LAYERS>;
+
+/// A loaded model whose weights are views into the GGUF bytes (nothing is copied), with room
+/// for `MAX_LAYERS` layers.
+///
+/// Invariant: every weight has the dtype and shape the config implies, checked at load.
+#[derive(Debug, Clone)]
+pub struct ModelWith<'a, const MAX_LAYERS: usize> {
+    config: ModelConfig,
+    options: ModelOptions,
+    /// `token_embd`: `[vocab][hidden]`.
+    token_embd: Matrix<'a>,
+    /// `output_norm`: `[hidden]`.
+    output_norm: Vector<'a>,
+    /// `output` `[vocab][hidden]`, or `token_embd` when tied.
+    output: Matrix<'a>,
+    is_tied: bool,
+    layers: heapless::Vec<Layer<'a>, MAX_LAYERS>,
+    mla_shape: MlaShape,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Layer<'a> {
+    attn_norm: Vector<'a>,
+    attn: MlaWeights<'a>,
+    ffn_norm: Vector<'a>,
+    ffn: Ffn<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Ffn<'a> {
+    Dense(Mlp<'a>),
+    Moe(MoeWeights<'a>),
+}
+
+impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
+    /// Parses `bytes` as GGUF and loads a `deepseek2` model with default options.
+    ///
+    /// # Errors
+    /// Any parse, config, missing-tensor, shape or dtype error; see [`Error`].
+    pub fn load(bytes: &'a [u8]) -> Result<Self, Error> {
+        Self::from_gguf(&Gguf::parse(bytes)?, ModelOptions::default())
+    }
+
+    /// Loads a model from a parsed file. Every tensor the config implies is looked up and
+    /// checked for shape and dtype before any math runs.
+    ///
+    /// # Errors
+    /// As [`ModelWith::load`], plus [`crate::ConfigError::InvalidValue`] if the model has more
+    /// than `MAX_LAYERS` layers.
+    pub fn from_gguf(gguf: &Gguf<'a>, options: ModelOptions) -> Result<Self, Error> {
+        let config = ModelConfig::from_gguf(gguf)?;
+        if config.num_hidden_layers > MAX_LAYERS {
+            return Err(crate::ConfigError::InvalidValue(crate::config::KEY_BLOCK_COUNT).into());
+        }
+        let c = &config;
+        let t = Tensors { gguf };
+        let (hidden, vocab) = (c.hidden_size as u64, c.vocab_size as u64);
+        let token_embd = t.matrix(TensorId::global(TensorKind::TokenEmbd), [hidden, vocab, 1])?;
+        let output_norm = t.vector(TensorId::global(TensorKind::OutputNorm), c.hidden_size)?;
+        let output_id = TensorId::global(TensorKind::Output);
+        let (output, is_tied) = match t.find(output_id) {
+            Some(_) => (t.matrix(output_id, [hidden, vocab, 1])?, false),
+            None => (token_embd, true),
+        };
+        let mut layers = heapless::Vec::new();
+        for l in 0..c.num_hidden_layers {
+            let layer = load_layer(&t, c, l)?;
+            if layers.push(layer).is_err() {
+                return Err(crate::ConfigError::InvalidValue(crate::config::KEY_BLOCK_COUNT).into());
+            }
+        }
+        let mla_shape = MlaShape {
+            heads: c.num_attention_heads,
+            nope: c.qk_nope_head_dim,
+            rope: c.qk_rope_head_dim,
+            v_head: c.v_head_dim,
+            kv_lora: c.kv_lora_rank,
+            eps: c.rms_norm_eps,
+            scale: rope::softmax_scale(c),
+        };
+        Ok(ModelWith { config, options, token_embd, output_norm, output, is_tied, layers, mla_shape })
+    }
+
+    /// The validated hyperparameters.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The run-time options in force.
+    pub fn options(&self) -> &ModelOptions {
+        &self.options
+    }
+
+    /// True when the LM head reuses the token embedding (no `output.weight` in the file).
+    pub fn is_tied(&self) -> bool {
+        self.is_tied
+    }
+
+    /// Runs one token at position `cache.len()`, appends its latent rows to `cache`, and
+    /// returns the next-token logits (`[vocab_size]`, living in `scratch`).
+    ///
+    /// On error nothing is appended and the cache is unchanged.
+    ///
+    /// # Errors
+    /// [`Error::TokenOutOfRange`] if `token >= vocab_size`; [`Error::CacheFull`] if the cache
+    /// holds `capacity` positions; [`Error::CacheMismatch`] if the cache was built for another
+    /// model shape; [`Error::BufferTooSmall`] if `scratch` was sized for a smaller capacity.
+    pub fn forward<'s>(
+        &self,
+        token: u32,
+        cache: &mut LatentCache<'_>,
+        scratch: &'s mut Scratch<'_>,
+    ) -> Result<&'s [f32], Error> {
+        let c = &self.config;
+        let vocab_size = u32::try_from(c.vocab_size).unwrap_or(u32::MAX);
+        if token >= vocab_size {
+            return Err(Error::TokenOutOfRange { token, vocab_size });
+        }
+        if !cache.fits(c) {
+            return Err(Error::CacheMismatch);
+        }
+        if cache.is_full() {
+            return Err(Error::CacheFull { capacity: u32::try_from(cache.capacity()).unwrap_or(u32::MAX) });
+        }
+        let pos = cache.len();
+        let heads = c.num_attention_heads;
+        if scratch.capacity < pos + 1 {
+            let needed = c.scratch_elems(cache.capacity())?;
+            let given = c.scratch_elems(scratch.capacity)?;
+            return Err(Error::BufferTooSmall { buffer: BufferKind::Scratch, needed, given });
+        }
+        let s = scratch;
+        let scores_len = heads.saturating_mul(s.capacity);
+
+        self.token_embd.row_into(token as usize, s.x);
+        rope::fill_table(c, pos, s.rope);
+
+        for (l, layer) in self.layers.iter().enumerate() {
+            mla::rms_norm_into(s.xn, s.x, &layer.attn_norm, c.rms_norm_eps);
+            let bufs = MlaBuffers {
+                q_a: s.q_a,
+                q: s.q,
+                kv_a: s.kv_a,
+                q_abs: s.q_abs,
+                scores: s.scores.get_mut(..scores_len).unwrap_or(&mut []),
+                lat_out: s.lat_out,
+                attn_out: s.attn_out,
+                rope: s.rope,
+            };
+            mla::forward(&self.mla_shape, &layer.attn, l, s.xn, cache, bufs, s.acc);
+            kernels::add_assign(s.x, s.acc);
+
+            mla::rms_norm_into(s.xn, s.x, &layer.ffn_norm, c.rms_norm_eps);
+            match (&layer.ffn, &c.moe) {
+                (Ffn::Dense(mlp), _) => mlp.forward(s.xn, s.ffn_hidden, s.acc),
+                (Ffn::Moe(w), Some(m)) => {
+                    let bufs = MoeBuffers { router: s.router, hidden: s.ffn_hidden, expert_out: s.expert_out };
+                    moe::forward(m, &self.options, w, s.xn, bufs, s.acc);
+                }
+                (Ffn::Moe(_), None) => s.acc.fill(0.0),
+            }
+            kernels::add_assign(s.x, s.acc);
+        }
+        cache.advance();
+
+        mla::rms_norm_into(s.xn, s.x, &self.output_norm, c.rms_norm_eps);
+        self.output.matvec(s.xn, s.logits);
+        Ok(s.logits)
+    }
+}
+
+/// Tensor lookup with typed errors.
+struct Tensors<'g, 'a> {
+    gguf: &'g Gguf<'a>,
+}
+
+impl<'a> Tensors<'_, 'a> {
+    fn find(&self, id: TensorId) -> Option<TensorView<'a>> {
+        self.gguf.find_tensor(|name| id.matches(name))
+    }
+
+    fn get(&self, id: TensorId) -> Result<TensorView<'a>, Error> {
+        self.find(id).ok_or(Error::MissingTensor(id))
+    }
+
+    fn matrix(&self, id: TensorId, ne: [u64; 3]) -> Result<Matrix<'a>, Error> {
+        Matrix::new(id, &self.get(id)?, ne)
+    }
+
+    fn vector(&self, id: TensorId, len: usize) -> Result<Vector<'a>, Error> {
+        Vector::new(id, &self.get(id)?, len)
+    }
+}
+
+fn load_layer<'a>(t: &Tensors<'_, 'a>, c: &ModelConfig, l: usize) -> Result<Layer<'a>, Error> {
+    let layer = u16::try_from(l).map_err(|_| Error::SizeOverflow)?;
+    let id = |kind| TensorId::layer(layer, kind);
+    let u = |v: usize| v as u64;
+    let (hidden, heads) = (u(c.hidden_size), u(c.num_attention_heads));
+    let (nope, rope, v_head, kv_lora) =
+        (u(c.qk_nope_head_dim), u(c.qk_rope_head_dim), u(c.v_head_dim), u(c.kv_lora_rank));
+    let qk = nope + rope;
+
+    let q = match c.q_lora_rank {
+        None => QueryProj::Direct(t.matrix(id(TensorKind::AttnQ), [hidden, heads * qk, 1])?),
+        Some(r) => QueryProj::LoRA {
+            a: t.matrix(id(TensorKind::AttnQA), [hidden, u(r), 1])?,
+            norm: t.vector(id(TensorKind::AttnQANorm), r)?,
+            b: t.matrix(id(TensorKind::AttnQB), [u(r), heads * qk, 1])?,
+        },
+    };
+    // Prefer the split layout that current converters write; fall back to legacy attn_kv_b.
+    let up = match t.find(id(TensorKind::AttnKB)) {
+        Some(_) => LatentUp::Split {
+            k_b: t.matrix(id(TensorKind::AttnKB), [nope, kv_lora, heads])?,
+            v_b: t.matrix(id(TensorKind::AttnVB), [kv_lora, v_head, heads])?,
+        },
+        None => match t.find(id(TensorKind::AttnKvB)) {
+            Some(_) => LatentUp::Joint {
+                kv_b: t.matrix(id(TensorKind::AttnKvB), [kv_lora, heads * (nope + v_head), 1])?,
+            },
+            None => return Err(Error::MissingTensor(id(TensorKind::AttnKB))),
+        },
+    };
+    let attn = MlaWeights {
+        q,
+        kv_a: t.matrix(id(TensorKind::AttnKvAMqa), [hidden, kv_lora + rope, 1])?,
+        kv_a_norm: t.vector(id(TensorKind::AttnKvANorm), c.kv_lora_rank)?,
+        up,
+        output: t.matrix(id(TensorKind::AttnOutput), [heads * v_head, hidden, 1])?,
+    };
+    let ffn = match (c.is_moe_layer(l), &c.moe) {
+        (true, Some(m)) => Ffn::Moe(load_moe(t, c, m, layer)?),
+        _ => {
+            let inter = u(c.intermediate_size);
+            Ffn::Dense(Mlp {
+                gate: t.matrix(id(TensorKind::FfnGate), [hidden, inter, 1])?,
+                up: t.matrix(id(TensorKind::FfnUp), [hidden, inter, 1])?,
+                down: t.matrix(id(TensorKind::FfnDown), [inter, hidden, 1])?,
+            })
+        }
+    };
+    Ok(Layer {
+        attn_norm: t.vector(id(TensorKind::AttnNorm), c.hidden_size)?,
+        attn,
+        ffn_norm: t.vector(id(TensorKind::FfnNorm), c.hidden_size)?,
+        ffn,
+    })
+}
+
+fn load_moe<'a>(
+    t: &Tensors<'_, 'a>,
+    c: &ModelConfig,
+    m: &MoeConfig,
+    layer: u16,
+) -> Result<MoeWeights<'a>, Error> {
+    let id = |kind| TensorId::layer(layer, kind);
+    let u = |v: usize| v as u64;
+    let (hidden, n_exp, inter) = (u(c.hidden_size), u(m.n_routed_experts), u(m.moe_intermediate_size));
+    let bias_id = id(TensorKind::ExpProbsB);
+    let bias = match t.find(bias_id) {
+        Some(_) => Some(t.vector(bias_id, m.n_routed_experts)?),
+        None => None,
+    };
+    let shared = if m.n_shared_experts > 0 {
+        let width = inter * u(m.n_shared_experts);
+        Some(Mlp {
+            gate: t.matrix(id(TensorKind::FfnGateShexp), [hidden, width, 1])?,
+            up: t.matrix(id(TensorKind::FfnUpShexp), [hidden, width, 1])?,
+            down: t.matrix(id(TensorKind::FfnDownShexp), [width, hidden, 1])?,
+        })
+    } else {
+        None
+    };
+    Ok(MoeWeights {
+        router: t.matrix(id(TensorKind::FfnGateInp), [hidden, n_exp, 1])?,
+        bias,
+        experts: Mlp {
+            gate: t.matrix(id(TensorKind::FfnGateExps), [hidden, inter, n_exp])?,
+            up: t.matrix(id(TensorKind::FfnUpExps), [hidden, inter, n_exp])?,
+            down: t.matrix(id(TensorKind::FfnDownExps), [inter, hidden, n_exp])?,
+        },
+        shared,
+    })
+}

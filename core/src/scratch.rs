@@ -1,0 +1,132 @@
+//! [`Scratch`]: the caller-provided activation buffers of one forward step, carved out of a
+//! single `&mut [f32]` so a board can hand over one static array.
+
+use crate::config::ModelConfig;
+use crate::error::{BufferKind, Error};
+
+/// Element counts and the total for a config and cache capacity.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout {
+    pub(crate) hidden: usize,
+    pub(crate) q_a: usize,
+    pub(crate) q: usize,
+    pub(crate) kv_a: usize,
+    pub(crate) q_abs: usize,
+    pub(crate) scores: usize,
+    pub(crate) lat_out: usize,
+    pub(crate) attn_out: usize,
+    pub(crate) ffn_hidden: usize,
+    pub(crate) router: usize,
+    pub(crate) rope: usize,
+    pub(crate) logits: usize,
+    pub(crate) total: usize,
+}
+
+impl Layout {
+    pub(crate) fn new(c: &ModelConfig, capacity: usize) -> Result<Self, Error> {
+        let heads = c.num_attention_heads;
+        let mul = |a: usize, b: usize| a.checked_mul(b).ok_or(Error::SizeOverflow);
+        let hidden = c.hidden_size;
+        let q_a = c.q_lora_rank.unwrap_or(0);
+        let q = mul(heads, c.qk_nope_head_dim.checked_add(c.qk_rope_head_dim).ok_or(Error::SizeOverflow)?)?;
+        let kv_a = c.kv_lora_rank.checked_add(c.qk_rope_head_dim).ok_or(Error::SizeOverflow)?;
+        let q_abs = mul(heads, kv_a)?;
+        let scores = mul(heads, capacity)?;
+        let lat_out = mul(heads, c.kv_lora_rank)?;
+        let attn_out = mul(heads, c.v_head_dim)?;
+        let ffn_hidden = mul(c.ffn_hidden_max().ok_or(Error::SizeOverflow)?, 2)?;
+        // Router: expert scores, then the biased/masked selection scores.
+        let router = mul(c.moe.map_or(0, |m| m.n_routed_experts), 2)?;
+        let rope = c.qk_rope_head_dim;
+        let logits = c.vocab_size;
+        // x, normed x, the block output and one expert's output are `hidden` each.
+        let parts = [mul(hidden, 4)?, q_a, q, kv_a, q_abs, scores, lat_out, attn_out, ffn_hidden, router, rope, logits];
+        let total = parts
+            .iter()
+            .try_fold(0usize, |acc, &p| acc.checked_add(p))
+            .ok_or(Error::SizeOverflow)?;
+        Ok(Layout { hidden, q_a, q, kv_a, q_abs, scores, lat_out, attn_out, ffn_hidden, router, rope, logits, total })
+    }
+}
+
+/// Activation buffers for [`crate::Model::forward`], borrowed from caller memory.
+///
+/// Sized by [`ModelConfig::scratch_elems`] for a given cache capacity; holding it does not
+/// allocate. The logits of the last step live here until the next step overwrites them.
+#[derive(Debug)]
+pub struct Scratch<'m> {
+    /// The residual stream, `[hidden_size]`.
+    pub(crate) x: &'m mut [f32],
+    /// The normed residual (input of attention and FFN), `[hidden_size]`.
+    pub(crate) xn: &'m mut [f32],
+    /// Accumulator for a block's output, `[hidden_size]`.
+    pub(crate) acc: &'m mut [f32],
+    /// One expert's output before weighting, `[hidden_size]`.
+    pub(crate) expert_out: &'m mut [f32],
+    /// Query LoRA latent, `[q_lora_rank]` (empty without q LoRA).
+    pub(crate) q_a: &'m mut [f32],
+    /// Query, `[heads][qk_nope + qk_rope]`.
+    pub(crate) q: &'m mut [f32],
+    /// `kv_a_mqa` output for this token: `[c_kv (kv_lora_rank) | k_pe (qk_rope)]`.
+    pub(crate) kv_a: &'m mut [f32],
+    /// Absorbed query per head, laid out like a cache row: `[heads][kv_lora_rank + qk_rope]`.
+    pub(crate) q_abs: &'m mut [f32],
+    /// Attention scores then probabilities, `[heads][capacity]`.
+    pub(crate) scores: &'m mut [f32],
+    /// Attention output in latent space, `[heads][kv_lora_rank]`.
+    pub(crate) lat_out: &'m mut [f32],
+    /// Attention output per head after `W_UV`, `[heads][v_head_dim]`.
+    pub(crate) attn_out: &'m mut [f32],
+    /// FFN gate and up activations, `[2][widest FFN]`.
+    pub(crate) ffn_hidden: &'m mut [f32],
+    /// Router scores then selection scores, `[2][n_routed_experts]`.
+    pub(crate) router: &'m mut [f32],
+    /// RoPE `cos` then `sin` for the current position, `[qk_rope_head_dim]` (`[2][rope/2]`).
+    pub(crate) rope: &'m mut [f32],
+    /// Output logits, `[vocab_size]`.
+    pub(crate) logits: &'m mut [f32],
+    /// The capacity the scores buffer was sized for.
+    pub(crate) capacity: usize,
+}
+
+impl<'m> Scratch<'m> {
+    /// Carves scratch for `config` and a cache of `capacity` positions out of `mem`.
+    ///
+    /// # Errors
+    /// [`Error::BufferTooSmall`] if `mem` is shorter than
+    /// [`ModelConfig::scratch_elems`]`(capacity)`.
+    pub fn new(config: &ModelConfig, capacity: usize, mem: &'m mut [f32]) -> Result<Self, Error> {
+        let l = Layout::new(config, capacity)?;
+        let given = mem.len();
+        let too_small = Error::BufferTooSmall { buffer: BufferKind::Scratch, needed: l.total, given };
+        let mut rest = mem;
+        let mut take = |n: usize| -> Result<&'m mut [f32], Error> {
+            let (head, tail) = core::mem::take(&mut rest).split_at_mut_checked(n).ok_or(too_small)?;
+            rest = tail;
+            Ok(head)
+        };
+        Ok(Scratch {
+            x: take(l.hidden)?,
+            xn: take(l.hidden)?,
+            acc: take(l.hidden)?,
+            expert_out: take(l.hidden)?,
+            q_a: take(l.q_a)?,
+            q: take(l.q)?,
+            kv_a: take(l.kv_a)?,
+            q_abs: take(l.q_abs)?,
+            scores: take(l.scores)?,
+            lat_out: take(l.lat_out)?,
+            attn_out: take(l.attn_out)?,
+            ffn_hidden: take(l.ffn_hidden)?,
+            router: take(l.router)?,
+            rope: take(l.rope)?,
+            logits: take(l.logits)?,
+            capacity,
+        })
+    }
+
+    /// The logits written by the last successful forward step, `[vocab_size]`.
+    pub fn logits(&self) -> &[f32] {
+        self.logits
+    }
+}

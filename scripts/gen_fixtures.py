@@ -1,0 +1,666 @@
+#!/usr/bin/env python3
+"""Generate tinymla's golden fixtures from transformers' own DeepSeek-V2/V3 code.
+
+For every fixture in FIXTURES this script
+  1. builds a tiny random-weight `DeepseekV2ForCausalLM` / `DeepseekV3ForCausalLM`
+     (float32, eager attention, eager experts, fixed seed) and checks that the
+     config produced the intended architecture;
+  2. writes `tests/fixtures/<name>.gguf` in llama.cpp's `deepseek2` layout (all F32)
+     with gguf's GGUFWriter, and reads it back to check every key and tensor;
+  3. runs one causal full forward over 20 token ids and writes the logits to
+     `tests/fixtures/<name>.expected.bin` (format below);
+  4. re-runs the prompt token by token through a DynamicCache and records
+     max |full - incremental|;
+  5. recomputes the logits from the GGUF alone with `numpy_ref.py` (float64,
+     absorbed MLA) and records max |numpy_ref - expected|;
+and finally writes `tests/fixtures/PROVENANCE.md`.
+
+expected.bin (little-endian): b"TMLE", u32 version = 1, u32 n_pos, u32 n_vocab,
+n_pos x u32 token ids, n_pos * n_vocab x f32 logits, row-major [pos][vocab].
+
+Usage (with the reference venv, see scripts/requirements.txt):
+    python scripts/gen_fixtures.py [--hf-out DIR]
+--hf-out DIR also saves each HF checkpoint to DIR/<name>/ (save_pretrained, with
+"scoring_func" and, for V3, "topk_method": "noaux_tc" added to config.json) for
+converter tests. Those checkpoints are not committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import platform
+import struct
+import sys
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import gguf
+import numpy as np
+import torch
+from gguf.vocab import bytes_to_unicode
+from transformers import (
+    DeepseekV2Config,
+    DeepseekV2ForCausalLM,
+    DeepseekV3Config,
+    DeepseekV3ForCausalLM,
+    DynamicCache,
+)
+from transformers.models.deepseek_v2.modeling_deepseek_v2 import DeepseekV2RMSNorm
+from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3RMSNorm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy_ref  # noqa: E402  (sibling script, reads only the GGUF)
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE_DIR = REPO / "tests" / "fixtures"
+ARCH = "deepseek2"
+N_POS = 20
+MAX_TOTAL_BYTES = 3_000_000
+# Tolerances for the in-script checks (float32 HF vs itself / vs float64 NumPy).
+TOL_INCREMENTAL = 1e-4
+TOL_NUMPY_REF = 1e-4
+
+# Settings shared by every fixture. initializer_range 0.1 keeps logits O(1).
+COMMON = dict(initializer_range=0.1, attention_bias=False, rms_norm_eps=1e-6, hidden_act="silu")
+
+GATING_SOFTMAX, GATING_SIGMOID = 1, 2  # llama.cpp LLAMA_EXPERT_GATING_FUNC_TYPE_*
+TOKEN_NORMAL, TOKEN_UNUSED = 1, 5  # gguf.TokenType
+
+
+def yarn(factor: float, mscale: float, original: int = 32) -> dict:
+    """transformers-5 `rope_parameters` for DeepSeek YaRN (mscale == mscale_all_dim)."""
+    return dict(rope_type="yarn", rope_theta=10000.0, factor=factor, original_max_position_embeddings=original,
+                beta_fast=32.0, beta_slow=1.0, mscale=mscale, mscale_all_dim=mscale)
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """One golden model: HF family, seed, GGUF MLA layout and config overrides."""
+
+    name: str
+    family: str  # "v2" or "v3"
+    seed: int
+    layout: str  # "split" (attn_k_b/attn_v_b) or "legacy" (attn_kv_b)
+    config: dict
+
+
+FIXTURES = [
+    Fixture("v2_lite_moe", "v2", 1001, "split", dict(
+        vocab_size=320, hidden_size=44, intermediate_size=92, moe_intermediate_size=20, num_hidden_layers=3,
+        first_k_dense_replace=1, num_attention_heads=4, q_lora_rank=None, kv_lora_rank=20,
+        qk_nope_head_dim=12, qk_rope_head_dim=6, v_head_dim=10, n_routed_experts=6, num_experts_per_tok=2,
+        n_shared_experts=2, topk_method="greedy", n_group=1, topk_group=1, routed_scaling_factor=1.0,
+        norm_topk_prob=False, rope_parameters=yarn(4.0, 0.707), max_position_embeddings=128,
+        tie_word_embeddings=False)),
+    Fixture("v3_qlora_grouped", "v3", 1002, "split", dict(
+        vocab_size=300, hidden_size=36, intermediate_size=76, moe_intermediate_size=18, num_hidden_layers=3,
+        first_k_dense_replace=1, num_attention_heads=3, q_lora_rank=22, kv_lora_rank=20,
+        qk_nope_head_dim=10, qk_rope_head_dim=6, v_head_dim=14, n_routed_experts=8, num_experts_per_tok=3,
+        n_shared_experts=1, n_group=4, topk_group=2, routed_scaling_factor=2.5, norm_topk_prob=True,
+        rope_interleave=True, rope_parameters=yarn(4.0, 1.0), max_position_embeddings=128,
+        tie_word_embeddings=False)),
+    Fixture("v3_dense_tied", "v3", 1003, "split", dict(
+        vocab_size=260, hidden_size=30, intermediate_size=50, num_hidden_layers=2, first_k_dense_replace=2,
+        num_attention_heads=2, q_lora_rank=14, kv_lora_rank=14, qk_nope_head_dim=8, qk_rope_head_dim=4,
+        v_head_dim=6, rope_parameters=dict(rope_type="default", rope_theta=10000.0), max_position_embeddings=64,
+        tie_word_embeddings=True)),
+    Fixture("v2_grouped_legacy", "v2", 1004, "legacy", dict(
+        vocab_size=280, hidden_size=34, intermediate_size=70, moe_intermediate_size=14, num_hidden_layers=3,
+        first_k_dense_replace=1, num_attention_heads=2, q_lora_rank=18, kv_lora_rank=18,
+        qk_nope_head_dim=10, qk_rope_head_dim=4, v_head_dim=10, n_routed_experts=6, num_experts_per_tok=2,
+        n_shared_experts=1, topk_method="group_limited_greedy", n_group=3, topk_group=2,
+        routed_scaling_factor=1.5, norm_topk_prob=False, rope_parameters=yarn(2.0, 1.0),
+        max_position_embeddings=96, tie_word_embeddings=False)),
+]
+
+
+# --------------------------------------------------------------------------- HF model
+
+
+def build_model(fx: Fixture) -> torch.nn.Module:
+    """Seeded HF model in eval mode; RMSNorm weights 1 + 0.2 N(0,1), V3 router bias 0.1 N(0,1)."""
+    config_cls, model_cls, norm_cls = {
+        "v2": (DeepseekV2Config, DeepseekV2ForCausalLM, DeepseekV2RMSNorm),
+        "v3": (DeepseekV3Config, DeepseekV3ForCausalLM, DeepseekV3RMSNorm),
+    }[fx.family]
+    torch.manual_seed(fx.seed)
+    config = config_cls(**COMMON, **fx.config, attn_implementation="eager", experts_implementation="eager")
+    model = model_cls(config).to(torch.float32)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, norm_cls):
+                module.weight.copy_(1.0 + 0.2 * torch.randn_like(module.weight))
+        if fx.family == "v3":
+            for layer in model.model.layers:
+                if hasattr(layer.mlp, "gate"):
+                    bias = layer.mlp.gate.e_score_correction_bias
+                    bias.copy_(0.1 * torch.randn_like(bias))
+    return model.eval()
+
+
+def hf_kq_scale(cfg) -> float:
+    """Softmax scale expected from the config: (nope+rope)^-0.5 * mscale(factor, mscale_all_dim)^2."""
+    scale = (cfg.qk_nope_head_dim + cfg.qk_rope_head_dim) ** -0.5
+    rope = cfg.rope_parameters
+    if rope["rope_type"] == "yarn" and rope["factor"] > 1:
+        mscale = 0.1 * rope["mscale_all_dim"] * math.log(rope["factor"]) + 1.0
+        scale *= mscale * mscale
+    return scale
+
+
+def check_architecture(model, fx: Fixture) -> None:
+    """Assert the config built what the fixture means: MoE layers, q path, tying, rope, eps."""
+    cfg = model.config
+    layers = model.model.layers
+    moe_layers = [i for i, layer in enumerate(layers) if hasattr(layer.mlp, "experts")]
+    assert moe_layers == list(range(cfg.first_k_dense_replace, cfg.num_hidden_layers)), moe_layers
+    for layer in layers:
+        attn = layer.self_attn
+        assert (attn.q_proj is not None) == (cfg.q_lora_rank is None)
+        assert abs(attn.scaling - hf_kq_scale(cfg)) < 1e-12, (attn.scaling, hf_kq_scale(cfg))
+        # q_a/kv_a norms use a hard-coded 1e-6 in transformers; GGUF has one eps for all norms.
+        assert attn.kv_a_layernorm.variance_epsilon == cfg.rms_norm_eps
+    tied = model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    assert tied == cfg.tie_word_embeddings, "tie_word_embeddings not honoured"
+    # GGUF stores no mscale; the rope cos/sin factor must therefore be 1.
+    assert model.model.rotary_emb.attention_scaling == 1.0
+    assert cfg._attn_implementation == "eager" and cfg._experts_implementation == "eager"
+    if fx.family == "v3":
+        assert cfg.rope_interleave
+
+
+def prompt_tokens(fx: Fixture, n_vocab: int) -> list[int]:
+    """N_POS ids from a seeded RNG, with 0 and n_vocab-1 placed at seeded positions."""
+    rng = np.random.default_rng(fx.seed)
+    ids = rng.integers(0, n_vocab, size=N_POS)
+    first, last = rng.choice(N_POS, size=2, replace=False)
+    ids[first], ids[last] = 0, n_vocab - 1
+    return [int(t) for t in ids]
+
+
+@torch.no_grad()
+def run_logits(model, tokens: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(full causal forward logits, token-by-token DynamicCache logits), both [n_pos, n_vocab] f32."""
+    ids = torch.tensor([tokens], dtype=torch.long)
+    full = model(input_ids=ids, use_cache=False).logits[0]
+    cache = DynamicCache(config=model.config)
+    steps = [model(input_ids=ids[:, t:t + 1], past_key_values=cache, use_cache=True).logits[0, -1]
+             for t in range(len(tokens))]
+    return full.float().numpy(), torch.stack(steps).float().numpy()
+
+
+# --------------------------------------------------------------------------- GGUF
+
+
+def gguf_tensors(model, fx: Fixture) -> dict[str, np.ndarray]:
+    """Map the HF state dict to deepseek2 GGUF tensors (torch [out, in] order, F32, contiguous).
+
+    transformers 5 holds routed experts fused: `mlp.experts.gate_up_proj` [E, 2I, H]
+    (gate rows first, then up) and `mlp.experts.down_proj` [E, H, I].
+    """
+    cfg = model.config
+    sd = {k: v.detach().to(torch.float32).numpy() for k, v in model.state_dict().items()}
+    used: set[str] = set()
+    out: dict[str, np.ndarray] = {}
+
+    def take(hf_name: str) -> np.ndarray:
+        used.add(hf_name)
+        return sd[hf_name]
+
+    def put(name: str, array: np.ndarray) -> None:
+        out[name] = np.ascontiguousarray(array, dtype=np.float32)
+
+    nh, dn, dv, rank = cfg.num_attention_heads, cfg.qk_nope_head_dim, cfg.v_head_dim, cfg.kv_lora_rank
+    n_ff_exp = cfg.moe_intermediate_size
+    put("token_embd.weight", take("model.embed_tokens.weight"))
+    put("output_norm.weight", take("model.norm.weight"))
+    if cfg.tie_word_embeddings:
+        used.add("lm_head.weight")  # the same storage as embed_tokens (checked in check_architecture)
+    else:
+        put("output.weight", take("lm_head.weight"))
+
+    for il in range(cfg.num_hidden_layers):
+        hf, blk = f"model.layers.{il}.", f"blk.{il}."
+        put(blk + "attn_norm.weight", take(hf + "input_layernorm.weight"))
+        if cfg.q_lora_rank is None:
+            put(blk + "attn_q.weight", take(hf + "self_attn.q_proj.weight"))
+        else:
+            put(blk + "attn_q_a.weight", take(hf + "self_attn.q_a_proj.weight"))
+            put(blk + "attn_q_a_norm.weight", take(hf + "self_attn.q_a_layernorm.weight"))
+            put(blk + "attn_q_b.weight", take(hf + "self_attn.q_b_proj.weight"))
+        put(blk + "attn_kv_a_mqa.weight", take(hf + "self_attn.kv_a_proj_with_mqa.weight"))
+        put(blk + "attn_kv_a_norm.weight", take(hf + "self_attn.kv_a_layernorm.weight"))
+        kv_b = take(hf + "self_attn.kv_b_proj.weight")  # [nh*(dn+dv), R]
+        if fx.layout == "split":
+            per_head = kv_b.reshape(nh, dn + dv, rank)
+            put(blk + "attn_k_b.weight", per_head[:, :dn, :].transpose(0, 2, 1))  # [nh, R, dn]
+            put(blk + "attn_v_b.weight", per_head[:, dn:, :])  # [nh, dv, R]
+        else:
+            put(blk + "attn_kv_b.weight", kv_b)
+        put(blk + "attn_output.weight", take(hf + "self_attn.o_proj.weight"))
+        put(blk + "ffn_norm.weight", take(hf + "post_attention_layernorm.weight"))
+        if il < cfg.first_k_dense_replace:
+            for proj in ("gate", "up", "down"):
+                put(blk + f"ffn_{proj}.weight", take(hf + f"mlp.{proj}_proj.weight"))
+            continue
+        put(blk + "ffn_gate_inp.weight", take(hf + "mlp.gate.weight"))
+        if fx.family == "v3":
+            put(blk + "exp_probs_b.bias", take(hf + "mlp.gate.e_score_correction_bias"))
+        gate_up = take(hf + "mlp.experts.gate_up_proj")
+        assert gate_up.shape == (cfg.n_routed_experts, 2 * n_ff_exp, cfg.hidden_size), gate_up.shape
+        put(blk + "ffn_gate_exps.weight", gate_up[:, :n_ff_exp, :])  # [E, I, H]
+        put(blk + "ffn_up_exps.weight", gate_up[:, n_ff_exp:, :])  # [E, I, H]
+        put(blk + "ffn_down_exps.weight", take(hf + "mlp.experts.down_proj"))  # [E, H, I]
+        for proj in ("gate", "up", "down"):
+            put(blk + f"ffn_{proj}_shexp.weight", take(hf + f"mlp.shared_experts.{proj}_proj.weight"))
+
+    unused = set(sd) - used
+    assert not unused, f"state-dict entries not written to GGUF: {sorted(unused)}"
+    return out
+
+
+@torch.no_grad()
+def check_expert_split(model, tensors: dict[str, np.ndarray]) -> float:
+    """Compare each HF expert (called through its own forward) with the split GGUF weights.
+
+    Returns the max abs difference over all MoE layers and experts.
+    """
+    cfg = model.config
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(5, cfg.hidden_size, generator=gen)
+    worst = 0.0
+    for il, layer in enumerate(model.model.layers):
+        if not hasattr(layer.mlp, "experts"):
+            continue
+        blk = f"blk.{il}."
+        for e in range(cfg.n_routed_experts):
+            hf = layer.mlp.experts(x, torch.full((5, 1), e), torch.ones(5, 1)).numpy()
+            gate, up, down = (tensors[blk + f"ffn_{n}_exps.weight"][e].astype(np.float64) for n in ("gate", "up", "down"))
+            xd = x.numpy().astype(np.float64)
+            ref = (numpy_ref.silu(xd @ gate.T) * (xd @ up.T)) @ down.T
+            worst = max(worst, float(np.abs(hf - ref).max()))
+    assert worst < 1e-5, f"expert split mismatch {worst}"
+    return worst
+
+
+def gguf_metadata(fx: Fixture, cfg) -> list[tuple[str, str, object]]:
+    """(key, type, value) for every scalar metadata key, in write order."""
+    a = ARCH + "."
+    split = fx.layout == "split"
+    nope, rope, v = cfg.qk_nope_head_dim, cfg.qk_rope_head_dim, cfg.v_head_dim
+    kv = [
+        ("general.name", "str", fx.name),
+        (a + "context_length", "u32", cfg.max_position_embeddings),
+        (a + "embedding_length", "u32", cfg.hidden_size),
+        (a + "block_count", "u32", cfg.num_hidden_layers),
+        (a + "feed_forward_length", "u32", cfg.intermediate_size),
+        (a + "attention.head_count", "u32", cfg.num_attention_heads),
+        (a + "attention.head_count_kv", "u32", 1 if split else cfg.num_attention_heads),
+        (a + "attention.layer_norm_rms_epsilon", "f32", cfg.rms_norm_eps),
+        (a + "rope.freq_base", "f32", cfg.rope_parameters["rope_theta"]),
+        (a + "rope.dimension_count", "u32", rope),
+    ]
+    if cfg.q_lora_rank is not None:
+        kv.append((a + "attention.q_lora_rank", "u32", cfg.q_lora_rank))
+    kv.append((a + "attention.kv_lora_rank", "u32", cfg.kv_lora_rank))
+    if split:
+        kv += [
+            (a + "attention.key_length", "u32", cfg.kv_lora_rank + rope),
+            (a + "attention.value_length", "u32", cfg.kv_lora_rank),
+            (a + "attention.key_length_mla", "u32", nope + rope),
+            (a + "attention.value_length_mla", "u32", v),
+        ]
+    else:
+        kv += [
+            (a + "attention.key_length", "u32", nope + rope),
+            (a + "attention.value_length", "u32", v),
+        ]
+    kv += [
+        (a + "leading_dense_block_count", "u32", cfg.first_k_dense_replace),
+        (a + "vocab_size", "u32", cfg.vocab_size),
+    ]
+    if cfg.first_k_dense_replace < cfg.num_hidden_layers:
+        kv += [
+            (a + "expert_feed_forward_length", "u32", cfg.moe_intermediate_size),
+            (a + "expert_count", "u32", cfg.n_routed_experts),
+            (a + "expert_used_count", "u32", cfg.num_experts_per_tok),
+            (a + "expert_shared_count", "u32", cfg.n_shared_experts),
+            (a + "expert_weights_scale", "f32", cfg.routed_scaling_factor),
+        ]
+        if cfg.norm_topk_prob:
+            kv.append((a + "expert_weights_norm", "bool", True))
+        kv += [
+            (a + "expert_gating_func", "u32", GATING_SIGMOID if fx.family == "v3" else GATING_SOFTMAX),
+            (a + "expert_group_count", "u32", cfg.n_group),
+            (a + "expert_group_used_count", "u32", cfg.topk_group),
+        ]
+    else:
+        # Dense only. llama.cpp requires the first two keys even without MoE layers.
+        kv += [(a + k, "u32", 0) for k in ("expert_feed_forward_length", "expert_shared_count",
+                                          "expert_count", "expert_used_count")]
+    rp = cfg.rope_parameters
+    if rp["rope_type"] == "yarn":
+        kv += [
+            (a + "rope.scaling.type", "str", "yarn"),
+            (a + "rope.scaling.factor", "f32", rp["factor"]),
+            (a + "rope.scaling.original_context_length", "u32", rp["original_max_position_embeddings"]),
+            (a + "rope.scaling.yarn_beta_fast", "f32", rp["beta_fast"]),
+            (a + "rope.scaling.yarn_beta_slow", "f32", rp["beta_slow"]),
+            # llama.cpp convention: 0.1 * mscale_all_dim (the loader divides by 0.1 again).
+            (a + "rope.scaling.yarn_log_multiplier", "f32", 0.1 * rp["mscale_all_dim"]),
+        ]
+    else:
+        assert rp["rope_type"] == "default", rp
+    kv += [
+        ("tokenizer.ggml.model", "str", "gpt2"),
+        ("tokenizer.ggml.pre", "str", "default"),
+        ("tokenizer.ggml.bos_token_id", "u32", 0),
+        ("tokenizer.ggml.eos_token_id", "u32", 1),
+    ]
+    return kv
+
+
+def tokenizer_arrays(n_vocab: int) -> dict[str, list]:
+    """Minimal GPT-2 byte-level vocab: 256 byte chars, "Ġt" at 256, then [PAD{id}] (unused)."""
+    byte_chars = bytes_to_unicode()
+    tokens = [byte_chars[b] for b in range(256)] + ["Ġt"] + [f"[PAD{i}]" for i in range(257, n_vocab)]
+    types = [TOKEN_NORMAL] * 257 + [TOKEN_UNUSED] * (n_vocab - 257)
+    return {"tokenizer.ggml.tokens": tokens, "tokenizer.ggml.token_type": types, "tokenizer.ggml.merges": ["Ġ t"]}
+
+
+def write_gguf(path: Path, metadata, arrays: dict[str, list], tensors: dict[str, np.ndarray]) -> None:
+    writer = gguf.GGUFWriter(str(path), ARCH)  # also writes general.architecture; alignment stays 32
+    adders = {"u32": writer.add_uint32, "f32": writer.add_float32, "bool": writer.add_bool, "str": writer.add_string}
+    for key, kind, value in metadata:
+        adders[kind](key, value)
+    for key, values in arrays.items():
+        writer.add_array(key, values)
+    for name, array in tensors.items():
+        writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def check_gguf(path: Path, metadata, arrays: dict[str, list], tensors: dict[str, np.ndarray]) -> None:
+    """Read the file back: every key/value, tensor name, ggml shape (ne = reversed torch shape) and byte."""
+    reader = gguf.GGUFReader(str(path))
+    fields = reader.fields
+    assert fields["general.architecture"].contents() == ARCH
+    for key, kind, value in metadata:
+        got = fields[key].contents()
+        ok = math.isclose(got, value, rel_tol=1e-7) if kind == "f32" else got == value
+        assert ok, (key, got, value)
+    for key, values in arrays.items():
+        assert fields[key].contents() == values, key
+    expected_keys = {k for k, _, _ in metadata} | set(arrays) | {"general.architecture"}
+    extra = {k for k in fields if not k.startswith("GGUF.")} - expected_keys
+    assert not extra, f"unexpected keys {extra}"
+    assert [t.name for t in reader.tensors] == list(tensors)
+    for t in reader.tensors:
+        array = tensors[t.name]
+        assert t.tensor_type == gguf.GGMLQuantizationType.F32, t.name
+        assert [int(d) for d in t.shape] == list(reversed(array.shape)), (t.name, t.shape, array.shape)
+        assert np.array_equal(np.asarray(t.data).reshape(array.shape), array), t.name
+        assert t.data_offset % 32 == 0
+
+
+def write_expected(path: Path, tokens: list[int], logits: np.ndarray) -> None:
+    n_pos, n_vocab = logits.shape
+    with open(path, "wb") as f:
+        f.write(struct.pack("<4sIII", b"TMLE", 1, n_pos, n_vocab))
+        f.write(struct.pack(f"<{n_pos}I", *tokens))
+        f.write(np.ascontiguousarray(logits, dtype="<f4").tobytes())
+
+
+def save_hf(model, fx: Fixture, out_dir: Path) -> None:
+    """save_pretrained + the config.json keys llama.cpp's converter needs but transformers 5 drops."""
+    target = out_dir / fx.name
+    model.save_pretrained(target)
+    config_path = target / "config.json"
+    config = json.loads(config_path.read_text())
+    if fx.family == "v3":
+        config.update(scoring_func="sigmoid", topk_method="noaux_tc")
+    else:
+        config["scoring_func"] = "softmax"
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+# --------------------------------------------------------------------------- driver
+
+
+@dataclass
+class Result:
+    """Everything PROVENANCE.md reports about one fixture."""
+
+    fx: Fixture
+    config: object
+    n_params: int
+    tokens: list[int]
+    max_logit: float
+    diff_incremental: float
+    diff_numpy_ref: float
+    argmax_numpy_ref: float
+    routing_margin: float
+    expert_split_diff: float
+    files: list[Path]
+
+
+def generate(fx: Fixture, hf_out: Path | None) -> Result:
+    model = build_model(fx)
+    cfg = model.config
+    print(f"=== {fx.name}: {type(model).__name__}, seed {fx.seed}")
+    print(model)
+    check_architecture(model, fx)
+
+    tokens = prompt_tokens(fx, cfg.vocab_size)
+    full, incremental = run_logits(model, tokens)
+    diff_incremental = float(np.abs(full - incremental).max())
+    assert diff_incremental < TOL_INCREMENTAL, diff_incremental
+
+    tensors = gguf_tensors(model, fx)
+    expert_split_diff = check_expert_split(model, tensors)
+    metadata, arrays = gguf_metadata(fx, cfg), tokenizer_arrays(cfg.vocab_size)
+    gguf_path = FIXTURE_DIR / f"{fx.name}.gguf"
+    expected_path = FIXTURE_DIR / f"{fx.name}.expected.bin"
+    write_gguf(gguf_path, metadata, arrays, tensors)
+    check_gguf(gguf_path, metadata, arrays, tensors)
+    write_expected(expected_path, tokens, full)
+    assert numpy_ref.read_expected(expected_path)[0] == tokens
+
+    # Independent check: the GGUF alone, float64, absorbed MLA.
+    hp, _ = numpy_ref.read_gguf(gguf_path)
+    assert abs(numpy_ref.kq_scale(hp) - model.model.layers[0].self_attn.scaling) < 1e-9
+    inv_freq = model.model.rotary_emb.inv_freq.double().numpy()
+    assert np.allclose(numpy_ref.rope_inv_freq(hp), inv_freq, rtol=1e-6, atol=0), inv_freq
+    ref, stats = numpy_ref.forward(gguf_path, tokens)
+    diff_numpy_ref = float(np.abs(ref - full).max())
+    argmax_agree = float(np.mean(ref.argmax(-1) == full.argmax(-1)))
+    assert diff_numpy_ref < TOL_NUMPY_REF, diff_numpy_ref
+
+    if hf_out is not None:
+        save_hf(model, fx, hf_out)
+
+    result = Result(fx, cfg, sum(p.numel() for p in model.parameters()), tokens, float(np.abs(full).max()),
+                    diff_incremental, diff_numpy_ref, argmax_agree, stats["margin"], expert_split_diff,
+                    [gguf_path, expected_path])
+    print(f"{fx.name}: params {result.n_params}, max|logit| {result.max_logit:.3f}, "
+          f"max|full-incr| {diff_incremental:.2e}, max|numpy_ref-expected| {diff_numpy_ref:.2e}, "
+          f"min routing margin {stats['margin']:.3e}")
+    return result
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def provenance(results: list[Result], argv: list[str], elapsed_s: float) -> str:
+    """Markdown for tests/fixtures/PROVENANCE.md."""
+    packages = ["torch", "transformers", "gguf", "numpy", "safetensors", "tokenizers"]
+    lines = [
+        "# Golden fixtures: provenance",
+        "",
+        "Generated by `scripts/gen_fixtures.py` (do not edit by hand; re-run the script).",
+        "Each model is a tiny random-weight transformers `DeepseekV2ForCausalLM` / `DeepseekV3ForCausalLM`",
+        "(float32, `attn_implementation=\"eager\"`, `experts_implementation=\"eager\"`, `model.eval()`).",
+        "",
+        "## Command",
+        "",
+        "```",
+        "python " + " ".join(["scripts/gen_fixtures.py", *argv]),
+        "```",
+        "",
+        f"Run with the venv pinned in `scripts/requirements.txt`; took {elapsed_s:.0f} s wall including imports.",
+        "",
+        "| component | version |",
+        "|---|---|",
+        f"| python | {platform.python_version()} ({platform.system()} {platform.machine()}) |",
+        *[f"| {p} | {version(p)} |" for p in packages],
+        "",
+        "## Seeds and initialisation",
+        "",
+        "- Per fixture: `torch.manual_seed(seed)` right before building the model; HF `_init_weights` with",
+        "  `initializer_range = 0.1`; then, in `model.modules()` order, every RMSNorm weight (input_layernorm,",
+        "  post_attention_layernorm, q_a_layernorm, kv_a_layernorm, model.norm) is set to `1 + 0.2*N(0,1)`,",
+        "  then (V3) every `mlp.gate.e_score_correction_bias` to `0.1*N(0,1)`.",
+        "- Prompt: `numpy.random.default_rng(seed)`: 20 ids from `integers(0, vocab)`, then `choice(20, 2)`",
+        "  picks the positions that are overwritten with `0` and `vocab-1`.",
+        "- Shared settings: rms_norm_eps 1e-6, attention_bias False, hidden_act silu, rope_theta 10000.",
+        "",
+        "## Fixtures",
+        "",
+        "| name | class | seed | vocab | hidden | layers (dense) | heads | q_lora | kv_lora | nope/rope/v | "
+        "dense ff | experts (E/top-k/shared, ff) | routing | rope | tied | GGUF MLA layout | params |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        c, fx = r.config, r.fx
+        has_moe = c.first_k_dense_replace < c.num_hidden_layers
+        if has_moe:
+            experts = f"{c.n_routed_experts}/{c.num_experts_per_tok}/{c.n_shared_experts}, {c.moe_intermediate_size}"
+            method = "noaux_tc (sigmoid+bias)" if fx.family == "v3" else f"{c.topk_method} (softmax)"
+            routing = (f"{method}, groups {c.n_group}/{c.topk_group}, scale {c.routed_scaling_factor}, "
+                       f"norm_topk_prob {c.norm_topk_prob}")
+        else:
+            experts, routing = "none", "-"
+        rp = c.rope_parameters
+        if rp["rope_type"] == "yarn":
+            rope = (f"YaRN x{rp['factor']:g} from {rp['original_max_position_embeddings']}, beta "
+                    f"{rp['beta_fast']:g}/{rp['beta_slow']:g}, mscale {rp['mscale']:g}/{rp['mscale_all_dim']:g}")
+        else:
+            rope = "plain"
+        if fx.family == "v3":
+            rope += ", rope_interleave" if c.rope_interleave else ", neox"
+        rope += f", max_pos {c.max_position_embeddings}"
+        layout = "split attn_k_b/attn_v_b" if fx.layout == "split" else "legacy attn_kv_b"
+        lines.append(
+            f"| `{fx.name}` | {type(c).__name__} | {fx.seed} | {c.vocab_size} | {c.hidden_size} | "
+            f"{c.num_hidden_layers} ({c.first_k_dense_replace}) | {c.num_attention_heads} | {c.q_lora_rank} | "
+            f"{c.kv_lora_rank} | {c.qk_nope_head_dim}/{c.qk_rope_head_dim}/{c.v_head_dim} | "
+            f"{c.intermediate_size} | {experts} | {routing} | {rope} | {c.tie_word_embeddings} | {layout} | "
+            f"{r.n_params:,} |")
+    lines += [
+        "",
+        "## Results",
+        "",
+        "- *full vs incremental*: the 20-token causal forward against feeding the same ids one at a time",
+        "  through a `DynamicCache` from position 0.",
+        "- *numpy_ref*: `scripts/numpy_ref.py`, float64, reads only the GGUF, absorbed MLA; vs expected.bin.",
+        "- *routing margin*: smallest gap (in numpy_ref) between the last selected and first rejected",
+        "  expert or group score over all MoE decisions; a tiny margin would make routing fragile in f32.",
+        "",
+        "| name | max \\|logit\\| | max \\|full - incremental\\| | max \\|numpy_ref - expected\\| | "
+        "argmax agree | min routing margin | expert split check |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        margin = "no MoE" if math.isinf(r.routing_margin) else f"{r.routing_margin:.2e}"
+        split = f"{r.expert_split_diff:.1e}" if r.expert_split_diff else "-"
+        lines.append(f"| `{r.fx.name}` | {r.max_logit:.4f} | {r.diff_incremental:.2e} | {r.diff_numpy_ref:.2e} | "
+                     f"{r.argmax_numpy_ref:.0%} | {margin} | {split} |")
+    lines += ["", "Prompt token ids:", ""]
+    lines += [f"- `{r.fx.name}`: `{r.tokens}`" for r in results]
+    total = 0
+    lines += ["", "## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]
+    for r in results:
+        for path in r.files:
+            size = path.stat().st_size
+            total += size
+            lines.append(f"| `{path.name}` | {size:,} | `{sha256(path)}` |")
+    lines += [
+        "",
+        f"Total: {total:,} bytes (limit {MAX_TOTAL_BYTES:,}).",
+        "",
+        "## Formats",
+        "",
+        "`<name>.expected.bin`, little-endian: magic `TMLE`, u32 version = 1, u32 n_pos, u32 n_vocab,",
+        "n_pos x u32 token ids, then n_pos * n_vocab x f32 logits, row-major [pos][vocab].",
+        "",
+        "`<name>.gguf`: GGUF v3, `general.architecture = deepseek2`, alignment 32, every tensor F32.",
+        "Tensors are written in torch order [out, in], so ggml `ne` is reversed (`token_embd` ne = {hidden, vocab}).",
+        "",
+        "- Split layout: `attention.head_count_kv = 1`, `key_length = kv_lora + rope`, `value_length = kv_lora`,",
+        "  `key_length_mla = nope + rope`, `value_length_mla = v`; `attn_k_b` torch [nh, kv_lora, nope]",
+        "  (ne {nope, kv_lora, nh}), `attn_v_b` torch [nh, v, kv_lora] (ne {kv_lora, v, nh}).",
+        "- Legacy layout (`v2_grouped_legacy`): one `attn_kv_b` = HF `kv_b_proj.weight` [nh*(nope+v), kv_lora],",
+        "  `head_count_kv = n_heads`, `key_length = nope + rope`, `value_length = v`, no `*_mla` keys.",
+        "- `attention.q_lora_rank` only when q LoRA is used (`v2_lite_moe` has `attn_q` and no such key).",
+        "  Note: llama.cpp infers \"lite\" from the layer count (26/27), so it refuses `v2_lite_moe` (3 layers)",
+        "  for want of that key; the file matches real V2-Lite GGUFs, which also lack it.",
+        "- MoE keys: `expert_gating_func` 1 = softmax (V2) / 2 = sigmoid (V3), `expert_group_count` /",
+        "  `expert_group_used_count` = n_group / topk_group, `expert_weights_norm` only when true,",
+        "  `exp_probs_b.bias` = V3 `e_score_correction_bias`. Experts are stacked: `ffn_{gate,up}_exps`",
+        "  torch [E, I, H], `ffn_down_exps` torch [E, H, I], split from transformers' fused",
+        "  `mlp.experts.gate_up_proj` [E, 2I, H] (gate rows first) and `mlp.experts.down_proj` [E, H, I].",
+        "- Dense-only model (`v3_dense_tied`): `expert_count`, `expert_used_count`,",
+        "  `expert_feed_forward_length`, `expert_shared_count` are all 0; `leading_dense_block_count = 2`;",
+        "  no `output.weight` (tied to `token_embd`).",
+        "- YaRN: `rope.scaling.{type=yarn, factor, original_context_length, yarn_beta_fast, yarn_beta_slow,",
+        "  yarn_log_multiplier = 0.1*mscale_all_dim}`; mscale is not stored (all fixtures have",
+        "  mscale == mscale_all_dim, so transformers' rope attention factor is 1).",
+        "  kq_scale = (nope+rope)^-0.5 * (1 + yarn_log_multiplier*ln(factor))^2.",
+        "- Tokenizer: `gpt2` / pre `default`; ids 0..255 are the GPT-2 byte characters, 256 = `Ġt`,",
+        "  the rest `[PAD{id}]` (type 5, unused); merges `[\"Ġ t\"]`; bos 0, eos 1.",
+        "",
+        "## transformers 5.23 behaviour the fixtures pin down",
+        "",
+        "- V2 routing: softmax; `group_limited_greedy` scores a group by its MAX expert score and zeroes",
+        "  (not -inf) the dropped groups; `norm_topk_prob` is ignored; weights * routed_scaling_factor.",
+        "  llama.cpp scores groups by the top-2 sum for V2 too, so it disagrees on `v2_grouped_legacy`.",
+        "  GGUF has no key for the V2 topk_method: group-limited routing is implied by",
+        "  expert_group_used_count < expert_group_count.",
+        "- V3 routing: sigmoid, selection on sigmoid + bias, group score = sum of the top-2, dropped groups",
+        "  -inf, weights = unbiased sigmoids, normalised (+1e-20) when norm_topk_prob, then scaled.",
+        "- `q_a_layernorm` / `kv_a_layernorm` use a hard-coded eps 1e-6 (equal to rms_norm_eps here).",
+        "- V3 `rope_interleave=True` rotates adjacent pairs and writes the result de-interleaved; V2 rotates",
+        "  adjacent pairs in place. Both equal ggml NORM rope on the scores (same permutation for q and k).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hf-out", type=Path, help="also save each HF checkpoint to DIR/<name>/")
+    args = parser.parse_args()
+    start = time.time()
+    torch.set_num_threads(1)  # reproducible reductions; the models are tiny
+    FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
+    results = [generate(fx, args.hf_out) for fx in FIXTURES]
+    total = sum(p.stat().st_size for r in results for p in r.files)
+    assert total < MAX_TOTAL_BYTES, f"fixtures too large: {total} bytes"
+    # Record the command without the machine-specific --hf-out path.
+    argv = ["--hf-out", "DIR"] if args.hf_out else []
+    (FIXTURE_DIR / "PROVENANCE.md").write_text(provenance(results, argv, time.time() - start))
+    print(f"wrote {len(results)} fixtures, {total:,} bytes, in {time.time() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""Float64 NumPy forward pass of a DeepSeek-V2/V3 (`deepseek2`) GGUF file.
+
+Reads ONLY the GGUF (metadata + F32 tensors) and computes causal logits for a
+token sequence, so agreeing with the transformers logits proves the GGUF
+carries everything the model needs. The attention uses the absorbed MLA form
+that tinymla implements (latent cache of c_kv and rotated k_pe):
+
+    q_lat[h] = attn_k_b[h] @ q_nope[h]                      # [R]
+    score    = (q_lat[h] . c_kv[s] + q_pe[h] . k_pe[s]) * kq_scale
+    o[h]     = attn_v_b[h] @ sum_s softmax(score)[s] * c_kv[s]
+
+Legacy files (a single `attn_kv_b`, no `*_mla` keys) are split per head into
+the same k_b / v_b pair. Routing follows transformers 5.23:
+  * sigmoid gating (V3): selection on sigmoid + exp_probs_b, group score = sum
+    of the top-2 biased scores, dropped groups masked to -inf, weights are the
+    unbiased sigmoids, optionally normalised, then scaled;
+  * softmax gating (V2): group score = max, dropped groups masked to 0, no
+    normalisation in transformers (expert_weights_norm is honoured if a file
+    sets it), then scaled.
+
+mscale is not stored in GGUF; the rope attention factor is taken as 1, which is
+exact whenever mscale == mscale_all_dim (true for every fixture and for the
+real DeepSeek checkpoints).
+
+Usage:
+    python scripts/numpy_ref.py tests/fixtures/NAME.gguf [more.gguf ...]
+compares against the sibling NAME.expected.bin and prints max |diff|.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from gguf import GGUFReader, GGUFValueType
+
+ARCH = "deepseek2"
+GATING_SOFTMAX = 1
+GATING_SIGMOID = 2
+
+
+@dataclass
+class Hparams:
+    """Model hyper-parameters, all read from `deepseek2.*` GGUF keys."""
+
+    n_vocab: int
+    n_embd: int
+    n_layer: int
+    n_head: int
+    n_dense_lead: int
+    rms_eps: float
+    q_lora_rank: int  # 0 when the file has attn_q instead of attn_q_a/attn_q_b
+    kv_lora_rank: int
+    qk_nope: int
+    qk_rope: int
+    v_head: int
+    is_mla_split: bool  # attn_k_b/attn_v_b present (vs. legacy attn_kv_b)
+    rope_base: float
+    yarn_factor: float  # 0.0 = plain RoPE
+    yarn_orig_ctx: int
+    yarn_beta_fast: float
+    yarn_beta_slow: float
+    yarn_log_mul: float  # as stored: 0.1 * mscale_all_dim
+    n_expert: int
+    n_expert_used: int
+    n_group: int
+    n_group_used: int
+    gating: int
+    weights_norm: bool
+    weights_scale: float
+
+
+def _field(reader: GGUFReader, key: str, default=None):
+    """Scalar (or string) value of a metadata key, or `default` if absent."""
+    field = reader.fields.get(key)
+    if field is None:
+        if default is None:
+            raise KeyError(f"missing GGUF key {key}")
+        return default
+    if field.types[0] == GGUFValueType.ARRAY:
+        raise TypeError(f"{key} is an array")
+    return field.contents()
+
+
+def read_gguf(path: str | Path) -> tuple[Hparams, dict[str, np.ndarray]]:
+    """Parse a deepseek2 GGUF into hyper-parameters and float64 tensors.
+
+    Tensors are returned in row-major (torch) order, i.e. the reverse of the
+    ggml `ne` order: `token_embd.weight` is `[n_vocab, n_embd]`.
+    """
+    reader = GGUFReader(str(path))
+    arch = _field(reader, "general.architecture")
+    if arch != ARCH:
+        raise ValueError(f"{path}: architecture {arch!r}, expected {ARCH!r}")
+
+    def key(name, default=None):
+        return _field(reader, f"{ARCH}.{name}", default)
+
+    tensors = {}
+    for t in reader.tensors:
+        if t.tensor_type != 0:  # GGML_TYPE_F32
+            raise ValueError(f"{t.name}: only F32 tensors are supported here")
+        shape = tuple(int(d) for d in reversed(t.shape))
+        tensors[t.name] = np.asarray(t.data, dtype=np.float64).reshape(shape)
+
+    is_mla_split = "blk.0.attn_k_b.weight" in tensors
+    qk_rope = key("rope.dimension_count")
+    if is_mla_split:
+        qk_head = key("attention.key_length_mla")
+        v_head = key("attention.value_length_mla")
+    else:
+        qk_head = key("attention.key_length")
+        v_head = key("attention.value_length")
+
+    has_yarn = key("rope.scaling.type", "none") == "yarn"
+    n_expert = key("expert_count", 0)
+    hp = Hparams(
+        n_vocab=tensors["token_embd.weight"].shape[0],
+        n_embd=key("embedding_length"),
+        n_layer=key("block_count"),
+        n_head=key("attention.head_count"),
+        n_dense_lead=key("leading_dense_block_count", 0),
+        rms_eps=key("attention.layer_norm_rms_epsilon"),
+        q_lora_rank=key("attention.q_lora_rank", 0),
+        kv_lora_rank=key("attention.kv_lora_rank"),
+        qk_nope=qk_head - qk_rope,
+        qk_rope=qk_rope,
+        v_head=v_head,
+        is_mla_split=is_mla_split,
+        rope_base=key("rope.freq_base"),
+        yarn_factor=key("rope.scaling.factor") if has_yarn else 0.0,
+        yarn_orig_ctx=key("rope.scaling.original_context_length") if has_yarn else 0,
+        yarn_beta_fast=key("rope.scaling.yarn_beta_fast", 32.0),
+        yarn_beta_slow=key("rope.scaling.yarn_beta_slow", 1.0),
+        yarn_log_mul=key("rope.scaling.yarn_log_multiplier", 0.0),
+        n_expert=n_expert,
+        n_expert_used=key("expert_used_count", 0),
+        n_group=key("expert_group_count", 1),
+        n_group_used=key("expert_group_used_count", 1),
+        gating=key("expert_gating_func", GATING_SOFTMAX),
+        weights_norm=bool(key("expert_weights_norm", False)),
+        weights_scale=key("expert_weights_scale", 1.0),
+    )
+    return hp, tensors
+
+
+def rms_norm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
+    """`w * x / sqrt(mean(x^2) + eps)` over the last axis (plain w, not 1+w)."""
+    return w * x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    return x / (1.0 + np.exp(-x))
+
+
+def rope_inv_freq(hp: Hparams) -> np.ndarray:
+    """Inverse frequencies [qk_rope/2], YaRN as in transformers' `_compute_yarn_parameters`.
+
+    Note the transformers quirk kept here: `high` is clamped to `dim - 1`
+    although the ramp runs over `dim / 2` indices.
+    """
+    dim, base = hp.qk_rope, hp.rope_base
+    pos_freq = base ** (np.arange(0, dim, 2, dtype=np.float64) / dim)
+    if hp.yarn_factor == 0.0:
+        return 1.0 / pos_freq
+
+    def correction_dim(n_rot: float) -> float:
+        return dim * math.log(hp.yarn_orig_ctx / (n_rot * 2 * math.pi)) / (2 * math.log(base))
+
+    low = max(math.floor(correction_dim(hp.yarn_beta_fast)), 0)
+    high = min(math.ceil(correction_dim(hp.yarn_beta_slow)), dim - 1)
+    if low == high:
+        high += 0.001
+    ramp = np.clip((np.arange(dim // 2, dtype=np.float64) - low) / (high - low), 0.0, 1.0)
+    extrapolation = 1.0 - ramp  # weight of the unscaled frequency
+    return (1.0 / (hp.yarn_factor * pos_freq)) * ramp + (1.0 / pos_freq) * extrapolation
+
+
+def rope_adjacent(x: np.ndarray, pos: np.ndarray, inv_freq: np.ndarray) -> np.ndarray:
+    """Rotate adjacent pairs (x[2i], x[2i+1]) by pos * inv_freq[i] (ggml NORM rope).
+
+    x: [T, ..., dr]. transformers V3 with rope_interleave writes the result
+    de-interleaved, but q and k get the same permutation, so scores match.
+    """
+    ang = pos[:, None] * inv_freq[None, :]  # [T, dr/2]
+    shape = (len(pos),) + (1,) * (x.ndim - 2) + (len(inv_freq),)
+    cos, sin = np.cos(ang).reshape(shape), np.sin(ang).reshape(shape)
+    x0, x1 = x[..., 0::2], x[..., 1::2]
+    out = np.empty_like(x)
+    out[..., 0::2] = x0 * cos - x1 * sin
+    out[..., 1::2] = x1 * cos + x0 * sin
+    return out
+
+
+def kq_scale(hp: Hparams) -> float:
+    """Softmax scale: (nope+rope)^-0.5, times mscale^2 under YaRN."""
+    scale = 1.0 / math.sqrt(hp.qk_nope + hp.qk_rope)
+    if hp.yarn_factor > 1.0:
+        mscale = 1.0 + hp.yarn_log_mul * math.log(hp.yarn_factor)
+        scale *= mscale * mscale
+    return scale
+
+
+def attention(hp: Hparams, w: dict[str, np.ndarray], il: int, x: np.ndarray, inv_freq: np.ndarray) -> np.ndarray:
+    """Absorbed MLA over a full causal sequence. x: [T, n_embd] (already normed)."""
+    p = f"blk.{il}."
+    n_tok, nh, dn, dr, dv, rank = len(x), hp.n_head, hp.qk_nope, hp.qk_rope, hp.v_head, hp.kv_lora_rank
+    pos = np.arange(n_tok, dtype=np.float64)
+
+    if hp.q_lora_rank:
+        q_a = rms_norm(x @ w[p + "attn_q_a.weight"].T, w[p + "attn_q_a_norm.weight"], hp.rms_eps)
+        q = q_a @ w[p + "attn_q_b.weight"].T
+    else:
+        q = x @ w[p + "attn_q.weight"].T
+    q = q.reshape(n_tok, nh, dn + dr)
+    q_nope, q_pe = q[..., :dn], rope_adjacent(q[..., dn:], pos, inv_freq)
+
+    kv_a = x @ w[p + "attn_kv_a_mqa.weight"].T  # [T, R + dr]
+    c_kv = rms_norm(kv_a[:, :rank], w[p + "attn_kv_a_norm.weight"], hp.rms_eps)  # cached latent
+    k_pe = rope_adjacent(kv_a[:, rank:], pos, inv_freq)  # [T, dr], one head shared by all
+
+    if hp.is_mla_split:
+        k_b = w[p + "attn_k_b.weight"]  # [nh, R, dn]
+        v_b = w[p + "attn_v_b.weight"]  # [nh, dv, R]
+    else:
+        kv_b = w[p + "attn_kv_b.weight"].reshape(nh, dn + dv, rank)
+        k_b = kv_b[:, :dn, :].transpose(0, 2, 1)
+        v_b = kv_b[:, dn:, :]
+
+    q_lat = np.einsum("hrn,thn->thr", k_b, q_nope)  # [T, nh, R]
+    scores = (np.einsum("thr,sr->hts", q_lat, c_kv) + np.einsum("thd,sd->hts", q_pe, k_pe)) * kq_scale(hp)
+    scores = np.where(np.tril(np.ones((n_tok, n_tok), dtype=bool)), scores, -np.inf)
+    probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    o_lat = np.einsum("hts,sr->thr", probs, c_kv)  # [T, nh, R]
+    o = np.einsum("hvr,thr->thv", v_b, o_lat).reshape(n_tok, nh * dv)
+    return o @ w[p + "attn_output.weight"].T
+
+
+def swiglu(x: np.ndarray, gate: np.ndarray, up: np.ndarray, down: np.ndarray) -> np.ndarray:
+    return (silu(x @ gate.T) * (x @ up.T)) @ down.T
+
+
+def route(hp: Hparams, logits: np.ndarray, bias: np.ndarray | None, stats: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Pick experts for one token. Returns (expert ids [k], weights [k]).
+
+    Also records in `stats["margin"]` the smallest gap between the last chosen
+    and the first rejected candidate (groups and experts), i.e. how far this
+    decision is from a tie.
+    """
+    n_exp, k = hp.n_expert, hp.n_expert_used
+    per_group = n_exp // hp.n_group
+    if hp.gating == GATING_SIGMOID:
+        probs = 1.0 / (1.0 + np.exp(-logits))
+        choice = probs + (bias if bias is not None else 0.0)
+        grouped = np.sort(choice.reshape(hp.n_group, per_group), axis=-1)
+        group_score = grouped[:, -2:].sum(axis=-1)
+        fill = -np.inf
+    elif hp.gating == GATING_SOFTMAX:
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        choice = probs.copy()
+        group_score = choice.reshape(hp.n_group, per_group).max(axis=-1)
+        fill = 0.0
+    else:
+        raise ValueError(f"unsupported expert_gating_func {hp.gating}")
+
+    if hp.n_group_used < hp.n_group:
+        order = np.argsort(-group_score, kind="stable")
+        kept = order[: hp.n_group_used]
+        gs = group_score[order]
+        stats["margin"] = min(stats["margin"], gs[hp.n_group_used - 1] - gs[hp.n_group_used])
+        mask = np.zeros(hp.n_group, dtype=bool)
+        mask[kept] = True
+        choice = np.where(np.repeat(mask, per_group), choice, fill)
+
+    order = np.argsort(-choice, kind="stable")
+    idx = order[:k]
+    stats["margin"] = min(stats["margin"], choice[order[k - 1]] - choice[order[k]])
+    weights = probs[idx]
+    if hp.weights_norm:
+        weights = weights / (weights.sum() + 1e-20)
+    return idx, weights * hp.weights_scale
+
+
+def moe(hp: Hparams, w: dict[str, np.ndarray], il: int, x: np.ndarray, stats: dict) -> np.ndarray:
+    """Routed experts + shared experts. x: [T, n_embd] (already normed)."""
+    p = f"blk.{il}."
+    gate_exps, up_exps, down_exps = (w[p + f"ffn_{n}_exps.weight"] for n in ("gate", "up", "down"))
+    logits = x @ w[p + "ffn_gate_inp.weight"].T  # [T, E]
+    bias = w.get(p + "exp_probs_b.bias")
+    out = swiglu(x, w[p + "ffn_gate_shexp.weight"], w[p + "ffn_up_shexp.weight"], w[p + "ffn_down_shexp.weight"])
+    for t in range(len(x)):
+        idx, weights = route(hp, logits[t], bias, stats)
+        for e, we in zip(idx, weights):
+            out[t] += we * swiglu(x[t], gate_exps[e], up_exps[e], down_exps[e])
+    return out
+
+
+def forward(path: str | Path, tokens: list[int]) -> tuple[np.ndarray, dict]:
+    """Causal logits [len(tokens), n_vocab] (float64) for the GGUF at `path`.
+
+    Returns also stats: {"margin": smallest routing gap, inf if no MoE}.
+    """
+    hp, w = read_gguf(path)
+    inv_freq = rope_inv_freq(hp)
+    stats = {"margin": math.inf}
+    x = w["token_embd.weight"][np.asarray(tokens)]
+    for il in range(hp.n_layer):
+        p = f"blk.{il}."
+        x = x + attention(hp, w, il, rms_norm(x, w[p + "attn_norm.weight"], hp.rms_eps), inv_freq)
+        h = rms_norm(x, w[p + "ffn_norm.weight"], hp.rms_eps)
+        if il < hp.n_dense_lead:
+            x = x + swiglu(h, w[p + "ffn_gate.weight"], w[p + "ffn_up.weight"], w[p + "ffn_down.weight"])
+        else:
+            x = x + moe(hp, w, il, h, stats)
+    x = rms_norm(x, w["output_norm.weight"], hp.rms_eps)
+    head = w.get("output.weight", w["token_embd.weight"])  # tied when output.weight is absent
+    return x @ head.T, stats
+
+
+def read_expected(path: str | Path) -> tuple[list[int], np.ndarray]:
+    """Read a `TMLE` v1 expected-logits file: (token ids, logits [n_pos, n_vocab] f32)."""
+    data = Path(path).read_bytes()
+    magic, version, n_pos, n_vocab = struct.unpack_from("<4sIII", data, 0)
+    if magic != b"TMLE" or version != 1:
+        raise ValueError(f"{path}: not a TMLE v1 file")
+    tokens = list(struct.unpack_from(f"<{n_pos}I", data, 16))
+    logits = np.frombuffer(data, dtype="<f4", count=n_pos * n_vocab, offset=16 + 4 * n_pos)
+    return tokens, logits.reshape(n_pos, n_vocab)
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    worst = 0.0
+    for gguf_path in map(Path, argv):
+        tokens, expected = read_expected(gguf_path.with_name(gguf_path.stem + ".expected.bin"))
+        logits, stats = forward(gguf_path, tokens)
+        diff = float(np.abs(logits - expected).max())
+        worst = max(worst, diff)
+        print(f"{gguf_path.name}: max |numpy_ref - expected| = {diff:.3e}, "
+              f"argmax agree {np.mean(logits.argmax(-1) == expected.argmax(-1)):.0%}, "
+              f"min routing margin {stats['margin']:.3e}")
+    return 0 if worst < 1e-4 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
