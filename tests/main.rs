@@ -1,1 +1,5 @@
+//! tinymla's cross-crate integration tests, built as one binary so it links once.
 
+mod common;
+mod golden;
+mod hostile;

@@ -1,0 +1,48 @@
+//! Golden logits: every fixture model, processed token by token through the latent cache,
+//! must reproduce the logits transformers computed for the same prompt at every position.
+//!
+//! Tolerance (issue #4): max |Δlogit| ≤ 1e-4 × max |logit| at every position, and the greedy
+//! argmax identical everywhere.
+
+use crate::common::{argmax, read_fixture, Expected, GOLDEN_MODELS};
+use tinymla_core::{LatentCache, Model, Scratch};
+
+/// Relative tolerance on logits, against the largest reference logit at that position.
+const REL_TOL: f32 = 1e-4;
+
+/// Runs `name`'s prompt and returns the worst relative error over all positions.
+fn check_model(name: &str) -> f32 {
+    let file = read_fixture(&format!("{name}.gguf"));
+    let expected = Expected::load(name);
+    let model = Model::load(&file).unwrap_or_else(|e| panic!("{name}: load failed: {e}"));
+    assert_eq!(model.config().vocab_size, expected.n_vocab, "{name}: vocab");
+    let capacity = expected.tokens.len();
+    let mut cache_mem = vec![0.0; LatentCache::elems_needed(model.config(), capacity).unwrap()];
+    let mut scratch_mem = vec![0.0; model.config().scratch_elems(capacity).unwrap()];
+    let mut cache = LatentCache::new(model.config(), capacity, &mut cache_mem).unwrap();
+    let mut scratch = Scratch::new(model.config(), capacity, &mut scratch_mem).unwrap();
+
+    let mut worst = 0.0f32;
+    for (pos, &token) in expected.tokens.iter().enumerate() {
+        let got = model.forward(token, &mut cache, &mut scratch).unwrap();
+        let want = expected.position(pos);
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let err = got.iter().zip(want).fold(0.0f32, |m, (g, w)| m.max((g - w).abs()));
+        let rel = err / scale;
+        assert!(
+            rel <= REL_TOL,
+            "{name} pos {pos}: max |Δlogit| {err:e} vs max |logit| {scale} (rel {rel:e})"
+        );
+        assert_eq!(argmax(got), argmax(want), "{name} pos {pos}: greedy token differs");
+        worst = worst.max(rel);
+    }
+    eprintln!("golden {name}: {} positions, worst max|Δ|/max|logit| = {worst:.2e}", expected.tokens.len());
+    worst
+}
+
+#[test]
+fn every_golden_model_matches_reference_logits() {
+    for name in GOLDEN_MODELS {
+        check_model(name);
+    }
+}
