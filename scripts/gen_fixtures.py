@@ -102,7 +102,7 @@ FIXTURES = [
         first_k_dense_replace=1, num_attention_heads=3, q_lora_rank=22, kv_lora_rank=20,
         qk_nope_head_dim=10, qk_rope_head_dim=6, v_head_dim=14, n_routed_experts=8, num_experts_per_tok=3,
         n_shared_experts=1, n_group=4, topk_group=2, routed_scaling_factor=2.5, norm_topk_prob=True,
-        rope_interleave=True, rope_parameters=yarn(4.0, 1.0), max_position_embeddings=128,
+        rope_interleave=True, rope_parameters=yarn(4.0, 1.0, original=4096), max_position_embeddings=16384,
         tie_word_embeddings=False)),
     Fixture("v3_dense_tied", "v3", 1003, "split", dict(
         vocab_size=260, hidden_size=30, intermediate_size=50, num_hidden_layers=2, first_k_dense_replace=2,
@@ -113,9 +113,9 @@ FIXTURES = [
         vocab_size=280, hidden_size=34, intermediate_size=70, moe_intermediate_size=14, num_hidden_layers=3,
         first_k_dense_replace=1, num_attention_heads=2, q_lora_rank=18, kv_lora_rank=18,
         qk_nope_head_dim=10, qk_rope_head_dim=4, v_head_dim=10, n_routed_experts=6, num_experts_per_tok=2,
-        n_shared_experts=1, topk_method="group_limited_greedy", n_group=3, topk_group=2,
+        n_shared_experts=1, topk_method="group_limited_greedy", n_group=3, topk_group=1,
         routed_scaling_factor=1.5, norm_topk_prob=False, rope_parameters=yarn(2.0, 1.0),
-        max_position_embeddings=96, tie_word_embeddings=False)),
+        max_position_embeddings=64, tie_word_embeddings=False)),
 ]
 
 
@@ -129,7 +129,10 @@ def build_model(fx: Fixture) -> torch.nn.Module:
         "v3": (DeepseekV3Config, DeepseekV3ForCausalLM, DeepseekV3RMSNorm),
     }[fx.family]
     torch.manual_seed(fx.seed)
-    config = config_cls(**COMMON, **fx.config, attn_implementation="eager", experts_implementation="eager")
+    # MLA expands K/V to every head, so num_key_value_heads must equal the head count. V3Config
+    # defaults it to 128 (not None), which silently breaks any model with fewer than 128 heads.
+    config = config_cls(**COMMON, **fx.config, num_key_value_heads=fx.config["num_attention_heads"],
+                        attn_implementation="eager", experts_implementation="eager")
     model = model_cls(config).to(torch.float32)
     with torch.no_grad():
         for module in model.modules():
@@ -447,7 +450,9 @@ class Result:
     diff_incremental: float
     diff_numpy_ref: float
     argmax_numpy_ref: float
-    routing_margin: float
+    routing: dict  # numpy_ref.forward stats: margin, decisions, group_changed, bias_changed
+    inv_freq: list[float]  # HF rotary inv_freq (float32)
+    kq_scale: float  # HF attention softmax scale
     expert_split_diff: float
     files: list[Path]
 
@@ -476,7 +481,8 @@ def generate(fx: Fixture, hf_out: Path | None) -> Result:
 
     # Independent check: the GGUF alone, float64, absorbed MLA.
     hp, _ = numpy_ref.read_gguf(gguf_path)
-    assert abs(numpy_ref.kq_scale(hp) - model.model.layers[0].self_attn.scaling) < 1e-9
+    # f32 metadata (yarn_log_multiplier, factor) limits agreement to ~1e-7 relative.
+    assert math.isclose(numpy_ref.kq_scale(hp), model.model.layers[0].self_attn.scaling, rel_tol=1e-6)
     inv_freq = model.model.rotary_emb.inv_freq.double().numpy()
     assert np.allclose(numpy_ref.rope_inv_freq(hp), inv_freq, rtol=1e-6, atol=0), inv_freq
     ref, stats = numpy_ref.forward(gguf_path, tokens)
@@ -488,8 +494,8 @@ def generate(fx: Fixture, hf_out: Path | None) -> Result:
         save_hf(model, fx, hf_out)
 
     result = Result(fx, cfg, sum(p.numel() for p in model.parameters()), tokens, float(np.abs(full).max()),
-                    diff_incremental, diff_numpy_ref, argmax_agree, stats["margin"], expert_split_diff,
-                    [gguf_path, expected_path])
+                    diff_incremental, diff_numpy_ref, argmax_agree, stats, inv_freq.tolist(),
+                    model.model.layers[0].self_attn.scaling, expert_split_diff, [gguf_path, expected_path])
     print(f"{fx.name}: params {result.n_params}, max|logit| {result.max_logit:.3f}, "
           f"max|full-incr| {diff_incremental:.2e}, max|numpy_ref-expected| {diff_numpy_ref:.2e}, "
           f"min routing margin {stats['margin']:.3e}")
@@ -500,7 +506,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def provenance(results: list[Result], argv: list[str], elapsed_s: float) -> str:
+def provenance(results: list[Result], argv: list[str]) -> str:
     """Markdown for tests/fixtures/PROVENANCE.md."""
     packages = ["torch", "transformers", "gguf", "numpy", "safetensors", "tokenizers"]
     lines = [
@@ -516,7 +522,7 @@ def provenance(results: list[Result], argv: list[str], elapsed_s: float) -> str:
         "python " + " ".join(["scripts/gen_fixtures.py", *argv]),
         "```",
         "",
-        f"Run with the venv pinned in `scripts/requirements.txt`; took {elapsed_s:.0f} s wall including imports.",
+        "Run with the venv pinned in `scripts/requirements.txt` (about 15 s wall, mostly imports).",
         "",
         "| component | version |",
         "|---|---|",
@@ -574,18 +580,39 @@ def provenance(results: list[Result], argv: list[str], elapsed_s: float) -> str:
         "- *numpy_ref*: `scripts/numpy_ref.py`, float64, reads only the GGUF, absorbed MLA; vs expected.bin.",
         "- *routing margin*: smallest gap (in numpy_ref) between the last selected and first rejected",
         "  expert or group score over all MoE decisions; a tiny margin would make routing fragile in f32.",
+        "- *changed by groups / bias*: of all (token, MoE layer) routing decisions, how many pick a different",
+        "  expert set than plain top-k without the group limit / without V3's e_score_correction_bias,",
+        "  i.e. whether the fixture can catch an engine that skips that step.",
+        "- *expert split check*: HF expert forward vs the split GGUF `ffn_*_exps` weights.",
         "",
         "| name | max \\|logit\\| | max \\|full - incremental\\| | max \\|numpy_ref - expected\\| | "
-        "argmax agree | min routing margin | expert split check |",
-        "|---|---|---|---|---|---|---|",
+        "argmax agree | min routing margin | changed by groups / bias | expert split check |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        margin = "no MoE" if math.isinf(r.routing_margin) else f"{r.routing_margin:.2e}"
-        split = f"{r.expert_split_diff:.1e}" if r.expert_split_diff else "-"
+        st = r.routing
+        if st["decisions"]:
+            margin = f"{st['margin']:.2e}"
+            bias = f"{st['bias_changed']}/{st['decisions']}" if r.fx.family == "v3" else "no bias"
+            changed = f"{st['group_changed']}/{st['decisions']} / {bias}"
+            split = f"{r.expert_split_diff:.1e}"
+        else:
+            margin = changed = split = "no MoE"
         lines.append(f"| `{r.fx.name}` | {r.max_logit:.4f} | {r.diff_incremental:.2e} | {r.diff_numpy_ref:.2e} | "
-                     f"{r.argmax_numpy_ref:.0%} | {margin} | {split} |")
+                     f"{r.argmax_numpy_ref:.0%} | {margin} | {changed} | {split} |")
+    for r in results:
+        c = r.config
+        if r.routing["decisions"] and c.n_group > c.topk_group and not r.routing["group_changed"]:
+            note = ""
+            if r.fx.family == "v2" and c.num_experts_per_tok <= c.topk_group:
+                note = (" With V2's max group score this is guaranteed: the k best experts always lie in the"
+                        " k best groups when top-k <= topk_group.")
+            lines += ["", f"Coverage gap: in `{r.fx.name}` the group limit never changes the chosen experts.{note}"]
     lines += ["", "Prompt token ids:", ""]
     lines += [f"- `{r.fx.name}`: `{r.tokens}`" for r in results]
+    lines += ["", "RoPE inverse frequencies (transformers, f32) and softmax scale, for unit tests of the rope tables:", ""]
+    lines += [f"- `{r.fx.name}`: inv_freq `{[float(f'{f:.8g}') for f in r.inv_freq]}`, kq_scale `{r.kq_scale:.10g}`"
+              for r in results]
     total = 0
     lines += ["", "## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]
     for r in results:
@@ -628,6 +655,14 @@ def provenance(results: list[Result], argv: list[str], elapsed_s: float) -> str:
         "- Tokenizer: `gpt2` / pre `default`; ids 0..255 are the GPT-2 byte characters, 256 = `Ġt`,",
         "  the rest `[PAD{id}]` (type 5, unused); merges `[\"Ġ t\"]`; bos 0, eos 1.",
         "",
+        "`--hf-out DIR` checkpoints (not committed): `save_pretrained` writes per-expert tensors",
+        "`model.layers.N.mlp.experts.E.{gate,up,down}_proj.weight` (transformers un-fuses on save), no",
+        "`lm_head.weight` when tied, and config.json gains `scoring_func` (+ `topk_method: noaux_tc` for V3).",
+        "`v3_dense_tied`'s config.json keeps DeepseekV3Config's unused MoE defaults (n_routed_experts 256, ...);",
+        "a converter should emit `expert_count = 0` when first_k_dense_replace >= num_hidden_layers.",
+        "Reload with `experts_implementation=\"eager\"`: the default `grouped_mm` fails on CPU",
+        "(\"strides should be multiple of 16 bytes\") when moe_intermediate_size * 4 bytes is not a multiple of 16.",
+        "",
         "## transformers 5.23 behaviour the fixtures pin down",
         "",
         "- V2 routing: softmax; `group_limited_greedy` scores a group by its MAX expert score and zeroes",
@@ -638,6 +673,11 @@ def provenance(results: list[Result], argv: list[str], elapsed_s: float) -> str:
         "- V3 routing: sigmoid, selection on sigmoid + bias, group score = sum of the top-2, dropped groups",
         "  -inf, weights = unbiased sigmoids, normalised (+1e-20) when norm_topk_prob, then scaled.",
         "- `q_a_layernorm` / `kv_a_layernorm` use a hard-coded eps 1e-6 (equal to rms_norm_eps here).",
+        "- DeepseekV3Config defaults `num_key_value_heads` to 128 (not None), so a model with fewer heads",
+        "  gets `num_key_value_groups = 0` and fails in eager attention; the script sets it to the head count.",
+        "- YaRN keeps the explicit `factor` even when max_position_embeddings / original differs",
+        "  (transformers only warns); the fixtures keep the two consistent except `v3_qlora_grouped`,",
+        "  whose original context 4096 makes rotary pair 1 a partial extrapolation/interpolation blend.",
         "- V3 `rope_interleave=True` rotates adjacent pairs and writes the result de-interleaved; V2 rotates",
         "  adjacent pairs in place. Both equal ggml NORM rope on the scores (same permutation for q and k).",
         "",
@@ -657,7 +697,7 @@ def main() -> int:
     assert total < MAX_TOTAL_BYTES, f"fixtures too large: {total} bytes"
     # Record the command without the machine-specific --hf-out path.
     argv = ["--hf-out", "DIR"] if args.hf_out else []
-    (FIXTURE_DIR / "PROVENANCE.md").write_text(provenance(results, argv, time.time() - start))
+    (FIXTURE_DIR / "PROVENANCE.md").write_text(provenance(results, argv))
     print(f"wrote {len(results)} fixtures, {total:,} bytes, in {time.time() - start:.1f} s")
     return 0
 

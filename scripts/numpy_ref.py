@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import struct
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -246,42 +246,57 @@ def swiglu(x: np.ndarray, gate: np.ndarray, up: np.ndarray, down: np.ndarray) ->
     return (silu(x @ gate.T) * (x @ up.T)) @ down.T
 
 
-def route(hp: Hparams, logits: np.ndarray, bias: np.ndarray | None, stats: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Pick experts for one token. Returns (expert ids [k], weights [k]).
+def select_experts(hp: Hparams, choice: np.ndarray, stats: dict | None = None) -> np.ndarray:
+    """Group-limited top-k over the selection scores `choice` [E]; returns expert ids [k].
 
-    Also records in `stats["margin"]` the smallest gap between the last chosen
-    and the first rejected candidate (groups and experts), i.e. how far this
-    decision is from a tie.
+    Group score: sum of the top-2 (sigmoid gating, V3) or max (softmax gating, V2);
+    dropped groups are masked to -inf (V3) or 0.0 (V2). If `stats` is given, the
+    smallest gap between the last chosen and the first rejected group / expert is
+    recorded in `stats["margin"]`, i.e. how far the decision is from a tie.
     """
-    n_exp, k = hp.n_expert, hp.n_expert_used
-    per_group = n_exp // hp.n_group
+    per_group = hp.n_expert // hp.n_group
+    grouped = choice.reshape(hp.n_group, per_group)
+    if hp.gating == GATING_SIGMOID:
+        group_score, fill = np.sort(grouped, axis=-1)[:, -2:].sum(axis=-1), -np.inf
+    else:
+        group_score, fill = grouped.max(axis=-1), 0.0
+    margins = []
+    if hp.n_group_used < hp.n_group:
+        order = np.argsort(-group_score, kind="stable")
+        margins.append(group_score[order[hp.n_group_used - 1]] - group_score[order[hp.n_group_used]])
+        kept = np.zeros(hp.n_group, dtype=bool)
+        kept[order[: hp.n_group_used]] = True
+        choice = np.where(np.repeat(kept, per_group), choice, fill)
+    k = hp.n_expert_used
+    order = np.argsort(-choice, kind="stable")
+    margins.append(choice[order[k - 1]] - choice[order[k]])
+    if stats is not None:
+        stats["margin"] = min(stats["margin"], *margins)
+    return order[:k]
+
+
+def route(hp: Hparams, logits: np.ndarray, bias: np.ndarray | None, stats: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Pick experts for one token from router logits [E]. Returns (expert ids [k], weights [k]).
+
+    Also counts, for fixture coverage, decisions that the group limit
+    (`stats["group_changed"]`) or the V3 selection bias (`stats["bias_changed"]`) altered.
+    """
     if hp.gating == GATING_SIGMOID:
         probs = 1.0 / (1.0 + np.exp(-logits))
-        choice = probs + (bias if bias is not None else 0.0)
-        grouped = np.sort(choice.reshape(hp.n_group, per_group), axis=-1)
-        group_score = grouped[:, -2:].sum(axis=-1)
-        fill = -np.inf
+        choice = probs + (bias if bias is not None else 0.0)  # bias steers selection only
     elif hp.gating == GATING_SOFTMAX:
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()
-        choice = probs.copy()
-        group_score = choice.reshape(hp.n_group, per_group).max(axis=-1)
-        fill = 0.0
+        choice = probs
     else:
         raise ValueError(f"unsupported expert_gating_func {hp.gating}")
+    idx = select_experts(hp, choice, stats)
 
-    if hp.n_group_used < hp.n_group:
-        order = np.argsort(-group_score, kind="stable")
-        kept = order[: hp.n_group_used]
-        gs = group_score[order]
-        stats["margin"] = min(stats["margin"], gs[hp.n_group_used - 1] - gs[hp.n_group_used])
-        mask = np.zeros(hp.n_group, dtype=bool)
-        mask[kept] = True
-        choice = np.where(np.repeat(mask, per_group), choice, fill)
+    ungrouped = select_experts(replace(hp, n_group_used=hp.n_group), choice)
+    stats["group_changed"] += set(idx) != set(ungrouped)
+    if bias is not None:
+        stats["bias_changed"] += set(idx) != set(select_experts(hp, probs))
 
-    order = np.argsort(-choice, kind="stable")
-    idx = order[:k]
-    stats["margin"] = min(stats["margin"], choice[order[k - 1]] - choice[order[k]])
     weights = probs[idx]
     if hp.weights_norm:
         weights = weights / (weights.sum() + 1e-20)
@@ -296,6 +311,7 @@ def moe(hp: Hparams, w: dict[str, np.ndarray], il: int, x: np.ndarray, stats: di
     bias = w.get(p + "exp_probs_b.bias")
     out = swiglu(x, w[p + "ffn_gate_shexp.weight"], w[p + "ffn_up_shexp.weight"], w[p + "ffn_down_shexp.weight"])
     for t in range(len(x)):
+        stats["decisions"] += 1
         idx, weights = route(hp, logits[t], bias, stats)
         for e, we in zip(idx, weights):
             out[t] += we * swiglu(x[t], gate_exps[e], up_exps[e], down_exps[e])
@@ -305,11 +321,12 @@ def moe(hp: Hparams, w: dict[str, np.ndarray], il: int, x: np.ndarray, stats: di
 def forward(path: str | Path, tokens: list[int]) -> tuple[np.ndarray, dict]:
     """Causal logits [len(tokens), n_vocab] (float64) for the GGUF at `path`.
 
-    Returns also stats: {"margin": smallest routing gap, inf if no MoE}.
+    Also returns routing stats: "margin" (smallest gap to a tie, inf without MoE),
+    "decisions" (token x MoE layer), "group_changed", "bias_changed" (see `route`).
     """
     hp, w = read_gguf(path)
     inv_freq = rope_inv_freq(hp)
-    stats = {"margin": math.inf}
+    stats = {"margin": math.inf, "decisions": 0, "group_changed": 0, "bias_changed": 0}
     x = w["token_embd.weight"][np.asarray(tokens)]
     for il in range(hp.n_layer):
         p = f"blk.{il}."

@@ -36,7 +36,10 @@ fn check_model(name: &str) -> f32 {
         assert_eq!(argmax(got), argmax(want), "{name} pos {pos}: greedy token differs");
         worst = worst.max(rel);
     }
-    eprintln!("golden {name}: {} positions, worst max|Δ|/max|logit| = {worst:.2e}", expected.tokens.len());
+    eprintln!(
+        "golden {name}: {} positions, worst max|Δ|/max|logit| = {worst:.2e}",
+        expected.tokens.len()
+    );
     worst
 }
 

@@ -30,18 +30,8 @@ impl Rng {
 }
 
 /// Values that break naive readers when written over a length, count or offset.
-const NASTY: [u64; 10] = [
-    0,
-    1,
-    3,
-    0xff,
-    0x7fff_ffff,
-    0xffff_ffff,
-    0x1_0000_0000,
-    1 << 40,
-    1 << 63,
-    u64::MAX,
-];
+const NASTY: [u64; 10] =
+    [0, 1, 3, 0xff, 0x7fff_ffff, 0xffff_ffff, 0x1_0000_0000, 1 << 40, 1 << 63, u64::MAX];
 
 /// One mutation of `base`, chosen by `rng`; `header_len` is the metadata + tensor-info part.
 fn mutate(base: &[u8], header_len: usize, rng: &mut Rng) -> Vec<u8> {
@@ -49,7 +39,8 @@ fn mutate(base: &[u8], header_len: usize, rng: &mut Rng) -> Vec<u8> {
     match rng.below(6) {
         // Truncate anywhere, mostly inside the header.
         0 => {
-            let cut = if rng.below(4) == 0 { rng.below(v.len()) } else { rng.below(header_len + 1) };
+            let cut =
+                if rng.below(4) == 0 { rng.below(v.len()) } else { rng.below(header_len + 1) };
             v.truncate(cut);
         }
         // Flip a few random header bytes.
@@ -137,7 +128,9 @@ fn mutated_and_truncated_fixtures_never_panic() {
             let result = catch_unwind(AssertUnwindSafe(|| exercise(&variant)));
             let outcome = match result {
                 Ok(Ok(stage)) => stage.to_string(),
-                Ok(Err(e)) => format!("{:?}", e).split(['(', ' ', '{']).next().unwrap_or("").to_string(),
+                Ok(Err(e)) => {
+                    format!("{:?}", e).split(['(', ' ', '{']).next().unwrap_or("").to_string()
+                }
                 Err(_) => panic!("{name} variant {i} panicked (len {})", variant.len()),
             };
             *outcomes.entry(outcome).or_default() += 1;

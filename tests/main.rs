@@ -1,5 +1,6 @@
 //! tinymla's cross-crate integration tests, built as one binary so it links once.
 
+mod api;
 mod common;
 mod golden;
 mod hostile;

@@ -240,11 +240,8 @@ impl ModelConfig {
         } else {
             keys.opt_usize(KEY_FEED_FORWARD_LENGTH)?.unwrap_or(0)
         };
-        let moe = if first_k_dense_replace < num_hidden_layers {
-            Some(read_moe(&keys)?)
-        } else {
-            None
-        };
+        let moe =
+            if first_k_dense_replace < num_hidden_layers { Some(read_moe(&keys)?) } else { None };
 
         let rms_norm_eps = keys.f32_or(KEY_RMS_EPS, None)?;
         if !(rms_norm_eps.is_finite() && rms_norm_eps > 0.0) {
@@ -318,9 +315,9 @@ impl ModelConfig {
     /// The widest FFN hidden activation any layer needs (dense, one expert, or the fused shared
     /// experts).
     pub(crate) fn ffn_hidden_max(&self) -> Option<usize> {
-        let moe = self.moe.map_or(Some(0), |m| {
-            m.moe_intermediate_size.checked_mul(m.n_shared_experts.max(1))
-        })?;
+        let moe = self
+            .moe
+            .map_or(Some(0), |m| m.moe_intermediate_size.checked_mul(m.n_shared_experts.max(1)))?;
         Some(self.intermediate_size.max(moe))
     }
 

@@ -217,10 +217,9 @@ impl fmt::Display for Error {
             Error::Gguf(e) => write!(f, "malformed GGUF: {e}"),
             Error::Config(e) => write!(f, "unsupported model: {e}"),
             Error::MissingTensor(id) => write!(f, "missing tensor {id}"),
-            Error::ShapeMismatch { tensor, expected, found } => write!(
-                f,
-                "{tensor}: expected dims {expected:?} (ggml ne order), found {found:?}"
-            ),
+            Error::ShapeMismatch { tensor, expected, found } => {
+                write!(f, "{tensor}: expected dims {expected:?} (ggml ne order), found {found:?}")
+            }
             Error::UnsupportedTensorType { tensor, ggml_type } => {
                 write!(f, "{tensor}: ggml type {ggml_type} is not supported for this tensor")
             }
@@ -272,10 +271,9 @@ impl fmt::Display for GgufError {
             GgufError::RowNotBlockMultiple { index } => {
                 write!(f, "tensor #{index} row length is not a multiple of its block size")
             }
-            GgufError::BadTensorOffset { index, expected, found } => write!(
-                f,
-                "tensor #{index} data at offset {found}, ggml layout requires {expected}"
-            ),
+            GgufError::BadTensorOffset { index, expected, found } => {
+                write!(f, "tensor #{index} data at offset {found}, ggml layout requires {expected}")
+            }
             GgufError::DataOutOfRange { index } => {
                 write!(f, "tensor #{index} data extends past the end of the file")
             }

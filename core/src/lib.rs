@@ -26,8 +26,24 @@
 //! `DeepseekV3ForCausalLM`; the workspace's golden tests compare against logits it produced.
 
 #![cfg_attr(not(test), no_std)]
-#![deny(missing_docs)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
+#![deny(missing_docs, unsafe_code)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::undocumented_unsafe_blocks
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::cast_possible_truncation
+    )
+)]
 
 pub mod config;
 pub mod error;
@@ -48,6 +64,6 @@ pub use cache::LatentCache;
 pub use config::{ModelConfig, ModelOptions};
 pub use error::{BufferKind, ConfigError, Error, GgufError};
 pub use gguf::Gguf;
-pub use model::Model;
+pub use model::{Model, ModelWith, DEFAULT_MAX_LAYERS};
 pub use scratch::Scratch;
 pub use tensor::{GgmlType, TensorId, TensorKind, TensorView};

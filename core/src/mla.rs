@@ -109,12 +109,16 @@ pub(crate) fn forward(
     let n_ctx = rows.len() / row;
 
     // Absorbed queries, laid out like cache rows: [W_UKᵀ q_nope (kv_lora) | rotated q_pe].
-    for (h, (q_h, q_abs_h)) in b.q.chunks_exact_mut(qk).zip(b.q_abs.chunks_exact_mut(row)).enumerate() {
+    for (h, (q_h, q_abs_h)) in
+        b.q.chunks_exact_mut(qk).zip(b.q_abs.chunks_exact_mut(row)).enumerate()
+    {
         let (q_nope, q_pe) = q_h.split_at_mut(s.nope.min(qk));
         rope::rotate(q_pe, b.rope);
         let (q_lat, q_rope) = q_abs_h.split_at_mut(kv_lora.min(row));
         match &w.up {
-            LatentUp::Split { k_b, .. } => k_b.sub_rows(h * s.kv_lora, s.kv_lora).matvec(q_nope, q_lat),
+            LatentUp::Split { k_b, .. } => {
+                k_b.sub_rows(h * s.kv_lora, s.kv_lora).matvec(q_nope, q_lat)
+            }
             LatentUp::Joint { kv_b } => {
                 kv_b.sub_rows(h * (s.nope + s.v_head), s.nope).matvec_transposed(q_nope, q_lat);
             }
@@ -127,7 +131,9 @@ pub(crate) fn forward(
     // Scores: each cached row is read once for all heads.
     let cap = b.scores.len() / s.heads.max(1);
     for (t, c_row) in rows.chunks_exact(row).enumerate() {
-        for (q_abs_h, head_scores) in b.q_abs.chunks_exact(row).zip(b.scores.chunks_exact_mut(cap.max(1))) {
+        for (q_abs_h, head_scores) in
+            b.q_abs.chunks_exact(row).zip(b.scores.chunks_exact_mut(cap.max(1)))
+        {
             if let Some(sc) = head_scores.get_mut(t) {
                 *sc = kernels::dot(q_abs_h, c_row) * s.scale;
             }
@@ -141,11 +147,15 @@ pub(crate) fn forward(
     b.lat_out.fill(0.0);
     for (t, c_row) in rows.chunks_exact(row).enumerate() {
         let c = c_row.get(..s.kv_lora).unwrap_or(&[]);
-        for (lat_h, head_p) in b.lat_out.chunks_exact_mut(kv_lora).zip(b.scores.chunks_exact(cap.max(1))) {
+        for (lat_h, head_p) in
+            b.lat_out.chunks_exact_mut(kv_lora).zip(b.scores.chunks_exact(cap.max(1)))
+        {
             kernels::axpy(lat_h, head_p.get(t).copied().unwrap_or(0.0), c);
         }
     }
-    for (h, (lat_h, o_h)) in b.lat_out.chunks_exact(kv_lora).zip(b.attn_out.chunks_exact_mut(v_head)).enumerate() {
+    for (h, (lat_h, o_h)) in
+        b.lat_out.chunks_exact(kv_lora).zip(b.attn_out.chunks_exact_mut(v_head)).enumerate()
+    {
         match &w.up {
             LatentUp::Split { v_b, .. } => v_b.sub_rows(h * s.v_head, s.v_head).matvec(lat_h, o_h),
             LatentUp::Joint { kv_b } => {

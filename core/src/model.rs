@@ -99,7 +99,16 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             eps: c.rms_norm_eps,
             scale: rope::softmax_scale(c),
         };
-        Ok(ModelWith { config, options, token_embd, output_norm, output, is_tied, layers, mla_shape })
+        Ok(ModelWith {
+            config,
+            options,
+            token_embd,
+            output_norm,
+            output,
+            is_tied,
+            layers,
+            mla_shape,
+        })
     }
 
     /// The validated hyperparameters.
@@ -141,7 +150,9 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             return Err(Error::CacheMismatch);
         }
         if cache.is_full() {
-            return Err(Error::CacheFull { capacity: u32::try_from(cache.capacity()).unwrap_or(u32::MAX) });
+            return Err(Error::CacheFull {
+                capacity: u32::try_from(cache.capacity()).unwrap_or(u32::MAX),
+            });
         }
         let pos = cache.len();
         let heads = c.num_attention_heads;
@@ -175,7 +186,11 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             match (&layer.ffn, &c.moe) {
                 (Ffn::Dense(mlp), _) => mlp.forward(s.xn, s.ffn_hidden, s.acc),
                 (Ffn::Moe(w), Some(m)) => {
-                    let bufs = MoeBuffers { router: s.router, hidden: s.ffn_hidden, expert_out: s.expert_out };
+                    let bufs = MoeBuffers {
+                        router: s.router,
+                        hidden: s.ffn_hidden,
+                        expert_out: s.expert_out,
+                    };
                     moe::forward(m, &self.options, w, s.xn, bufs, s.acc);
                 }
                 (Ffn::Moe(_), None) => s.acc.fill(0.0),
@@ -277,7 +292,8 @@ fn load_moe<'a>(
 ) -> Result<MoeWeights<'a>, Error> {
     let id = |kind| TensorId::layer(layer, kind);
     let u = |v: usize| v as u64;
-    let (hidden, n_exp, inter) = (u(c.hidden_size), u(m.n_routed_experts), u(m.moe_intermediate_size));
+    let (hidden, n_exp, inter) =
+        (u(c.hidden_size), u(m.n_routed_experts), u(m.moe_intermediate_size));
     let bias_id = id(TensorKind::ExpProbsB);
     let bias = match t.find(bias_id) {
         Some(_) => Some(t.vector(bias_id, m.n_routed_experts)?),

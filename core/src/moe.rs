@@ -3,7 +3,9 @@
 //!
 //! Reference: `DeepseekV2Moe` / `DeepseekV3TopkRouter` + `DeepseekV3MoE` in transformers.
 
-use crate::config::{Gating, ModelOptions, MoeConfig, SoftmaxGroupScore, MAX_EXPERTS_USED, MAX_EXPERT_GROUPS};
+use crate::config::{
+    Gating, ModelOptions, MoeConfig, SoftmaxGroupScore, MAX_EXPERTS_USED, MAX_EXPERT_GROUPS,
+};
 use crate::ffn::Mlp;
 use crate::kernels;
 use crate::weights::{Matrix, Vector};
@@ -108,7 +110,11 @@ fn limit_groups(cfg: &MoeConfig, opts: &ModelOptions, select: &mut [f32]) {
         || opts.softmax_group_score == SoftmaxGroupScore::Top2Sum;
     let mut group_score = [0.0f32; MAX_EXPERT_GROUPS];
     for (g, chunk) in group_score.iter_mut().zip(select.chunks_exact(per_group.max(1))) {
-        *g = if top2 { top2_sum(chunk) } else { chunk.iter().copied().fold(f32::NEG_INFINITY, f32::max) };
+        *g = if top2 {
+            top2_sum(chunk)
+        } else {
+            chunk.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+        };
     }
     let group_score = group_score.get(..n_group).unwrap_or(&[]);
     let mut kept = [0usize; MAX_EXPERT_GROUPS];
@@ -144,7 +150,11 @@ fn top2_sum(v: &[f32]) -> f32 {
             b = x;
         }
     }
-    if b == f32::NEG_INFINITY { a } else { a + b }
+    if b == f32::NEG_INFINITY {
+        a
+    } else {
+        a + b
+    }
 }
 
 /// Index of the largest value not in `exclude`; ties and NaNs resolve to the lowest index.

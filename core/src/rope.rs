@@ -93,7 +93,13 @@ mod tests {
     use super::*;
 
     fn yarn(factor: f32, orig: u32) -> Yarn {
-        Yarn { factor, original_context_length: orig, beta_fast: 32.0, beta_slow: 1.0, log_multiplier: 0.1 }
+        Yarn {
+            factor,
+            original_context_length: orig,
+            beta_fast: 32.0,
+            beta_slow: 1.0,
+            log_multiplier: 0.1,
+        }
     }
 
     /// The reference-math notes' tiny model: dim 8, theta 1e4, factor 4, original 64 gives

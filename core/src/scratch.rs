@@ -28,7 +28,10 @@ impl Layout {
         let mul = |a: usize, b: usize| a.checked_mul(b).ok_or(Error::SizeOverflow);
         let hidden = c.hidden_size;
         let q_a = c.q_lora_rank.unwrap_or(0);
-        let q = mul(heads, c.qk_nope_head_dim.checked_add(c.qk_rope_head_dim).ok_or(Error::SizeOverflow)?)?;
+        let q = mul(
+            heads,
+            c.qk_nope_head_dim.checked_add(c.qk_rope_head_dim).ok_or(Error::SizeOverflow)?,
+        )?;
         let kv_a = c.kv_lora_rank.checked_add(c.qk_rope_head_dim).ok_or(Error::SizeOverflow)?;
         let q_abs = mul(heads, kv_a)?;
         let scores = mul(heads, capacity)?;
@@ -40,12 +43,39 @@ impl Layout {
         let rope = c.qk_rope_head_dim;
         let logits = c.vocab_size;
         // x, normed x, the block output and one expert's output are `hidden` each.
-        let parts = [mul(hidden, 4)?, q_a, q, kv_a, q_abs, scores, lat_out, attn_out, ffn_hidden, router, rope, logits];
+        let parts = [
+            mul(hidden, 4)?,
+            q_a,
+            q,
+            kv_a,
+            q_abs,
+            scores,
+            lat_out,
+            attn_out,
+            ffn_hidden,
+            router,
+            rope,
+            logits,
+        ];
         let total = parts
             .iter()
             .try_fold(0usize, |acc, &p| acc.checked_add(p))
             .ok_or(Error::SizeOverflow)?;
-        Ok(Layout { hidden, q_a, q, kv_a, q_abs, scores, lat_out, attn_out, ffn_hidden, router, rope, logits, total })
+        Ok(Layout {
+            hidden,
+            q_a,
+            q,
+            kv_a,
+            q_abs,
+            scores,
+            lat_out,
+            attn_out,
+            ffn_hidden,
+            router,
+            rope,
+            logits,
+            total,
+        })
     }
 }
 
@@ -98,10 +128,12 @@ impl<'m> Scratch<'m> {
     pub fn new(config: &ModelConfig, capacity: usize, mem: &'m mut [f32]) -> Result<Self, Error> {
         let l = Layout::new(config, capacity)?;
         let given = mem.len();
-        let too_small = Error::BufferTooSmall { buffer: BufferKind::Scratch, needed: l.total, given };
+        let too_small =
+            Error::BufferTooSmall { buffer: BufferKind::Scratch, needed: l.total, given };
         let mut rest = mem;
         let mut take = |n: usize| -> Result<&'m mut [f32], Error> {
-            let (head, tail) = core::mem::take(&mut rest).split_at_mut_checked(n).ok_or(too_small)?;
+            let (head, tail) =
+                core::mem::take(&mut rest).split_at_mut_checked(n).ok_or(too_small)?;
             rest = tail;
             Ok(head)
         };

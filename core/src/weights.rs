@@ -38,14 +38,17 @@ impl<'a> Matrix<'a> {
         t: &TensorView<'a>,
         expected_ne: [u64; 3],
     ) -> Result<Self, Error> {
-        let found = t.dims3().unwrap_or([t.dims[0], t.dims[1], t.dims[2].saturating_mul(t.dims[3])]);
+        let found =
+            t.dims3().unwrap_or([t.dims[0], t.dims[1], t.dims[2].saturating_mul(t.dims[3])]);
         if found != expected_ne || t.dims[3] != 1 {
             return Err(Error::ShapeMismatch { tensor: id, expected: expected_ne, found });
         }
         let ty = match t.ggml_type {
             GgmlType::F32 => WeightType::F32,
             GgmlType::F16 => WeightType::F16,
-            other => return Err(Error::UnsupportedTensorType { tensor: id, ggml_type: other.id() }),
+            other => {
+                return Err(Error::UnsupportedTensorType { tensor: id, ggml_type: other.id() })
+            }
         };
         let [ne0, ne1, ne2] = expected_ne;
         let to_usize = |v: u64| usize::try_from(v).map_err(|_| Error::SizeOverflow);

@@ -80,8 +80,13 @@ impl<'a> Gguf<'a> {
         }
         let n_tensors_raw = r.u64()?;
         let n_kv_raw = r.u64()?;
-        let n_tensors =
-            bounded_count(&r, n_tensors_raw, MAX_TENSORS, MIN_TENSOR_INFO_BYTES, CountKind::Tensors)?;
+        let n_tensors = bounded_count(
+            &r,
+            n_tensors_raw,
+            MAX_TENSORS,
+            MIN_TENSOR_INFO_BYTES,
+            CountKind::Tensors,
+        )?;
         let n_kv = bounded_count(
             &r,
             n_kv_raw,
@@ -113,7 +118,8 @@ impl<'a> Gguf<'a> {
         let mut seen = NameFilter::new();
         for index in 0..n_tensors {
             let info = read_tensor_info(&mut r, index as u64)?;
-            if seen.maybe_seen(info.name) && tensor_infos(ti_start, index).any(|t| t.name == info.name)
+            if seen.maybe_seen(info.name)
+                && tensor_infos(ti_start, index).any(|t| t.name == info.name)
             {
                 return Err(GgufError::DuplicateTensor { index: index as u64 });
             }
@@ -122,14 +128,9 @@ impl<'a> Gguf<'a> {
 
         // Data section: starts at the next multiple of the alignment.
         let info_end = r.offset();
-        let data_offset = align_up(info_end, alignment).ok_or(GgufError::Truncated {
-            at: info_end,
-            needed: alignment,
-        })?;
-        let data = usize::try_from(data_offset)
-            .ok()
-            .and_then(|o| bytes.get(o..))
-            .unwrap_or(&[]);
+        let data_offset = align_up(info_end, alignment)
+            .ok_or(GgufError::Truncated { at: info_end, needed: alignment })?;
+        let data = usize::try_from(data_offset).ok().and_then(|o| bytes.get(o..)).unwrap_or(&[]);
         if n_tensors > 0 && usize::try_from(data_offset).map_or(true, |o| o > bytes.len()) {
             return Err(GgufError::Truncated { at: info_end, needed: data_offset - info_end });
         }
@@ -230,9 +231,9 @@ impl NameFilter {
     /// Records `name`; returns true if it may have been recorded before.
     fn maybe_seen(&mut self, name: &str) -> bool {
         // FNV-1a, 64-bit.
-        let hash = name
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
         let bit = hash % 4096;
         let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
         match self.bits.get_mut(word) {

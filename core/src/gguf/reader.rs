@@ -69,10 +69,10 @@ impl<'a> Reader<'a> {
     pub(crate) fn string_bytes(&mut self) -> Result<(&'a [u8], u64), GgufError> {
         let len = self.u64()?;
         let at = self.offset;
-        let len = self.len_within_rest(len, GgufError::CountTooLarge {
-            what: crate::error::CountKind::StringBytes,
-            count: len,
-        })?;
+        let len = self.len_within_rest(
+            len,
+            GgufError::CountTooLarge { what: crate::error::CountKind::StringBytes, count: len },
+        )?;
         Ok((self.take(len)?, at))
     }
 

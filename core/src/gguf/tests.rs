@@ -45,7 +45,7 @@ impl Builder {
     }
     /// Pads to `align` and appends `n` data bytes.
     fn data(&mut self, align: usize, n: usize) -> &mut Self {
-        while self.bytes.len() % align != 0 {
+        while !self.bytes.len().is_multiple_of(align) {
             self.bytes.push(0);
         }
         self.bytes.extend(core::iter::repeat_n(0u8, n));

@@ -191,8 +191,8 @@ impl<'a> ArrayView<'a> {
     fn read(r: &mut Reader<'a>) -> Result<Self, GgufError> {
         let type_at = r.offset();
         let type_id = r.u32()?;
-        let elem_type = ValueType::from_id(type_id)
-            .ok_or(GgufError::BadValueType { type_id, at: type_at })?;
+        let elem_type =
+            ValueType::from_id(type_id).ok_or(GgufError::BadValueType { type_id, at: type_at })?;
         if elem_type == ValueType::Array {
             return Err(GgufError::NestedArray { at: type_at });
         }

@@ -1,0 +1,4 @@
+//! Host-side (std) parts of tinymla: memory-mapped model files and the `tinymla` subcommands.
+
+pub mod cli;
+pub mod model_file;

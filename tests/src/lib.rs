@@ -1,1 +1,0 @@
-//! Integration tests live in `main.rs`; this crate has no library code.
