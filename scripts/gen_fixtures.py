@@ -13,6 +13,11 @@ For every fixture in FIXTURES this script
      max |full - incremental|;
   5. recomputes the logits from the GGUF alone with `numpy_ref.py` (float64,
      absorbed MLA) and records max |numpy_ref - expected|;
+  6. for the fixtures in SLIDE_SINKS, writes sliding-window-with-attention-sinks
+     logits `<name>.slide_c<C>_s<S>.expected.bin` (one full forward with a custom
+     4-D additive mask, checked against numpy_ref's streaming ring-cache decode);
+  7. writes `<name>.f16.gguf` and `<name>.q8_0.gguf` with the tensor types that
+     llama.cpp's convert_hf_to_gguf.py picks for --outtype f16 / q8_0;
 and finally writes `tests/fixtures/PROVENANCE.md`.
 
 expected.bin (little-endian): b"TMLE", u32 version = 1, u32 n_pos, u32 n_vocab,
@@ -60,10 +65,23 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURE_DIR = REPO / "tests" / "fixtures"
 ARCH = "deepseek2"
 N_POS = 20
-MAX_TOTAL_BYTES = 3_000_000
+MAX_TOTAL_BYTES = 4_000_000
 # Tolerances for the in-script checks (float32 HF vs itself / vs float64 NumPy).
 TOL_INCREMENTAL = 1e-4
 TOL_NUMPY_REF = 1e-4
+# A 4-D mask with the plain causal pattern must reproduce the mask-free forward to this.
+TOL_MASK_API = 1e-6
+# Every sliding-window row that lost a token must move by more than this (f32 noise is ~1e-6).
+MIN_SLIDE_CHANGE = 1e-4
+
+# Sliding window with attention sinks: latent-cache capacity C and the sink counts S per fixture.
+SLIDE_CAPACITY = 8
+SLIDE_SINKS = {"v3_qlora_grouped": (2, 0), "v2_lite_moe": (2,)}
+
+F32, F16, Q8_0 = (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16,
+                  gguf.GGMLQuantizationType.Q8_0)
+# Quantized copies of every fixture: file suffix -> (convert_hf_to_gguf --outtype, general.file_type).
+OUTTYPES = {"f16": (F16, gguf.LlamaFileType.MOSTLY_F16), "q8_0": (Q8_0, gguf.LlamaFileType.MOSTLY_Q8_0)}
 
 # Settings shared by every fixture. initializer_range 0.1 keeps logits O(1).
 COMMON = dict(initializer_range=0.1, attention_bias=False, rms_norm_eps=1e-6, hidden_act="silu")
@@ -376,7 +394,10 @@ def tokenizer_arrays(n_vocab: int) -> dict[str, list]:
     return {"tokenizer.ggml.tokens": tokens, "tokenizer.ggml.token_type": types, "tokenizer.ggml.merges": ["Ġ t"]}
 
 
-def write_gguf(path: Path, metadata, arrays: dict[str, list], tensors: dict[str, np.ndarray]) -> None:
+def write_gguf(path: Path, metadata, arrays: dict[str, list], tensors: dict[str, np.ndarray],
+               raw_dtypes: dict[str, gguf.GGMLQuantizationType] | None = None) -> None:
+    """Write one GGUF. `tensors` hold the stored payloads (F32 / F16 arrays, or Q8_0 bytes as
+    `gguf.quants.quantize` returns them); `raw_dtypes` gives each tensor's type (None: from dtype)."""
     writer = gguf.GGUFWriter(str(path), ARCH)  # also writes general.architecture; alignment stays 32
     adders = {"u32": writer.add_uint32, "f32": writer.add_float32, "bool": writer.add_bool, "str": writer.add_string}
     for key, kind, value in metadata:
@@ -384,15 +405,21 @@ def write_gguf(path: Path, metadata, arrays: dict[str, list], tensors: dict[str,
     for key, values in arrays.items():
         writer.add_array(key, values)
     for name, array in tensors.items():
-        writer.add_tensor(name, array)
+        writer.add_tensor(name, array, raw_dtype=None if raw_dtypes is None else raw_dtypes[name])
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
 
 
-def check_gguf(path: Path, metadata, arrays: dict[str, list], tensors: dict[str, np.ndarray]) -> None:
-    """Read the file back: every key/value, tensor name, ggml shape (ne = reversed torch shape) and byte."""
+def check_gguf(path: Path, metadata, arrays: dict[str, list], tensors: dict[str, np.ndarray],
+               stored: dict[str, tuple[np.ndarray, gguf.GGMLQuantizationType]] | None = None) -> None:
+    """Read the file back: every key/value, tensor name, ggml shape (ne = reversed torch shape) and byte.
+
+    `tensors` are the F32 weights. For a quantized copy, `stored` maps each name to the (payload, type)
+    that was written: the type and the raw bytes must match, and the dequantized values must be the
+    float16 rounding (F16) or lie within 0.6 * d of the F32 weight (Q8_0, d = block absmax / 127).
+    """
     reader = gguf.GGUFReader(str(path))
     fields = reader.fields
     assert fields["general.architecture"].contents() == ARCH
@@ -408,10 +435,22 @@ def check_gguf(path: Path, metadata, arrays: dict[str, list], tensors: dict[str,
     assert [t.name for t in reader.tensors] == list(tensors)
     for t in reader.tensors:
         array = tensors[t.name]
-        assert t.tensor_type == gguf.GGMLQuantizationType.F32, t.name
+        qtype = F32 if stored is None else stored[t.name][1]
+        assert t.tensor_type == qtype, (t.name, t.tensor_type, qtype)
         assert [int(d) for d in t.shape] == list(reversed(array.shape)), (t.name, t.shape, array.shape)
-        assert np.array_equal(np.asarray(t.data).reshape(array.shape), array), t.name
         assert t.data_offset % 32 == 0
+        if qtype == F32:
+            assert np.array_equal(np.asarray(t.data).reshape(array.shape), array), t.name
+            continue
+        assert np.asarray(t.data).tobytes() == stored[t.name][0].tobytes(), t.name
+        values = gguf.quants.dequantize(np.asarray(t.data), qtype).reshape(array.shape)
+        if qtype == F16:
+            assert np.array_equal(values, array.astype(np.float16).astype(np.float32)), t.name
+        else:
+            assert qtype == Q8_0, (t.name, qtype)
+            blocks, err = array.reshape(-1, 32), np.abs(values - array).reshape(-1, 32)
+            d = np.abs(blocks).max(axis=-1, keepdims=True) / 127
+            assert (err <= 0.6 * d + 1e-12).all(), t.name
 
 
 def write_expected(path: Path, tokens: list[int], logits: np.ndarray) -> None:
@@ -420,6 +459,187 @@ def write_expected(path: Path, tokens: list[int], logits: np.ndarray) -> None:
         f.write(struct.pack("<4sIII", b"TMLE", 1, n_pos, n_vocab))
         f.write(struct.pack(f"<{n_pos}I", *tokens))
         f.write(np.ascontiguousarray(logits, dtype="<f4").tobytes())
+
+
+# --------------------------------------------------------------------------- sliding window
+
+
+def retained(i: int, capacity: int, n_sink: int) -> list[int]:
+    """Tokens that token i attends to (its own row included) with a latent cache of `capacity` rows
+    that keeps the first `n_sink` tokens and overwrites the oldest of the rest once full."""
+    if i < capacity:
+        return list(range(i + 1))
+    return list(range(n_sink)) + list(range(i - (capacity - n_sink) + 1, i + 1))
+
+
+def slide_allow(n_pos: int, capacity: int, n_sink: int) -> np.ndarray:
+    """[n_pos, n_pos] bool, row i = retained(i); checked against numpy_ref's ring-slot arithmetic."""
+    allow = np.zeros((n_pos, n_pos), dtype=bool)
+    occupant = [-1] * capacity  # token id held by each ring slot, as numpy_ref.forward_ring fills it
+    for i in range(n_pos):
+        allow[i, retained(i, capacity, n_sink)] = True
+        occupant[numpy_ref.ring_slot(i, capacity, n_sink)] = i
+        assert sorted(o for o in occupant if o >= 0) == retained(i, capacity, n_sink), (i, occupant)
+        assert allow[i].sum() == min(i + 1, capacity)
+    return allow
+
+
+def additive_mask(allow: np.ndarray) -> torch.Tensor:
+    """[1, 1, T, T] float32: 0 where allowed, finfo(float32).min where blocked, like transformers'
+    own eager mask. A 4-D mask reaches eager attention as-is and is ADDED to the scores, so it must
+    be additive: a boolean 4-D mask would add 1.0 to allowed scores and block nothing."""
+    blocked = torch.tensor(~allow)
+    return torch.zeros(allow.shape).masked_fill(blocked, torch.finfo(torch.float32).min)[None, None]
+
+
+@torch.no_grad()
+def run_masked(model, tokens: list[int], mask: torch.Tensor) -> np.ndarray:
+    """One full forward (no cache) with a custom 4-D attention mask and position_ids 0..T-1."""
+    ids = torch.tensor([tokens], dtype=torch.long)
+    positions = torch.arange(len(tokens))[None]
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
+    return out.logits[0].float().numpy()
+
+
+@dataclass
+class SlideResult:
+    """One sliding-window expected file and its checks."""
+
+    n_sink: int
+    path: Path
+    first_diff: int  # first position whose logits differ from the plain causal expected.bin
+    min_change: float  # min over positions >= C of max |slide - plain|
+    max_change: float  # max |slide - plain|
+    diff_numpy: float  # max |numpy_ref.forward_ring - slide|
+    argmax_numpy: float
+
+
+def check_mask_api(model, tokens: list[int], full: np.ndarray) -> dict[str, float]:
+    """Prove that transformers honours a custom 4-D mask: the causal pattern passed as an additive
+    float mask must reproduce the mask-free forward. Also records what a boolean mask does."""
+    causal = np.tril(np.ones((len(tokens), len(tokens)), dtype=bool))
+    additive = float(np.abs(run_masked(model, tokens, additive_mask(causal)) - full).max())
+    boolean = float(np.abs(run_masked(model, tokens, torch.tensor(causal)[None, None]) - full).max())
+    assert additive <= TOL_MASK_API, f"4-D additive causal mask not honoured: {additive}"
+    return {"additive": additive, "boolean": boolean}
+
+
+def write_slide(model, fx: Fixture, tokens: list[int], full: np.ndarray, gguf_path: Path, n_sink: int) -> SlideResult:
+    """`<name>.slide_c<C>_s<S>.expected.bin`: the streaming ring-cache logits as one masked forward."""
+    capacity = SLIDE_CAPACITY
+    logits = run_masked(model, tokens, additive_mask(slide_allow(len(tokens), capacity, n_sink)))
+    change = np.abs(logits - full).max(axis=-1)  # per position
+    assert (change[:capacity] <= TOL_MASK_API).all(), change  # nothing evicted yet: plain causal rows
+    assert change[capacity:].min() > MIN_SLIDE_CHANGE, change  # every later row lost a token
+    path = FIXTURE_DIR / f"{fx.name}.slide_c{capacity}_s{n_sink}.expected.bin"
+    write_expected(path, tokens, logits)
+    read_tokens, read_logits = numpy_ref.read_expected(path)
+    assert read_tokens == tokens and np.array_equal(read_logits, logits)
+    ring, _ = numpy_ref.forward_ring(gguf_path, tokens, capacity, n_sink)
+    diff_numpy = float(np.abs(ring - logits).max())
+    assert diff_numpy < TOL_NUMPY_REF, diff_numpy
+    return SlideResult(n_sink, path, int(np.nonzero(change > 0)[0][0]), float(change[capacity:].min()),
+                       float(change.max()), diff_numpy, float(np.mean(ring.argmax(-1) == logits.argmax(-1))))
+
+
+# --------------------------------------------------------------------------- quantized copies
+
+
+def converter_qtype(name: str, array: np.ndarray, outtype: gguf.GGMLQuantizationType) -> gguf.GGMLQuantizationType:
+    """Type llama.cpp's convert_hf_to_gguf.py (`prepare_tensors`) requests for one deepseek2 tensor:
+    1-D tensors and `*_norm.weight` stay F32, so do the router `ffn_gate_inp` and any name not ending
+    in `.weight` (`exp_probs_b.bias`); every other tensor (token_embd and output included, 2-D or
+    3-D) gets the outtype. DeepSeek-V2/V3 have no tensor_force_quant override."""
+    if array.ndim <= 1 or name.endswith("_norm.weight"):
+        return F32
+    if name.endswith(".ffn_gate_inp.weight") or not name.endswith(".weight"):
+        return F32
+    return outtype
+
+
+def quantize_like_converter(tensors: dict[str, np.ndarray], outtype: gguf.GGMLQuantizationType
+                            ) -> dict[str, tuple[np.ndarray, gguf.GGMLQuantizationType]]:
+    """name -> (payload, type). Like the converter, Q8_0 falls back to F16 when gguf.quants raises
+    QuantError, i.e. when the row length ne[0] is not a multiple of 32."""
+    out = {}
+    for name, array in tensors.items():
+        qtype = converter_qtype(name, array, outtype)
+        try:
+            data = gguf.quants.quantize(array, qtype)
+        except gguf.QuantError:
+            qtype = F16
+            data = gguf.quants.quantize(array, qtype)
+        out[name] = (data, qtype)
+    return out
+
+
+def quantized_metadata(metadata, file_type: gguf.LlamaFileType) -> list[tuple[str, str, object]]:
+    """The F32 file's keys plus what the converter adds: general.file_type and
+    general.quantization_version, placed before the tokenizer keys."""
+    extra = [("general.file_type", "u32", int(file_type)),
+             ("general.quantization_version", "u32", gguf.GGML_QUANT_VERSION)]
+    at = next(i for i, (key, _, _) in enumerate(metadata) if key.startswith("tokenizer."))
+    return metadata[:at] + extra + metadata[at:]
+
+
+@dataclass
+class QuantResult:
+    """One quantized GGUF copy and its checks."""
+
+    suffix: str
+    path: Path
+    counts: dict[str, int]  # ggml type name -> number of tensors
+    fallbacks: int  # tensors the outtype asked for as Q8_0 that fell back to F16
+    max_weight_err: float  # max |dequantized - F32| over all weights
+    diff_numpy: float  # max |numpy_ref(this file) - expected.bin|
+    argmax_numpy: float
+
+
+def write_quantized(fx: Fixture, metadata, arrays: dict[str, list], tensors: dict[str, np.ndarray],
+                    tokens: list[int], full: np.ndarray) -> list[QuantResult]:
+    """`<name>.f16.gguf` and `<name>.q8_0.gguf`, read back and evaluated with numpy_ref."""
+    results = []
+    for suffix, (outtype, file_type) in OUTTYPES.items():
+        stored = quantize_like_converter(tensors, outtype)
+        path = FIXTURE_DIR / f"{fx.name}.{suffix}.gguf"
+        meta = quantized_metadata(metadata, file_type)
+        write_gguf(path, meta, arrays, {n: d for n, (d, _) in stored.items()}, {n: q for n, (_, q) in stored.items()})
+        check_gguf(path, meta, arrays, tensors, stored)
+        counts = {q.name: sum(1 for _, t in stored.values() if t == q) for q in (Q8_0, F16, F32)}
+        fallbacks = sum(1 for n, (_, q) in stored.items() if converter_qtype(n, tensors[n], outtype) != q)
+        _, weights = numpy_ref.read_gguf(path)
+        max_weight_err = max(float(np.abs(weights[n] - tensors[n]).max()) for n in tensors)
+        ref, _ = numpy_ref.forward(path, tokens)
+        results.append(QuantResult(suffix, path, counts, fallbacks, max_weight_err, float(np.abs(ref - full).max()),
+                                   float(np.mean(ref.argmax(-1) == full.argmax(-1)))))
+    return results
+
+
+def selftest_q8_0(tmp_dir: Path) -> dict[str, int]:
+    """No fixture has a row length that is a multiple of 32, so exercise the Q8_0 path on a synthetic
+    file: converter rules, write, read back (bytes, bound), and the block layout {f16 d; int8 qs[32]}
+    with d = absmax / 127 that the Rust kernels will read."""
+    rng = np.random.default_rng(0)
+    tensors = {
+        "blk.0.ffn_up.weight": rng.normal(size=(3, 64)).astype(np.float32),  # row 64: Q8_0
+        "blk.0.ffn_down.weight": rng.normal(size=(64, 3)).astype(np.float32),  # row 3: F16 fallback
+        "blk.0.ffn_gate_inp.weight": rng.normal(size=(4, 64)).astype(np.float32),  # router: F32
+        "blk.0.ffn_norm.weight": rng.normal(size=64).astype(np.float32),  # 1-D: F32
+    }
+    stored = quantize_like_converter(tensors, Q8_0)
+    path = tmp_dir / "selftest.q8_0.gguf"
+    meta = quantized_metadata([("general.name", "str", "selftest"), ("tokenizer.ggml.model", "str", "gpt2")],
+                              gguf.LlamaFileType.MOSTLY_Q8_0)
+    write_gguf(path, meta, {}, {n: d for n, (d, _) in stored.items()}, {n: q for n, (_, q) in stored.items()})
+    check_gguf(path, meta, {}, tensors, stored)
+    raw = stored["blk.0.ffn_up.weight"][0].reshape(-1, 34)  # 3 rows x 2 blocks
+    x = tensors["blk.0.ffn_up.weight"].reshape(-1, 32)
+    d = raw[:, :2].copy().view(np.float16).astype(np.float32)
+    assert np.array_equal(d[:, 0], (np.abs(x).max(axis=-1) / 127).astype(np.float16).astype(np.float32))
+    assert (np.abs(raw[:, 2:].view(np.int8) * d - x) <= 0.6 * d).all()
+    counts = {q.name: sum(1 for _, t in stored.values() if t == q) for q in (Q8_0, F16, F32)}
+    assert counts == {"Q8_0": 1, "F16": 1, "F32": 2}, counts
+    return counts
 
 
 def save_hf(model, fx: Fixture, out_dir: Path) -> None:

@@ -23,25 +23,40 @@ mscale is not stored in GGUF; the rope attention factor is taken as 1, which is
 exact whenever mscale == mscale_all_dim (true for every fixture and for the
 real DeepSeek checkpoints).
 
+`forward_ring` is a second, independent driver: a token-by-token decode whose
+per-layer latent cache is a ring of fixed capacity C that keeps the first S
+tokens ("attention sinks") and overwrites the oldest of the rest once full
+(tinymla's sliding-window policy). With C >= len(tokens) it equals `forward`.
+
+F16 and Q8_0 tensors are dequantized with gguf's own `gguf.quants.dequantize`
+(so `*.f16.gguf` / `*.q8_0.gguf` fixtures can be evaluated too).
+
 Usage:
     python scripts/numpy_ref.py tests/fixtures/NAME.gguf [more.gguf ...]
-compares against the sibling NAME.expected.bin and prints max |diff|.
+compares against the sibling NAME.expected.bin and prints max |diff|; for
+NAME.f16.gguf / NAME.q8_0.gguf it compares against the F32 NAME.expected.bin
+(reported only: quantization error is expected). Any sibling
+NAME.slide_c<C>_s<S>.expected.bin is compared with `forward_ring(C, S)`.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import struct
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from gguf import GGUFReader, GGUFValueType
+from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType
+from gguf.quants import dequantize
 
 ARCH = "deepseek2"
 GATING_SOFTMAX = 1
 GATING_SIGMOID = 2
+# Tensor types read_gguf accepts; F16 and Q8_0 are dequantized to float64.
+SUPPORTED_TYPES = (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.Q8_0)
 
 
 @dataclass
@@ -88,7 +103,7 @@ def _field(reader: GGUFReader, key: str, default=None):
 
 
 def read_gguf(path: str | Path) -> tuple[Hparams, dict[str, np.ndarray]]:
-    """Parse a deepseek2 GGUF into hyper-parameters and float64 tensors.
+    """Parse a deepseek2 GGUF into hyper-parameters and float64 tensors (F16 / Q8_0 dequantized).
 
     Tensors are returned in row-major (torch) order, i.e. the reverse of the
     ggml `ne` order: `token_embd.weight` is `[n_vocab, n_embd]`.
@@ -103,10 +118,11 @@ def read_gguf(path: str | Path) -> tuple[Hparams, dict[str, np.ndarray]]:
 
     tensors = {}
     for t in reader.tensors:
-        if t.tensor_type != 0:  # GGML_TYPE_F32
-            raise ValueError(f"{t.name}: only F32 tensors are supported here")
+        if t.tensor_type not in SUPPORTED_TYPES:
+            raise ValueError(f"{t.name}: only F32, F16 and Q8_0 tensors are supported here")
         shape = tuple(int(d) for d in reversed(t.shape))
-        tensors[t.name] = np.asarray(t.data, dtype=np.float64).reshape(shape)
+        data = t.data if t.tensor_type == GGMLQuantizationType.F32 else dequantize(t.data, t.tensor_type)
+        tensors[t.name] = np.asarray(data, dtype=np.float64).reshape(shape)
 
     is_mla_split = "blk.0.attn_k_b.weight" in tensors
     qk_rope = key("rope.dimension_count")
@@ -206,11 +222,15 @@ def kq_scale(hp: Hparams) -> float:
     return scale
 
 
-def attention(hp: Hparams, w: dict[str, np.ndarray], il: int, x: np.ndarray, inv_freq: np.ndarray) -> np.ndarray:
-    """Absorbed MLA over a full causal sequence. x: [T, n_embd] (already normed)."""
+def mla_project(hp: Hparams, w: dict[str, np.ndarray], il: int, x: np.ndarray, pos: np.ndarray,
+                inv_freq: np.ndarray) -> tuple[np.ndarray, ...]:
+    """MLA projections of tokens at absolute positions `pos`. x: [T, n_embd] (already normed).
+
+    Returns (q_lat [T, nh, R], q_pe [T, nh, dr], c_kv [T, R], k_pe [T, dr], v_b [nh, dv, R]);
+    c_kv and k_pe (rotated by the token's own position) are the latent-cache rows.
+    """
     p = f"blk.{il}."
     n_tok, nh, dn, dr, dv, rank = len(x), hp.n_head, hp.qk_nope, hp.qk_rope, hp.v_head, hp.kv_lora_rank
-    pos = np.arange(n_tok, dtype=np.float64)
 
     if hp.q_lora_rank:
         q_a = rms_norm(x @ w[p + "attn_q_a.weight"].T, w[p + "attn_q_a_norm.weight"], hp.rms_eps)
@@ -233,13 +253,28 @@ def attention(hp: Hparams, w: dict[str, np.ndarray], il: int, x: np.ndarray, inv
         v_b = kv_b[:, dn:, :]
 
     q_lat = np.einsum("hrn,thn->thr", k_b, q_nope)  # [T, nh, R]
+    return q_lat, q_pe, c_kv, k_pe, v_b
+
+
+def mla_attend(hp: Hparams, w: dict[str, np.ndarray], il: int, q_lat: np.ndarray, q_pe: np.ndarray,
+               c_kv: np.ndarray, k_pe: np.ndarray, v_b: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Absorbed attention of T queries over S latent rows; allowed [T, S] bool. Returns [T, n_embd]."""
+    n_tok = len(q_lat)
     scores = (np.einsum("thr,sr->hts", q_lat, c_kv) + np.einsum("thd,sd->hts", q_pe, k_pe)) * kq_scale(hp)
-    scores = np.where(np.tril(np.ones((n_tok, n_tok), dtype=bool)), scores, -np.inf)
+    scores = np.where(allowed, scores, -np.inf)
     probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
     probs /= probs.sum(axis=-1, keepdims=True)
     o_lat = np.einsum("hts,sr->thr", probs, c_kv)  # [T, nh, R]
-    o = np.einsum("hvr,thr->thv", v_b, o_lat).reshape(n_tok, nh * dv)
-    return o @ w[p + "attn_output.weight"].T
+    o = np.einsum("hvr,thr->thv", v_b, o_lat).reshape(n_tok, hp.n_head * hp.v_head)
+    return o @ w[f"blk.{il}.attn_output.weight"].T
+
+
+def attention(hp: Hparams, w: dict[str, np.ndarray], il: int, x: np.ndarray, inv_freq: np.ndarray) -> np.ndarray:
+    """Absorbed MLA over a full causal sequence. x: [T, n_embd] (already normed)."""
+    n_tok = len(x)
+    q_lat, q_pe, c_kv, k_pe, v_b = mla_project(hp, w, il, x, np.arange(n_tok, dtype=np.float64), inv_freq)
+    causal = np.tril(np.ones((n_tok, n_tok), dtype=bool))
+    return mla_attend(hp, w, il, q_lat, q_pe, c_kv, k_pe, v_b, causal)
 
 
 def swiglu(x: np.ndarray, gate: np.ndarray, up: np.ndarray, down: np.ndarray) -> np.ndarray:
@@ -341,6 +376,50 @@ def forward(path: str | Path, tokens: list[int]) -> tuple[np.ndarray, dict]:
     return x @ head.T, stats
 
 
+def ring_slot(n: int, capacity: int, n_sink: int) -> int:
+    """Cache slot written by the n-th token (0-based): slots fill in order; once full, the
+    C - S non-sink slots are reused round-robin, so the oldest non-sink row is overwritten."""
+    if n < capacity:
+        return n
+    return n_sink + (n - capacity) % (capacity - n_sink)
+
+
+def forward_ring(path: str | Path, tokens: list[int], capacity: int, n_sink: int) -> tuple[np.ndarray, dict]:
+    """Streaming absorbed-MLA decode with a ring latent cache of `capacity` rows and `n_sink` sinks.
+
+    Tokens are fed one at a time at absolute positions 0, 1, ...; at every layer the token's
+    (c_kv, rotated k_pe) row is written to `ring_slot(...)` first, then the token attends over
+    every occupied slot (its own row included). RoPE uses the absolute position, and a cached
+    k_pe keeps the rotation of its own position. Returns (logits [T, n_vocab] float64, routing stats).
+    """
+    if not 0 <= n_sink < capacity:
+        raise ValueError(f"need 0 <= n_sink < capacity, got n_sink={n_sink}, capacity={capacity}")
+    hp, w = read_gguf(path)
+    inv_freq = rope_inv_freq(hp)
+    stats = {"margin": math.inf, "decisions": 0, "group_changed": 0, "bias_changed": 0}
+    c_ring = np.zeros((hp.n_layer, capacity, hp.kv_lora_rank))
+    k_ring = np.zeros((hp.n_layer, capacity, hp.qk_rope))
+    head = w.get("output.weight", w["token_embd.weight"])
+    logits = []
+    for n, token in enumerate(tokens):
+        slot, used = ring_slot(n, capacity, n_sink), min(n + 1, capacity)
+        x = w["token_embd.weight"][[token]]  # [1, n_embd]
+        for il in range(hp.n_layer):
+            p = f"blk.{il}."
+            h = rms_norm(x, w[p + "attn_norm.weight"], hp.rms_eps)
+            q_lat, q_pe, c_kv, k_pe, v_b = mla_project(hp, w, il, h, np.array([float(n)]), inv_freq)
+            c_ring[il, slot], k_ring[il, slot] = c_kv[0], k_pe[0]
+            x = x + mla_attend(hp, w, il, q_lat, q_pe, c_ring[il, :used], k_ring[il, :used], v_b,
+                               np.ones((1, used), dtype=bool))
+            h = rms_norm(x, w[p + "ffn_norm.weight"], hp.rms_eps)
+            if il < hp.n_dense_lead:
+                x = x + swiglu(h, w[p + "ffn_gate.weight"], w[p + "ffn_up.weight"], w[p + "ffn_down.weight"])
+            else:
+                x = x + moe(hp, w, il, h, stats)
+        logits.append((rms_norm(x, w["output_norm.weight"], hp.rms_eps) @ head.T)[0])
+    return np.stack(logits), stats
+
+
 def read_expected(path: str | Path) -> tuple[list[int], np.ndarray]:
     """Read a `TMLE` v1 expected-logits file: (token ids, logits [n_pos, n_vocab] f32)."""
     data = Path(path).read_bytes()
@@ -352,19 +431,40 @@ def read_expected(path: str | Path) -> tuple[list[int], np.ndarray]:
     return tokens, logits.reshape(n_pos, n_vocab)
 
 
+SLIDE_FILE = re.compile(r"\.slide_c(\d+)_s(\d+)\.expected\.bin$")
+QUANT_SUFFIXES = (".f16", ".q8_0")
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
         return 2
     worst = 0.0
     for gguf_path in map(Path, argv):
-        tokens, expected = read_expected(gguf_path.with_name(gguf_path.stem + ".expected.bin"))
+        stem = gguf_path.stem
+        quantized = stem.endswith(QUANT_SUFFIXES)
+        base = stem.rsplit(".", 1)[0] if quantized else stem
+        tokens, expected = read_expected(gguf_path.with_name(base + ".expected.bin"))
         logits, stats = forward(gguf_path, tokens)
         diff = float(np.abs(logits - expected).max())
-        worst = max(worst, diff)
-        print(f"{gguf_path.name}: max |numpy_ref - expected| = {diff:.3e}, "
+        if not quantized:
+            worst = max(worst, diff)
+        print(f"{gguf_path.name}: max |numpy_ref - {base}.expected| = {diff:.3e}"
+              f"{' (quantized weights, not checked)' if quantized else ''}, "
               f"argmax agree {np.mean(logits.argmax(-1) == expected.argmax(-1)):.0%}, "
               f"min routing margin {stats['margin']:.3e}")
+        if quantized:
+            continue
+        for slide_path in sorted(gguf_path.parent.glob(base + ".slide_c*_s*.expected.bin")):
+            match = SLIDE_FILE.search(slide_path.name)
+            if match is None:
+                continue
+            capacity, n_sink = int(match.group(1)), int(match.group(2))
+            slide_tokens, slide_expected = read_expected(slide_path)
+            ring, _ = forward_ring(gguf_path, slide_tokens, capacity, n_sink)
+            diff = float(np.abs(ring - slide_expected).max())
+            worst = max(worst, diff)
+            print(f"  {slide_path.name}: max |forward_ring(C={capacity}, S={n_sink}) - expected| = {diff:.3e}")
     return 0 if worst < 1e-4 else 1
 
 

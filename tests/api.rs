@@ -1,25 +1,18 @@
 //! The public API's typed errors and options, on real fixture models.
 
-use crate::common::{argmax, read_fixture, Expected};
+use crate::common::{max_abs_diff, read_fixture, run_tokens, Expected};
 use tinymla_core::config::SoftmaxGroupScore;
-
 use tinymla_core::{
-    BufferKind, ConfigError, Error, Gguf, LatentCache, Model, ModelOptions, ModelWith, Scratch,
+    BufferKind, CacheOptions, CacheStorage, ConfigError, Error, Gguf, LatentCache, Model,
+    ModelOptions, ModelWith, Scratch,
 };
 
-struct Run {
-    cache_mem: Vec<f32>,
-    scratch_mem: Vec<f32>,
-}
-
-impl Run {
-    fn new(model: &Model<'_>, capacity: usize) -> Self {
-        let cfg = model.config();
-        Run {
-            cache_mem: vec![0.0; LatentCache::elems_needed(cfg, capacity).unwrap()],
-            scratch_mem: vec![0.0; cfg.scratch_elems(capacity).unwrap()],
-        }
-    }
+fn buffers(model: &Model<'_>, capacity: usize) -> (Vec<u8>, Vec<f32>) {
+    let cfg = model.config();
+    (
+        vec![0u8; LatentCache::bytes_needed(cfg, capacity, CacheStorage::F32).unwrap()],
+        vec![0.0; cfg.scratch_elems(capacity).unwrap()],
+    )
 }
 
 #[test]
@@ -27,27 +20,27 @@ fn token_out_of_range_full_cache_and_small_buffers_are_typed_errors() {
     let file = read_fixture("v3_dense_tied.gguf");
     let model = Model::load(&file).unwrap();
     let cfg = model.config();
-    let mut run = Run::new(&model, 2);
-    let mut cache = LatentCache::new(cfg, 2, &mut run.cache_mem).unwrap();
-    let mut scratch = Scratch::new(cfg, 2, &mut run.scratch_mem).unwrap();
+    let (mut cache_mem, mut scratch_mem) = buffers(&model, 2);
+    let mut cache = LatentCache::new(cfg, 2, CacheOptions::default(), &mut cache_mem).unwrap();
+    let mut scratch = Scratch::new(cfg, 2, &mut scratch_mem).unwrap();
 
     assert_eq!(
         model.forward(260, &mut cache, &mut scratch).unwrap_err(),
         Error::TokenOutOfRange { token: 260, vocab_size: 260 }
     );
-    assert_eq!(cache.len(), 0, "a rejected token must not advance the cache");
+    assert_eq!((cache.len(), cache.position()), (0, 0), "a rejected token must not advance");
     model.forward(1, &mut cache, &mut scratch).unwrap();
     model.forward(2, &mut cache, &mut scratch).unwrap();
     assert_eq!(
         model.forward(3, &mut cache, &mut scratch).unwrap_err(),
         Error::CacheFull { capacity: 2 }
     );
-    assert_eq!(cache.len(), 2);
+    assert_eq!((cache.len(), cache.position()), (2, 2));
 
-    let needed = LatentCache::elems_needed(cfg, 4).unwrap();
-    let mut short = vec![0.0; needed - 1];
+    let needed = LatentCache::bytes_needed(cfg, 4, CacheStorage::F32).unwrap();
+    let mut short = vec![0u8; needed - 1];
     assert_eq!(
-        LatentCache::new(cfg, 4, &mut short).unwrap_err(),
+        LatentCache::new(cfg, 4, CacheOptions::default(), &mut short).unwrap_err(),
         Error::BufferTooSmall { buffer: BufferKind::Cache, needed, given: needed - 1 }
     );
     let needed = cfg.scratch_elems(4).unwrap();
@@ -59,15 +52,14 @@ fn token_out_of_range_full_cache_and_small_buffers_are_typed_errors() {
 }
 
 #[test]
-fn scratch_sized_for_a_shorter_context_is_rejected_not_overrun() {
+fn scratch_sized_for_a_shorter_context_than_the_cache_is_rejected() {
     let file = read_fixture("v2_lite_moe.gguf");
     let model = Model::load(&file).unwrap();
     let cfg = model.config();
-    let mut cache_mem = vec![0.0; LatentCache::elems_needed(cfg, 8).unwrap()];
+    let (mut cache_mem, _) = buffers(&model, 8);
     let mut scratch_mem = vec![0.0; cfg.scratch_elems(1).unwrap()];
-    let mut cache = LatentCache::new(cfg, 8, &mut cache_mem).unwrap();
+    let mut cache = LatentCache::new(cfg, 8, CacheOptions::default(), &mut cache_mem).unwrap();
     let mut scratch = Scratch::new(cfg, 1, &mut scratch_mem).unwrap();
-    model.forward(1, &mut cache, &mut scratch).unwrap();
     assert!(matches!(
         model.forward(1, &mut cache, &mut scratch).unwrap_err(),
         Error::BufferTooSmall { buffer: BufferKind::Scratch, .. }
@@ -79,9 +71,10 @@ fn a_cache_built_for_another_model_is_rejected() {
     let small = read_fixture("v3_dense_tied.gguf");
     let other = read_fixture("v2_lite_moe.gguf");
     let (small, other) = (Model::load(&small).unwrap(), Model::load(&other).unwrap());
-    let mut run = Run::new(&other, 2);
-    let mut cache = LatentCache::new(other.config(), 2, &mut run.cache_mem).unwrap();
-    let mut scratch_mem = vec![0.0; small.config().scratch_elems(2).unwrap()];
+    let (mut cache_mem, _) = buffers(&other, 2);
+    let mut cache =
+        LatentCache::new(other.config(), 2, CacheOptions::default(), &mut cache_mem).unwrap();
+    let (_, mut scratch_mem) = buffers(&small, 2);
     let mut scratch = Scratch::new(small.config(), 2, &mut scratch_mem).unwrap();
     assert_eq!(small.forward(0, &mut cache, &mut scratch).unwrap_err(), Error::CacheMismatch);
 }
@@ -105,17 +98,14 @@ fn softmax_group_scoring_rule_is_selectable_and_matters() {
     let expected = Expected::load(name);
     let options = ModelOptions { softmax_group_score: SoftmaxGroupScore::Top2Sum };
     let model = Model::from_gguf(&Gguf::parse(&file).unwrap(), options).unwrap();
-    let mut run = Run::new(&model, expected.tokens.len());
-    let cfg = model.config();
-    let mut cache = LatentCache::new(cfg, expected.tokens.len(), &mut run.cache_mem).unwrap();
-    let mut scratch = Scratch::new(cfg, expected.tokens.len(), &mut run.scratch_mem).unwrap();
-    let mut max_diff = 0.0f32;
-    for (pos, &t) in expected.tokens.iter().enumerate() {
-        let got = model.forward(t, &mut cache, &mut scratch).unwrap();
-        let want = expected.position(pos);
-        max_diff = got.iter().zip(want).fold(max_diff, |m, (g, w)| m.max((g - w).abs()));
-        let _ = argmax(got);
-    }
+    let steps =
+        run_tokens(&model, &expected.tokens, expected.tokens.len(), CacheOptions::default())
+            .unwrap();
+    let max_diff = steps
+        .iter()
+        .enumerate()
+        .map(|(pos, got)| max_abs_diff(got, expected.position(pos)))
+        .fold(0.0f32, f32::max);
     assert!(
         max_diff > 1e-2,
         "top-2-sum grouping should differ from transformers here ({max_diff})"

@@ -60,3 +60,34 @@ pub fn argmax(v: &[f32]) -> usize {
     }
     best
 }
+
+use tinymla_core::{CacheOptions, Error, LatentCache, Model, Scratch};
+
+/// Runs `tokens` one by one through a fresh cache of `capacity` slots with `options` and
+/// returns every step's logits.
+pub fn run_tokens(
+    model: &Model<'_>,
+    tokens: &[u32],
+    capacity: usize,
+    options: CacheOptions,
+) -> Result<Vec<Vec<f32>>, Error> {
+    let cfg = model.config();
+    let mut cache_mem = vec![0u8; LatentCache::bytes_needed(cfg, capacity, options.storage)?];
+    let mut scratch_mem = vec![0.0f32; cfg.scratch_elems(capacity)?];
+    let mut cache = LatentCache::new(cfg, capacity, options, &mut cache_mem)?;
+    let mut scratch = Scratch::new(cfg, capacity, &mut scratch_mem)?;
+    tokens
+        .iter()
+        .map(|&t| model.forward(t, &mut cache, &mut scratch).map(<[f32]>::to_vec))
+        .collect()
+}
+
+/// max |a - b| over two equal-length slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// max |v|.
+pub fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
+}

@@ -4,8 +4,10 @@
 //! Tolerance (issue #4): max |Δlogit| ≤ 1e-4 × max |logit| at every position, and the greedy
 //! argmax identical everywhere.
 
-use crate::common::{argmax, read_fixture, Expected, GOLDEN_MODELS};
-use tinymla_core::{LatentCache, Model, Scratch};
+use crate::common::{
+    argmax, max_abs, max_abs_diff, read_fixture, run_tokens, Expected, GOLDEN_MODELS,
+};
+use tinymla_core::{CacheOptions, Model};
 
 /// Relative tolerance on logits, against the largest reference logit at that position.
 const REL_TOL: f32 = 1e-4;
@@ -16,18 +18,14 @@ fn check_model(name: &str) -> f32 {
     let expected = Expected::load(name);
     let model = Model::load(&file).unwrap_or_else(|e| panic!("{name}: load failed: {e}"));
     assert_eq!(model.config().vocab_size, expected.n_vocab, "{name}: vocab");
-    let capacity = expected.tokens.len();
-    let mut cache_mem = vec![0.0; LatentCache::elems_needed(model.config(), capacity).unwrap()];
-    let mut scratch_mem = vec![0.0; model.config().scratch_elems(capacity).unwrap()];
-    let mut cache = LatentCache::new(model.config(), capacity, &mut cache_mem).unwrap();
-    let mut scratch = Scratch::new(model.config(), capacity, &mut scratch_mem).unwrap();
+    let steps =
+        run_tokens(&model, &expected.tokens, expected.tokens.len(), CacheOptions::default())
+            .unwrap();
 
     let mut worst = 0.0f32;
-    for (pos, &token) in expected.tokens.iter().enumerate() {
-        let got = model.forward(token, &mut cache, &mut scratch).unwrap();
+    for (pos, got) in steps.iter().enumerate() {
         let want = expected.position(pos);
-        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let err = got.iter().zip(want).fold(0.0f32, |m, (g, w)| m.max((g - w).abs()));
+        let (err, scale) = (max_abs_diff(got, want), max_abs(want));
         let rel = err / scale;
         assert!(
             rel <= REL_TOL,
@@ -36,10 +34,7 @@ fn check_model(name: &str) -> f32 {
         assert_eq!(argmax(got), argmax(want), "{name} pos {pos}: greedy token differs");
         worst = worst.max(rel);
     }
-    eprintln!(
-        "golden {name}: {} positions, worst max|Δ|/max|logit| = {worst:.2e}",
-        expected.tokens.len()
-    );
+    eprintln!("golden {name}: {} positions, worst max|Δ|/max|logit| = {worst:.2e}", steps.len());
     worst
 }
 

@@ -4,7 +4,7 @@
 
 use crate::common::{read_fixture, GOLDEN_MODELS};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use tinymla_core::{Error, Gguf, LatentCache, Model, Scratch};
+use tinymla_core::{CacheOptions, Error, Gguf, LatentCache, Model, Scratch};
 
 /// Variants per fixture model; with four fixtures this is > 10,000 in total.
 const VARIANTS_PER_MODEL: usize = 2_600;
@@ -94,14 +94,15 @@ fn exercise(bytes: &[u8]) -> Result<&'static str, Error> {
     gguf.tensors().for_each(drop);
     let model = Model::load(bytes)?;
     let cfg = model.config();
-    let cache_elems = LatentCache::elems_needed(cfg, CAPACITY)?;
+    let options = CacheOptions::default();
+    let cache_bytes = LatentCache::bytes_needed(cfg, CAPACITY, options.storage)?;
     let scratch_elems = cfg.scratch_elems(CAPACITY)?;
-    if cache_elems + scratch_elems > MAX_ELEMS {
+    if cache_bytes / 4 + scratch_elems > MAX_ELEMS {
         return Ok("loaded (too large to step here)");
     }
-    let mut cache_mem = vec![0.0; cache_elems];
+    let mut cache_mem = vec![0u8; cache_bytes];
     let mut scratch_mem = vec![0.0; scratch_elems];
-    let mut cache = LatentCache::new(cfg, CAPACITY, &mut cache_mem)?;
+    let mut cache = LatentCache::new(cfg, CAPACITY, options, &mut cache_mem)?;
     let mut scratch = Scratch::new(cfg, CAPACITY, &mut scratch_mem)?;
     let vocab = cfg.vocab_size as u32;
     assert!(matches!(

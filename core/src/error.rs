@@ -49,6 +49,19 @@ pub enum Error {
     },
     /// The latent cache was built for a different model shape (layers or row width).
     CacheMismatch,
+    /// The next position is at or past the model's trained context and the cache was not
+    /// built with `allow_beyond_context` (or it passed `u32::MAX`).
+    PositionBeyondContext {
+        /// The position refused.
+        pos: u64,
+        /// The model's `context_length`.
+        context_length: u64,
+    },
+    /// A cache was requested with capacity 0 (or above `u32::MAX`), or a slide policy keeps at
+    /// least as many sink tokens as the cache holds.
+    InvalidCacheOptions,
+    /// A cache snapshot could not be written or restored.
+    Snapshot(crate::cache::SnapshotError),
     /// Caller-provided memory is shorter than the model needs.
     BufferTooSmall {
         /// Which buffer.
@@ -68,7 +81,7 @@ pub enum Error {
 pub enum BufferKind {
     /// The activation scratch (`f32` elements), see `ModelConfig::scratch_elems`.
     Scratch,
-    /// The latent cache storage (`f32` elements), see `LatentCache::elems_needed`.
+    /// The latent cache storage (bytes), see `LatentCache::bytes_needed`.
     Cache,
 }
 
@@ -230,6 +243,14 @@ impl fmt::Display for Error {
                 write!(f, "latent cache is full ({capacity} positions)")
             }
             Error::CacheMismatch => write!(f, "latent cache was built for a different model shape"),
+            Error::PositionBeyondContext { pos, context_length } => write!(
+                f,
+                "position {pos} is past the model's trained context of {context_length} tokens"
+            ),
+            Error::InvalidCacheOptions => {
+                write!(f, "invalid cache options: capacity must be > 0 and sinks < capacity")
+            }
+            Error::Snapshot(e) => write!(f, "{e}"),
             Error::BufferTooSmall { buffer, needed, given } => {
                 write!(f, "{buffer:?} buffer too small: need {needed} elements, given {given}")
             }

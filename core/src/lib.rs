@@ -6,17 +6,18 @@
 //! absorbed MLA decode over a latent cache that stores one `c_kv` row (`kv_lora_rank`) and one
 //! rotated `k_pe` row (`qk_rope_head_dim`) per token and layer.
 //!
-//! The caller owns all memory: [`ModelConfig::scratch_elems`] and
-//! [`LatentCache::elems_needed`] say how many `f32`s to provide.
+//! The caller owns all memory: [`ModelConfig::scratch_elems`] says how many `f32`s of
+//! activation scratch to provide and [`LatentCache::bytes_needed`] how many bytes of cache.
 //!
 //! ```no_run
 //! # fn demo(file: &[u8]) -> Result<(), tinymla_core::Error> {
-//! use tinymla_core::{LatentCache, Model, Scratch};
+//! use tinymla_core::{CacheOptions, LatentCache, Model, Scratch};
 //! let model = Model::load(file)?;
 //! let capacity = 64;
-//! let mut cache_mem = vec![0.0f32; LatentCache::elems_needed(model.config(), capacity)?];
+//! let options = CacheOptions::default(); // f32 rows, error when full
+//! let mut cache_mem = vec![0u8; LatentCache::bytes_needed(model.config(), capacity, options.storage)?];
 //! let mut scratch_mem = vec![0.0f32; model.config().scratch_elems(capacity)?];
-//! let mut cache = LatentCache::new(model.config(), capacity, &mut cache_mem)?;
+//! let mut cache = LatentCache::new(model.config(), capacity, options, &mut cache_mem)?;
 //! let mut scratch = Scratch::new(model.config(), capacity, &mut scratch_mem)?;
 //! let logits = model.forward(1, &mut cache, &mut scratch)?;
 //! # let _ = logits; Ok(()) }
@@ -51,8 +52,9 @@ pub mod gguf;
 pub mod kernels;
 pub mod tensor;
 
-mod cache;
+pub mod cache;
 mod ffn;
+mod fnv;
 mod mla;
 mod model;
 mod moe;
@@ -60,7 +62,7 @@ mod rope;
 mod scratch;
 mod weights;
 
-pub use cache::LatentCache;
+pub use cache::{CacheArena, CacheOptions, CacheStorage, LatentCache, OverflowPolicy};
 pub use config::{ModelConfig, ModelOptions};
 pub use error::{BufferKind, ConfigError, Error, GgufError};
 pub use gguf::Gguf;

@@ -72,9 +72,9 @@ pub(crate) struct MlaBuffers<'s> {
     pub(crate) rope: &'s [f32],
 }
 
-/// One decode step of layer `layer`: appends this token's latent row to `cache` (uncommitted
-/// until [`LatentCache::advance`]) and writes the attention output (`[hidden]`) to `out`.
-/// `scores` must hold `heads * (cache.len() + 1)` elements, checked by the caller.
+/// One decode step of layer `layer`: writes this token's latent row into the cache's pending
+/// slot (committed by the caller after the last layer), attends over every filled slot, and
+/// writes the attention output (`[hidden]`) to `out`. `scores` holds `heads * capacity`.
 pub(crate) fn forward(
     s: &MlaShape,
     w: &MlaWeights<'_>,
@@ -105,8 +105,11 @@ pub(crate) fn forward(
     let (c_kv, k_pe) = b.kv_a.split_at_mut(s.kv_lora.min(b.kv_a.len()));
     rms_norm_in_place(c_kv, &w.kv_a_norm, s.eps);
     rope::rotate(k_pe, b.rope);
-    let rows = cache.write_and_view(layer, b.kv_a);
-    let n_ctx = rows.len() / row;
+    cache.write(layer, b.kv_a);
+    let format = *cache.format();
+    let row_bytes = cache.row_bytes().max(1);
+    let rows = cache.rows(layer);
+    let n_ctx = rows.len() / row_bytes;
 
     // Absorbed queries, laid out like cache rows: [W_UKᵀ q_nope (kv_lora) | rotated q_pe].
     for (h, (q_h, q_abs_h)) in
@@ -130,12 +133,12 @@ pub(crate) fn forward(
 
     // Scores: each cached row is read once for all heads.
     let cap = b.scores.len() / s.heads.max(1);
-    for (t, c_row) in rows.chunks_exact(row).enumerate() {
+    for (t, c_row) in rows.chunks_exact(row_bytes).enumerate() {
         for (q_abs_h, head_scores) in
             b.q_abs.chunks_exact(row).zip(b.scores.chunks_exact_mut(cap.max(1)))
         {
             if let Some(sc) = head_scores.get_mut(t) {
-                *sc = kernels::dot(q_abs_h, c_row) * s.scale;
+                *sc = format.dot(q_abs_h, c_row) * s.scale;
             }
         }
     }
@@ -145,12 +148,11 @@ pub(crate) fn forward(
 
     // Probability-weighted latent per head, then W_UV.
     b.lat_out.fill(0.0);
-    for (t, c_row) in rows.chunks_exact(row).enumerate() {
-        let c = c_row.get(..s.kv_lora).unwrap_or(&[]);
+    for (t, c_row) in rows.chunks_exact(row_bytes).enumerate() {
         for (lat_h, head_p) in
             b.lat_out.chunks_exact_mut(kv_lora).zip(b.scores.chunks_exact(cap.max(1)))
         {
-            kernels::axpy(lat_h, head_p.get(t).copied().unwrap_or(0.0), c);
+            format.axpy_latent(lat_h, head_p.get(t).copied().unwrap_or(0.0), c_row);
         }
     }
     for (h, (lat_h, o_h)) in

@@ -35,6 +35,7 @@ pub struct ModelWith<'a, const MAX_LAYERS: usize> {
     /// `output` `[vocab][hidden]`, or `token_embd` when tied.
     output: Matrix<'a>,
     is_tied: bool,
+    fingerprint: u64,
     layers: heapless::Vec<Layer<'a>, MAX_LAYERS>,
     mla_shape: MlaShape,
 }
@@ -99,6 +100,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             eps: c.rms_norm_eps,
             scale: rope::softmax_scale(c),
         };
+        let fingerprint = gguf.fingerprint();
         Ok(ModelWith {
             config,
             options,
@@ -106,6 +108,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             output_norm,
             output,
             is_tied,
+            fingerprint,
             layers,
             mla_shape,
         })
@@ -121,20 +124,29 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
         &self.options
     }
 
+    /// The file's fingerprint ([`Gguf::fingerprint`]); cache snapshots carry it so they only
+    /// restore into the model they came from.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
     /// True when the LM head reuses the token embedding (no `output.weight` in the file).
     pub fn is_tied(&self) -> bool {
         self.is_tied
     }
 
-    /// Runs one token at position `cache.len()`, appends its latent rows to `cache`, and
-    /// returns the next-token logits (`[vocab_size]`, living in `scratch`).
+    /// Runs one token at absolute position `cache.position()`, stores its latent rows in
+    /// `cache` (evicting per the cache's overflow policy when full), and returns the
+    /// next-token logits (`[vocab_size]`, living in `scratch`).
     ///
-    /// On error nothing is appended and the cache is unchanged.
+    /// On error nothing is stored and the cache is unchanged.
     ///
     /// # Errors
     /// [`Error::TokenOutOfRange`] if `token >= vocab_size`; [`Error::CacheFull`] if the cache
-    /// holds `capacity` positions; [`Error::CacheMismatch`] if the cache was built for another
-    /// model shape; [`Error::BufferTooSmall`] if `scratch` was sized for a smaller capacity.
+    /// is full under [`crate::OverflowPolicy::Error`]; [`Error::PositionBeyondContext`] past
+    /// the trained context unless the cache allows it; [`Error::CacheMismatch`] if the cache
+    /// was built for another model shape; [`Error::BufferTooSmall`] if `scratch` was sized for
+    /// a smaller capacity than the cache.
     pub fn forward<'s>(
         &self,
         token: u32,
@@ -149,18 +161,14 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
         if !cache.fits(c) {
             return Err(Error::CacheMismatch);
         }
-        if cache.is_full() {
-            return Err(Error::CacheFull {
-                capacity: u32::try_from(cache.capacity()).unwrap_or(u32::MAX),
-            });
-        }
-        let pos = cache.len();
-        let heads = c.num_attention_heads;
-        if scratch.capacity < pos + 1 {
+        if scratch.capacity < cache.capacity() {
             let needed = c.scratch_elems(cache.capacity())?;
             let given = c.scratch_elems(scratch.capacity)?;
             return Err(Error::BufferTooSmall { buffer: BufferKind::Scratch, needed, given });
         }
+        let heads = c.num_attention_heads;
+        // Picks the slot (or fails: full cache, position past the context) before any write.
+        let pos = cache.begin(c.context_length)?;
         let s = scratch;
         let scores_len = heads.saturating_mul(s.capacity);
 
@@ -197,7 +205,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             }
             kernels::add_assign(s.x, s.acc);
         }
-        cache.advance();
+        cache.commit();
 
         mla::rms_norm_into(s.xn, s.x, &self.output_norm, c.rms_norm_eps);
         self.output.matvec(s.xn, s.logits);

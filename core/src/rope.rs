@@ -49,7 +49,7 @@ fn correction_range(y: &Yarn, dim: usize, theta: f64) -> (f64, f64) {
 }
 
 /// Fills `table` (`[cos; dim/2]` then `[sin; dim/2]`) for absolute position `pos`.
-pub(crate) fn fill_table(config: &ModelConfig, pos: usize, table: &mut [f32]) {
+pub(crate) fn fill_table(config: &ModelConfig, pos: u64, table: &mut [f32]) {
     let dim = config.qk_rope_head_dim;
     let half = dim / 2;
     let theta = f64::from(config.rope_theta);

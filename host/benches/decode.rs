@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use criterion::{criterion_group, Criterion, Throughput};
-use tinymla_core::{LatentCache, Model, Scratch};
+use tinymla_core::{CacheOptions, CacheStorage, LatentCache, Model, Scratch};
 
 const STEPS: usize = 20;
 
@@ -22,13 +22,15 @@ fn decode(c: &mut Criterion) {
         let file = fixture(&format!("{name}.gguf"));
         let model = Model::load(&file).unwrap_or_else(|e| panic!("{name}: {e}"));
         let cfg = model.config();
-        let mut cache_mem = vec![0.0; LatentCache::elems_needed(cfg, STEPS).unwrap_or(0)];
+        let storage = CacheStorage::F32;
+        let mut cache_mem = vec![0u8; LatentCache::bytes_needed(cfg, STEPS, storage).unwrap_or(0)];
         let mut scratch_mem = vec![0.0; cfg.scratch_elems(STEPS).unwrap_or(0)];
         let vocab = cfg.vocab_size as u32;
         group.bench_function(name, |b| {
             b.iter(|| {
                 let mut cache =
-                    LatentCache::new(cfg, STEPS, &mut cache_mem).unwrap_or_else(|e| panic!("{e}"));
+                    LatentCache::new(cfg, STEPS, CacheOptions::default(), &mut cache_mem)
+                        .unwrap_or_else(|e| panic!("{e}"));
                 let mut scratch =
                     Scratch::new(cfg, STEPS, &mut scratch_mem).unwrap_or_else(|e| panic!("{e}"));
                 let mut token = 1 % vocab;

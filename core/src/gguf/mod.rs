@@ -211,6 +211,21 @@ impl<'a> Gguf<'a> {
         self.tensors().find(|t| pred(t.name))
     }
 
+    /// A 64-bit fingerprint of the file: FNV-1a over the metadata and tensor-info sections and
+    /// the first and last 64 bytes of every tensor's data. Cheap (it touches two small spans per
+    /// tensor), stable across mmap and flash, and different for files with different shapes,
+    /// metadata or (almost surely) weights.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = crate::fnv::Fnv1a64::new();
+        h.write(self.kv_bytes).write(self.tensor_info_bytes);
+        for t in self.tensors() {
+            let n = t.bytes.len();
+            h.write(t.bytes.get(..n.min(64)).unwrap_or(&[]));
+            h.write(t.bytes.get(n.saturating_sub(64)..).unwrap_or(&[]));
+        }
+        h.finish()
+    }
+
     /// The tensor named `name`, if present.
     pub fn tensor(&self, name: &str) -> Option<TensorView<'a>> {
         self.find_tensor(|n| n == name)
@@ -230,10 +245,7 @@ impl NameFilter {
 
     /// Records `name`; returns true if it may have been recorded before.
     fn maybe_seen(&mut self, name: &str) -> bool {
-        // FNV-1a, 64-bit.
-        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+        let hash = crate::fnv::Fnv1a64::new().write(name.as_bytes()).finish();
         let bit = hash % 4096;
         let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
         match self.bits.get_mut(word) {

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use tinymla_core::gguf::MetadataValue;
-use tinymla_core::{Gguf, LatentCache, Model, ModelConfig};
+use tinymla_core::{CacheStorage, Gguf, LatentCache, Model, ModelConfig};
 
 /// Why `inspect` failed.
 #[derive(Debug)]
@@ -150,7 +150,17 @@ fn write_config(c: &ModelConfig, ctx: usize, out: &mut impl Write) -> io::Result
         out,
         "  bytes per token (all layers, f32): {per_token} (full MHA K+V cache would be {mha})"
     )?;
-    let cache = LatentCache::bytes_needed(c, ctx).map_or("overflow".into(), |b| b.to_string());
+    for storage in [CacheStorage::F32, CacheStorage::F16, CacheStorage::Q8] {
+        let row = LatentCache::row_bytes_for(c, storage);
+        let total =
+            LatentCache::bytes_needed(c, ctx, storage).map_or("overflow".into(), |b| b.to_string());
+        writeln!(
+            out,
+            "  {storage:?} cache: {row} bytes per token and layer; {total} bytes at context {ctx}"
+        )?;
+    }
+    let cache = LatentCache::bytes_needed(c, ctx, CacheStorage::F32)
+        .map_or("overflow".into(), |b| b.to_string());
     let scratch = c.scratch_elems(ctx).map_or("overflow".into(), |e| (e * 4).to_string());
     writeln!(out, "  at context {ctx}: cache {cache} bytes, scratch {scratch} bytes")?;
     Ok(())

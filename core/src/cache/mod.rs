@@ -1,0 +1,331 @@
+//! [`LatentCache`]: the MLA cache — per token and layer one `c_kv` latent and one rotated `k_pe`
+//! — in a fixed number of slots over caller-provided bytes, with a run-time storage type, an
+//! overflow policy, and snapshot/restore.
+
+mod row;
+mod snapshot;
+
+pub use row::{CacheStorage, Q8_BLOCK_BYTES, Q8_BLOCK_ELEMS};
+pub use snapshot::{SnapshotError, SNAPSHOT_HEADER_BYTES};
+
+use crate::config::ModelConfig;
+use crate::error::{BufferKind, Error};
+use row::RowFormat;
+
+/// What a full cache does with the next token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum OverflowPolicy {
+    /// Refuse with [`Error::CacheFull`] (the default).
+    #[default]
+    Error,
+    /// Keep the first `sinks` tokens forever (attention sinks) and overwrite the oldest of the
+    /// others. Positions keep counting: every cached `k_pe` keeps the rotation of its own
+    /// absolute position, so no re-rotation is needed. `sinks < capacity`.
+    Slide {
+        /// Tokens at the start that are never evicted.
+        sinks: u32,
+    },
+}
+
+/// How a cache stores rows and what it does when full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CacheOptions {
+    /// Row storage.
+    pub storage: CacheStorage,
+    /// Overflow policy.
+    pub policy: OverflowPolicy,
+    /// Allow positions at or past the model's trained context (`context_length`). Off by
+    /// default: RoPE (even with YaRN) is only trained up to there.
+    pub allow_beyond_context: bool,
+}
+
+/// Fixed-capacity latent cache over a borrowed `&mut [u8]`.
+///
+/// Memory layout: `capacity` little-endian `u32` absolute positions (one per slot), then for
+/// each layer `capacity` rows of [`LatentCache::row_bytes`] bytes, each `c_kv` (after
+/// `attn_kv_a_norm`) followed by `k_pe` already rotated for the slot's position.
+///
+/// Slots fill in order `0, 1, …`. When all `capacity` slots are filled, the next token either
+/// fails with [`Error::CacheFull`] (nothing changes) or, under
+/// [`OverflowPolicy::Slide`], overwrites the slot of the oldest non-sink token. Attention always
+/// runs over every filled slot; slot order does not matter to it.
+#[derive(Debug)]
+pub struct LatentCache<'m> {
+    mem: &'m mut [u8],
+    format: RowFormat,
+    options: CacheOptions,
+    n_layers: usize,
+    capacity: usize,
+    /// Filled slots (`<= capacity`).
+    len: usize,
+    /// Absolute position of the next token (= tokens ever accepted).
+    next_pos: u64,
+    /// Under `Slide`, the ring index (`0..capacity - sinks`) of the next slot to overwrite.
+    ring_next: usize,
+    /// The slot the token in flight writes, set by `begin`.
+    pending_slot: usize,
+}
+
+impl<'m> LatentCache<'m> {
+    /// Bytes needed for `capacity` positions of `config`'s model stored as `storage`.
+    ///
+    /// # Errors
+    /// [`Error::SizeOverflow`] if the size does not fit in `usize`.
+    pub fn bytes_needed(
+        config: &ModelConfig,
+        capacity: usize,
+        storage: CacheStorage,
+    ) -> Result<usize, Error> {
+        let row = row_format(config, storage).row_bytes().ok_or(Error::SizeOverflow)?;
+        row.checked_mul(config.num_hidden_layers)
+            .and_then(|n| n.checked_add(4))
+            .and_then(|n| n.checked_mul(capacity))
+            .ok_or(Error::SizeOverflow)
+    }
+
+    /// Bytes of cache per token and layer (one row) for `config` stored as `storage`.
+    pub fn row_bytes_for(config: &ModelConfig, storage: CacheStorage) -> usize {
+        row_format(config, storage).row_bytes().unwrap_or(usize::MAX)
+    }
+
+    /// An empty cache of `capacity` positions over `mem` (extra bytes are left unused).
+    ///
+    /// # Errors
+    /// [`Error::BufferTooSmall`] if `mem` is shorter than [`Self::bytes_needed`];
+    /// [`Error::InvalidCacheOptions`] if `capacity` is 0, larger than `u32::MAX`, or a slide
+    /// policy keeps `sinks >= capacity`.
+    pub fn new(
+        config: &ModelConfig,
+        capacity: usize,
+        options: CacheOptions,
+        mem: &'m mut [u8],
+    ) -> Result<Self, Error> {
+        if capacity == 0 || u32::try_from(capacity).is_err() {
+            return Err(Error::InvalidCacheOptions);
+        }
+        if let OverflowPolicy::Slide { sinks } = options.policy {
+            if usize::try_from(sinks).map_or(true, |s| s >= capacity) {
+                return Err(Error::InvalidCacheOptions);
+            }
+        }
+        let needed = Self::bytes_needed(config, capacity, options.storage)?;
+        if mem.len() < needed {
+            return Err(Error::BufferTooSmall {
+                buffer: BufferKind::Cache,
+                needed,
+                given: mem.len(),
+            });
+        }
+        Ok(LatentCache {
+            mem,
+            format: row_format(config, options.storage),
+            options,
+            n_layers: config.num_hidden_layers,
+            capacity,
+            len: 0,
+            next_pos: 0,
+            ring_next: 0,
+            pending_slot: 0,
+        })
+    }
+
+    /// Filled slots.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no slot is filled.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Slots the cache holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// True when every slot is filled (the next token evicts or fails, per the policy).
+    pub fn is_full(&self) -> bool {
+        self.len >= self.capacity
+    }
+
+    /// Absolute position the next token will take (tokens accepted so far).
+    pub fn position(&self) -> u64 {
+        self.next_pos
+    }
+
+    /// The options this cache was built with.
+    pub fn options(&self) -> &CacheOptions {
+        &self.options
+    }
+
+    /// Bytes of one stored row (one token in one layer).
+    pub fn row_bytes(&self) -> usize {
+        self.format.row_bytes().unwrap_or(0)
+    }
+
+    /// Absolute position held in `slot`, if that slot is filled.
+    pub fn slot_position(&self, slot: usize) -> Option<u64> {
+        (slot < self.len).then(|| u64::from(self.read_pos(slot)))
+    }
+
+    /// Forgets every token (the memory is reused as is).
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.next_pos = 0;
+        self.ring_next = 0;
+    }
+
+    /// Decodes the row of `layer` in `slot` into `out` (`kv_lora_rank + qk_rope_head_dim`
+    /// values). Returns false if the slot is not filled or the layer does not exist.
+    pub fn read_row(&self, layer: usize, slot: usize, out: &mut [f32]) -> bool {
+        if slot >= self.len || layer >= self.n_layers {
+            return false;
+        }
+        self.format.decode(self.row(layer, slot), out);
+        true
+    }
+
+    /// True when this cache was built for `config`'s shape.
+    pub(crate) fn fits(&self, config: &ModelConfig) -> bool {
+        self.n_layers == config.num_hidden_layers
+            && self.format == row_format(config, self.options.storage)
+    }
+
+    /// Picks the slot for the next token and checks the position, before anything is written.
+    /// Returns the absolute position of the token.
+    ///
+    /// # Errors
+    /// [`Error::CacheFull`] (full under [`OverflowPolicy::Error`]),
+    /// [`Error::PositionBeyondContext`].
+    pub(crate) fn begin(&mut self, context_length: usize) -> Result<u64, Error> {
+        let pos = self.next_pos;
+        let beyond = usize::try_from(pos).map_or(true, |p| p >= context_length);
+        if (beyond && !self.options.allow_beyond_context) || u32::try_from(pos).is_err() {
+            return Err(Error::PositionBeyondContext {
+                pos,
+                context_length: u64::try_from(context_length).unwrap_or(u64::MAX),
+            });
+        }
+        self.pending_slot = if self.len < self.capacity {
+            self.len
+        } else {
+            match self.options.policy {
+                OverflowPolicy::Error => {
+                    return Err(Error::CacheFull {
+                        capacity: u32::try_from(self.capacity).unwrap_or(u32::MAX),
+                    })
+                }
+                OverflowPolicy::Slide { sinks } => {
+                    usize::try_from(sinks).unwrap_or(0).saturating_add(self.ring_next)
+                }
+            }
+        };
+        Ok(pos)
+    }
+
+    /// Writes this token's row (`[c_kv | k_pe]`, f32) for `layer` into the pending slot.
+    pub(crate) fn write(&mut self, layer: usize, row: &[f32]) {
+        let slot = self.pending_slot;
+        let format = self.format;
+        if let Some(dst) = self.row_range(layer, slot).and_then(|r| self.mem.get_mut(r)) {
+            format.encode(row, dst);
+        }
+    }
+
+    /// The filled rows of `layer` including the pending one, as `(slot count, bytes)`;
+    /// rows are `row_bytes` each, in slot order.
+    pub(crate) fn rows(&self, layer: usize) -> &[u8] {
+        let filled = (self.len + usize::from(self.len < self.capacity)).min(self.capacity);
+        let start = self.row_range(layer, 0).map_or(0, |r| r.start);
+        let end = start.saturating_add(filled.saturating_mul(self.row_bytes()));
+        self.mem.get(start..end).unwrap_or(&[])
+    }
+
+    /// The stored-row codec.
+    pub(crate) fn format(&self) -> &RowFormat {
+        &self.format
+    }
+
+    /// Commits the token in flight after every layer's row was written.
+    pub(crate) fn commit(&mut self) {
+        let slot = self.pending_slot;
+        let pos = u32::try_from(self.next_pos).unwrap_or(u32::MAX);
+        self.write_pos(slot, pos);
+        if self.len < self.capacity {
+            self.len += 1;
+        } else if let OverflowPolicy::Slide { sinks } = self.options.policy {
+            let ring = self.capacity.saturating_sub(usize::try_from(sinks).unwrap_or(0)).max(1);
+            self.ring_next = (self.ring_next + 1) % ring;
+        }
+        self.next_pos += 1;
+    }
+
+    fn row(&self, layer: usize, slot: usize) -> &[u8] {
+        self.row_range(layer, slot).and_then(|r| self.mem.get(r)).unwrap_or(&[])
+    }
+
+    /// Byte range of `(layer, slot)`'s row. The total was checked not to overflow in `new`.
+    fn row_range(&self, layer: usize, slot: usize) -> Option<core::ops::Range<usize>> {
+        let rb = self.row_bytes();
+        let start = self
+            .capacity
+            .checked_mul(4)?
+            .checked_add(layer.checked_mul(self.capacity)?.checked_add(slot)?.checked_mul(rb)?)?;
+        Some(start..start.checked_add(rb)?)
+    }
+
+    fn read_pos(&self, slot: usize) -> u32 {
+        let at = slot.saturating_mul(4);
+        self.mem
+            .get(at..at.saturating_add(4))
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, u32::from_le_bytes)
+    }
+
+    fn write_pos(&mut self, slot: usize, pos: u32) {
+        let at = slot.saturating_mul(4);
+        if let Some(dst) = self.mem.get_mut(at..at.saturating_add(4)) {
+            dst.copy_from_slice(&pos.to_le_bytes());
+        }
+    }
+}
+
+fn row_format(config: &ModelConfig, storage: CacheStorage) -> RowFormat {
+    RowFormat { storage, kv_lora: config.kv_lora_rank, rope: config.qk_rope_head_dim }
+}
+
+/// A latent cache's memory owned inline, for firmware that keeps it in a `static`: size
+/// `BYTES` from [`LatentCache::bytes_needed`] for the board's model and context.
+#[derive(Debug)]
+pub struct CacheArena<const BYTES: usize> {
+    mem: [u8; BYTES],
+}
+
+impl<const BYTES: usize> CacheArena<BYTES> {
+    /// A zeroed arena (usable in a `static` initialiser).
+    pub const fn new() -> Self {
+        CacheArena { mem: [0; BYTES] }
+    }
+
+    /// An empty cache over this arena.
+    ///
+    /// # Errors
+    /// As [`LatentCache::new`]: notably [`Error::BufferTooSmall`] if `BYTES` is too small.
+    pub fn cache(
+        &mut self,
+        config: &ModelConfig,
+        capacity: usize,
+        options: CacheOptions,
+    ) -> Result<LatentCache<'_>, Error> {
+        LatentCache::new(config, capacity, options, &mut self.mem)
+    }
+}
+
+impl<const BYTES: usize> Default for CacheArena<BYTES> {
+    fn default() -> Self {
+        Self::new()
+    }
+}

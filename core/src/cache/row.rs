@@ -1,0 +1,330 @@
+//! Encoding of one latent-cache row (`c_kv` then rotated `k_pe`) in each storage type, and the
+//! two operations attention needs on it, reading the stored bytes directly (no expansion).
+
+use half::f16;
+
+use crate::kernels;
+
+/// Elements per int8 block of `c_kv` (ggml's `QK8_0`).
+pub const Q8_BLOCK_ELEMS: usize = 32;
+/// Bytes per int8 block: an f16 scale `d`, then 32 `i8` (ggml's `block_q8_0`, 34 bytes).
+pub const Q8_BLOCK_BYTES: usize = 2 + Q8_BLOCK_ELEMS;
+
+/// How rows are stored. Chosen at run time, per cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CacheStorage {
+    /// `c_kv` and `k_pe` as little-endian `f32`: exact.
+    #[default]
+    F32,
+    /// `c_kv` and `k_pe` as IEEE `f16`.
+    F16,
+    /// `c_kv` in ggml `Q8_0` blocks (per 32 values an f16 scale `d` and `i8` values
+    /// `q = round(x / d)`, `d = max|x| / 127`; a partial last block is zero-padded), `k_pe` as
+    /// `f16`: RoPE keys quantise badly, so they keep 16 bits.
+    Q8,
+}
+
+impl CacheStorage {
+    /// The id stored in snapshots.
+    pub(crate) fn id(self) -> u8 {
+        match self {
+            CacheStorage::F32 => 0,
+            CacheStorage::F16 => 1,
+            CacheStorage::Q8 => 2,
+        }
+    }
+
+    /// The storage for a snapshot id.
+    pub(crate) fn from_id(id: u8) -> Option<Self> {
+        match id {
+            0 => Some(CacheStorage::F32),
+            1 => Some(CacheStorage::F16),
+            2 => Some(CacheStorage::Q8),
+            _ => None,
+        }
+    }
+}
+
+/// The shape of a row: `kv_lora_rank` latent values and `qk_rope_head_dim` key values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RowFormat {
+    pub(crate) storage: CacheStorage,
+    pub(crate) kv_lora: usize,
+    pub(crate) rope: usize,
+}
+
+impl RowFormat {
+    /// Bytes of the `c_kv` part.
+    fn latent_bytes(&self) -> Option<usize> {
+        match self.storage {
+            CacheStorage::F32 => self.kv_lora.checked_mul(4),
+            CacheStorage::F16 => self.kv_lora.checked_mul(2),
+            CacheStorage::Q8 => self.kv_lora.div_ceil(Q8_BLOCK_ELEMS).checked_mul(Q8_BLOCK_BYTES),
+        }
+    }
+
+    /// Bytes of the `k_pe` part.
+    fn rope_bytes(&self) -> Option<usize> {
+        match self.storage {
+            CacheStorage::F32 => self.rope.checked_mul(4),
+            CacheStorage::F16 | CacheStorage::Q8 => self.rope.checked_mul(2),
+        }
+    }
+
+    /// Bytes of one stored row, or `None` on overflow.
+    pub(crate) fn row_bytes(&self) -> Option<usize> {
+        self.latent_bytes()?.checked_add(self.rope_bytes()?)
+    }
+
+    /// Splits a stored row into its latent and rope parts.
+    fn split<'r>(&self, row: &'r [u8]) -> (&'r [u8], &'r [u8]) {
+        row.split_at(self.latent_bytes().unwrap_or(0).min(row.len()))
+    }
+
+    /// Stores `x = [c_kv (kv_lora) | k_pe (rope)]` into `out` (`row_bytes` long).
+    pub(crate) fn encode(&self, x: &[f32], out: &mut [u8]) {
+        let (c, k) = x.split_at(self.kv_lora.min(x.len()));
+        let (out_c, out_k) = out.split_at_mut(self.latent_bytes().unwrap_or(0).min(out.len()));
+        match self.storage {
+            CacheStorage::F32 => {
+                put_f32(c, out_c);
+                put_f32(k, out_k);
+            }
+            CacheStorage::F16 => {
+                put_f16(c, out_c);
+                put_f16(k, out_k);
+            }
+            CacheStorage::Q8 => {
+                quantize_q8_0(c, out_c);
+                put_f16(k, out_k);
+            }
+        }
+    }
+
+    /// Decodes a stored row back to `f32` (for tests and snapshots' users).
+    pub(crate) fn decode(&self, row: &[u8], out: &mut [f32]) {
+        let (c, k) = row.split_at(self.latent_bytes().unwrap_or(0).min(row.len()));
+        let (out_c, out_k) = out.split_at_mut(self.kv_lora.min(out.len()));
+        match self.storage {
+            CacheStorage::F32 => {
+                get_f32(c, out_c);
+                get_f32(k, out_k);
+            }
+            CacheStorage::F16 => {
+                get_f16(c, out_c);
+                get_f16(k, out_k);
+            }
+            CacheStorage::Q8 => {
+                out_c.fill(0.0);
+                axpy_q8_0(out_c, 1.0, c);
+                get_f16(k, out_k);
+            }
+        }
+    }
+
+    /// `q · row`, where `q = [q_lat (kv_lora) | q_pe (rope)]` is an absorbed query.
+    #[inline]
+    pub(crate) fn dot(&self, q: &[f32], row: &[u8]) -> f32 {
+        let (q_lat, q_pe) = q.split_at(self.kv_lora.min(q.len()));
+        let (c, k) = self.split(row);
+        match self.storage {
+            CacheStorage::F32 => kernels::dot_f32_le(c, q_lat) + kernels::dot_f32_le(k, q_pe),
+            CacheStorage::F16 => kernels::dot_f16_le(c, q_lat) + kernels::dot_f16_le(k, q_pe),
+            CacheStorage::Q8 => dot_q8_0(c, q_lat) + kernels::dot_f16_le(k, q_pe),
+        }
+    }
+
+    /// `acc += p · c_kv(row)` over the latent part (`acc` has `kv_lora` elements).
+    #[inline]
+    pub(crate) fn axpy_latent(&self, acc: &mut [f32], p: f32, row: &[u8]) {
+        let (c, _) = self.split(row);
+        match self.storage {
+            CacheStorage::F32 => {
+                let (w, _) = c.as_chunks::<4>();
+                for (a, b) in acc.iter_mut().zip(w) {
+                    *a += p * f32::from_le_bytes(*b);
+                }
+            }
+            CacheStorage::F16 => {
+                let (w, _) = c.as_chunks::<2>();
+                for (a, b) in acc.iter_mut().zip(w) {
+                    *a += p * f16::from_le_bytes(*b).to_f32();
+                }
+            }
+            CacheStorage::Q8 => axpy_q8_0(acc, p, c),
+        }
+    }
+}
+
+fn put_f32(x: &[f32], out: &mut [u8]) {
+    let (o, _) = out.as_chunks_mut::<4>();
+    for (b, v) in o.iter_mut().zip(x) {
+        *b = v.to_le_bytes();
+    }
+}
+
+fn put_f16(x: &[f32], out: &mut [u8]) {
+    let (o, _) = out.as_chunks_mut::<2>();
+    for (b, v) in o.iter_mut().zip(x) {
+        *b = f16::from_f32(*v).to_le_bytes();
+    }
+}
+
+fn get_f32(bytes: &[u8], out: &mut [f32]) {
+    let (b, _) = bytes.as_chunks::<4>();
+    for (o, v) in out.iter_mut().zip(b) {
+        *o = f32::from_le_bytes(*v);
+    }
+}
+
+fn get_f16(bytes: &[u8], out: &mut [f32]) {
+    let (b, _) = bytes.as_chunks::<2>();
+    for (o, v) in out.iter_mut().zip(b) {
+        *o = f16::from_le_bytes(*v).to_f32();
+    }
+}
+
+/// ggml's `quantize_row_q8_0_ref`: per block `d = amax / 127`, `q = round(x / d)`. Values past
+/// the end of `x` in the last block are stored as 0.
+fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
+    let (blocks, _) = out.as_chunks_mut::<Q8_BLOCK_BYTES>();
+    for (block, xs) in blocks.iter_mut().zip(x.chunks(Q8_BLOCK_ELEMS)) {
+        let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let (scale, qs) = block.split_at_mut(2);
+        scale.copy_from_slice(&f16::from_f32(d).to_le_bytes());
+        qs.fill(0);
+        for (q, v) in qs.iter_mut().zip(xs) {
+            // |v · id| <= 127 by construction (NaN saturates to 0 in `as`).
+            #[allow(clippy::cast_possible_truncation)]
+            let qi = libm::roundf(v * id) as i8;
+            *q = qi.to_le_bytes()[0];
+        }
+    }
+}
+
+/// `Σ x[i] · dequant(blocks)[i]`, one scale multiply per block.
+fn dot_q8_0(blocks: &[u8], x: &[f32]) -> f32 {
+    let (blocks, _) = blocks.as_chunks::<Q8_BLOCK_BYTES>();
+    let mut sum = 0.0f32;
+    for (block, xs) in blocks.iter().zip(x.chunks(Q8_BLOCK_ELEMS)) {
+        let (d, qs) = block_parts(block);
+        let mut acc = [0.0f32; 8];
+        let (qc, _) = qs.as_chunks::<8>();
+        let (xc, xt) = xs.as_chunks::<8>();
+        for (q8, x8) in qc.iter().zip(xc) {
+            for ((a, q), xv) in acc.iter_mut().zip(q8).zip(x8) {
+                *a += f32::from(i8::from_le_bytes([*q])) * xv;
+            }
+        }
+        let mut s: f32 = acc.iter().sum();
+        // The x values of a partial last block past its whole 8-chunks.
+        let tail_q = qs.get(xc.len() * 8..).unwrap_or(&[]);
+        for (q, xv) in tail_q.iter().zip(xt) {
+            s += f32::from(i8::from_le_bytes([*q])) * xv;
+        }
+        // A partial last block has fewer x values than stored q values; the extra q are 0.
+        sum += d * s;
+    }
+    sum
+}
+
+/// `acc[i] += p · dequant(blocks)[i]`.
+fn axpy_q8_0(acc: &mut [f32], p: f32, blocks: &[u8]) {
+    let (blocks, _) = blocks.as_chunks::<Q8_BLOCK_BYTES>();
+    for (block, out) in blocks.iter().zip(acc.chunks_mut(Q8_BLOCK_ELEMS)) {
+        let (d, qs) = block_parts(block);
+        let scale = p * d;
+        for (o, q) in out.iter_mut().zip(qs) {
+            *o += scale * f32::from(i8::from_le_bytes([*q]));
+        }
+    }
+}
+
+/// The f16 scale (as f32) and the 32 quantised bytes of a block.
+fn block_parts(block: &[u8; Q8_BLOCK_BYTES]) -> (f32, &[u8]) {
+    let (d, qs) = block.split_at(2);
+    let d = f16::from_le_bytes([d.first().copied().unwrap_or(0), d.get(1).copied().unwrap_or(0)]);
+    (d.to_f32(), qs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format(storage: CacheStorage, kv_lora: usize, rope: usize) -> RowFormat {
+        RowFormat { storage, kv_lora, rope }
+    }
+
+    fn sample(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i as u32).wrapping_mul(2654435761u32) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn v2_lite_row_sizes() {
+        assert_eq!(format(CacheStorage::F32, 512, 64).row_bytes(), Some(2304));
+        assert_eq!(format(CacheStorage::F16, 512, 64).row_bytes(), Some(1152));
+        // 16 Q8_0 blocks (544 bytes) + 64 f16 (128 bytes).
+        assert_eq!(format(CacheStorage::Q8, 512, 64).row_bytes(), Some(672));
+        // A partial block still takes a whole block.
+        assert_eq!(format(CacheStorage::Q8, 20, 6).row_bytes(), Some(34 + 12));
+    }
+
+    #[test]
+    fn every_storage_round_trips_within_its_precision() {
+        for (storage, tol) in
+            [(CacheStorage::F32, 0.0), (CacheStorage::F16, 1e-3), (CacheStorage::Q8, 1.0 / 127.0)]
+        {
+            for (kv_lora, rope) in [(20, 6), (64, 8), (33, 2), (512, 64)] {
+                let f = format(storage, kv_lora, rope);
+                let x = sample(kv_lora + rope, 7);
+                let mut bytes = vec![0u8; f.row_bytes().unwrap()];
+                f.encode(&x, &mut bytes);
+                let mut y = vec![0.0; x.len()];
+                f.decode(&bytes, &mut y);
+                for (a, b) in x.iter().zip(&y) {
+                    assert!((a - b).abs() <= tol, "{storage:?} {kv_lora}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dot_and_axpy_read_stored_rows_like_their_decoded_values() {
+        for storage in [CacheStorage::F32, CacheStorage::F16, CacheStorage::Q8] {
+            let f = format(storage, 45, 6);
+            let x = sample(51, 3);
+            let q = sample(51, 11);
+            let mut bytes = vec![0u8; f.row_bytes().unwrap()];
+            f.encode(&x, &mut bytes);
+            let mut decoded = vec![0.0; 51];
+            f.decode(&bytes, &mut decoded);
+            let want: f32 = decoded.iter().zip(&q).map(|(a, b)| a * b).sum();
+            assert!((f.dot(&q, &bytes) - want).abs() < 1e-4, "{storage:?}");
+            let mut acc = vec![1.0f32; 45];
+            f.axpy_latent(&mut acc, 0.5, &bytes);
+            for (a, d) in acc.iter().zip(&decoded) {
+                assert!((a - (1.0 + 0.5 * d)).abs() < 1e-5, "{storage:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn q8_zero_block_and_extremes() {
+        let f = format(CacheStorage::Q8, 32, 2);
+        let mut x = vec![0.0f32; 34];
+        let mut bytes = vec![0u8; f.row_bytes().unwrap()];
+        f.encode(&x, &mut bytes);
+        assert_eq!(f.dot(&[1.0; 34], &bytes), 0.0);
+        x[0] = 1e4;
+        x[1] = -1e4;
+        f.encode(&x, &mut bytes);
+        let mut y = vec![0.0; 34];
+        f.decode(&bytes, &mut y);
+        assert!((y[0] - 1e4).abs() < 10.0 && (y[1] + 1e4).abs() < 10.0);
+    }
+}
