@@ -39,6 +39,7 @@ import math
 import platform
 import struct
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -507,7 +508,8 @@ class SlideResult:
 
     n_sink: int
     path: Path
-    first_diff: int  # first position whose logits differ from the plain causal expected.bin
+    first_diff: int  # first position whose logits differ from expected.bin by more than TOL_MASK_API
+    noise_before: float  # max |slide - plain| over positions < C (f32 rounding only)
     min_change: float  # min over positions >= C of max |slide - plain|
     max_change: float  # max |slide - plain|
     diff_numpy: float  # max |numpy_ref.forward_ring - slide|
@@ -538,7 +540,9 @@ def write_slide(model, fx: Fixture, tokens: list[int], full: np.ndarray, gguf_pa
     ring, _ = numpy_ref.forward_ring(gguf_path, tokens, capacity, n_sink)
     diff_numpy = float(np.abs(ring - logits).max())
     assert diff_numpy < TOL_NUMPY_REF, diff_numpy
-    return SlideResult(n_sink, path, int(np.nonzero(change > 0)[0][0]), float(change[capacity:].min()),
+    first_diff = int(np.nonzero(change > TOL_MASK_API)[0][0])
+    assert first_diff == capacity, first_diff
+    return SlideResult(n_sink, path, first_diff, float(change[:capacity].max()), float(change[capacity:].min()),
                        float(change.max()), diff_numpy, float(np.mean(ring.argmax(-1) == logits.argmax(-1))))
 
 
@@ -675,6 +679,9 @@ class Result:
     kq_scale: float  # HF attention softmax scale
     expert_split_diff: float
     files: list[Path]
+    mask_check: dict[str, float] | None  # check_mask_api, for fixtures with sliding-window files
+    slides: list[SlideResult]
+    quants: list[QuantResult]
 
 
 def generate(fx: Fixture, hf_out: Path | None) -> Result:
@@ -713,12 +720,32 @@ def generate(fx: Fixture, hf_out: Path | None) -> Result:
     if hf_out is not None:
         save_hf(model, fx, hf_out)
 
+    mask_check, slides = None, []
+    if fx.name in SLIDE_SINKS:
+        mask_check = check_mask_api(model, tokens, full)
+        # The ring decode with nothing evicted must be the causal numpy_ref forward.
+        no_evict, _ = numpy_ref.forward_ring(gguf_path, tokens, N_POS, 0)
+        mask_check["ring_no_evict"] = float(np.abs(no_evict - ref).max())
+        assert mask_check["ring_no_evict"] < 1e-12, mask_check
+        slides = [write_slide(model, fx, tokens, full, gguf_path, n_sink) for n_sink in SLIDE_SINKS[fx.name]]
+    quants = write_quantized(fx, metadata, arrays, tensors, tokens, full)
+
+    files = [gguf_path, expected_path, *(s.path for s in slides), *(q.path for q in quants)]
     result = Result(fx, cfg, sum(p.numel() for p in model.parameters()), tokens, float(np.abs(full).max()),
                     diff_incremental, diff_numpy_ref, argmax_agree, stats, inv_freq.tolist(),
-                    model.model.layers[0].self_attn.scaling, expert_split_diff, [gguf_path, expected_path])
+                    model.model.layers[0].self_attn.scaling, expert_split_diff, files, mask_check, slides, quants)
     print(f"{fx.name}: params {result.n_params}, max|logit| {result.max_logit:.3f}, "
           f"max|full-incr| {diff_incremental:.2e}, max|numpy_ref-expected| {diff_numpy_ref:.2e}, "
           f"min routing margin {stats['margin']:.3e}")
+    if mask_check:
+        print(f"  4-D mask, causal pattern: additive max|diff| {mask_check['additive']:.2e}, "
+              f"boolean {mask_check['boolean']:.2e} (not honoured)")
+    for sl in slides:
+        print(f"  {sl.path.name}: first differing position {sl.first_diff} (noise before {sl.noise_before:.1e}), "
+              f"min change at >= C {sl.min_change:.2e}, max|forward_ring - HF| {sl.diff_numpy:.2e}")
+    for q in quants:
+        print(f"  {q.path.name}: {q.counts}, fallbacks to F16 {q.fallbacks}, max weight err "
+              f"{q.max_weight_err:.2e}, max|numpy_ref - expected| {q.diff_numpy:.2e}, argmax {q.argmax_numpy:.0%}")
     return result
 
 
@@ -726,7 +753,117 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def provenance(results: list[Result], argv: list[str]) -> str:
+def sliding_section(results: list[Result]) -> list[str]:
+    """PROVENANCE.md: sliding-window (attention-sink) expected files."""
+    cap = SLIDE_CAPACITY
+    lines = [
+        "",
+        "## Sliding window with attention sinks",
+        "",
+        f"`<name>.slide_c{{C}}_s{{S}}.expected.bin` (C = {cap}) is what an engine with a latent cache of C rows",
+        "must produce when, once the cache is full, it keeps the first S tokens (sinks) and overwrites the",
+        "oldest of the rest. Tokens are processed one at a time at absolute positions 0..T-1 (RoPE uses the",
+        "absolute position; a cached k_pe keeps the rotation of its own position); each token writes its row,",
+        "then attends over every retained row including its own. So token i attends to all j <= i while",
+        "i < C, and to {0..S-1} U {i-(C-S)+1 .. i} (exactly C tokens) after. Every cached latent is the one",
+        "computed when its token was processed, under that token's own retained set.",
+        "",
+        "- HF reference: that streaming computation is one full forward of the same transformers model",
+        "  (eager, float32, `use_cache=False`, `position_ids` 0..T-1) with a custom 4-D mask [1, 1, T, T]",
+        "  whose row i allows exactly token i's retained set. transformers 5.23 `create_causal_mask` returns",
+        "  any 4-D mask as-is and eager attention ADDS it to the scores, so the mask is additive float32:",
+        "  0 = attend, finfo(float32).min = blocked (what transformers' own eager mask uses).",
+        "- Proof the mask is honoured: the plain causal pattern passed the same way reproduces",
+        "  `<name>.expected.bin`; a boolean 4-D mask is NOT honoured by eager attention (True/False are",
+        "  added as 1.0/0.0 and nothing is blocked):",
+        "",
+        "| model | max \\|additive causal mask - expected\\| | max \\|boolean causal mask - expected\\| |",
+        "|---|---|---|",
+    ]
+    for r in results:
+        if r.mask_check:
+            lines.append(f"| `{r.fx.name}` | {r.mask_check['additive']:.2e} | {r.mask_check['boolean']:.2e} |")
+    lines += [
+        "",
+        "- Independent check: `numpy_ref.forward_ring` (float64, reads only the GGUF) decodes token by token",
+        "  into a real ring buffer (slot = n for n < C, then S + (n - C) mod (C - S)) and attends over the",
+        "  occupied slots. The script also checks, for every i, that the ring's occupants after writing",
+        "  token i are exactly mask row i, and that `forward_ring` with C >= T equals `forward` (max diff",
+        f"  {max(r.mask_check['ring_no_evict'] for r in results if r.mask_check):.1e}).",
+        f"- Positions < C must equal the plain expected logits to {TOL_MASK_API:g} (they differ only by f32",
+        "  rounding: the batched expert matmuls group different token sets; a float64 run of the model, not",
+        f"  part of the script, gives exactly 0 there), and every position >= C must move by more than",
+        f"  {MIN_SLIDE_CHANGE:g}; so the first position that differs by more than {TOL_MASK_API:g} is C.",
+        "",
+        f"| file | C | S | first position differing (> {TOL_MASK_API:g}) | max \\|slide - plain\\| at pos < C | "
+        "min over pos >= C of max \\|slide - plain\\| | max \\|slide - plain\\| | "
+        "max \\|forward_ring - slide\\| | argmax agree (ring vs HF) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for sl in r.slides:
+            lines.append(f"| `{sl.path.name}` | {cap} | {sl.n_sink} | {sl.first_diff} | {sl.noise_before:.1e} | "
+                         f"{sl.min_change:.2e} | {sl.max_change:.2e} | {sl.diff_numpy:.2e} | {sl.argmax_numpy:.0%} |")
+    return lines
+
+
+def quantized_section(results: list[Result], q8_selftest: dict[str, int]) -> list[str]:
+    """PROVENANCE.md: F16 / Q8_0 copies."""
+    lines = [
+        "",
+        "## Quantized copies (F16, Q8_0)",
+        "",
+        "`<name>.f16.gguf` and `<name>.q8_0.gguf` follow llama.cpp `convert_hf_to_gguf.py` (`prepare_tensors`)",
+        "for `--outtype f16` / `--outtype q8_0`, with gguf's own `gguf.quants.quantize`:",
+        "",
+        "- F32: 1-D tensors (all norms, `exp_probs_b.bias`), any `*_norm.weight`, the router",
+        "  `ffn_gate_inp.weight`, and any name not ending in `.weight`.",
+        "- Every other tensor (2-D and 3-D, `token_embd` and `output` included) gets the outtype. For Q8_0,",
+        "  `gguf.quants.quantize` raises QuantError unless the row length ne[0] is a multiple of 32, and the",
+        "  converter then falls back to F16 (llama.cpp itself does this, e.g. `attn_k_b` of a V3 with",
+        "  qk_nope_head_dim 16 stays F16 in its q8_0 output).",
+        "- Read back: every key, the types, shapes and raw payload bytes; F16 values equal the float16",
+        "  rounding of the F32 weights, Q8_0 values lie within 0.6 d of them (d = block absmax / 127).",
+        "- *numpy_ref*: logits of `numpy_ref.forward` on the quantized file (dequantized to float64) vs the",
+        "  F32 `expected.bin`; this is the quantization error alone, a guide for engine tolerances.",
+        "",
+        "| file | bytes | Q8_0 | F16 | F32 | Q8_0 -> F16 fallbacks | max \\|w - w_f32\\| | "
+        "max \\|numpy_ref - expected\\| | argmax agree |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for q in r.quants:
+            lines.append(f"| `{q.path.name}` | {q.path.stat().st_size:,} | {q.counts['Q8_0']} | {q.counts['F16']} | "
+                         f"{q.counts['F32']} | {q.fallbacks} | {q.max_weight_err:.2e} | {q.diff_numpy:.2e} | "
+                         f"{q.argmax_numpy:.0%} |")
+    empty = [q.path.name for r in results for q in r.quants if q.suffix == "q8_0" and not q.counts["Q8_0"]]
+    if empty:
+        lines += ["", f"**No Q8_0 tensor at all** in {', '.join(f'`{n}`' for n in empty)}:",
+                  "every fixture dimension that is a row length (hidden, q/kv LoRA ranks, head dims, nh*v,",
+                  "ff sizes) is deliberately not a multiple of 32, so these files hold only F16 and F32 tensors",
+                  "and differ from the `.f16.gguf` copy only in `general.file_type`. They test the loader's",
+                  "handling of a q8_0-typed file, not Q8_0 kernels."]
+    counts = ", ".join(f"{n} {k}" for k, n in q8_selftest.items())
+    lines += ["", f"Q8_0 write path self-test (a synthetic file in a temp dir, not committed): {counts} tensors",
+              "written and read back as above; Q8_0 block layout and d = absmax / 127 checked byte by byte."]
+    return lines
+
+
+def describe(path: Path) -> str:
+    """One-line description of a fixture file for the Files table."""
+    name = path.name
+    if ".slide_c" in name:
+        cap, sink = name.split(".slide_c")[1].split(".")[0].split("_s")
+        return f"HF logits, latent cache C={cap}, S={sink} sinks"
+    if name.endswith(".expected.bin"):
+        return "HF logits, plain causal"
+    for suffix in OUTTYPES:
+        if name.endswith(f".{suffix}.gguf"):
+            return f"GGUF, converter --outtype {suffix}"
+    return "GGUF, all F32"
+
+
+def provenance(results: list[Result], argv: list[str], q8_selftest: dict[str, int]) -> str:
     """Markdown for tests/fixtures/PROVENANCE.md."""
     packages = ["torch", "transformers", "gguf", "numpy", "safetensors", "tokenizers"]
     lines = [
@@ -833,13 +970,14 @@ def provenance(results: list[Result], argv: list[str]) -> str:
     lines += ["", "RoPE inverse frequencies (transformers, f32) and softmax scale, for unit tests of the rope tables:", ""]
     lines += [f"- `{r.fx.name}`: inv_freq `{[float(f'{f:.8g}') for f in r.inv_freq]}`, kq_scale `{r.kq_scale:.10g}`"
               for r in results]
+    lines += sliding_section(results) + quantized_section(results, q8_selftest)
     total = 0
-    lines += ["", "## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]
+    lines += ["", "## Files", "", "| file | what | bytes | sha256 |", "|---|---|---|---|"]
     for r in results:
         for path in r.files:
             size = path.stat().st_size
             total += size
-            lines.append(f"| `{path.name}` | {size:,} | `{sha256(path)}` |")
+            lines.append(f"| `{path.name}` | {describe(path)} | {size:,} | `{sha256(path)}` |")
     lines += [
         "",
         f"Total: {total:,} bytes (limit {MAX_TOTAL_BYTES:,}).",
@@ -848,6 +986,14 @@ def provenance(results: list[Result], argv: list[str]) -> str:
         "",
         "`<name>.expected.bin`, little-endian: magic `TMLE`, u32 version = 1, u32 n_pos, u32 n_vocab,",
         "n_pos x u32 token ids, then n_pos * n_vocab x f32 logits, row-major [pos][vocab].",
+        "",
+        "`<name>.slide_c<C>_s<S>.expected.bin`: the same format, same token ids as `<name>.expected.bin`;",
+        "logits of the streaming decode with a C-row latent cache and S attention sinks (see above).",
+        "",
+        "`<name>.f16.gguf` / `<name>.q8_0.gguf`: the F32 file's metadata plus `general.file_type`",
+        "(u32, 1 = MOSTLY_F16 / 7 = MOSTLY_Q8_0) and `general.quantization_version` (u32, 2), inserted",
+        "before the tokenizer keys; same tensors, order and shapes; types as in the table above.",
+        "Q8_0 blocks are `{ f16 d; int8 qs[32] }` (34 bytes per 32 values along ne[0]), d = absmax / 127.",
         "",
         "`<name>.gguf`: GGUF v3, `general.architecture = deepseek2`, alignment 32, every tensor F32.",
         "Tensors are written in torch order [out, in], so ggml `ne` is reversed (`token_embd` ne = {hidden, vocab}).",
@@ -912,12 +1058,14 @@ def main() -> int:
     start = time.time()
     torch.set_num_threads(1)  # reproducible reductions; the models are tiny
     FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        q8_selftest = selftest_q8_0(Path(tmp))
     results = [generate(fx, args.hf_out) for fx in FIXTURES]
     total = sum(p.stat().st_size for r in results for p in r.files)
     assert total < MAX_TOTAL_BYTES, f"fixtures too large: {total} bytes"
     # Record the command without the machine-specific --hf-out path.
     argv = ["--hf-out", "DIR"] if args.hf_out else []
-    (FIXTURE_DIR / "PROVENANCE.md").write_text(provenance(results, argv))
+    (FIXTURE_DIR / "PROVENANCE.md").write_text(provenance(results, argv, q8_selftest))
     print(f"wrote {len(results)} fixtures, {total:,} bytes, in {time.time() - start:.1f} s")
     return 0
 

@@ -44,3 +44,35 @@ fn every_golden_model_matches_reference_logits() {
         check_model(name);
     }
 }
+
+/// F16 copies of the fixtures (and `q8_0`-typed copies, whose matrices all fall back to F16
+/// because no fixture row length is a multiple of 32, exactly as llama.cpp's converter does)
+/// against the f32 reference logits.
+const F16_WEIGHTS_REL_TOL: f32 = 1e-2;
+
+#[test]
+fn f16_weight_copies_match_reference_logits() {
+    for suffix in ["f16", "q8_0"] {
+        let mut worst = 0.0f32;
+        for name in GOLDEN_MODELS {
+            let file = read_fixture(&format!("{name}.{suffix}.gguf"));
+            let expected = Expected::load(name);
+            let model = Model::load(&file).unwrap_or_else(|e| panic!("{name}.{suffix}: {e}"));
+            let steps = run_tokens(
+                &model,
+                &expected.tokens,
+                expected.tokens.len(),
+                CacheOptions::default(),
+            )
+            .unwrap();
+            for (pos, got) in steps.iter().enumerate() {
+                let want = expected.position(pos);
+                let rel = max_abs_diff(got, want) / max_abs(want);
+                assert!(rel <= F16_WEIGHTS_REL_TOL, "{name}.{suffix} pos {pos}: rel {rel:e}");
+                assert_eq!(argmax(got), argmax(want), "{name}.{suffix} pos {pos}");
+                worst = worst.max(rel);
+            }
+        }
+        eprintln!("golden *.{suffix}.gguf: worst max|Δ|/max|logit| = {worst:.2e}");
+    }
+}

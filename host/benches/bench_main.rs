@@ -2,6 +2,7 @@
 //!
 //! `cargo bench -p tinymla-host` runs them all.
 
+mod context;
 mod decode;
 
-criterion::criterion_main!(decode::benches);
+criterion::criterion_main!(decode::benches, context::benches);

@@ -1,4 +1,6 @@
 //! Host-side (std) parts of tinymla: memory-mapped model files and the `tinymla` subcommands.
 
 pub mod cli;
+pub mod gguf_writer;
 pub mod model_file;
+pub mod synth;

@@ -188,6 +188,72 @@ impl<'m> LatentCache<'m> {
         true
     }
 
+    /// Appends one token whose rows were computed elsewhere (for example by a batched prefill,
+    /// or to import a latent cache): `rows` is `[num_hidden_layers][kv_lora_rank +
+    /// qk_rope_head_dim]`, each row `c_kv` after `attn_kv_a_norm` then `k_pe` rotated for the
+    /// token's position, which is [`Self::position`]. Follows the overflow policy and context
+    /// guard exactly like [`crate::Model::forward`].
+    ///
+    /// # Errors
+    /// [`Error::CacheMismatch`] if `rows` has the wrong length; otherwise as `forward`'s cache
+    /// errors.
+    pub fn push_rows(&mut self, rows: &[f32], context_length: usize) -> Result<(), Error> {
+        let width = self.format.kv_lora + self.format.rope;
+        if rows.len() != width.saturating_mul(self.n_layers) {
+            return Err(Error::CacheMismatch);
+        }
+        self.begin(context_length)?;
+        for (layer, row) in rows.chunks_exact(width.max(1)).enumerate() {
+            self.write(layer, row);
+        }
+        self.commit();
+        Ok(())
+    }
+
+    /// Replaces this cache's contents with `src`'s, re-encoding every row into this cache's
+    /// storage (e.g. keep a long system prompt computed at f32 in int8). `tmp` holds one
+    /// decoded row (`kv_lora_rank + qk_rope_head_dim` values).
+    ///
+    /// # Errors
+    /// [`Error::CacheMismatch`] if the row shapes or layer counts differ, or if `src` has
+    /// wrapped around and the capacities or policies differ; [`Error::CacheFull`] if `src`
+    /// holds more slots than this cache; [`Error::BufferTooSmall`] if `tmp` is too short.
+    pub fn copy_from(&mut self, src: &LatentCache<'_>, tmp: &mut [f32]) -> Result<(), Error> {
+        let same_shape = self.n_layers == src.n_layers
+            && (self.format.kv_lora, self.format.rope) == (src.format.kv_lora, src.format.rope);
+        let has_wrapped = src.next_pos > src.len as u64;
+        let same_ring = self.capacity == src.capacity && self.options.policy == src.options.policy;
+        if !same_shape || (has_wrapped && !same_ring) {
+            return Err(Error::CacheMismatch);
+        }
+        if src.len > self.capacity {
+            return Err(Error::CacheFull {
+                capacity: u32::try_from(self.capacity).unwrap_or(u32::MAX),
+            });
+        }
+        let width = self.format.kv_lora + self.format.rope;
+        let given = tmp.len();
+        let tmp = tmp.get_mut(..width).ok_or(Error::BufferTooSmall {
+            buffer: BufferKind::Scratch,
+            needed: width,
+            given,
+        })?;
+        for slot in 0..src.len {
+            self.write_pos(slot, src.read_pos(slot));
+            for layer in 0..self.n_layers {
+                src.format.decode(src.row(layer, slot), tmp);
+                let format = self.format;
+                if let Some(dst) = self.row_range(layer, slot).and_then(|r| self.mem.get_mut(r)) {
+                    format.encode(tmp, dst);
+                }
+            }
+        }
+        self.len = src.len;
+        self.next_pos = src.next_pos;
+        self.ring_next = src.ring_next;
+        Ok(())
+    }
+
     /// True when this cache was built for `config`'s shape.
     pub(crate) fn fits(&self, config: &ModelConfig) -> bool {
         self.n_layers == config.num_hidden_layers
