@@ -5,3 +5,4 @@ mod cache;
 mod common;
 mod golden;
 mod hostile;
+mod tokenizer;

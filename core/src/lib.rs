@@ -61,6 +61,7 @@ mod moe;
 mod rope;
 mod scratch;
 mod weights;
+pub mod vocab;
 
 pub use cache::{CacheArena, CacheOptions, CacheStorage, LatentCache, OverflowPolicy};
 pub use config::{ModelConfig, ModelOptions};

@@ -1,0 +1,1 @@
+//! Token decoding from the GGUF vocabulary (placeholder; being written).

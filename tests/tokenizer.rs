@@ -1,0 +1,1 @@
+//! Tokenizer: encode parity with Hugging Face tokenizers, decode (placeholder; being written).
