@@ -96,7 +96,8 @@ fn softmax_group_scoring_rule_is_selectable_and_matters() {
     let name = "v2_grouped_legacy";
     let file = read_fixture(&format!("{name}.gguf"));
     let expected = Expected::load(name);
-    let options = ModelOptions { softmax_group_score: SoftmaxGroupScore::Top2Sum };
+    let options =
+        ModelOptions { softmax_group_score: SoftmaxGroupScore::Top2Sum, ..Default::default() };
     let model = Model::from_gguf(&Gguf::parse(&file).unwrap(), options).unwrap();
     let steps =
         run_tokens(&model, &expected.tokens, expected.tokens.len(), CacheOptions::default())

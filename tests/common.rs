@@ -91,3 +91,66 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 pub fn max_abs(v: &[f32]) -> f32 {
     v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
 }
+
+use tinymla_core::gguf::MetadataValue;
+use tinymla_core::Gguf;
+use tinymla_host::gguf_writer::{GgufWriter, TensorData, Value};
+
+/// What [`rewrite`] does with one metadata entry.
+pub enum Edit {
+    Keep,
+    Drop,
+    Set(Value),
+}
+
+/// Re-writes the GGUF `bytes` with metadata edited by `edit` (and `add` appended), and tensors
+/// edited by `tensor` (return `None` to drop one). For building precise hostile models from
+/// the fixtures.
+pub fn rewrite(
+    bytes: &[u8],
+    edit: impl Fn(&str) -> Edit,
+    add: Vec<(&str, Value)>,
+    tensor: impl Fn(TensorData) -> Option<TensorData>,
+) -> Vec<u8> {
+    let g = Gguf::parse(bytes).unwrap();
+    let mut w = GgufWriter::new();
+    for (key, value) in g.metadata() {
+        let value = match edit(key) {
+            Edit::Drop => continue,
+            Edit::Set(v) => v,
+            Edit::Keep => to_value(&value),
+        };
+        w.kv(key, value);
+    }
+    for (key, value) in add {
+        w.kv(key, value);
+    }
+    for t in g.tensors() {
+        let data = TensorData {
+            name: t.name.to_string(),
+            ne: t.dims[..t.n_dims as usize].to_vec(),
+            ggml_type: t.ggml_type.id(),
+            bytes: t.bytes.to_vec(),
+        };
+        if let Some(d) = tensor(data) {
+            w.tensor(d);
+        }
+    }
+    w.to_bytes()
+}
+
+fn to_value(v: &MetadataValue<'_>) -> Value {
+    match v {
+        MetadataValue::U32(x) => Value::U32(*x),
+        MetadataValue::F32(x) => Value::F32(*x),
+        MetadataValue::Bool(x) => Value::Bool(*x),
+        MetadataValue::String(_) => Value::Str(v.as_str().unwrap().to_string()),
+        MetadataValue::Array(a) => match a.iter().next() {
+            Some(MetadataValue::I32(_)) => Value::I32Array(
+                a.iter().map(|e| if let MetadataValue::I32(x) = e { x } else { 0 }).collect(),
+            ),
+            _ => Value::StrArray(a.iter().map(|e| e.as_str().unwrap_or("").to_string()).collect()),
+        },
+        other => panic!("fixture metadata type not handled by the test writer: {other:?}"),
+    }
+}

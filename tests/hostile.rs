@@ -141,3 +141,210 @@ fn mutated_and_truncated_fixtures_never_panic() {
     eprintln!("hostile: {total} variants: {outcomes:?}");
     assert!(total >= 10_000);
 }
+
+mod model_validation {
+    //! Hand-written hostile models: each one well-formed GGUF with exactly one thing wrong,
+    //! asserting the exact error. See: issue #10.
+
+    use crate::common::{read_fixture, rewrite, Edit};
+    use tinymla_core::config::*;
+    use tinymla_core::gguf::Gguf;
+    use tinymla_core::{ConfigError, Error, Model, ModelOptions, TensorId, TensorKind};
+    use tinymla_host::gguf_writer::Value;
+
+    fn base() -> Vec<u8> {
+        read_fixture("v3_qlora_grouped.gguf")
+    }
+
+    /// The fixture with `key` set to `value`.
+    fn with_key(key: &'static str, value: Value) -> Vec<u8> {
+        let add = if Gguf::parse(&base()).unwrap().get(key).is_some() {
+            vec![]
+        } else {
+            vec![(key, value.clone())]
+        };
+        rewrite(
+            &base(),
+            |k| if k == key { Edit::Set(value.clone()) } else { Edit::Keep },
+            add,
+            Some,
+        )
+    }
+
+    fn load_err(bytes: &[u8]) -> Error {
+        Model::load(bytes).unwrap_err()
+    }
+
+    #[test]
+    fn the_rewriter_itself_preserves_a_valid_model() {
+        let same = rewrite(&base(), |_| Edit::Keep, vec![], Some);
+        assert!(Model::load(&same).is_ok());
+    }
+
+    #[test]
+    fn config_values_out_of_range_are_rejected_by_name() {
+        let cases: [(&'static str, Value, ConfigError); 10] = [
+            (KEY_VOCAB_SIZE, Value::U32(0), ConfigError::InvalidValue(KEY_VOCAB_SIZE)),
+            (KEY_HEAD_COUNT, Value::U32(0), ConfigError::InvalidValue(KEY_HEAD_COUNT)),
+            (KEY_BLOCK_COUNT, Value::U32(0), ConfigError::InvalidValue(KEY_BLOCK_COUNT)),
+            (KEY_KV_LORA_RANK, Value::U32(37), ConfigError::InvalidValue(KEY_KV_LORA_RANK)),
+            (
+                KEY_EXPERT_USED_COUNT,
+                Value::U32(9),
+                ConfigError::InvalidValue(KEY_EXPERT_USED_COUNT),
+            ),
+            (
+                KEY_EXPERT_GROUP_COUNT,
+                Value::U32(3),
+                ConfigError::InvalidValue(KEY_EXPERT_GROUP_COUNT),
+            ),
+            (
+                KEY_ROPE_DIMENSION_COUNT,
+                Value::U32(5),
+                ConfigError::InvalidValue(KEY_ROPE_DIMENSION_COUNT),
+            ),
+            (KEY_RMS_EPS, Value::F32(f32::NAN), ConfigError::InvalidValue(KEY_RMS_EPS)),
+            (
+                KEY_EXPERT_GATING_FUNC,
+                Value::U32(3),
+                ConfigError::Unsupported(KEY_EXPERT_GATING_FUNC),
+            ),
+            (
+                KEY_ROPE_SCALING_TYPE,
+                Value::Str("longrope".into()),
+                ConfigError::Unsupported(KEY_ROPE_SCALING_TYPE),
+            ),
+        ];
+        for (key, value, want) in cases {
+            assert_eq!(load_err(&with_key(key, value)), Error::Config(want), "{key}");
+        }
+    }
+
+    #[test]
+    fn wrong_key_types_and_missing_keys_are_named() {
+        assert_eq!(
+            load_err(&with_key(KEY_HEAD_COUNT, Value::Str("three".into()))),
+            Error::Config(ConfigError::WrongKeyType(KEY_HEAD_COUNT))
+        );
+        let no_heads = rewrite(
+            &base(),
+            |k| if k == KEY_HEAD_COUNT { Edit::Drop } else { Edit::Keep },
+            vec![],
+            Some,
+        );
+        assert_eq!(load_err(&no_heads), Error::Config(ConfigError::MissingKey(KEY_HEAD_COUNT)));
+        assert_eq!(
+            load_err(&with_key(KEY_ARCHITECTURE, Value::Str("llama".into()))),
+            Error::Config(ConfigError::UnsupportedArchitecture)
+        );
+    }
+
+    #[test]
+    fn missing_and_misshapen_tensors_are_named() {
+        let missing = rewrite(
+            &base(),
+            |_| Edit::Keep,
+            vec![],
+            |t| (t.name != "blk.1.attn_kv_a_mqa.weight").then_some(t),
+        );
+        assert_eq!(
+            load_err(&missing),
+            Error::MissingTensor(TensorId::layer(1, TensorKind::AttnKvAMqa))
+        );
+
+        // Reshape blk.2.attn_output from [42, 36] to [36, 42]: same bytes, wrong dims.
+        let misshapen = rewrite(
+            &base(),
+            |_| Edit::Keep,
+            vec![],
+            |mut t| {
+                if t.name == "blk.2.attn_output.weight" {
+                    t.ne.reverse();
+                }
+                Some(t)
+            },
+        );
+        let err = load_err(&misshapen);
+        assert_eq!(
+            err,
+            Error::ShapeMismatch {
+                tensor: TensorId::layer(2, TensorKind::AttnOutput),
+                expected: [42, 36, 1],
+                found: [36, 42, 1],
+            }
+        );
+        assert_eq!(err.to_string(), "blk.2.attn_output.weight: expected dims [42, 36, 1] (ggml ne order), found [36, 42, 1]");
+    }
+
+    #[test]
+    fn expert_tensors_inconsistent_with_the_expert_count_are_rejected() {
+        let fewer = rewrite(
+            &base(),
+            |_| Edit::Keep,
+            vec![],
+            |mut t| {
+                if t.name == "blk.1.ffn_up_exps.weight" {
+                    // 7 experts instead of 8 (drop the last expert's rows).
+                    t.ne[2] = 7;
+                    let keep = t.bytes.len() / 8 * 7;
+                    t.bytes.truncate(keep);
+                }
+                Some(t)
+            },
+        );
+        assert!(matches!(
+            load_err(&fewer),
+            Error::ShapeMismatch {
+                tensor: TensorId { layer: Some(1), kind: TensorKind::FfnUpExps },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unsupported_weight_types_are_named() {
+        // Store blk.0.attn_q_a ([36, 22]) as BF16: valid GGUF, but this build computes only
+        // with F32/F16 matrices so far.
+        let bf16 = rewrite(
+            &base(),
+            |_| Edit::Keep,
+            vec![],
+            |mut t| {
+                if t.name == "blk.0.attn_q_a.weight" {
+                    t.ggml_type = 30;
+                    t.bytes.truncate(t.bytes.len() / 2);
+                }
+                Some(t)
+            },
+        );
+        assert_eq!(
+            load_err(&bf16),
+            Error::UnsupportedTensorType {
+                tensor: TensorId::layer(0, TensorKind::AttnQA),
+                ggml_type: 30
+            }
+        );
+    }
+
+    #[test]
+    fn non_finite_weights_are_caught_when_asked() {
+        let poisoned = rewrite(
+            &base(),
+            |_| Edit::Keep,
+            vec![],
+            |mut t| {
+                if t.name == "blk.2.attn_v_b.weight" {
+                    t.bytes[8..12].copy_from_slice(&f32::NAN.to_le_bytes());
+                }
+                Some(t)
+            },
+        );
+        assert!(Model::load(&poisoned).is_ok(), "the check is opt-in");
+        let strict = ModelOptions { check_finite_weights: true, ..Default::default() };
+        assert_eq!(
+            Model::from_gguf(&Gguf::parse(&poisoned).unwrap(), strict).unwrap_err(),
+            Error::NonFiniteWeight(TensorId::layer(2, TensorKind::AttnVB))
+        );
+        assert!(Model::from_gguf(&Gguf::parse(&base()).unwrap(), strict).is_ok());
+    }
+}

@@ -110,6 +110,9 @@ pub enum SoftmaxGroupScore {
 pub struct ModelOptions {
     /// Group scoring under softmax gating; see [`SoftmaxGroupScore`].
     pub softmax_group_score: SoftmaxGroupScore,
+    /// Scan every float weight at load and reject NaN or ±Inf with
+    /// [`crate::Error::NonFiniteWeight`]. Off by default: it reads the whole file once.
+    pub check_finite_weights: bool,
 }
 
 /// YaRN context extension, as transformers' `_compute_yarn_parameters` defines it.

@@ -35,6 +35,8 @@ pub enum Error {
         /// The ggml type id.
         ggml_type: u32,
     },
+    /// A weight holds NaN or ±Inf (only checked with `ModelOptions::check_finite_weights`).
+    NonFiniteWeight(TensorId),
     /// `token >= vocab_size`.
     TokenOutOfRange {
         /// The rejected token id.
@@ -236,6 +238,7 @@ impl fmt::Display for Error {
             Error::UnsupportedTensorType { tensor, ggml_type } => {
                 write!(f, "{tensor}: ggml type {ggml_type} is not supported for this tensor")
             }
+            Error::NonFiniteWeight(id) => write!(f, "{id}: weight is NaN or infinite"),
             Error::TokenOutOfRange { token, vocab_size } => {
                 write!(f, "token id {token} out of range (vocab size {vocab_size})")
             }

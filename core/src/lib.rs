@@ -60,8 +60,8 @@ mod model;
 mod moe;
 mod rope;
 mod scratch;
-mod weights;
 pub mod vocab;
+mod weights;
 
 pub use cache::{CacheArena, CacheOptions, CacheStorage, LatentCache, OverflowPolicy};
 pub use config::{ModelConfig, ModelOptions};

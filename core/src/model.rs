@@ -75,7 +75,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             return Err(crate::ConfigError::InvalidValue(crate::config::KEY_BLOCK_COUNT).into());
         }
         let c = &config;
-        let t = Tensors { gguf };
+        let t = Tensors { gguf, check_finite: options.check_finite_weights };
         let (hidden, vocab) = (c.hidden_size as u64, c.vocab_size as u64);
         let token_embd = t.matrix(TensorId::global(TensorKind::TokenEmbd), [hidden, vocab, 1])?;
         let output_norm = t.vector(TensorId::global(TensorKind::OutputNorm), c.hidden_size)?;
@@ -216,6 +216,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
 /// Tensor lookup with typed errors.
 struct Tensors<'g, 'a> {
     gguf: &'g Gguf<'a>,
+    check_finite: bool,
 }
 
 impl<'a> Tensors<'_, 'a> {
@@ -228,11 +229,19 @@ impl<'a> Tensors<'_, 'a> {
     }
 
     fn matrix(&self, id: TensorId, ne: [u64; 3]) -> Result<Matrix<'a>, Error> {
-        Matrix::new(id, &self.get(id)?, ne)
+        let m = Matrix::new(id, &self.get(id)?, ne)?;
+        if self.check_finite && !m.is_finite() {
+            return Err(Error::NonFiniteWeight(id));
+        }
+        Ok(m)
     }
 
     fn vector(&self, id: TensorId, len: usize) -> Result<Vector<'a>, Error> {
-        Vector::new(id, &self.get(id)?, len)
+        let v = Vector::new(id, &self.get(id)?, len)?;
+        if self.check_finite && !v.is_finite() {
+            return Err(Error::NonFiniteWeight(id));
+        }
+        Ok(v)
     }
 }
 

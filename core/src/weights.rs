@@ -64,6 +64,17 @@ impl<'a> Matrix<'a> {
         Ok(Matrix { ty, rows, cols, bytes: t.bytes })
     }
 
+    /// True when every element is finite.
+    pub(crate) fn is_finite(&self) -> bool {
+        match self.ty {
+            WeightType::F32 => all_finite_f32(self.bytes),
+            WeightType::F16 => {
+                let (v, _) = self.bytes.as_chunks::<2>();
+                v.iter().all(|b| half::f16::from_le_bytes(*b).is_finite())
+            }
+        }
+    }
+
     pub(crate) fn rows(&self) -> usize {
         self.rows
     }
@@ -167,6 +178,11 @@ impl<'a> Vector<'a> {
         Ok(Vector { bytes: t.bytes })
     }
 
+    /// True when every element is finite.
+    pub(crate) fn is_finite(&self) -> bool {
+        all_finite_f32(self.bytes)
+    }
+
     /// The raw little-endian bytes (what the norm kernels take).
     pub(crate) fn bytes(&self) -> &'a [u8] {
         self.bytes
@@ -177,4 +193,9 @@ impl<'a> Vector<'a> {
         let (v, _) = self.bytes.as_chunks::<4>();
         v.get(i).map_or(0.0, |b| f32::from_le_bytes(*b))
     }
+}
+
+fn all_finite_f32(bytes: &[u8]) -> bool {
+    let (v, _) = bytes.as_chunks::<4>();
+    v.iter().all(|b| f32::from_le_bytes(*b).is_finite())
 }
