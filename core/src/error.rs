@@ -6,6 +6,7 @@
 use core::fmt;
 
 use crate::tensor::TensorId;
+use crate::vocab::TokenizerModel;
 
 /// Why a call into tinymla-core failed. Never allocates; cheap to copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +86,10 @@ pub enum BufferKind {
     Scratch,
     /// The latent cache storage (bytes), see `LatentCache::bytes_needed`.
     Cache,
+    /// A token decode buffer (bytes), see `Vocab::max_token_bytes`.
+    TokenText,
+    /// The vocabulary lookup index (`u32` offsets, one per token), see `Vocab::with_index`.
+    VocabIndex,
 }
 
 /// Why a byte slice is not a well-formed GGUF file. Offsets are bytes from the start of the file.
@@ -212,6 +217,8 @@ pub enum ConfigError {
     /// A metadata string that names a mode has a value tinymla does not implement
     /// (e.g. `rope.scaling.type = "longrope"`, or a gating function other than softmax/sigmoid).
     Unsupported(&'static str),
+    /// `tokenizer.ggml.model` names a tokenizer family other than byte-level BPE (`"gpt2"`).
+    UnsupportedTokenizer(TokenizerModel),
 }
 
 impl From<GgufError> for Error {
@@ -315,6 +322,10 @@ impl fmt::Display for ConfigError {
             ConfigError::WrongKeyType(k) => write!(f, "metadata key {k} has the wrong type"),
             ConfigError::InvalidValue(k) => write!(f, "metadata key {k} has an invalid value"),
             ConfigError::Unsupported(k) => write!(f, "metadata key {k} names an unsupported mode"),
+            ConfigError::UnsupportedTokenizer(m) => write!(
+                f,
+                "tokenizer.ggml.model is {m}; only byte-level BPE (\"gpt2\") vocabularies are read"
+            ),
         }
     }
 }

@@ -1,1 +1,802 @@
-//! Token decoding from the GGUF vocabulary (placeholder; being written).
+//! Token ids → bytes → text from the GGUF vocabulary (`tokenizer.ggml.*`), with no allocator.
+//!
+//! Only byte-level BPE vocabularies (`tokenizer.ggml.model = "gpt2"`) are read; every
+//! DeepSeek-V2/V3 GGUF has one. A normal token's string spells each of its bytes as one char of
+//! GPT-2's `bytes_to_unicode` table (openai/gpt-2 `src/encoder.py`), so decoding maps every char
+//! back to its byte, as Hugging Face's `ByteLevel` decoder and llama.cpp's `token_to_piece` do.
+//! Tokens are bytes, not text: one UTF-8 character may be split over several tokens, so printing
+//! goes through [`Utf8Stream`], which only ever emits whole, valid UTF-8.
+
+use core::fmt;
+
+use crate::error::{BufferKind, ConfigError, Error};
+use crate::gguf::{ArrayView, Gguf, MetadataValue, ValueType};
+
+/// Tokenizer family (`"gpt2"` = byte-level BPE; the only one read).
+pub const KEY_MODEL: &str = "tokenizer.ggml.model";
+/// Pre-tokenizer name, e.g. `"deepseek-llm"`, `"deepseek-v3"`, `"gpt-2"`.
+pub const KEY_PRE: &str = "tokenizer.ggml.pre";
+/// Token strings, indexed by id.
+pub const KEY_TOKENS: &str = "tokenizer.ggml.tokens";
+/// Token types ([`TokenType`] as `i32`), indexed by id. Optional: absent means all normal.
+pub const KEY_TOKEN_TYPE: &str = "tokenizer.ggml.token_type";
+/// BPE merges, `"left right"` in rank order (read by the host encoder, not here).
+pub const KEY_MERGES: &str = "tokenizer.ggml.merges";
+/// Beginning-of-sequence token id.
+pub const KEY_BOS: &str = "tokenizer.ggml.bos_token_id";
+/// End-of-sequence token id.
+pub const KEY_EOS: &str = "tokenizer.ggml.eos_token_id";
+/// Whether prompts start with BOS.
+pub const KEY_ADD_BOS: &str = "tokenizer.ggml.add_bos_token";
+
+/// Value of `tokenizer.ggml.model`, as llama.cpp names the tokenizer families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TokenizerModel {
+    /// `"gpt2"`: byte-level BPE (GPT-2, DeepSeek, Llama 3, Qwen).
+    Gpt2,
+    /// `"llama"`: SentencePiece BPE.
+    Llama,
+    /// `"bert"`: WordPiece.
+    Bert,
+    /// `"t5"`: SentencePiece unigram.
+    T5,
+    /// `"rwkv"`: RWKV's greedy trie tokenizer.
+    Rwkv,
+    /// `"no_vocab"` / `"none"`: the file has no tokenizer.
+    NoVocab,
+    /// Any other name.
+    Other,
+}
+
+impl TokenizerModel {
+    /// Classifies a `tokenizer.ggml.model` value.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "gpt2" => TokenizerModel::Gpt2,
+            "llama" => TokenizerModel::Llama,
+            "bert" => TokenizerModel::Bert,
+            "t5" => TokenizerModel::T5,
+            "rwkv" => TokenizerModel::Rwkv,
+            "no_vocab" | "none" => TokenizerModel::NoVocab,
+            _ => TokenizerModel::Other,
+        }
+    }
+}
+
+impl fmt::Display for TokenizerModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TokenizerModel::Gpt2 => "\"gpt2\" (byte-level BPE)",
+            TokenizerModel::Llama => "\"llama\" (SentencePiece)",
+            TokenizerModel::Bert => "\"bert\" (WordPiece)",
+            TokenizerModel::T5 => "\"t5\" (unigram)",
+            TokenizerModel::Rwkv => "\"rwkv\"",
+            TokenizerModel::NoVocab => "no vocabulary",
+            TokenizerModel::Other => "an unknown tokenizer",
+        })
+    }
+}
+
+/// `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TokenType {
+    /// 0: never written by converters; decodes to nothing, as in llama.cpp.
+    Undefined,
+    /// 1: an ordinary byte-level BPE token.
+    Normal,
+    /// 2: the unknown token; decodes like a control token.
+    Unknown,
+    /// 3: a special token such as BOS/EOS (HF `added_tokens` with `special: true`).
+    Control,
+    /// 4: an added token that is not special (e.g. `<think>`); decodes to its text as stored.
+    UserDefined,
+    /// 5: a padding slot (`[PAD123]`); decodes to nothing.
+    Unused,
+    /// 6: a raw byte spelled `<0xAB>`.
+    Byte,
+}
+
+impl TokenType {
+    /// The type for a stored value, if it is one of llama.cpp's.
+    pub fn from_i64(v: i64) -> Option<Self> {
+        Some(match v {
+            0 => TokenType::Undefined,
+            1 => TokenType::Normal,
+            2 => TokenType::Unknown,
+            3 => TokenType::Control,
+            4 => TokenType::UserDefined,
+            5 => TokenType::Unused,
+            6 => TokenType::Byte,
+            _ => return None,
+        })
+    }
+
+    /// Whether the text holds this token as a whole (special and added tokens), rather than
+    /// reaching it through BPE merges.
+    pub fn is_added(self) -> bool {
+        matches!(self, TokenType::Control | TokenType::UserDefined | TokenType::Unknown)
+    }
+}
+
+/// What control (and unknown) tokens decode to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SpecialTokens {
+    /// Nothing (the default: `<｜end▁of▁sentence｜>` is not part of the text).
+    #[default]
+    Skip,
+    /// Their stored text, e.g. `<｜end▁of▁sentence｜>`.
+    Render,
+}
+
+/// The byte a char of GPT-2's `bytes_to_unicode` table stands for, if it is in the table.
+///
+/// The table keeps the 188 printable Latin-1 bytes (`!`..=`~`, `¡`..=`¬`, `®`..=`ÿ`) as
+/// themselves and maps the other 68 (0..=32, 127..=160, 173), in order, to U+0100..=U+0143.
+pub fn unicode_to_byte(c: char) -> Option<u8> {
+    let cp = u32::from(c);
+    match cp {
+        0x21..=0x7E | 0xA1..=0xAC | 0xAE..=0xFF => u8::try_from(cp).ok(),
+        0x100..=0x120 => u8::try_from(cp - 0x100).ok(),
+        0x121..=0x142 => u8::try_from(cp - 0x121 + 0x7F).ok(),
+        0x143 => Some(0xAD),
+        _ => None,
+    }
+}
+
+/// The char GPT-2's `bytes_to_unicode` table spells byte `b` with (inverse of
+/// [`unicode_to_byte`]).
+pub fn byte_to_unicode(b: u8) -> char {
+    let cp = match b {
+        0x21..=0x7E | 0xA1..=0xAC | 0xAE..=0xFF => u32::from(b),
+        0x00..=0x20 => 0x100 + u32::from(b),
+        0x7F..=0xA0 => 0x121 + u32::from(b - 0x7F),
+        _ => 0x143, // 0xAD, the only byte left
+    };
+    char::from_u32(cp).unwrap_or(char::REPLACEMENT_CHARACTER)
+}
+
+/// Decodes one token's stored text into the bytes it stands for; returns how many were written.
+///
+/// `Normal` tokens map char by char through [`unicode_to_byte`]; if any char is outside the
+/// table (or the text is not UTF-8) the stored bytes are copied unchanged, as Hugging Face's
+/// `ByteLevel` decoder does. `UserDefined` tokens copy their text; `Control` and `Unknown`
+/// copy it only with [`SpecialTokens::Render`]; `Byte` tokens (`<0xAB>`) give their byte;
+/// `Unused` and `Undefined` give nothing (llama.cpp's `token_to_piece` rules).
+///
+/// # Errors
+/// [`Error::BufferTooSmall`] (`BufferKind::TokenText`) if `out` cannot hold the bytes; nothing
+/// useful is written then. `text.len()` bytes always suffice.
+pub fn decode_piece(
+    text: &[u8],
+    ty: TokenType,
+    special: SpecialTokens,
+    out: &mut [u8],
+) -> Result<usize, Error> {
+    let raw = |out: &mut [u8]| copy_into(text, out);
+    match ty {
+        TokenType::Normal => match byte_level_len(text) {
+            Some(needed) => {
+                check_room(needed, out)?;
+                let chars = core::str::from_utf8(text).unwrap_or("").chars();
+                for (slot, c) in out.iter_mut().zip(chars) {
+                    *slot = unicode_to_byte(c).unwrap_or(0);
+                }
+                Ok(needed)
+            }
+            None => raw(out),
+        },
+        TokenType::UserDefined => raw(out),
+        TokenType::Control | TokenType::Unknown => match special {
+            SpecialTokens::Skip => Ok(0),
+            SpecialTokens::Render => raw(out),
+        },
+        TokenType::Byte => match parse_byte_token(text) {
+            Some(b) => copy_into(&[b], out),
+            None => Ok(0),
+        },
+        TokenType::Unused | TokenType::Undefined => Ok(0),
+    }
+}
+
+/// Chars in `text` if it is UTF-8 and every char is in the byte-level table.
+fn byte_level_len(text: &[u8]) -> Option<usize> {
+    let s = core::str::from_utf8(text).ok()?;
+    s.chars().try_fold(0usize, |n, c| unicode_to_byte(c).map(|_| n + 1))
+}
+
+/// `<0xAB>` → `0xAB`.
+fn parse_byte_token(text: &[u8]) -> Option<u8> {
+    let hex = text.strip_prefix(b"<0x")?.strip_suffix(b">")?;
+    let s = core::str::from_utf8(hex).ok().filter(|s| s.len() == 2)?;
+    u8::from_str_radix(s, 16).ok()
+}
+
+fn check_room(needed: usize, out: &[u8]) -> Result<(), Error> {
+    if needed > out.len() {
+        return Err(Error::BufferTooSmall {
+            buffer: BufferKind::TokenText,
+            needed,
+            given: out.len(),
+        });
+    }
+    Ok(())
+}
+
+fn copy_into(bytes: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    check_room(bytes.len(), out)?;
+    if let Some(dst) = out.get_mut(..bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
+    Ok(bytes.len())
+}
+
+/// The vocabulary of a byte-level BPE GGUF, borrowed from the file: id → stored text, type and
+/// decoded bytes, plus BOS/EOS and the pre-tokenizer name.
+///
+/// Invariant: `tokens` holds `n_vocab` strings; `types`, when present, `n_vocab` valid integers.
+/// Without an index ([`Vocab::new`]) looking a token up walks the array from the start, O(id);
+/// with one ([`Vocab::with_index`]) it is O(1).
+#[derive(Debug, Clone, Copy)]
+pub struct Vocab<'a> {
+    tokens: ArrayView<'a>,
+    types: Option<ArrayView<'a>>,
+    index: Option<Index<'a>>,
+    n_vocab: u32,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    add_bos: Option<bool>,
+    pre: Option<&'a str>,
+    max_token_bytes: usize,
+}
+
+/// Where each token sits in the file, so lookups need no walk.
+#[derive(Debug, Clone, Copy)]
+struct Index<'a> {
+    file: &'a [u8],
+    /// `offsets[id]`: file offset of token `id`'s string bytes (its `u64` length precedes them).
+    offsets: &'a [u32],
+    /// The token-type array's elements, 4 little-endian bytes per token, when found.
+    types: Option<&'a [u8]>,
+}
+
+impl<'a> Vocab<'a> {
+    /// Reads and validates the tokenizer keys of `gguf`. Walks the token and type arrays once.
+    ///
+    /// # Errors
+    /// `Config(MissingKey)` without `tokenizer.ggml.model` or `.tokens`;
+    /// `Config(UnsupportedTokenizer)` unless the model is `"gpt2"`; `Config(WrongKeyType)` for a
+    /// key of the wrong type; `Config(InvalidValue)` for an empty token list, a type array of
+    /// another length or with values outside 0..=6, or a BOS/EOS id outside the vocabulary.
+    pub fn new(gguf: &Gguf<'a>) -> Result<Self, Error> {
+        let model = gguf.get(KEY_MODEL).ok_or(ConfigError::MissingKey(KEY_MODEL))?;
+        let model = model.as_str().ok_or(ConfigError::WrongKeyType(KEY_MODEL))?;
+        match TokenizerModel::from_name(model) {
+            TokenizerModel::Gpt2 => {}
+            other => return Err(ConfigError::UnsupportedTokenizer(other).into()),
+        }
+        let tokens = gguf
+            .get(KEY_TOKENS)
+            .ok_or(ConfigError::MissingKey(KEY_TOKENS))?
+            .as_array()
+            .filter(|a| a.elem_type() == ValueType::String)
+            .ok_or(ConfigError::WrongKeyType(KEY_TOKENS))?;
+        let n_vocab = u32::try_from(tokens.len())
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or(ConfigError::InvalidValue(KEY_TOKENS))?;
+        let max_token_bytes = tokens.iter().map(|t| string_bytes(&t).len()).max().unwrap_or(0);
+
+        let types = match gguf.get(KEY_TOKEN_TYPE) {
+            None => None,
+            Some(v) => {
+                let a = v
+                    .as_array()
+                    .filter(|a| matches!(a.elem_type(), ValueType::I32 | ValueType::U32))
+                    .ok_or(ConfigError::WrongKeyType(KEY_TOKEN_TYPE))?;
+                let all_valid = a.iter().all(|t| type_of(&t).is_some());
+                if a.len() != tokens.len() || !all_valid {
+                    return Err(ConfigError::InvalidValue(KEY_TOKEN_TYPE).into());
+                }
+                Some(a)
+            }
+        };
+        let id_key = |key: &'static str| -> Result<Option<u32>, Error> {
+            match gguf.get(key) {
+                None => Ok(None),
+                Some(v) => {
+                    let id = v.as_u64().ok_or(ConfigError::WrongKeyType(key))?;
+                    match u32::try_from(id) {
+                        Ok(id) if id < n_vocab => Ok(Some(id)),
+                        _ => Err(ConfigError::InvalidValue(key).into()),
+                    }
+                }
+            }
+        };
+        let add_bos = match gguf.get(KEY_ADD_BOS) {
+            None => None,
+            Some(v) => Some(v.as_bool().ok_or(ConfigError::WrongKeyType(KEY_ADD_BOS))?),
+        };
+        let pre = match gguf.get(KEY_PRE) {
+            None => None,
+            Some(v) => Some(v.as_str().ok_or(ConfigError::WrongKeyType(KEY_PRE))?),
+        };
+        Ok(Vocab {
+            tokens,
+            types,
+            index: None,
+            n_vocab,
+            bos: id_key(KEY_BOS)?,
+            eos: id_key(KEY_EOS)?,
+            add_bos,
+            pre,
+            max_token_bytes,
+        })
+    }
+
+    /// Parses `file` and builds the vocabulary with an O(1) lookup index in `offsets`, which
+    /// must hold at least [`Vocab::n_vocab`] entries (4 bytes per token: 512 KiB for
+    /// DeepSeek-V3's 129,280 tokens). Building walks the token array once.
+    ///
+    /// The GGUF reader keeps arrays as opaque, validated byte views, so the index records where
+    /// each token string lies in `file`; that is why this takes the file rather than a [`Gguf`].
+    ///
+    /// # Errors
+    /// Everything [`Gguf::parse`] and [`Vocab::new`] return; [`Error::BufferTooSmall`]
+    /// (`BufferKind::VocabIndex`) if `offsets` is short; [`Error::SizeOverflow`] if a token
+    /// string lies past 4 GiB into the file.
+    pub fn with_index(file: &'a [u8], offsets: &'a mut [u32]) -> Result<Self, Error> {
+        let gguf = Gguf::parse(file)?;
+        let mut vocab = Vocab::new(&gguf)?;
+        let needed = vocab.n_vocab();
+        let given = offsets.len();
+        let offsets = offsets.get_mut(..needed).ok_or(Error::BufferTooSmall {
+            buffer: BufferKind::VocabIndex,
+            needed,
+            given,
+        })?;
+        let base = file.as_ptr().addr();
+        for (slot, token) in offsets.iter_mut().zip(vocab.tokens.iter()) {
+            // Every string the reader hands out is a sub-slice of `file`.
+            let at = string_bytes(&token).as_ptr().addr().checked_sub(base);
+            *slot = at.and_then(|a| u32::try_from(a).ok()).ok_or(Error::SizeOverflow)?;
+        }
+        let types = array_elements(file, &gguf, KEY_TOKEN_TYPE, needed);
+        vocab.index = Some(Index { file, offsets, types });
+        Ok(vocab)
+    }
+
+    /// Number of tokens (at least 1).
+    pub fn n_vocab(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// The longest stored token text in bytes: a decode buffer this long always suffices.
+    pub fn max_token_bytes(&self) -> usize {
+        self.max_token_bytes
+    }
+
+    /// `tokenizer.ggml.bos_token_id`, if present.
+    pub fn bos(&self) -> Option<u32> {
+        self.bos
+    }
+
+    /// `tokenizer.ggml.eos_token_id`, if present.
+    pub fn eos(&self) -> Option<u32> {
+        self.eos
+    }
+
+    /// `tokenizer.ggml.add_bos_token`, if present.
+    pub fn add_bos(&self) -> Option<bool> {
+        self.add_bos
+    }
+
+    /// `tokenizer.ggml.pre`, if present.
+    pub fn pre(&self) -> Option<&'a str> {
+        self.pre
+    }
+
+    /// Whether the O(1) index is in use.
+    pub fn is_indexed(&self) -> bool {
+        self.index.is_some()
+    }
+
+    fn check_id(&self, id: u32) -> Result<usize, Error> {
+        usize::try_from(id)
+            .ok()
+            .filter(|&i| i < self.n_vocab())
+            .ok_or(Error::TokenOutOfRange { token: id, vocab_size: self.n_vocab })
+    }
+
+    /// Token `id`'s text exactly as stored (byte-level spelling, e.g. `Ġthe`).
+    ///
+    /// # Errors
+    /// [`Error::TokenOutOfRange`] if `id >= n_vocab`.
+    pub fn token_text(&self, id: u32) -> Result<&'a [u8], Error> {
+        let i = self.check_id(id)?;
+        let indexed = self.index.and_then(|ix| {
+            let at = usize::try_from(*ix.offsets.get(i)?).ok()?;
+            let len_bytes = ix.file.get(at.checked_sub(8)?..at)?;
+            let len = usize::try_from(u64::from_le_bytes(len_bytes.try_into().ok()?)).ok()?;
+            ix.file.get(at..at.checked_add(len)?)
+        });
+        // The walk is the fallback for an index that cannot answer, which validation rules out.
+        Ok(indexed.unwrap_or_else(|| self.tokens.iter().nth(i).map_or(&[], |v| string_bytes(&v))))
+    }
+
+    /// Token `id`'s type ([`TokenType::Normal`] when the file has no type array).
+    ///
+    /// # Errors
+    /// [`Error::TokenOutOfRange`] if `id >= n_vocab`.
+    pub fn token_type(&self, id: u32) -> Result<TokenType, Error> {
+        let i = self.check_id(id)?;
+        let Some(types) = self.types else {
+            return Ok(TokenType::Normal);
+        };
+        let indexed = self.index.and_then(|ix| {
+            let at = i.checked_mul(4)?;
+            let raw = ix.types?.get(at..at.checked_add(4)?)?;
+            TokenType::from_i64(i64::from(i32::from_le_bytes(raw.try_into().ok()?)))
+        });
+        Ok(indexed.or_else(|| type_of(&types.iter().nth(i)?)).unwrap_or(TokenType::Undefined))
+    }
+
+    /// Decodes token `id` into the bytes it stands for, skipping control tokens; see
+    /// [`decode_piece`]. Returns how many bytes were written to `out`.
+    ///
+    /// # Errors
+    /// [`Error::TokenOutOfRange`] if `id >= n_vocab`; [`Error::BufferTooSmall`] if `out` is
+    /// shorter than the decoded bytes ([`Vocab::max_token_bytes`] always suffices).
+    pub fn decode_token(&self, id: u32, out: &mut [u8]) -> Result<usize, Error> {
+        self.decode_token_with(id, SpecialTokens::Skip, out)
+    }
+
+    /// [`Vocab::decode_token`], choosing what control tokens decode to.
+    ///
+    /// # Errors
+    /// As [`Vocab::decode_token`].
+    pub fn decode_token_with(
+        &self,
+        id: u32,
+        special: SpecialTokens,
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        decode_piece(self.token_text(id)?, self.token_type(id)?, special, out)
+    }
+}
+
+fn string_bytes<'a>(v: &MetadataValue<'a>) -> &'a [u8] {
+    match *v {
+        MetadataValue::String(b) => b,
+        _ => &[],
+    }
+}
+
+fn type_of(v: &MetadataValue<'_>) -> Option<TokenType> {
+    match *v {
+        MetadataValue::I32(t) => TokenType::from_i64(i64::from(t)),
+        MetadataValue::U32(t) => TokenType::from_i64(i64::from(t)),
+        _ => None,
+    }
+}
+
+/// The element bytes of the 4-byte-element array under `key`, found from where the reader's key
+/// string lies in `file`: GGUF stores `key`, then `u32` type 9 (array), `u32` element type,
+/// `u64` count, then the elements. `None` if anything there disagrees.
+fn array_elements<'a>(file: &'a [u8], gguf: &Gguf<'a>, key: &str, n: usize) -> Option<&'a [u8]> {
+    let (k, _) = gguf.metadata().find(|(k, _)| *k == key)?;
+    let at = k.as_ptr().addr().checked_sub(file.as_ptr().addr())?.checked_add(k.len())?;
+    let header = file.get(at..at.checked_add(16)?)?;
+    let (ty, rest) = header.split_at_checked(4)?;
+    let (elem, count) = rest.split_at_checked(4)?;
+    let elem = u32::from_le_bytes(elem.try_into().ok()?);
+    let ok = ty == 9u32.to_le_bytes()
+        && (elem == 4 || elem == 5) // GGUF u32 / i32
+        && u64::from_le_bytes(count.try_into().ok()?) == u64::try_from(n).ok()?;
+    let start = at.checked_add(16)?;
+    ok.then(|| file.get(start..start.checked_add(n.checked_mul(4)?)?)).flatten()
+}
+
+/// Turns a stream of bytes into whole UTF-8 text: a character split across tokens is held back
+/// until its last byte arrives. Holds at most 3 pending bytes (a fixed 4-byte buffer).
+///
+/// Invalid bytes become U+FFFD exactly as `String::from_utf8_lossy` would replace them in the
+/// whole stream, so the text written is the same however the bytes are split.
+///
+/// ```
+/// use tinymla_core::vocab::Utf8Stream;
+/// let mut s = Utf8Stream::new();
+/// let mut out = String::new();
+/// s.push(&[b'a', 0xE4, 0xB8], &mut out).unwrap(); // "a" + the first two bytes of "中"
+/// assert_eq!(out, "a");
+/// s.push(&[0xAD], &mut out).unwrap();
+/// s.finish(&mut out).unwrap();
+/// assert_eq!(out, "a中");
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Utf8Stream {
+    pending: [u8; 4],
+    n_pending: usize,
+}
+
+impl Utf8Stream {
+    /// An empty stream.
+    pub const fn new() -> Self {
+        Utf8Stream { pending: [0; 4], n_pending: 0 }
+    }
+
+    /// Bytes of an incomplete character held back.
+    pub fn n_pending(&self) -> usize {
+        self.n_pending
+    }
+
+    /// Writes every complete character of `pending ++ bytes` to `w` and keeps an incomplete
+    /// tail for the next call.
+    ///
+    /// # Errors
+    /// Whatever `w` returns.
+    pub fn push(&mut self, mut bytes: &[u8], w: &mut impl fmt::Write) -> fmt::Result {
+        // Finish (or reject) the held-back character one byte at a time.
+        while self.n_pending > 0 {
+            let Some((&b, rest)) = bytes.split_first() else {
+                return Ok(());
+            };
+            let mut buf = self.pending;
+            let n = self.n_pending;
+            if let Some(slot) = buf.get_mut(n) {
+                *slot = b;
+            }
+            match core::str::from_utf8(buf.get(..=n).unwrap_or(&[])) {
+                Ok(s) => {
+                    self.n_pending = 0;
+                    bytes = rest;
+                    w.write_str(s)?;
+                }
+                Err(e) if e.error_len().is_none() => {
+                    self.pending = buf;
+                    self.n_pending = n + 1;
+                    bytes = rest;
+                }
+                // The held bytes were a valid prefix, so `b` broke it: they become one U+FFFD
+                // and `b` starts afresh.
+                Err(_) => {
+                    self.n_pending = 0;
+                    w.write_char(char::REPLACEMENT_CHARACTER)?;
+                }
+            }
+        }
+        loop {
+            match core::str::from_utf8(bytes) {
+                Ok(s) => return w.write_str(s),
+                Err(e) => {
+                    let (good, bad) = bytes.split_at_checked(e.valid_up_to()).unwrap_or((&[], &[]));
+                    w.write_str(core::str::from_utf8(good).unwrap_or(""))?;
+                    match e.error_len() {
+                        Some(n) => {
+                            w.write_char(char::REPLACEMENT_CHARACTER)?;
+                            bytes = bad.get(n..).unwrap_or(&[]);
+                        }
+                        None => {
+                            // An incomplete character at the end: at most 3 bytes.
+                            let n = bad.len().min(3);
+                            if let (Some(dst), Some(src)) =
+                                (self.pending.get_mut(..n), bad.get(..n))
+                            {
+                                dst.copy_from_slice(src);
+                            }
+                            self.n_pending = n;
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the stream: an incomplete held-back character is written as one U+FFFD.
+    ///
+    /// # Errors
+    /// Whatever `w` returns.
+    pub fn finish(&mut self, w: &mut impl fmt::Write) -> fmt::Result {
+        if self.n_pending > 0 {
+            self.n_pending = 0;
+            w.write_char(char::REPLACEMENT_CHARACTER)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::String;
+    use std::vec::Vec;
+
+    /// GPT-2's `bytes_to_unicode`, written as in openai/gpt-2's encoder.py.
+    fn gpt2_table() -> Vec<char> {
+        let mut bs: Vec<u32> = (0x21..=0x7E).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
+        let mut cs = bs.clone();
+        let mut n = 0;
+        for b in 0..256 {
+            if !bs.contains(&b) {
+                bs.push(b);
+                cs.push(256 + n);
+                n += 1;
+            }
+        }
+        let mut table = vec!['\0'; 256];
+        for (b, c) in bs.iter().zip(&cs) {
+            table[*b as usize] = char::from_u32(*c).unwrap();
+        }
+        table
+    }
+
+    #[test]
+    fn byte_table_matches_gpt2_and_inverts() {
+        let table = gpt2_table();
+        for b in 0..=255u8 {
+            assert_eq!(byte_to_unicode(b), table[b as usize], "byte {b}");
+            assert_eq!(unicode_to_byte(table[b as usize]), Some(b));
+        }
+        assert_eq!(unicode_to_byte(' '), None);
+        assert_eq!(unicode_to_byte('\u{144}'), None);
+        assert_eq!(unicode_to_byte('中'), None);
+    }
+
+    /// A GGUF with only tokenizer keys.
+    fn file(model: &str, tokens: &[&str], types: Option<&[i32]>, bos: u32) -> Vec<u8> {
+        fn string(out: &mut Vec<u8>, s: &str) {
+            out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+        let mut out = b"GGUF".to_vec();
+        out.extend_from_slice(&3u32.to_le_bytes());
+        out.extend_from_slice(&0u64.to_le_bytes());
+        out.extend_from_slice(&(5 + u64::from(types.is_some())).to_le_bytes());
+        for (k, v) in [(KEY_MODEL, model), (KEY_PRE, "deepseek-v3")] {
+            string(&mut out, k);
+            out.extend_from_slice(&8u32.to_le_bytes());
+            string(&mut out, v);
+        }
+        string(&mut out, KEY_TOKENS);
+        out.extend_from_slice(&9u32.to_le_bytes());
+        out.extend_from_slice(&8u32.to_le_bytes());
+        out.extend_from_slice(&(tokens.len() as u64).to_le_bytes());
+        tokens.iter().for_each(|t| string(&mut out, t));
+        if let Some(types) = types {
+            string(&mut out, KEY_TOKEN_TYPE);
+            out.extend_from_slice(&9u32.to_le_bytes());
+            out.extend_from_slice(&5u32.to_le_bytes());
+            out.extend_from_slice(&(types.len() as u64).to_le_bytes());
+            types.iter().for_each(|t| out.extend_from_slice(&t.to_le_bytes()));
+        }
+        for (k, v) in [(KEY_BOS, bos), (KEY_EOS, 1)] {
+            string(&mut out, k);
+            out.extend_from_slice(&4u32.to_le_bytes());
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    const TOKENS: &[&str] =
+        &["<s>", "</s>", "Ġhello", "ä¸", "Ń", "<0x41>", "[PAD6]", "<think>", "Ã©", "a b"];
+    const TYPES: &[i32] = &[3, 3, 1, 1, 1, 6, 5, 4, 1, 1];
+
+    fn decoded(v: &Vocab<'_>, id: u32, special: SpecialTokens) -> Vec<u8> {
+        let mut buf = vec![0u8; v.max_token_bytes()];
+        let n = v.decode_token_with(id, special, &mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    #[test]
+    fn decodes_every_token_type_with_and_without_index() {
+        let bytes = file("gpt2", TOKENS, Some(TYPES), 0);
+        let plain = Vocab::new(&Gguf::parse(&bytes).unwrap()).unwrap();
+        let mut offsets = vec![0u32; plain.n_vocab()];
+        let indexed = Vocab::with_index(&bytes, &mut offsets).unwrap();
+        assert!(indexed.is_indexed() && !plain.is_indexed());
+        assert_eq!(
+            (plain.bos(), plain.eos(), plain.pre()),
+            (Some(0), Some(1), Some("deepseek-v3"))
+        );
+        assert_eq!(plain.max_token_bytes(), 7);
+        for v in [&plain, &indexed] {
+            let skip = |id| decoded(v, id, SpecialTokens::Skip);
+            assert_eq!(skip(0), b"");
+            assert_eq!(decoded(v, 0, SpecialTokens::Render), b"<s>");
+            assert_eq!(skip(2), b" hello");
+            assert_eq!([skip(3), skip(4)].concat(), "中".as_bytes());
+            assert_eq!(skip(5), b"A");
+            assert_eq!(skip(6), b"");
+            assert_eq!(skip(7), b"<think>");
+            assert_eq!(skip(8), "é".as_bytes());
+            assert_eq!(skip(9), b"a b", "a char outside the table: raw bytes, as HF does");
+        }
+        for id in 0..TOKENS.len() as u32 {
+            assert_eq!(plain.token_text(id).unwrap(), indexed.token_text(id).unwrap());
+            assert_eq!(plain.token_type(id).unwrap(), indexed.token_type(id).unwrap());
+            assert_eq!(plain.token_text(id).unwrap(), TOKENS[id as usize].as_bytes());
+        }
+        let oob = Error::TokenOutOfRange { token: 10, vocab_size: 10 };
+        assert_eq!(indexed.decode_token(10, &mut [0; 8]), Err(oob));
+        assert_eq!(plain.token_text(u32::MAX).unwrap_err(), oob_max());
+        let small = Error::BufferTooSmall { buffer: BufferKind::TokenText, needed: 6, given: 5 };
+        assert_eq!(plain.decode_token(2, &mut [0; 5]), Err(small));
+    }
+
+    fn oob_max() -> Error {
+        Error::TokenOutOfRange { token: u32::MAX, vocab_size: 10 }
+    }
+
+    #[test]
+    fn missing_types_mean_normal() {
+        let bytes = file("gpt2", &["<s>", "Ġx"], None, 0);
+        let v = Vocab::new(&Gguf::parse(&bytes).unwrap()).unwrap();
+        assert_eq!(v.token_type(0), Ok(TokenType::Normal));
+        assert_eq!(decoded(&v, 1, SpecialTokens::Skip), b" x");
+    }
+
+    #[test]
+    fn rejects_bad_tokenizer_metadata() {
+        let err = |bytes: Vec<u8>| Vocab::new(&Gguf::parse(&bytes).unwrap()).unwrap_err();
+        assert_eq!(
+            err(file("llama", TOKENS, Some(TYPES), 0)),
+            Error::Config(ConfigError::UnsupportedTokenizer(TokenizerModel::Llama))
+        );
+        assert_eq!(
+            err(file("gpt2", TOKENS, Some(&TYPES[1..]), 0)),
+            Error::Config(ConfigError::InvalidValue(KEY_TOKEN_TYPE))
+        );
+        assert_eq!(
+            err(file("gpt2", TOKENS, Some(&[9; 10]), 0)),
+            Error::Config(ConfigError::InvalidValue(KEY_TOKEN_TYPE))
+        );
+        assert_eq!(
+            err(file("gpt2", TOKENS, Some(TYPES), 10)),
+            Error::Config(ConfigError::InvalidValue(KEY_BOS))
+        );
+        assert_eq!(
+            err(file("gpt2", &[], None, 0)),
+            Error::Config(ConfigError::InvalidValue(KEY_TOKENS))
+        );
+        let bytes = file("gpt2", TOKENS, Some(TYPES), 0);
+        let mut short = [0u32; 9];
+        assert_eq!(
+            Vocab::with_index(&bytes, &mut short).unwrap_err(),
+            Error::BufferTooSmall { buffer: BufferKind::VocabIndex, needed: 10, given: 9 }
+        );
+    }
+
+    /// Every way of cutting a byte string into pieces gives `from_utf8_lossy` of the whole.
+    #[test]
+    fn utf8_stream_matches_lossy_decoding_for_every_split() {
+        let samples: [&[u8]; 5] = [
+            "a中b🦀é".as_bytes(),
+            b"\xE4\xB8x\xF0\x9F\xA6\x80\xFF\xC3",
+            b"\xED\xA0\x80\xF4\x90\x80\x80\xE0\x80\xAF",
+            b"\xF0\x9F\xA6",
+            b"\xC3\xA9\xE2\x82\x41\x80\x80",
+        ];
+        for bytes in samples {
+            let want = String::from_utf8_lossy(bytes);
+            // Split at every subset of cut points (inputs are short enough to try them all).
+            let n = bytes.len();
+            for mask in 0u32..(1 << (n - 1)) {
+                let mut stream = Utf8Stream::new();
+                let mut out = String::new();
+                let mut start = 0;
+                for i in 1..=n {
+                    if i == n || mask & (1 << (i - 1)) != 0 {
+                        stream.push(&bytes[start..i], &mut out).unwrap();
+                        assert!(stream.n_pending() <= 3);
+                        start = i;
+                    }
+                }
+                stream.finish(&mut out).unwrap();
+                assert_eq!(out, want, "{bytes:02x?} cut by {mask:b}");
+            }
+        }
+    }
+}

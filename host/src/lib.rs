@@ -4,3 +4,4 @@ pub mod cli;
 pub mod gguf_writer;
 pub mod model_file;
 pub mod synth;
+pub mod tokenizer;
