@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command: everything CI checks, in order of speed.
 #   format, lints (core denies unwrap/expect/panic/indexing/truncating casts),
-#   all workspace tests (unit, golden, hostile, CLI), and the no_std core for both boards.
+#   all workspace tests (unit, golden, hostile, CLI), the no_std core for both boards, then
+#   Miri over core's unit tests and 60 s of each fuzz target (nightly + cargo-fuzz; .ci/run
+#   installs them). TINYMLA_QUICK=1 stops before Miri and fuzzing, for quick local loops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,12 @@ for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
     echo "building tinymla-core for $target"
     cargo build -p tinymla-core --release --locked --target "$target"
 done
+
+if [ "${TINYMLA_QUICK:-0}" != 1 ]; then
+    # Miri: undefined behaviour in core (scalar paths; SIMD is tested natively).
+    cargo +nightly miri test -p tinymla-core --lib 2>&1 | tee -a "$test_log"
+    bash scripts/fuzz.sh "${TINYMLA_FUZZ_SECONDS:-60}"
+fi
 
 # One closing line over every test binary (cargo prints one "test result" line per binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

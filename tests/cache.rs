@@ -345,3 +345,41 @@ fn copy_from_converts_storage_and_continues_identically() {
     let mut tiny = LatentCache::new(cfg, 4, CacheOptions::default(), &mut tiny_mem).unwrap();
     assert_eq!(tiny.copy_from(&f32_cache, &mut tmp).unwrap_err(), Error::CacheFull { capacity: 4 });
 }
+
+/// The committed seed corpus of the `cache_restore` fuzz target (core/fuzz/seeds/) holds valid
+/// snapshots of `v3_dense_tied` in the configurations that target uses; they must keep
+/// restoring. `TINYMLA_WRITE_FUZZ_SEEDS=1` regenerates them.
+#[test]
+fn fuzz_seed_snapshots_restore() {
+    let file = read_fixture("v3_dense_tied.gguf");
+    let model = Model::load(&file).unwrap();
+    let cfg = model.config();
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/fuzz/seeds/cache_restore");
+    let write = std::env::var_os("TINYMLA_WRITE_FUZZ_SEEDS").is_some();
+    for storage in [CacheStorage::F32, CacheStorage::Q8] {
+        for n_tokens in [3u32, 11] {
+            let opts = CacheOptions {
+                storage,
+                policy: OverflowPolicy::Slide { sinks: 2 },
+                ..Default::default()
+            };
+            let mut mem = vec![0u8; LatentCache::bytes_needed(cfg, 8, storage).unwrap()];
+            let mut scratch_mem = vec![0.0; cfg.scratch_elems(8).unwrap()];
+            let mut scratch = Scratch::new(cfg, 8, &mut scratch_mem).unwrap();
+            let mut cache = LatentCache::new(cfg, 8, opts, &mut mem).unwrap();
+            for t in 0..n_tokens {
+                model.forward(t, &mut cache, &mut scratch).unwrap();
+            }
+            let mut snap = vec![0u8; cache.snapshot_len()];
+            cache.snapshot(model.fingerprint(), &mut snap).unwrap();
+            let path = dir.join(format!("{storage:?}-{n_tokens}.snap").to_lowercase());
+            if write {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &snap).unwrap();
+            }
+            let seed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(seed, snap, "{} is stale", path.display());
+        }
+    }
+}
