@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
 work="$PWD/target/fuzz-corpus"
-mkdir -p "$work"/{gguf_parse,model_forward,cache_restore}
+mkdir -p "$work"/{gguf_parse,model_forward,cache_restore,tokenizer}
 
 cp tests/fixtures/*.gguf "$work/gguf_parse/"
 for f in tests/fixtures/*.gguf; do
@@ -16,9 +16,20 @@ for f in tests/fixtures/*.gguf; do
     { printf '\001\000\000\000\005\000\000\000'; cat "$f"; } > "$work/model_forward/$(basename "$f")"
 done
 cp core/fuzz/seeds/cache_restore/* "$work/cache_restore/"
+# tokenizer inputs: the golden corpus lines of the tokenizer fixtures, one file each.
+python3 -c '
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+for f in pathlib.Path("tests/fixtures/tokenizer").glob("*.json"):
+    data = json.loads(f.read_text())
+    lines = data["cases"]
+    for i, line in enumerate(lines):
+        text = line["text"]
+        (out / f"{f.stem}-{i}").write_text(text)
+' "$work/tokenizer"
 
 cd core/fuzz
-for target in gguf_parse model_forward cache_restore; do
+for target in gguf_parse model_forward cache_restore tokenizer; do
     echo "fuzzing $target for ${secs}s"
     log="$work/$target.log"
     status=0

@@ -131,14 +131,17 @@ pub(crate) fn forward(
         }
     }
 
-    // Scores: each cached row is read once for all heads.
+    // Scores: each cached row is decoded once (into `kv_a`, free after the write above) and
+    // scored by every head, so f16/int8 rows cost one conversion, not one per head.
     let cap = b.scores.len() / s.heads.max(1);
+    let decoded = &mut *b.kv_a;
     for (t, c_row) in rows.chunks_exact(row_bytes).enumerate() {
+        format.decode(c_row, decoded);
         for (q_abs_h, head_scores) in
             b.q_abs.chunks_exact(row).zip(b.scores.chunks_exact_mut(cap.max(1)))
         {
             if let Some(sc) = head_scores.get_mut(t) {
-                *sc = format.dot(q_abs_h, c_row) * s.scale;
+                *sc = kernels::dot(q_abs_h, decoded) * s.scale;
             }
         }
     }
@@ -149,10 +152,12 @@ pub(crate) fn forward(
     // Probability-weighted latent per head, then W_UV.
     b.lat_out.fill(0.0);
     for (t, c_row) in rows.chunks_exact(row_bytes).enumerate() {
+        format.decode_latent(c_row, decoded);
+        let c = decoded.get(..s.kv_lora).unwrap_or(&[]);
         for (lat_h, head_p) in
             b.lat_out.chunks_exact_mut(kv_lora).zip(b.scores.chunks_exact(cap.max(1)))
         {
-            format.axpy_latent(lat_h, head_p.get(t).copied().unwrap_or(0.0), c_row);
+            kernels::axpy(lat_h, head_p.get(t).copied().unwrap_or(0.0), c);
         }
     }
     for (h, (lat_h, o_h)) in

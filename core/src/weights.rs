@@ -129,7 +129,7 @@ impl<'a> Matrix<'a> {
                 WeightType::F16 => {
                     let (w, _) = row.as_chunks::<2>();
                     for (o, wb) in out.iter_mut().zip(w) {
-                        *o += xr * half::f16::from_le_bytes(*wb).to_f32();
+                        *o += xr * kernels::f16_to_f32(*wb);
                     }
                 }
             }
@@ -149,7 +149,7 @@ impl<'a> Matrix<'a> {
             WeightType::F16 => {
                 let (w, _) = row.bytes.as_chunks::<2>();
                 for (o, wb) in out.iter_mut().zip(w) {
-                    *o = half::f16::from_le_bytes(*wb).to_f32();
+                    *o = kernels::f16_to_f32(*wb);
                 }
             }
         }

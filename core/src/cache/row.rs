@@ -77,11 +77,6 @@ impl RowFormat {
         self.latent_bytes()?.checked_add(self.rope_bytes()?)
     }
 
-    /// Splits a stored row into its latent and rope parts.
-    fn split<'r>(&self, row: &'r [u8]) -> (&'r [u8], &'r [u8]) {
-        row.split_at(self.latent_bytes().unwrap_or(0).min(row.len()))
-    }
-
     /// Stores `x = [c_kv (kv_lora) | k_pe (rope)]` into `out` (`row_bytes` long).
     pub(crate) fn encode(&self, x: &[f32], out: &mut [u8]) {
         let (c, k) = x.split_at(self.kv_lora.min(x.len()));
@@ -123,36 +118,17 @@ impl RowFormat {
         }
     }
 
-    /// `q · row`, where `q = [q_lat (kv_lora) | q_pe (rope)]` is an absorbed query.
-    #[inline]
-    pub(crate) fn dot(&self, q: &[f32], row: &[u8]) -> f32 {
-        let (q_lat, q_pe) = q.split_at(self.kv_lora.min(q.len()));
-        let (c, k) = self.split(row);
+    /// Decodes only the `c_kv` part of a stored row into `out[..kv_lora]`.
+    pub(crate) fn decode_latent(&self, row: &[u8], out: &mut [f32]) {
+        let (c, _) = row.split_at(self.latent_bytes().unwrap_or(0).min(row.len()));
+        let out_c = out.get_mut(..self.kv_lora).unwrap_or(&mut []);
         match self.storage {
-            CacheStorage::F32 => kernels::dot_f32_le(c, q_lat) + kernels::dot_f32_le(k, q_pe),
-            CacheStorage::F16 => kernels::dot_f16_le(c, q_lat) + kernels::dot_f16_le(k, q_pe),
-            CacheStorage::Q8 => dot_q8_0(c, q_lat) + kernels::dot_f16_le(k, q_pe),
-        }
-    }
-
-    /// `acc += p · c_kv(row)` over the latent part (`acc` has `kv_lora` elements).
-    #[inline]
-    pub(crate) fn axpy_latent(&self, acc: &mut [f32], p: f32, row: &[u8]) {
-        let (c, _) = self.split(row);
-        match self.storage {
-            CacheStorage::F32 => {
-                let (w, _) = c.as_chunks::<4>();
-                for (a, b) in acc.iter_mut().zip(w) {
-                    *a += p * f32::from_le_bytes(*b);
-                }
+            CacheStorage::F32 => get_f32(c, out_c),
+            CacheStorage::F16 => get_f16(c, out_c),
+            CacheStorage::Q8 => {
+                out_c.fill(0.0);
+                axpy_q8_0(out_c, 1.0, c);
             }
-            CacheStorage::F16 => {
-                let (w, _) = c.as_chunks::<2>();
-                for (a, b) in acc.iter_mut().zip(w) {
-                    *a += p * f16::from_le_bytes(*b).to_f32();
-                }
-            }
-            CacheStorage::Q8 => axpy_q8_0(acc, p, c),
         }
     }
 }
@@ -181,7 +157,7 @@ fn get_f32(bytes: &[u8], out: &mut [f32]) {
 fn get_f16(bytes: &[u8], out: &mut [f32]) {
     let (b, _) = bytes.as_chunks::<2>();
     for (o, v) in out.iter_mut().zip(b) {
-        *o = f16::from_le_bytes(*v).to_f32();
+        *o = kernels::f16_to_f32(*v);
     }
 }
 
@@ -203,32 +179,6 @@ fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
             *q = qi.to_le_bytes()[0];
         }
     }
-}
-
-/// `Σ x[i] · dequant(blocks)[i]`, one scale multiply per block.
-fn dot_q8_0(blocks: &[u8], x: &[f32]) -> f32 {
-    let (blocks, _) = blocks.as_chunks::<Q8_BLOCK_BYTES>();
-    let mut sum = 0.0f32;
-    for (block, xs) in blocks.iter().zip(x.chunks(Q8_BLOCK_ELEMS)) {
-        let (d, qs) = block_parts(block);
-        let mut acc = [0.0f32; 8];
-        let (qc, _) = qs.as_chunks::<8>();
-        let (xc, xt) = xs.as_chunks::<8>();
-        for (q8, x8) in qc.iter().zip(xc) {
-            for ((a, q), xv) in acc.iter_mut().zip(q8).zip(x8) {
-                *a += f32::from(i8::from_le_bytes([*q])) * xv;
-            }
-        }
-        let mut s: f32 = acc.iter().sum();
-        // The x values of a partial last block past its whole 8-chunks.
-        let tail_q = qs.get(xc.len() * 8..).unwrap_or(&[]);
-        for (q, xv) in tail_q.iter().zip(xt) {
-            s += f32::from(i8::from_le_bytes([*q])) * xv;
-        }
-        // A partial last block has fewer x values than stored q values; the extra q are 0.
-        sum += d * s;
-    }
-    sum
 }
 
 /// `acc[i] += p · dequant(blocks)[i]`.
@@ -294,22 +244,17 @@ mod tests {
     }
 
     #[test]
-    fn dot_and_axpy_read_stored_rows_like_their_decoded_values() {
+    fn decode_latent_matches_the_latent_part_of_decode() {
         for storage in [CacheStorage::F32, CacheStorage::F16, CacheStorage::Q8] {
             let f = format(storage, 45, 6);
             let x = sample(51, 3);
-            let q = sample(51, 11);
             let mut bytes = vec![0u8; f.row_bytes().unwrap()];
             f.encode(&x, &mut bytes);
-            let mut decoded = vec![0.0; 51];
-            f.decode(&bytes, &mut decoded);
-            let want: f32 = decoded.iter().zip(&q).map(|(a, b)| a * b).sum();
-            assert!((f.dot(&q, &bytes) - want).abs() < 1e-4, "{storage:?}");
-            let mut acc = vec![1.0f32; 45];
-            f.axpy_latent(&mut acc, 0.5, &bytes);
-            for (a, d) in acc.iter().zip(&decoded) {
-                assert!((a - (1.0 + 0.5 * d)).abs() < 1e-5, "{storage:?}");
-            }
+            let (mut full, mut latent) = (vec![0.0; 51], vec![7.0; 51]);
+            f.decode(&bytes, &mut full);
+            f.decode_latent(&bytes, &mut latent);
+            assert_eq!(full[..45], latent[..45], "{storage:?}");
+            assert_eq!(latent[45..], [7.0; 6], "{storage:?}: rope part untouched");
         }
     }
 
@@ -319,11 +264,12 @@ mod tests {
         let mut x = vec![0.0f32; 34];
         let mut bytes = vec![0u8; f.row_bytes().unwrap()];
         f.encode(&x, &mut bytes);
-        assert_eq!(f.dot(&[1.0; 34], &bytes), 0.0);
+        let mut y = vec![1.0; 34];
+        f.decode(&bytes, &mut y);
+        assert_eq!(y, [0.0; 34]);
         x[0] = 1e4;
         x[1] = -1e4;
         f.encode(&x, &mut bytes);
-        let mut y = vec![0.0; 34];
         f.decode(&bytes, &mut y);
         assert!((y[0] - 1e4).abs() < 10.0 && (y[1] + 1e4).abs() < 10.0);
     }

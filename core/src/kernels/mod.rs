@@ -8,4 +8,6 @@
 
 pub mod scalar;
 
-pub use scalar::{add_assign, axpy, dot, dot_f16_le, dot_f32_le, rms_norm, silu, softmax_in_place};
+pub use scalar::{
+    add_assign, axpy, dot, dot_f16_le, dot_f32_le, f16_to_f32, rms_norm, silu, softmax_in_place,
+};
