@@ -1064,7 +1064,7 @@ def main() -> int:
     total = sum(p.stat().st_size for r in results for p in r.files)
     assert total < MAX_TOTAL_BYTES, f"fixtures too large: {total} bytes"
     # Record the command without the machine-specific --hf-out path.
-    argv = ["--hf-out", "DIR"] if args.hf_out else []
+    argv: list[str] = []  # PROVENANCE.md must not depend on --hf-out (it is not committed)
     (FIXTURE_DIR / "PROVENANCE.md").write_text(provenance(results, argv, q8_selftest))
     print(f"wrote {len(results)} fixtures, {total:,} bytes, in {time.time() - start:.1f} s")
     return 0

@@ -76,3 +76,23 @@ fn f16_weight_copies_match_reference_logits() {
         eprintln!("golden *.{suffix}.gguf: worst max|Δ|/max|logit| = {worst:.2e}");
     }
 }
+
+/// Files written by llama.cpp's own converter from the same Hugging Face checkpoints
+/// (`tests/fixtures/llamacpp/`) load and reproduce the same reference logits.
+#[test]
+fn llama_cpp_converter_output_matches_reference_logits() {
+    for name in ["v3_qlora_grouped", "v2_lite_moe", "v2_grouped_legacy"] {
+        let file = read_fixture(&format!("llamacpp/{name}.gguf"));
+        let expected = Expected::load(name);
+        let model = Model::load(&file).unwrap_or_else(|e| panic!("llamacpp/{name}: {e}"));
+        let steps =
+            run_tokens(&model, &expected.tokens, expected.tokens.len(), CacheOptions::default())
+                .unwrap();
+        for (pos, got) in steps.iter().enumerate() {
+            let want = expected.position(pos);
+            let rel = max_abs_diff(got, want) / max_abs(want);
+            assert!(rel <= REL_TOL, "llamacpp/{name} pos {pos}: rel {rel:e}");
+            assert_eq!(argmax(got), argmax(want), "llamacpp/{name} pos {pos}");
+        }
+    }
+}
