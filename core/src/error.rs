@@ -90,6 +90,8 @@ pub enum BufferKind {
     TokenText,
     /// The vocabulary lookup index (`u32` offsets, one per token), see `Vocab::with_index`.
     VocabIndex,
+    /// The sampler's index buffer (`u32`, one per vocabulary entry), see `Sampler::sample`.
+    SamplerWork,
 }
 
 /// Why a byte slice is not a well-formed GGUF file. Offsets are bytes from the start of the file.
