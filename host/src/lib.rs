@@ -3,5 +3,6 @@
 pub mod cli;
 pub mod gguf_writer;
 pub mod model_file;
+pub mod session;
 pub mod synth;
 pub mod tokenizer;

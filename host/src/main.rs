@@ -1,12 +1,18 @@
 //! `tinymla`: run and inspect DeepSeek-V2/V3 (MLA) models stored as GGUF.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use tinymla_core::{CacheStorage, SamplerConfig};
 use tinymla_host::cli;
 use tinymla_host::model_file::ModelFile;
+use tinymla_host::session::Loaded;
+
+/// The bundled demo model `run` uses without `-m` (trained by `scripts/train_demo.py`).
+const DEMO_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo-m.q8_0.gguf");
 
 #[derive(Parser)]
 #[command(name = "tinymla", version, about = "MLA inference from flash to desktop")]
@@ -15,8 +21,59 @@ struct Args {
     command: Command,
 }
 
+/// Latent-cache row storage.
+#[derive(Clone, Copy, ValueEnum)]
+enum CacheArg {
+    F32,
+    F16,
+    Q8,
+}
+
+impl From<CacheArg> for CacheStorage {
+    fn from(c: CacheArg) -> Self {
+        match c {
+            CacheArg::F32 => CacheStorage::F32,
+            CacheArg::F16 => CacheStorage::F16,
+            CacheArg::Q8 => CacheStorage::Q8,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Generate text from a prompt, streaming it as it is produced.
+    Run {
+        /// The GGUF model (default: the bundled demo model).
+        #[arg(short, long)]
+        model: Option<PathBuf>,
+        /// The prompt.
+        #[arg(short, long)]
+        prompt: String,
+        /// Tokens to generate.
+        #[arg(short = 'n', long, default_value_t = 64)]
+        n_tokens: usize,
+        /// Sampling temperature (0 = greedy).
+        #[arg(long, default_value_t = 0.0)]
+        temp: f32,
+        /// Keep only the K most likely tokens (0 = all).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// Nucleus sampling threshold (1 = off).
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f32,
+        /// Sampler seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Worker threads (only 1 for now; multi-threaded matvec is issue #5).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Context length (default: the model's trained context, at most 4096).
+        #[arg(long)]
+        ctx: Option<usize>,
+        /// Latent-cache storage.
+        #[arg(long, value_enum, default_value_t = CacheArg::F32)]
+        cache: CacheArg,
+    },
     /// Show a GGUF file's metadata, hyperparameters, tensors and memory needs.
     Inspect {
         /// The GGUF model file.
@@ -24,6 +81,33 @@ enum Command {
         /// Context length to size the latent cache and scratch for.
         #[arg(long, default_value_t = 4096)]
         ctx: usize,
+    },
+    /// Print per-position logits as JSON.
+    Logits {
+        /// The GGUF model.
+        #[arg(short, long)]
+        model: PathBuf,
+        /// Comma-separated token ids.
+        #[arg(long, value_delimiter = ',', conflicts_with = "prompt")]
+        tokens: Option<Vec<u32>>,
+        /// Text to encode with the model's tokenizer instead.
+        #[arg(short, long)]
+        prompt: Option<String>,
+    },
+    /// Measure prefill and decode tokens per second.
+    Bench {
+        /// The GGUF model.
+        #[arg(short, long)]
+        model: PathBuf,
+        /// Comma-separated prompt lengths.
+        #[arg(long, value_delimiter = ',', default_value = "16,128,512")]
+        prompt: Vec<usize>,
+        /// Tokens decoded after each prompt.
+        #[arg(short = 'n', long, default_value_t = 32)]
+        n_tokens: usize,
+        /// Latent-cache storage.
+        #[arg(long, value_enum, default_value_t = CacheArg::F32)]
+        cache: CacheArg,
     },
 }
 
@@ -38,12 +122,57 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
     match args.command {
+        Command::Run { model, prompt, n_tokens, temp, top_k, top_p, seed, threads, ctx, cache } => {
+            if threads != 1 {
+                bail!("--threads {threads}: only 1 thread is implemented so far");
+            }
+            let path = match model {
+                Some(p) => p,
+                None if std::path::Path::new(DEMO_MODEL).exists() => PathBuf::from(DEMO_MODEL),
+                None => bail!(
+                    "no bundled demo model yet (models/demo-m.q8_0.gguf, issue #8); pass -m MODEL"
+                ),
+            };
+            let loaded = Loaded::open(&path)?;
+            let sampler = SamplerConfig { temperature: temp, top_k, top_p, seed };
+            let run_args =
+                cli::run::RunArgs { prompt, n_tokens, sampler, ctx, cache: cache.into() };
+            let stats = cli::run::run(&loaded, &run_args, &mut stdout.lock())?;
+            println!();
+            eprintln!(
+                "prompt: {} tokens, {:.1} tok/s; generated: {} tokens, {:.1} tok/s{}",
+                stats.prompt_tokens,
+                stats.prompt_tokens as f64 / stats.prompt_secs.max(1e-9),
+                stats.generated,
+                stats.generated as f64 / stats.gen_secs.max(1e-9),
+                if stats.hit_context_limit { " (stopped: context full)" } else { "" }
+            );
+        }
         Command::Inspect { file, ctx } => {
             let model = ModelFile::open(&file)?;
-            let stdout = std::io::stdout();
             cli::inspect::run(model.bytes(), ctx, &mut stdout.lock())
                 .with_context(|| format!("inspecting {}", file.display()))?;
+        }
+        Command::Logits { model, tokens, prompt } => {
+            let loaded = Loaded::open(&model)?;
+            let name = model.display().to_string();
+            let json =
+                cli::logits::logits_json(&loaded, &name, tokens.as_deref(), prompt.as_deref())?;
+            let mut out = stdout.lock();
+            let written = serde_json::to_writer(&mut out, &json)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out));
+            match written {
+                // A closed pipe (`| head`) is the reader's choice, not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other?,
+            }
+        }
+        Command::Bench { model, prompt, n_tokens, cache } => {
+            let loaded = Loaded::open(&model)?;
+            cli::bench::bench(&loaded, &prompt, n_tokens, cache.into(), &mut stdout.lock())?;
         }
     }
     Ok(())

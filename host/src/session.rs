@@ -1,0 +1,171 @@
+//! A loaded model with its tokenizer and the host-allocated buffers one generation needs:
+//! the shared plumbing of `run`, `logits` and `bench`.
+
+use std::path::{Path, PathBuf};
+
+use tinymla_core::{CacheOptions, CacheStorage, LatentCache, Model, OverflowPolicy, Scratch};
+
+use crate::model_file::{ModelFile, OpenError};
+use crate::tokenizer::{Tokenizer, TokenizerError};
+
+/// Why a session could not be set up or run. Each variant renders as one line a user can act on.
+#[derive(Debug)]
+pub enum SessionError {
+    /// The file could not be opened.
+    Open(OpenError),
+    /// The file is not a model tinymla can run.
+    Model(PathBuf, tinymla_core::Error),
+    /// The file's tokenizer could not be read.
+    Tokenizer(PathBuf, TokenizerError),
+    /// `--ctx` is zero or larger than the model's trained context.
+    BadContext {
+        /// The requested context.
+        ctx: usize,
+        /// The model's trained context.
+        trained: usize,
+    },
+    /// The buffers for `ctx` cannot be allocated.
+    OutOfMemory {
+        /// The requested context.
+        ctx: usize,
+        /// Bytes that could not be allocated.
+        bytes: usize,
+    },
+    /// The prompt does not fit the context.
+    PromptTooLong {
+        /// Prompt tokens.
+        tokens: usize,
+        /// The context.
+        ctx: usize,
+    },
+    /// The prompt encodes to no tokens (and the model adds no BOS).
+    EmptyPrompt,
+    /// A token id given on the command line is not in the vocabulary.
+    Step(tinymla_core::Error),
+}
+
+impl std::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionError::Open(e) => write!(f, "{e}"),
+            SessionError::Model(p, e) => write!(f, "{}: {e}", p.display()),
+            SessionError::Tokenizer(p, e) => write!(f, "{}: tokenizer: {e}", p.display()),
+            SessionError::BadContext { ctx, trained } => {
+                write!(f, "--ctx {ctx} is not in 1..={trained} (the model's trained context)")
+            }
+            SessionError::OutOfMemory { ctx, bytes } => {
+                write!(f, "cannot allocate {bytes} bytes for a context of {ctx} tokens")
+            }
+            SessionError::PromptTooLong { tokens, ctx } => {
+                write!(f, "the prompt has {tokens} tokens, more than --ctx {ctx}")
+            }
+            SessionError::EmptyPrompt => write!(f, "the prompt is empty"),
+            SessionError::Step(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+/// An opened model file (kept mapped for the session's lifetime).
+#[derive(Debug)]
+pub struct Loaded {
+    file: ModelFile,
+}
+
+impl Loaded {
+    /// Maps `path` and checks that it loads.
+    ///
+    /// # Errors
+    /// [`SessionError::Open`] or [`SessionError::Model`].
+    pub fn open(path: &Path) -> Result<Self, SessionError> {
+        let file = ModelFile::open(path).map_err(SessionError::Open)?;
+        Model::load(file.bytes()).map_err(|e| SessionError::Model(path.to_owned(), e))?;
+        Ok(Loaded { file })
+    }
+
+    /// The model, borrowing the map (checked once in `open`; parsing again is cheap).
+    ///
+    /// # Errors
+    /// [`SessionError::Model`] if the mapped file changed underneath.
+    pub fn model(&self) -> Result<Model<'_>, SessionError> {
+        Model::load(self.file.bytes())
+            .map_err(|e| SessionError::Model(self.file.path().to_owned(), e))
+    }
+
+    /// The path the model was opened from.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// The tokenizer embedded in the file.
+    ///
+    /// # Errors
+    /// [`SessionError::Tokenizer`].
+    pub fn tokenizer(&self) -> Result<Tokenizer, SessionError> {
+        Tokenizer::from_gguf(self.file.bytes())
+            .map_err(|e| SessionError::Tokenizer(self.file.path().to_owned(), e))
+    }
+}
+
+/// Host memory for a cache of `ctx` positions and the matching scratch.
+#[derive(Debug)]
+pub struct Buffers {
+    /// Cache bytes.
+    pub cache: Vec<u8>,
+    /// Scratch elements.
+    pub scratch: Vec<f32>,
+    /// Sampler work indices.
+    pub sampler: Vec<u32>,
+    /// The options the cache will use.
+    pub options: CacheOptions,
+    /// Positions.
+    pub ctx: usize,
+}
+
+impl Buffers {
+    /// Allocates (fallibly) for `ctx` positions of `model` with rows stored as `storage`.
+    ///
+    /// # Errors
+    /// [`SessionError::BadContext`] outside `1..=context_length`;
+    /// [`SessionError::OutOfMemory`] if the allocation fails or overflows.
+    pub fn new(model: &Model<'_>, ctx: usize, storage: CacheStorage) -> Result<Self, SessionError> {
+        let cfg = model.config();
+        if ctx == 0 || ctx > cfg.context_length {
+            return Err(SessionError::BadContext { ctx, trained: cfg.context_length });
+        }
+        let oom = |bytes| SessionError::OutOfMemory { ctx, bytes };
+        let cache_bytes =
+            LatentCache::bytes_needed(cfg, ctx, storage).map_err(|_| oom(usize::MAX))?;
+        let scratch_elems = cfg.scratch_elems(ctx).map_err(|_| oom(usize::MAX))?;
+        let cache = try_zeroed::<u8>(cache_bytes).ok_or_else(|| oom(cache_bytes))?;
+        let scratch = try_zeroed::<f32>(scratch_elems).ok_or_else(|| oom(scratch_elems * 4))?;
+        let sampler = try_zeroed::<u32>(cfg.vocab_size).ok_or_else(|| oom(cfg.vocab_size * 4))?;
+        let options =
+            CacheOptions { storage, policy: OverflowPolicy::Error, allow_beyond_context: false };
+        Ok(Buffers { cache, scratch, sampler, options, ctx })
+    }
+
+    /// The cache, scratch and sampler work buffer, ready for `model`.
+    ///
+    /// # Errors
+    /// Never for buffers built by [`Buffers::new`] for the same model.
+    pub fn views<'b>(
+        &'b mut self,
+        model: &Model<'_>,
+    ) -> Result<(LatentCache<'b>, Scratch<'b>, &'b mut [u32]), SessionError> {
+        let cfg = model.config();
+        let cache = LatentCache::new(cfg, self.ctx, self.options, &mut self.cache)
+            .map_err(SessionError::Step)?;
+        let scratch = Scratch::new(cfg, self.ctx, &mut self.scratch).map_err(SessionError::Step)?;
+        Ok((cache, scratch, &mut self.sampler))
+    }
+}
+
+/// A zeroed `Vec` of `n` elements, or `None` if it cannot be allocated.
+fn try_zeroed<T: Default + Clone>(n: usize) -> Option<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).ok()?;
+    v.resize(n, T::default());
+    Some(v)
+}
