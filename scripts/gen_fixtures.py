@@ -81,8 +81,13 @@ SLIDE_SINKS = {"v3_qlora_grouped": (2, 0), "v2_lite_moe": (2,)}
 
 F32, F16, Q8_0 = (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16,
                   gguf.GGMLQuantizationType.Q8_0)
+Q4_0, BF16 = gguf.GGMLQuantizationType.Q4_0, gguf.GGMLQuantizationType.BF16
 # Quantized copies of every fixture: file suffix -> (convert_hf_to_gguf --outtype, general.file_type).
 OUTTYPES = {"f16": (F16, gguf.LlamaFileType.MOSTLY_F16), "q8_0": (Q8_0, gguf.LlamaFileType.MOSTLY_Q8_0)}
+# Extra copies for the 32-aligned fixture only (every matrix row is whole blocks there), to test the
+# engine's Q4_0 and BF16 paths against gguf's own quantizer.
+ALIGNED_OUTTYPES = {"q4_0": (Q4_0, gguf.LlamaFileType.MOSTLY_Q4_0), "bf16": (BF16, gguf.LlamaFileType.MOSTLY_BF16)}
+ALIGNED = {"v3_aligned"}
 
 # Settings shared by every fixture. initializer_range 0.1 keeps logits O(1).
 COMMON = dict(initializer_range=0.1, attention_bias=False, rms_norm_eps=1e-6, hidden_act="silu")
@@ -135,6 +140,15 @@ FIXTURES = [
         n_shared_experts=1, topk_method="group_limited_greedy", n_group=3, topk_group=1,
         routed_scaling_factor=1.5, norm_topk_prob=False, rope_parameters=yarn(2.0, 1.0),
         max_position_embeddings=64, tie_word_embeddings=False)),
+    # Every row length (hidden, q/kv LoRA ranks, nope, nh*v, ff sizes) is a multiple of 32, so the
+    # q8_0 copy really holds Q8_0 matrices (and q4_0/bf16 copies exist): the int8/int4 kernels' fixture.
+    Fixture("v3_aligned", "v3", 1005, "split", dict(
+        vocab_size=288, hidden_size=64, intermediate_size=96, moe_intermediate_size=32, num_hidden_layers=2,
+        first_k_dense_replace=1, num_attention_heads=2, q_lora_rank=32, kv_lora_rank=32,
+        qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32, n_routed_experts=4, num_experts_per_tok=2,
+        n_shared_experts=1, n_group=2, topk_group=1, routed_scaling_factor=2.5, norm_topk_prob=True,
+        rope_interleave=True, rope_parameters=yarn(4.0, 1.0), max_position_embeddings=128,
+        tie_word_embeddings=False)),
 ]
 
 
@@ -447,11 +461,14 @@ def check_gguf(path: Path, metadata, arrays: dict[str, list], tensors: dict[str,
         values = gguf.quants.dequantize(np.asarray(t.data), qtype).reshape(array.shape)
         if qtype == F16:
             assert np.array_equal(values, array.astype(np.float16).astype(np.float32)), t.name
+        elif qtype == BF16:
+            assert (np.abs(values - array) <= np.abs(array) * 2.0 ** -8 + 1e-30).all(), t.name
         else:
-            assert qtype == Q8_0, (t.name, qtype)
+            # Q8_0: d = absmax / 127, |err| <= d / 2 (+ f16 rounding of d); Q4_0: d = absmax / 8.
+            assert qtype in (Q8_0, Q4_0), (t.name, qtype)
             blocks, err = array.reshape(-1, 32), np.abs(values - array).reshape(-1, 32)
-            d = np.abs(blocks).max(axis=-1, keepdims=True) / 127
-            assert (err <= 0.6 * d + 1e-12).all(), t.name
+            d = np.abs(blocks).max(axis=-1, keepdims=True) / (127 if qtype == Q8_0 else 8)
+            assert (err <= 0.6 * d + 1e-12).all() if qtype == Q8_0 else (err <= 1.01 * d + 1e-12).all(), t.name
 
 
 def write_expected(path: Path, tokens: list[int], logits: np.ndarray) -> None:
@@ -563,8 +580,8 @@ def converter_qtype(name: str, array: np.ndarray, outtype: gguf.GGMLQuantization
 
 def quantize_like_converter(tensors: dict[str, np.ndarray], outtype: gguf.GGMLQuantizationType
                             ) -> dict[str, tuple[np.ndarray, gguf.GGMLQuantizationType]]:
-    """name -> (payload, type). Like the converter, Q8_0 falls back to F16 when gguf.quants raises
-    QuantError, i.e. when the row length ne[0] is not a multiple of 32."""
+    """name -> (payload, type). Like the converter, Q8_0 (and Q4_0) fall back to F16 when gguf.quants
+    raises QuantError, i.e. when the row length ne[0] is not a multiple of 32."""
     out = {}
     for name, array in tensors.items():
         qtype = converter_qtype(name, array, outtype)
@@ -603,13 +620,14 @@ def write_quantized(fx: Fixture, metadata, arrays: dict[str, list], tensors: dic
                     tokens: list[int], full: np.ndarray) -> list[QuantResult]:
     """`<name>.f16.gguf` and `<name>.q8_0.gguf`, read back and evaluated with numpy_ref."""
     results = []
-    for suffix, (outtype, file_type) in OUTTYPES.items():
+    outtypes = dict(OUTTYPES, **(ALIGNED_OUTTYPES if fx.name in ALIGNED else {}))
+    for suffix, (outtype, file_type) in outtypes.items():
         stored = quantize_like_converter(tensors, outtype)
         path = FIXTURE_DIR / f"{fx.name}.{suffix}.gguf"
         meta = quantized_metadata(metadata, file_type)
         write_gguf(path, meta, arrays, {n: d for n, (d, _) in stored.items()}, {n: q for n, (_, q) in stored.items()})
         check_gguf(path, meta, arrays, tensors, stored)
-        counts = {q.name: sum(1 for _, t in stored.values() if t == q) for q in (Q8_0, F16, F32)}
+        counts = {q.name: sum(1 for _, t in stored.values() if t == q) for q in (Q8_0, Q4_0, BF16, F16, F32)}
         fallbacks = sum(1 for n, (_, q) in stored.items() if converter_qtype(n, tensors[n], outtype) != q)
         _, weights = numpy_ref.read_gguf(path)
         max_weight_err = max(float(np.abs(weights[n] - tensors[n]).max()) for n in tensors)
@@ -827,13 +845,14 @@ def quantized_section(results: list[Result], q8_selftest: dict[str, int]) -> lis
         "- *numpy_ref*: logits of `numpy_ref.forward` on the quantized file (dequantized to float64) vs the",
         "  F32 `expected.bin`; this is the quantization error alone, a guide for engine tolerances.",
         "",
-        "| file | bytes | Q8_0 | F16 | F32 | Q8_0 -> F16 fallbacks | max \\|w - w_f32\\| | "
+        "| file | bytes | Q8_0 | Q4_0 | BF16 | F16 | F32 | -> F16 fallbacks | max \\|w - w_f32\\| | "
         "max \\|numpy_ref - expected\\| | argmax agree |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         for q in r.quants:
-            lines.append(f"| `{q.path.name}` | {q.path.stat().st_size:,} | {q.counts['Q8_0']} | {q.counts['F16']} | "
+            lines.append(f"| `{q.path.name}` | {q.path.stat().st_size:,} | {q.counts['Q8_0']} | {q.counts['Q4_0']} | "
+                         f"{q.counts['BF16']} | {q.counts['F16']} | "
                          f"{q.counts['F32']} | {q.fallbacks} | {q.max_weight_err:.2e} | {q.diff_numpy:.2e} | "
                          f"{q.argmax_numpy:.0%} |")
     empty = [q.path.name for r in results for q in r.quants if q.suffix == "q8_0" and not q.counts["Q8_0"]]
@@ -857,7 +876,7 @@ def describe(path: Path) -> str:
         return f"HF logits, latent cache C={cap}, S={sink} sinks"
     if name.endswith(".expected.bin"):
         return "HF logits, plain causal"
-    for suffix in OUTTYPES:
+    for suffix in {**OUTTYPES, **ALIGNED_OUTTYPES}:
         if name.endswith(f".{suffix}.gguf"):
             return f"GGUF, converter --outtype {suffix}"
     return "GGUF, all F32"

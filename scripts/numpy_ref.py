@@ -56,7 +56,8 @@ ARCH = "deepseek2"
 GATING_SOFTMAX = 1
 GATING_SIGMOID = 2
 # Tensor types read_gguf accepts; F16 and Q8_0 are dequantized to float64.
-SUPPORTED_TYPES = (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.Q8_0)
+SUPPORTED_TYPES = (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.Q8_0,
+                   GGMLQuantizationType.Q4_0, GGMLQuantizationType.BF16)
 
 
 @dataclass
@@ -119,7 +120,7 @@ def read_gguf(path: str | Path) -> tuple[Hparams, dict[str, np.ndarray]]:
     tensors = {}
     for t in reader.tensors:
         if t.tensor_type not in SUPPORTED_TYPES:
-            raise ValueError(f"{t.name}: only F32, F16 and Q8_0 tensors are supported here")
+            raise ValueError(f"{t.name}: only F32, F16, BF16, Q8_0 and Q4_0 tensors are supported here")
         shape = tuple(int(d) for d in reversed(t.shape))
         data = t.data if t.tensor_type == GGMLQuantizationType.F32 else dequantize(t.data, t.tensor_type)
         tensors[t.name] = np.asarray(data, dtype=np.float64).reshape(shape)

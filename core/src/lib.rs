@@ -58,6 +58,7 @@ mod fnv;
 mod mla;
 mod model;
 mod moe;
+pub mod quant;
 mod rope;
 pub mod sampler;
 mod scratch;

@@ -2,6 +2,7 @@
 
 use crate::error::Error;
 use crate::kernels;
+use crate::quant::{block_scale, q4_0, q8_0, ACT_CHUNK_BLOCKS, QK};
 use crate::tensor::{GgmlType, TensorId, TensorView};
 
 /// Storage of a weight matrix this build can compute with.
@@ -9,26 +10,58 @@ use crate::tensor::{GgmlType, TensorId, TensorView};
 pub(crate) enum WeightType {
     F32,
     F16,
+    BF16,
+    /// ggml `Q8_0` blocks; rows are whole blocks.
+    Q8_0,
+    /// ggml `Q4_0` blocks; rows are whole blocks.
+    Q4_0,
 }
 
 impl WeightType {
-    fn bytes_per_elem(self) -> usize {
+    fn of(t: GgmlType) -> Option<Self> {
+        Some(match t {
+            GgmlType::F32 => WeightType::F32,
+            GgmlType::F16 => WeightType::F16,
+            GgmlType::BF16 => WeightType::BF16,
+            GgmlType::Q8_0 => WeightType::Q8_0,
+            GgmlType::Q4_0 => WeightType::Q4_0,
+            _ => return None,
+        })
+    }
+
+    /// Bytes of a row of `cols` elements (`None` if `cols` is not a whole number of blocks).
+    fn row_bytes(self, cols: usize) -> Option<usize> {
         match self {
-            WeightType::F32 => 4,
-            WeightType::F16 => 2,
+            WeightType::F32 => cols.checked_mul(4),
+            WeightType::F16 | WeightType::BF16 => cols.checked_mul(2),
+            WeightType::Q8_0 => cols.is_multiple_of(QK).then(|| cols / QK * q8_0::BLOCK_BYTES),
+            WeightType::Q4_0 => cols.is_multiple_of(QK).then(|| cols / QK * q4_0::BLOCK_BYTES),
         }
     }
 }
 
+/// `bf16` (little-endian bytes) to `f32`: the top half of an `f32`.
+#[inline(always)]
+fn bf16_to_f32(b: [u8; 2]) -> f32 {
+    f32::from_bits(u32::from(u16::from_le_bytes(b)) << 16)
+}
+
 /// A row-major matrix `[rows][cols]` borrowed from the file (`ne = [cols, rows]`).
 ///
-/// Invariant: `bytes.len() == rows * cols * bytes_per_elem`.
-#[derive(Debug, Clone, Copy)]
+/// Invariant: `bytes.len() == rows * ty.row_bytes(cols)`.
+#[derive(Clone, Copy)]
 pub(crate) struct Matrix<'a> {
     ty: WeightType,
     rows: usize,
     cols: usize,
+    row_bytes: usize,
     bytes: &'a [u8],
+}
+
+impl core::fmt::Debug for Matrix<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Matrix {{ {:?}, {} x {} }}", self.ty, self.rows, self.cols)
+    }
 }
 
 impl<'a> Matrix<'a> {
@@ -43,35 +76,43 @@ impl<'a> Matrix<'a> {
         if found != expected_ne || t.dims[3] != 1 {
             return Err(Error::ShapeMismatch { tensor: id, expected: expected_ne, found });
         }
-        let ty = match t.ggml_type {
-            GgmlType::F32 => WeightType::F32,
-            GgmlType::F16 => WeightType::F16,
-            other => {
-                return Err(Error::UnsupportedTensorType { tensor: id, ggml_type: other.id() })
-            }
-        };
+        let ty = WeightType::of(t.ggml_type)
+            .ok_or(Error::UnsupportedTensorType { tensor: id, ggml_type: t.ggml_type.id() })?;
         let [ne0, ne1, ne2] = expected_ne;
         let to_usize = |v: u64| usize::try_from(v).map_err(|_| Error::SizeOverflow);
         let cols = to_usize(ne0)?;
         let rows = to_usize(ne1)?.checked_mul(to_usize(ne2)?).ok_or(Error::SizeOverflow)?;
-        let len = rows
-            .checked_mul(cols)
-            .and_then(|n| n.checked_mul(ty.bytes_per_elem()))
-            .ok_or(Error::SizeOverflow)?;
+        let mismatch = Error::ShapeMismatch { tensor: id, expected: expected_ne, found };
+        let row_bytes = ty.row_bytes(cols).ok_or(mismatch)?;
+        let len = rows.checked_mul(row_bytes).ok_or(Error::SizeOverflow)?;
         if t.bytes.len() != len {
-            return Err(Error::ShapeMismatch { tensor: id, expected: expected_ne, found });
+            return Err(mismatch);
         }
-        Ok(Matrix { ty, rows, cols, bytes: t.bytes })
+        Ok(Matrix { ty, rows, cols, row_bytes, bytes: t.bytes })
     }
 
-    /// True when every element is finite.
+    /// True when every element is finite (quantised blocks: every scale).
     pub(crate) fn is_finite(&self) -> bool {
         match self.ty {
             WeightType::F32 => all_finite_f32(self.bytes),
             WeightType::F16 => {
-                let (v, _) = self.bytes.as_chunks::<2>();
-                v.iter().all(|b| half::f16::from_le_bytes(*b).is_finite())
+                self.bytes.as_chunks::<2>().0.iter().all(|b| kernels::f16_to_f32(*b).is_finite())
             }
+            WeightType::BF16 => {
+                self.bytes.as_chunks::<2>().0.iter().all(|b| bf16_to_f32(*b).is_finite())
+            }
+            WeightType::Q8_0 => self
+                .bytes
+                .as_chunks::<{ q8_0::BLOCK_BYTES }>()
+                .0
+                .iter()
+                .all(|b| block_scale(b).is_finite()),
+            WeightType::Q4_0 => self
+                .bytes
+                .as_chunks::<{ q4_0::BLOCK_BYTES }>()
+                .0
+                .iter()
+                .all(|b| block_scale(b).is_finite()),
         }
     }
 
@@ -79,26 +120,23 @@ impl<'a> Matrix<'a> {
         self.rows
     }
 
-    fn row_bytes(&self) -> usize {
-        self.cols * self.ty.bytes_per_elem()
-    }
-
     /// Rows `start .. start + n` as a matrix (empty if out of range).
     pub(crate) fn sub_rows(&self, start: usize, n: usize) -> Matrix<'a> {
-        let rb = self.row_bytes();
+        let rb = self.row_bytes;
         let bytes = start
             .checked_mul(rb)
             .zip(start.checked_add(n).and_then(|e| e.checked_mul(rb)))
             .and_then(|(s, e)| self.bytes.get(s..e));
         match bytes {
-            Some(bytes) => Matrix { ty: self.ty, rows: n, cols: self.cols, bytes },
-            None => Matrix { ty: self.ty, rows: 0, cols: self.cols, bytes: &[] },
+            Some(bytes) => Matrix { rows: n, bytes, ..*self },
+            None => Matrix { rows: 0, bytes: &[], ..*self },
         }
     }
 
-    /// `out[r] = Σ_c W[r][c] · x[c]` for every row (`out.len()` rows at most).
+    /// `out[r] = Σ_c W[r][c] · x[c]` for every row (`out.len()` rows at most). Quantised rows
+    /// are multiplied by `x` quantised to Q8_0 on the fly, with integer block sums.
     pub(crate) fn matvec(&self, x: &[f32], out: &mut [f32]) {
-        let rb = self.row_bytes().max(1);
+        let rb = self.row_bytes.max(1);
         let rows = self.bytes.chunks_exact(rb);
         match self.ty {
             WeightType::F32 => {
@@ -111,57 +149,98 @@ impl<'a> Matrix<'a> {
                     *o = kernels::dot_f16_le(row, x);
                 }
             }
+            WeightType::BF16 => {
+                for (o, row) in out.iter_mut().zip(rows) {
+                    *o = row
+                        .as_chunks::<2>()
+                        .0
+                        .iter()
+                        .zip(x)
+                        .map(|(b, xi)| bf16_to_f32(*b) * xi)
+                        .sum();
+                }
+            }
+            WeightType::Q8_0 | WeightType::Q4_0 => self.matvec_quantised(x, out),
+        }
+    }
+
+    /// Quantised rows: `x` is quantised [`ACT_CHUNK_BLOCKS`] blocks at a time on the stack and
+    /// every row's partial dot product accumulated per chunk.
+    fn matvec_quantised(&self, x: &[f32], out: &mut [f32]) {
+        out.fill(0.0);
+        let block_bytes = match self.ty {
+            WeightType::Q4_0 => q4_0::BLOCK_BYTES,
+            _ => q8_0::BLOCK_BYTES,
+        };
+        let chunk_bytes = ACT_CHUNK_BLOCKS * block_bytes;
+        let mut act: [q8_0::BlockQ8_0; ACT_CHUNK_BLOCKS] =
+            [[0; q8_0::BLOCK_BYTES]; ACT_CHUNK_BLOCKS];
+        for (c, xs) in x.get(..self.cols).unwrap_or(x).chunks(ACT_CHUNK_BLOCKS * QK).enumerate() {
+            let n_blocks = xs.len().div_ceil(QK);
+            let act = act.get_mut(..n_blocks).unwrap_or(&mut []);
+            q8_0::quantize(xs, act);
+            let start = c * chunk_bytes;
+            let end = start + n_blocks * block_bytes;
+            for (o, row) in out.iter_mut().zip(self.bytes.chunks_exact(self.row_bytes.max(1))) {
+                let seg = row.get(start..end).unwrap_or(&[]);
+                *o += match self.ty {
+                    WeightType::Q4_0 => q4_0::dot_q8_0(seg.as_chunks().0, act),
+                    _ => q8_0::dot_q8_0(seg.as_chunks().0, act),
+                };
+            }
         }
     }
 
     /// `out[c] = Σ_r x[r] · W[r][c]` (the transposed product), `out.len() == cols`.
     pub(crate) fn matvec_transposed(&self, x: &[f32], out: &mut [f32]) {
         out.fill(0.0);
-        let rb = self.row_bytes().max(1);
-        for (xr, row) in x.iter().zip(self.bytes.chunks_exact(rb)) {
-            match self.ty {
-                WeightType::F32 => {
-                    let (w, _) = row.as_chunks::<4>();
-                    for (o, wb) in out.iter_mut().zip(w) {
-                        *o += xr * f32::from_le_bytes(*wb);
-                    }
-                }
-                WeightType::F16 => {
-                    let (w, _) = row.as_chunks::<2>();
-                    for (o, wb) in out.iter_mut().zip(w) {
-                        *o += xr * kernels::f16_to_f32(*wb);
-                    }
-                }
-            }
+        for (xr, row) in x.iter().zip(self.bytes.chunks_exact(self.row_bytes.max(1))) {
+            axpy_row(self.ty, out, *xr, row);
         }
     }
 
     /// Row `r` converted to `f32` into `out` (the embedding lookup).
     pub(crate) fn row_into(&self, r: usize, out: &mut [f32]) {
-        let row = self.sub_rows(r, 1);
-        match self.ty {
-            WeightType::F32 => {
-                let (w, _) = row.bytes.as_chunks::<4>();
-                for (o, wb) in out.iter_mut().zip(w) {
-                    *o = f32::from_le_bytes(*wb);
-                }
-            }
-            WeightType::F16 => {
-                let (w, _) = row.bytes.as_chunks::<2>();
-                for (o, wb) in out.iter_mut().zip(w) {
-                    *o = kernels::f16_to_f32(*wb);
-                }
+        out.fill(0.0);
+        axpy_row(self.ty, out, 1.0, self.sub_rows(r, 1).bytes);
+    }
+}
+
+/// `out += a · row` for one stored row.
+fn axpy_row(ty: WeightType, out: &mut [f32], a: f32, row: &[u8]) {
+    match ty {
+        WeightType::F32 => {
+            for (o, wb) in out.iter_mut().zip(row.as_chunks::<4>().0) {
+                *o += a * f32::from_le_bytes(*wb);
             }
         }
+        WeightType::F16 => {
+            for (o, wb) in out.iter_mut().zip(row.as_chunks::<2>().0) {
+                *o += a * kernels::f16_to_f32(*wb);
+            }
+        }
+        WeightType::BF16 => {
+            for (o, wb) in out.iter_mut().zip(row.as_chunks::<2>().0) {
+                *o += a * bf16_to_f32(*wb);
+            }
+        }
+        WeightType::Q8_0 => q8_0::axpy(out, a, row.as_chunks().0),
+        WeightType::Q4_0 => q4_0::axpy(out, a, row.as_chunks().0),
     }
 }
 
 /// A 1-D `f32` vector (norm weights, biases) borrowed from the file as little-endian bytes.
 ///
 /// Invariant: `bytes.len() == 4 * len`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub(crate) struct Vector<'a> {
     bytes: &'a [u8],
+}
+
+impl core::fmt::Debug for Vector<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Vector {{ F32, {} }}", self.bytes.len() / 4)
+    }
 }
 
 impl<'a> Vector<'a> {

@@ -4,11 +4,12 @@
 use half::f16;
 
 use crate::kernels;
+use crate::quant::q8_0;
 
 /// Elements per int8 block of `c_kv` (ggml's `QK8_0`).
-pub const Q8_BLOCK_ELEMS: usize = 32;
+pub const Q8_BLOCK_ELEMS: usize = crate::quant::QK;
 /// Bytes per int8 block: an f16 scale `d`, then 32 `i8` (ggml's `block_q8_0`, 34 bytes).
-pub const Q8_BLOCK_BYTES: usize = 2 + Q8_BLOCK_ELEMS;
+pub const Q8_BLOCK_BYTES: usize = q8_0::BLOCK_BYTES;
 
 /// How rows are stored. Chosen at run time, per cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -91,7 +92,8 @@ impl RowFormat {
                 put_f16(k, out_k);
             }
             CacheStorage::Q8 => {
-                quantize_q8_0(c, out_c);
+                let (blocks, _) = out_c.as_chunks_mut::<Q8_BLOCK_BYTES>();
+                q8_0::quantize(c, blocks);
                 put_f16(k, out_k);
             }
         }
@@ -112,7 +114,7 @@ impl RowFormat {
             }
             CacheStorage::Q8 => {
                 out_c.fill(0.0);
-                axpy_q8_0(out_c, 1.0, c);
+                q8_0::axpy(out_c, 1.0, c.as_chunks::<Q8_BLOCK_BYTES>().0);
                 get_f16(k, out_k);
             }
         }
@@ -127,7 +129,7 @@ impl RowFormat {
             CacheStorage::F16 => get_f16(c, out_c),
             CacheStorage::Q8 => {
                 out_c.fill(0.0);
-                axpy_q8_0(out_c, 1.0, c);
+                q8_0::axpy(out_c, 1.0, c.as_chunks::<Q8_BLOCK_BYTES>().0);
             }
         }
     }
@@ -159,45 +161,6 @@ fn get_f16(bytes: &[u8], out: &mut [f32]) {
     for (o, v) in out.iter_mut().zip(b) {
         *o = kernels::f16_to_f32(*v);
     }
-}
-
-/// ggml's `quantize_row_q8_0_ref`: per block `d = amax / 127`, `q = round(x / d)`. Values past
-/// the end of `x` in the last block are stored as 0.
-fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
-    let (blocks, _) = out.as_chunks_mut::<Q8_BLOCK_BYTES>();
-    for (block, xs) in blocks.iter_mut().zip(x.chunks(Q8_BLOCK_ELEMS)) {
-        let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let (scale, qs) = block.split_at_mut(2);
-        scale.copy_from_slice(&f16::from_f32(d).to_le_bytes());
-        qs.fill(0);
-        for (q, v) in qs.iter_mut().zip(xs) {
-            // |v · id| <= 127 by construction (NaN saturates to 0 in `as`).
-            #[allow(clippy::cast_possible_truncation)]
-            let qi = libm::roundf(v * id) as i8;
-            *q = qi.to_le_bytes()[0];
-        }
-    }
-}
-
-/// `acc[i] += p · dequant(blocks)[i]`.
-fn axpy_q8_0(acc: &mut [f32], p: f32, blocks: &[u8]) {
-    let (blocks, _) = blocks.as_chunks::<Q8_BLOCK_BYTES>();
-    for (block, out) in blocks.iter().zip(acc.chunks_mut(Q8_BLOCK_ELEMS)) {
-        let (d, qs) = block_parts(block);
-        let scale = p * d;
-        for (o, q) in out.iter_mut().zip(qs) {
-            *o += scale * f32::from(i8::from_le_bytes([*q]));
-        }
-    }
-}
-
-/// The f16 scale (as f32) and the 32 quantised bytes of a block.
-fn block_parts(block: &[u8; Q8_BLOCK_BYTES]) -> (f32, &[u8]) {
-    let (d, qs) = block.split_at(2);
-    let d = f16::from_le_bytes([d.first().copied().unwrap_or(0), d.get(1).copied().unwrap_or(0)]);
-    (d.to_f32(), qs)
 }
 
 #[cfg(test)]

@@ -1,0 +1,58 @@
+//! `Q8_0`: 32 weights per 34-byte block — an f16 scale `d`, then 32 `i8` values `q`;
+//! `x = d · q`. 8.5 bits per weight. Also the activation format of the integer dot products.
+
+use half::f16;
+
+use super::{block_scale, QK};
+
+/// Bytes per block.
+pub const BLOCK_BYTES: usize = 2 + QK;
+/// A block as raw bytes: `d` (f16, little-endian), then `qs[32]`.
+pub type BlockQ8_0 = [u8; BLOCK_BYTES];
+const _: () = assert!(core::mem::size_of::<BlockQ8_0>() == 34);
+
+/// ggml's `quantize_row_q8_0_ref`: per block `d = max|x| / 127`, `q = round(x / d)`. A
+/// partial last block is zero-padded. Blocks past the end of `x` are left alone.
+pub fn quantize(x: &[f32], out: &mut [BlockQ8_0]) {
+    for (block, xs) in out.iter_mut().zip(x.chunks(QK)) {
+        let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let (scale, qs) = block.split_at_mut(2);
+        scale.copy_from_slice(&f16::from_f32(d).to_le_bytes());
+        qs.fill(0);
+        for (q, v) in qs.iter_mut().zip(xs) {
+            // |v · id| <= 127 by construction; NaN saturates to 0 in `as`.
+            #[allow(clippy::cast_possible_truncation)]
+            let qi = libm::roundf(v * id) as i8;
+            *q = qi.to_le_bytes()[0];
+        }
+    }
+}
+
+/// `acc[i] += p · dequant(blocks)[i]`.
+pub fn axpy(acc: &mut [f32], p: f32, blocks: &[BlockQ8_0]) {
+    for (block, out) in blocks.iter().zip(acc.chunks_mut(QK)) {
+        let scale = p * block_scale(block);
+        for (o, q) in out.iter_mut().zip(block.iter().skip(2)) {
+            *o += scale * f32::from(i8::from_le_bytes([*q]));
+        }
+    }
+}
+
+/// `Σ w[i]·a[i]` over Q8_0 weight blocks and Q8_0 activation blocks: an `i32` sum per block
+/// and one scale multiply per block (ggml's `vec_dot_q8_0_q8_0`).
+#[inline]
+pub fn dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
+    let mut sum = 0.0f32;
+    for (wb, ab) in w.iter().zip(a) {
+        let mut isum = 0i32;
+        for (x, y) in wb.iter().skip(2).zip(ab.iter().skip(2)) {
+            isum += i32::from(i8::from_le_bytes([*x])) * i32::from(i8::from_le_bytes([*y]));
+        }
+        #[allow(clippy::cast_precision_loss)] // |isum| <= 32 · 127 · 127 < 2^24: exact
+        let s = isum as f32;
+        sum += block_scale(wb) * block_scale(ab) * s;
+    }
+    sum
+}
