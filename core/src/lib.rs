@@ -26,7 +26,7 @@
 //! Ground truth is Hugging Face transformers' `DeepseekV2ForCausalLM` /
 //! `DeepseekV3ForCausalLM`; the workspace's golden tests compare against logits it produced.
 
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(missing_docs, unsafe_code)]
 #![deny(
     clippy::unwrap_used,

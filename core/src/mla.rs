@@ -135,13 +135,14 @@ pub(crate) fn forward(
     // scored by every head, so f16/int8 rows cost one conversion, not one per head.
     let cap = b.scores.len() / s.heads.max(1);
     let decoded = &mut *b.kv_a;
+    let k = kernels::active();
     for (t, c_row) in rows.chunks_exact(row_bytes).enumerate() {
         format.decode(c_row, decoded);
         for (q_abs_h, head_scores) in
             b.q_abs.chunks_exact(row).zip(b.scores.chunks_exact_mut(cap.max(1)))
         {
             if let Some(sc) = head_scores.get_mut(t) {
-                *sc = kernels::dot(q_abs_h, decoded) * s.scale;
+                *sc = k.dot(q_abs_h, decoded) * s.scale;
             }
         }
     }

@@ -138,15 +138,16 @@ impl<'a> Matrix<'a> {
     pub(crate) fn matvec(&self, x: &[f32], out: &mut [f32]) {
         let rb = self.row_bytes.max(1);
         let rows = self.bytes.chunks_exact(rb);
+        let k = kernels::active();
         match self.ty {
             WeightType::F32 => {
                 for (o, row) in out.iter_mut().zip(rows) {
-                    *o = kernels::dot_f32_le(row, x);
+                    *o = k.dot_f32_le(row, x);
                 }
             }
             WeightType::F16 => {
                 for (o, row) in out.iter_mut().zip(rows) {
-                    *o = kernels::dot_f16_le(row, x);
+                    *o = k.dot_f16_le(row, x);
                 }
             }
             WeightType::BF16 => {
@@ -185,7 +186,7 @@ impl<'a> Matrix<'a> {
                 let seg = row.get(start..end).unwrap_or(&[]);
                 *o += match self.ty {
                     WeightType::Q4_0 => q4_0::dot_q8_0(seg.as_chunks().0, act),
-                    _ => q8_0::dot_q8_0(seg.as_chunks().0, act),
+                    _ => kernels::active().dot_q8_0(seg.as_chunks().0, act),
                 };
             }
         }
