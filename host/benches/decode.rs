@@ -18,7 +18,9 @@ fn fixture(name: &str) -> Vec<u8> {
 fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(STEPS as u64));
-    for name in ["v2_lite_moe", "v3_qlora_grouped", "v3_dense_tied", "v2_grouped_legacy"] {
+    for name in
+        ["v2_lite_moe", "v3_qlora_grouped", "v3_dense_tied", "v2_grouped_legacy", "v3_aligned"]
+    {
         let file = fixture(&format!("{name}.gguf"));
         let model = Model::load(&file).unwrap_or_else(|e| panic!("{name}: {e}"));
         let cfg = model.config();
