@@ -11,8 +11,12 @@ use tinymla_host::cli;
 use tinymla_host::model_file::ModelFile;
 use tinymla_host::session::Loaded;
 
-/// The bundled demo model `run` uses without `-m` (trained by `scripts/train_demo.py`).
-const DEMO_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo-m.q8_0.gguf");
+/// The bundled demo models `run` uses without `-m`, best first (trained by
+/// `scripts/train_demo.py`).
+const DEMO_MODELS: [&str; 2] = [
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo-m.q8_0.gguf"),
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo-s.q8_0.gguf"),
+];
 
 #[derive(Parser)]
 #[command(name = "tinymla", version, about = "MLA inference from flash to desktop")]
@@ -128,12 +132,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             if threads != 1 {
                 bail!("--threads {threads}: only 1 thread is implemented so far");
             }
-            let path = match model {
-                Some(p) => p,
-                None if std::path::Path::new(DEMO_MODEL).exists() => PathBuf::from(DEMO_MODEL),
-                None => bail!(
-                    "no bundled demo model yet (models/demo-m.q8_0.gguf, issue #8); pass -m MODEL"
-                ),
+            let bundled = DEMO_MODELS.iter().map(PathBuf::from).find(|p| p.exists());
+            let path = match (model, bundled) {
+                (Some(p), _) => p,
+                (None, Some(p)) => p,
+                (None, None) => bail!("no bundled demo model in models/ (issue #8); pass -m MODEL"),
             };
             let loaded = Loaded::open(&path)?;
             let sampler = SamplerConfig { temperature: temp, top_k, top_p, seed };
