@@ -3,6 +3,7 @@
 mod api;
 mod cache;
 mod common;
+mod demo;
 mod golden;
 mod hostile;
 mod tokenizer;

@@ -1,0 +1,120 @@
+//! The bundled demo models (issue #8) against the transformers run that trained them
+//! (`models/<name>.json`, written by `scripts/train_demo.py`): greedy continuations, and
+//! held-out perplexity.
+
+use std::path::PathBuf;
+
+use tinymla_core::sampler::argmax;
+use tinymla_core::{CacheOptions, LatentCache, Model, Scratch};
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("TINYMLA_DEMO_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"))
+}
+
+fn reference(name: &str) -> serde_json::Value {
+    let path = models_dir().join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+/// Greedy continuation: feeds `prompt`, then `n` argmax tokens.
+fn greedy(model: &Model<'_>, prompt: &[u32], n: usize) -> Vec<u32> {
+    let cfg = model.config();
+    let cap = prompt.len() + n;
+    let mut cache_mem = vec![0u8; LatentCache::bytes_needed(cfg, cap, Default::default()).unwrap()];
+    let mut scratch_mem = vec![0.0; cfg.scratch_elems(cap).unwrap()];
+    let mut cache = LatentCache::new(cfg, cap, CacheOptions::default(), &mut cache_mem).unwrap();
+    let mut scratch = Scratch::new(cfg, cap, &mut scratch_mem).unwrap();
+    let mut next = 0;
+    for &t in prompt {
+        next = argmax(model.forward(t, &mut cache, &mut scratch).unwrap());
+    }
+    let mut out = vec![next];
+    while out.len() < n {
+        next = argmax(model.forward(next, &mut cache, &mut scratch).unwrap());
+        out.push(next);
+    }
+    out
+}
+
+/// Perplexity over windows that each start from a fresh cache at position 0: feed
+/// `ids[..len-1]`, score `ids[1..]`.
+fn perplexity(model: &Model<'_>, windows: &[Vec<u32>]) -> f64 {
+    let cfg = model.config();
+    let (mut nll, mut count) = (0.0f64, 0usize);
+    for w in windows {
+        let cap = w.len() - 1;
+        let mut cache_mem =
+            vec![0u8; LatentCache::bytes_needed(cfg, cap, Default::default()).unwrap()];
+        let mut scratch_mem = vec![0.0; cfg.scratch_elems(cap).unwrap()];
+        let mut cache =
+            LatentCache::new(cfg, cap, CacheOptions::default(), &mut cache_mem).unwrap();
+        let mut scratch = Scratch::new(cfg, cap, &mut scratch_mem).unwrap();
+        for pair in w.windows(2) {
+            let logits = model.forward(pair[0], &mut cache, &mut scratch).unwrap();
+            let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let lse =
+                f64::from(m) + logits.iter().map(|v| f64::from(v - m).exp()).sum::<f64>().ln();
+            nll += lse - f64::from(logits[pair[1] as usize]);
+            count += 1;
+        }
+    }
+    (nll / count as f64).exp()
+}
+
+fn check(name: &str) {
+    let r = reference(name);
+    // Greedy prefix the float64 reference reaches on the Q8_0 file (dequantised weights).
+    let q8_reference_prefix: Vec<usize> = r["checks"]["q8_0_gguf_numpy_ref"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["greedy_prefix_equal"].as_u64().unwrap() as usize)
+        .collect();
+    for (suffix, exact) in [("f32", true), ("q8_0", false)] {
+        let path = models_dir().join(format!("{name}.{suffix}.gguf"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let model = Model::load(&bytes).unwrap();
+        for (i, p) in r["greedy"]["prompts"].as_array().unwrap().iter().enumerate() {
+            let (prompt, want) = (ids(&p["ids"]), ids(&p["new_ids"]));
+            let got = greedy(&model, &prompt, want.len());
+            let same_prefix = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
+            eprintln!(
+                "demo {name}.{suffix} {:?}: {same_prefix}/{} before divergence",
+                p["text"],
+                want.len()
+            );
+            if exact {
+                assert_eq!(got, want, "{name}.{suffix} greedy for {}", p["text"]);
+            } else {
+                // The engine (int8 activations too) must follow the f32 run at least as far as
+                // the exact reference computation on the same Q8_0 weights does.
+                assert!(
+                    same_prefix >= q8_reference_prefix[i],
+                    "{name}.{suffix}: prefix {same_prefix} < reference {}",
+                    q8_reference_prefix[i]
+                );
+            }
+        }
+        let windows: Vec<Vec<u32>> =
+            r["ppl_slice"]["windows"].as_array().unwrap().iter().map(ids).collect();
+        let want = r["ppl_slice"]["perplexity"].as_f64().unwrap();
+        let got = perplexity(&model, &windows);
+        eprintln!(
+            "demo {name}.{suffix}: held-out slice perplexity {got:.4} (transformers f32 {want:.4})"
+        );
+        // f32 within 1% of transformers (issue #8); Q8_0 held to the same 1% here.
+        assert!((got - want).abs() <= 0.01 * want, "{name}.{suffix}: perplexity {got} vs {want}");
+    }
+}
+
+#[test]
+fn demo_s_matches_its_training_run() {
+    check("demo-s");
+}
