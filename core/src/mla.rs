@@ -95,7 +95,7 @@ pub(crate) fn forward(
         QueryProj::Direct(m) => m.matvec(x, b.q),
         QueryProj::LoRA { a, norm, b: qb } => {
             a.matvec(x, b.q_a);
-            rms_norm_in_place(b.q_a, norm, s.eps);
+            norm.rms_norm_in_place(b.q_a, s.eps);
             qb.matvec(b.q_a, b.q);
         }
     }
@@ -103,7 +103,7 @@ pub(crate) fn forward(
     // This token's cache row: normed latent, then rotated shared key.
     w.kv_a.matvec(x, b.kv_a);
     let (c_kv, k_pe) = b.kv_a.split_at_mut(s.kv_lora.min(b.kv_a.len()));
-    rms_norm_in_place(c_kv, &w.kv_a_norm, s.eps);
+    w.kv_a_norm.rms_norm_in_place(c_kv, s.eps);
     rope::rotate(k_pe, b.rope);
     cache.write(layer, b.kv_a);
     let format = *cache.format();
@@ -172,19 +172,4 @@ pub(crate) fn forward(
         }
     }
     w.output.matvec(b.attn_out, out);
-}
-
-/// RMSNorm of `x` in place with weights `w`.
-pub(crate) fn rms_norm_in_place(x: &mut [f32], w: &Vector<'_>, eps: f32) {
-    let n = x.len().max(1) as f32;
-    let inv = 1.0 / libm::sqrtf(kernels::dot(x, x) / n + eps);
-    let (wv, _) = w.bytes().as_chunks::<4>();
-    for (xi, wb) in x.iter_mut().zip(wv) {
-        *xi = f32::from_le_bytes(*wb) * (*xi * inv);
-    }
-}
-
-/// `out = RMSNorm(x)` with weights `w`.
-pub(crate) fn rms_norm_into(out: &mut [f32], x: &[f32], w: &Vector<'_>, eps: f32) {
-    kernels::rms_norm(out, x, w.bytes(), eps);
 }

@@ -176,10 +176,10 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
         let scores_len = heads.saturating_mul(s.capacity);
 
         self.token_embd.row_into(token as usize, s.x);
-        rope::fill_table(c, pos, s.rope);
+        rope::fill_table(s.inv_freqs, pos, s.rope);
 
         for (l, layer) in self.layers.iter().enumerate() {
-            mla::rms_norm_into(s.xn, s.x, &layer.attn_norm, c.rms_norm_eps);
+            layer.attn_norm.rms_norm(s.xn, s.x, c.rms_norm_eps);
             let bufs = MlaBuffers {
                 q_a: s.q_a,
                 q: s.q,
@@ -193,7 +193,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             mla::forward(&self.mla_shape, &layer.attn, l, s.xn, cache, bufs, s.acc);
             kernels::add_assign(s.x, s.acc);
 
-            mla::rms_norm_into(s.xn, s.x, &layer.ffn_norm, c.rms_norm_eps);
+            layer.ffn_norm.rms_norm(s.xn, s.x, c.rms_norm_eps);
             match (&layer.ffn, &c.moe) {
                 (Ffn::Dense(mlp), _) => mlp.forward(s.xn, s.ffn_hidden, s.acc),
                 (Ffn::Moe(w), Some(m)) => {
@@ -210,7 +210,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
         }
         cache.commit();
 
-        mla::rms_norm_into(s.xn, s.x, &self.output_norm, c.rms_norm_eps);
+        self.output_norm.rms_norm(s.xn, s.x, c.rms_norm_eps);
         self.output.matvec(s.xn, s.logits);
         Ok(s.logits)
     }

@@ -48,16 +48,23 @@ fn correction_range(y: &Yarn, dim: usize, theta: f64) -> (f64, f64) {
     (low, high)
 }
 
-/// Fills `table` (`[cos; dim/2]` then `[sin; dim/2]`) for absolute position `pos`.
-pub(crate) fn fill_table(config: &ModelConfig, pos: u64, table: &mut [f32]) {
+/// Fills `inv_freqs` (`qk_rope_head_dim / 2` values) with the model's rotary frequencies:
+/// constant per model, so computed once when the scratch is set up, not per token.
+pub(crate) fn fill_inv_freqs(config: &ModelConfig, inv_freqs: &mut [f32]) {
     let dim = config.qk_rope_head_dim;
-    let half = dim / 2;
     let theta = f64::from(config.rope_theta);
-    let (cos, sin) = table.split_at_mut(half.min(table.len()));
-    for (i, (c, s)) in cos.iter_mut().zip(sin.iter_mut()).enumerate() {
+    for (i, f) in inv_freqs.iter_mut().enumerate() {
+        *f = inv_freq(i, dim, theta, config.yarn.as_ref());
+    }
+}
+
+/// Fills `table` (`[cos; dim/2]` then `[sin; dim/2]`) for absolute position `pos`, from the
+/// frequencies of [`fill_inv_freqs`].
+pub(crate) fn fill_table(inv_freqs: &[f32], pos: u64, table: &mut [f32]) {
+    let (cos, sin) = table.split_at_mut(inv_freqs.len().min(table.len()));
+    for ((c, s), f) in cos.iter_mut().zip(sin.iter_mut()).zip(inv_freqs) {
         // The reference multiplies in f32 (`inv_freq @ position_ids.float()`).
-        let angle = inv_freq(i, dim, theta, config.yarn.as_ref()) * pos as f32;
-        let a = f64::from(angle);
+        let a = f64::from(f * pos as f32);
         *c = libm::cos(a) as f32;
         *s = libm::sin(a) as f32;
     }
@@ -116,18 +123,10 @@ mod tests {
 
     #[test]
     fn rotation_preserves_norm_and_is_identity_at_zero() {
-        let mut table = [0.0f32; 4];
-        let mut cfg_table = |pos| {
-            for (i, v) in table.iter_mut().enumerate() {
-                *v = 0.0;
-                let _ = i;
-            }
-            let half = 2;
-            for i in 0..half {
-                let a = pos as f32 * inv_freq(i, 4, 1e4, None);
-                table[i] = a.cos();
-                table[half + i] = a.sin();
-            }
+        let inv_freqs = [inv_freq(0, 4, 1e4, None), inv_freq(1, 4, 1e4, None)];
+        let cfg_table = |pos| {
+            let mut table = [0.0f32; 4];
+            fill_table(&inv_freqs, pos, &mut table);
             table
         };
         let t0 = cfg_table(0);

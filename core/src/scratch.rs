@@ -18,6 +18,7 @@ pub(crate) struct Layout {
     pub(crate) ffn_hidden: usize,
     pub(crate) router: usize,
     pub(crate) rope: usize,
+    pub(crate) inv_freqs: usize,
     pub(crate) logits: usize,
     pub(crate) total: usize,
 }
@@ -41,6 +42,7 @@ impl Layout {
         // Router: expert scores, then the biased/masked selection scores.
         let router = mul(c.moe.map_or(0, |m| m.n_routed_experts), 2)?;
         let rope = c.qk_rope_head_dim;
+        let inv_freqs = rope / 2;
         let logits = c.vocab_size;
         // x, normed x, the block output and one expert's output are `hidden` each.
         let parts = [
@@ -55,6 +57,7 @@ impl Layout {
             ffn_hidden,
             router,
             rope,
+            inv_freqs,
             logits,
         ];
         let total = parts
@@ -73,6 +76,7 @@ impl Layout {
             ffn_hidden,
             router,
             rope,
+            inv_freqs,
             logits,
             total,
         })
@@ -113,6 +117,8 @@ pub struct Scratch<'m> {
     pub(crate) router: &'m mut [f32],
     /// RoPE `cos` then `sin` for the current position, `[qk_rope_head_dim]` (`[2][rope/2]`).
     pub(crate) rope: &'m mut [f32],
+    /// The model's rotary inverse frequencies, `[qk_rope_head_dim / 2]`, filled once by `new`.
+    pub(crate) inv_freqs: &'m mut [f32],
     /// Output logits, `[vocab_size]`.
     pub(crate) logits: &'m mut [f32],
     /// The capacity the scores buffer was sized for.
@@ -152,6 +158,11 @@ impl<'m> Scratch<'m> {
             ffn_hidden: take(l.ffn_hidden)?,
             router: take(l.router)?,
             rope: take(l.rope)?,
+            inv_freqs: {
+                let f = take(l.inv_freqs)?;
+                crate::rope::fill_inv_freqs(config, f);
+                f
+            },
             logits: take(l.logits)?,
             capacity,
         })

@@ -174,6 +174,7 @@ impl<'a> Matrix<'a> {
             _ => q8_0::BLOCK_BYTES,
         };
         let chunk_bytes = ACT_CHUNK_BLOCKS * block_bytes;
+        let k = kernels::active();
         let mut act: [q8_0::BlockQ8_0; ACT_CHUNK_BLOCKS] =
             [[0; q8_0::BLOCK_BYTES]; ACT_CHUNK_BLOCKS];
         for (c, xs) in x.get(..self.cols).unwrap_or(x).chunks(ACT_CHUNK_BLOCKS * QK).enumerate() {
@@ -186,7 +187,7 @@ impl<'a> Matrix<'a> {
                 let seg = row.get(start..end).unwrap_or(&[]);
                 *o += match self.ty {
                     WeightType::Q4_0 => q4_0::dot_q8_0(seg.as_chunks().0, act),
-                    _ => kernels::active().dot_q8_0(seg.as_chunks().0, act),
+                    _ => k.dot_q8_0(seg.as_chunks().0, act),
                 };
             }
         }
@@ -263,9 +264,14 @@ impl<'a> Vector<'a> {
         all_finite_f32(self.bytes)
     }
 
-    /// The raw little-endian bytes (what the norm kernels take).
-    pub(crate) fn bytes(&self) -> &'a [u8] {
-        self.bytes
+    /// `out = RMSNorm(x)` with these weights.
+    pub(crate) fn rms_norm(&self, out: &mut [f32], x: &[f32], eps: f32) {
+        kernels::rms_norm(out, x, self.bytes, eps);
+    }
+
+    /// `x = RMSNorm(x)` with these weights.
+    pub(crate) fn rms_norm_in_place(&self, x: &mut [f32], eps: f32) {
+        kernels::rms_norm_in_place(x, self.bytes, eps);
     }
 
     /// Element `i` (0.0 past the end).

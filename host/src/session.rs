@@ -74,20 +74,18 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Maps `path` and checks that it loads.
+    /// Maps `path` (the model is parsed and checked by [`Loaded::model`]).
     ///
     /// # Errors
-    /// [`SessionError::Open`] or [`SessionError::Model`].
+    /// [`SessionError::Open`].
     pub fn open(path: &Path) -> Result<Self, SessionError> {
-        let file = ModelFile::open(path).map_err(SessionError::Open)?;
-        Model::load(file.bytes()).map_err(|e| SessionError::Model(path.to_owned(), e))?;
-        Ok(Loaded { file })
+        Ok(Loaded { file: ModelFile::open(path).map_err(SessionError::Open)? })
     }
 
-    /// The model, borrowing the map (checked once in `open`; parsing again is cheap).
+    /// The model, borrowing the map: parsed and validated by this call.
     ///
     /// # Errors
-    /// [`SessionError::Model`] if the mapped file changed underneath.
+    /// [`SessionError::Model`] if the file is not a model tinymla can run.
     pub fn model(&self) -> Result<Model<'_>, SessionError> {
         Model::load(self.file.bytes())
             .map_err(|e| SessionError::Model(self.file.path().to_owned(), e))

@@ -236,6 +236,12 @@ impl<'a> ArrayView<'a> {
         self.len == 0
     }
 
+    /// The validated bytes of all elements, as stored: fixed-size elements back to back
+    /// (little-endian), or for strings each a `u64` length then the bytes.
+    pub fn element_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
     /// The elements in order.
     pub fn iter(&self) -> ArrayIter<'a> {
         ArrayIter {

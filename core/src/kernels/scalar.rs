@@ -108,12 +108,26 @@ pub fn add_assign(y: &mut [f32], x: &[f32]) {
 /// RMSNorm as transformers computes it in f32: `out = w · x / sqrt(mean(x²) + eps)`.
 /// `w` is little-endian `f32` bytes.
 pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[u8], eps: f32) {
-    let n = x.len().max(1) as f32;
-    let inv = 1.0 / libm::sqrtf(dot(x, x) / n + eps);
+    let inv = inv_rms(x, eps);
     let (w, _) = w.as_chunks::<4>();
     for ((o, xi), wb) in out.iter_mut().zip(x).zip(w) {
         *o = f32::from_le_bytes(*wb) * (xi * inv);
     }
+}
+
+/// [`rms_norm`] in place.
+pub fn rms_norm_in_place(x: &mut [f32], w: &[u8], eps: f32) {
+    let inv = inv_rms(x, eps);
+    let (w, _) = w.as_chunks::<4>();
+    for (xi, wb) in x.iter_mut().zip(w) {
+        *xi = f32::from_le_bytes(*wb) * (*xi * inv);
+    }
+}
+
+/// `1 / sqrt(mean(x²) + eps)`.
+fn inv_rms(x: &[f32], eps: f32) -> f32 {
+    let n = x.len().max(1) as f32;
+    1.0 / libm::sqrtf(dot(x, x) / n + eps)
 }
 
 /// In-place softmax, shifted by the maximum for stability. An empty slice is left alone.

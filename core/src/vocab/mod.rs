@@ -255,14 +255,12 @@ pub struct Vocab<'a> {
     max_token_bytes: usize,
 }
 
-/// Where each token sits in the file, so lookups need no walk.
+/// Where each token sits in the token array, so lookups need no walk.
 #[derive(Debug, Clone, Copy)]
 struct Index<'a> {
-    file: &'a [u8],
-    /// `offsets[id]`: file offset of token `id`'s string bytes (its `u64` length precedes them).
+    /// `offsets[id]`: offset of token `id`'s string bytes in the token array's element bytes
+    /// (its `u64` length precedes them).
     offsets: &'a [u32],
-    /// The token-type array's elements, 4 little-endian bytes per token, when found.
-    types: Option<&'a [u8]>,
 }
 
 impl<'a> Vocab<'a> {
@@ -343,13 +341,10 @@ impl<'a> Vocab<'a> {
     /// must hold at least [`Vocab::n_vocab`] entries (4 bytes per token: 512 KiB for
     /// DeepSeek-V3's 129,280 tokens). Building walks the token array once.
     ///
-    /// The GGUF reader keeps arrays as opaque, validated byte views, so the index records where
-    /// each token string lies in `file`; that is why this takes the file rather than a [`Gguf`].
-    ///
     /// # Errors
     /// Everything [`Gguf::parse`] and [`Vocab::new`] return; [`Error::BufferTooSmall`]
-    /// (`BufferKind::VocabIndex`) if `offsets` is short; [`Error::SizeOverflow`] if a token
-    /// string lies past 4 GiB into the file.
+    /// (`BufferKind::VocabIndex`) if `offsets` is short; [`Error::SizeOverflow`] if the token
+    /// array is 4 GiB or larger.
     pub fn with_index(file: &'a [u8], offsets: &'a mut [u32]) -> Result<Self, Error> {
         let gguf = Gguf::parse(file)?;
         let mut vocab = Vocab::new(&gguf)?;
@@ -360,14 +355,14 @@ impl<'a> Vocab<'a> {
             needed,
             given,
         })?;
-        let base = file.as_ptr().addr();
+        // Strings are stored back to back, each after its `u64` length.
+        let mut at = 0usize;
         for (slot, token) in offsets.iter_mut().zip(vocab.tokens.iter()) {
-            // Every string the reader hands out is a sub-slice of `file`.
-            let at = string_bytes(&token).as_ptr().addr().checked_sub(base);
-            *slot = at.and_then(|a| u32::try_from(a).ok()).ok_or(Error::SizeOverflow)?;
+            let start = at.checked_add(8).ok_or(Error::SizeOverflow)?;
+            *slot = u32::try_from(start).map_err(|_| Error::SizeOverflow)?;
+            at = start.checked_add(string_bytes(&token).len()).ok_or(Error::SizeOverflow)?;
         }
-        let types = array_elements(file, &gguf, KEY_TOKEN_TYPE, needed);
-        vocab.index = Some(Index { file, offsets, types });
+        vocab.index = Some(Index { offsets });
         Ok(vocab)
     }
 
@@ -401,6 +396,20 @@ impl<'a> Vocab<'a> {
         self.pre
     }
 
+    /// Every token's stored text and type, in id order: one pass over the arrays, for
+    /// callers that copy the whole vocabulary (the host tokenizer).
+    pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], TokenType)> + 'a {
+        let types = self.types;
+        let mut type_iter = types.map(|t| t.iter());
+        self.tokens.iter().map(move |t| {
+            let ty = match type_iter.as_mut() {
+                None => TokenType::Normal,
+                Some(it) => it.next().and_then(|v| type_of(&v)).unwrap_or(TokenType::Undefined),
+            };
+            (string_bytes(&t), ty)
+        })
+    }
+
     /// Whether the O(1) index is in use.
     pub fn is_indexed(&self) -> bool {
         self.index.is_some()
@@ -420,10 +429,11 @@ impl<'a> Vocab<'a> {
     pub fn token_text(&self, id: u32) -> Result<&'a [u8], Error> {
         let i = self.check_id(id)?;
         let indexed = self.index.and_then(|ix| {
+            let array = self.tokens.element_bytes();
             let at = usize::try_from(*ix.offsets.get(i)?).ok()?;
-            let len_bytes = ix.file.get(at.checked_sub(8)?..at)?;
+            let len_bytes = array.get(at.checked_sub(8)?..at)?;
             let len = usize::try_from(u64::from_le_bytes(len_bytes.try_into().ok()?)).ok()?;
-            ix.file.get(at..at.checked_add(len)?)
+            array.get(at..at.checked_add(len)?)
         });
         // The walk is the fallback for an index that cannot answer, which validation rules out.
         Ok(indexed.unwrap_or_else(|| self.tokens.iter().nth(i).map_or(&[], |v| string_bytes(&v))))
@@ -438,9 +448,10 @@ impl<'a> Vocab<'a> {
         let Some(types) = self.types else {
             return Ok(TokenType::Normal);
         };
-        let indexed = self.index.and_then(|ix| {
+        // Type arrays hold 4-byte integers (I32 or U32, validated by `new`): random access.
+        let indexed = self.index.and_then(|_| {
             let at = i.checked_mul(4)?;
-            let raw = ix.types?.get(at..at.checked_add(4)?)?;
+            let raw = types.element_bytes().get(at..at.checked_add(4)?)?;
             TokenType::from_i64(i64::from(i32::from_le_bytes(raw.try_into().ok()?)))
         });
         Ok(indexed.or_else(|| type_of(&types.iter().nth(i)?)).unwrap_or(TokenType::Undefined))
@@ -483,23 +494,6 @@ fn type_of(v: &MetadataValue<'_>) -> Option<TokenType> {
         MetadataValue::U32(t) => TokenType::from_i64(i64::from(t)),
         _ => None,
     }
-}
-
-/// The element bytes of the 4-byte-element array under `key`, found from where the reader's key
-/// string lies in `file`: GGUF stores `key`, then `u32` type 9 (array), `u32` element type,
-/// `u64` count, then the elements. `None` if anything there disagrees.
-fn array_elements<'a>(file: &'a [u8], gguf: &Gguf<'a>, key: &str, n: usize) -> Option<&'a [u8]> {
-    let (k, _) = gguf.metadata().find(|(k, _)| *k == key)?;
-    let at = k.as_ptr().addr().checked_sub(file.as_ptr().addr())?.checked_add(k.len())?;
-    let header = file.get(at..at.checked_add(16)?)?;
-    let (ty, rest) = header.split_at_checked(4)?;
-    let (elem, count) = rest.split_at_checked(4)?;
-    let elem = u32::from_le_bytes(elem.try_into().ok()?);
-    let ok = ty == 9u32.to_le_bytes()
-        && (elem == 4 || elem == 5) // GGUF u32 / i32
-        && u64::from_le_bytes(count.try_into().ok()?) == u64::try_from(n).ok()?;
-    let start = at.checked_add(16)?;
-    ok.then(|| file.get(start..start.checked_add(n.checked_mul(4)?)?)).flatten()
 }
 
 #[cfg(test)]

@@ -109,18 +109,15 @@ impl Tokenizer {
     /// and [`TokenizerError::Merge`] as described there.
     pub fn from_gguf(file: &[u8]) -> Result<Self, TokenizerError> {
         let gguf = Gguf::parse(file).map_err(Error::from)?;
-        let n_vocab = Vocab::new(&gguf)?.n_vocab();
-        let mut offsets = vec![0u32; n_vocab];
-        let vocab = Vocab::with_index(file, &mut offsets)?;
+        let vocab = Vocab::new(&gguf)?;
+        let n_vocab = vocab.n_vocab();
         let flavour = Flavour::from_pre(vocab.pre())
             .ok_or_else(|| TokenizerError::UnsupportedPre(vocab.pre().unwrap_or("").to_owned()))?;
 
-        let mut tokens = Vec::with_capacity(n_vocab);
-        let mut types = Vec::with_capacity(n_vocab);
-        for id in 0..u32::try_from(n_vocab).map_err(|_| Error::SizeOverflow)? {
-            tokens.push(Box::<[u8]>::from(vocab.token_text(id)?));
-            types.push(vocab.token_type(id)?);
-        }
+        let (tokens, types): (Vec<Box<[u8]>>, Vec<TokenType>) =
+            vocab.iter().map(|(text, ty)| (Box::from(text), ty)).unzip();
+        // Ids are u32 everywhere.
+        u32::try_from(n_vocab).map_err(|_| Error::SizeOverflow)?;
 
         // Merges name tokens by text; added tokens are matched whole and never take part.
         let mut by_text: HashMap<&[u8], u32> = HashMap::with_capacity(n_vocab);
