@@ -76,6 +76,17 @@ pub fn run_tokens(
     capacity: usize,
     options: CacheOptions,
 ) -> Result<Vec<Vec<f32>>, Error> {
+    run_tokens_with(model, tokens, capacity, options, &tinymla_core::Serial)
+}
+
+/// [`run_tokens`] with matrix rows spread over `par`.
+pub fn run_tokens_with(
+    model: &Model<'_>,
+    tokens: &[u32],
+    capacity: usize,
+    options: CacheOptions,
+    par: &dyn tinymla_core::Parallel,
+) -> Result<Vec<Vec<f32>>, Error> {
     let cfg = model.config();
     let mut cache_mem = vec![0u8; LatentCache::bytes_needed(cfg, capacity, options.storage)?];
     let mut scratch_mem = vec![0.0f32; cfg.scratch_elems(capacity)?];
@@ -83,7 +94,7 @@ pub fn run_tokens(
     let mut scratch = Scratch::new(cfg, capacity, &mut scratch_mem)?;
     tokens
         .iter()
-        .map(|&t| model.forward(t, &mut cache, &mut scratch).map(<[f32]>::to_vec))
+        .map(|&t| model.forward_with(t, &mut cache, &mut scratch, par).map(<[f32]>::to_vec))
         .collect()
 }
 

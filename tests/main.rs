@@ -6,4 +6,5 @@ mod common;
 mod demo;
 mod golden;
 mod hostile;
+mod threads;
 mod tokenizer;

@@ -9,6 +9,7 @@
 
 use crate::cache::LatentCache;
 use crate::kernels;
+use crate::parallel::Parallel;
 use crate::rope;
 use crate::weights::{Matrix, Vector};
 
@@ -70,11 +71,13 @@ pub(crate) struct MlaBuffers<'s> {
     pub(crate) attn_out: &'s mut [f32],
     /// RoPE table for the current position.
     pub(crate) rope: &'s [f32],
+    /// Where the block's output goes, `[hidden]`.
+    pub(crate) out: &'s mut [f32],
 }
 
 /// One decode step of layer `layer`: writes this token's latent row into the cache's pending
 /// slot (committed by the caller after the last layer), attends over every filled slot, and
-/// writes the attention output (`[hidden]`) to `out`. `scores` holds `heads * capacity`.
+/// writes the attention output (`[hidden]`) to `b.out`. `scores` holds `heads * capacity`.
 pub(crate) fn forward(
     s: &MlaShape,
     w: &MlaWeights<'_>,
@@ -82,7 +85,7 @@ pub(crate) fn forward(
     x: &[f32],
     cache: &mut LatentCache<'_>,
     b: MlaBuffers<'_>,
-    out: &mut [f32],
+    par: &dyn Parallel,
 ) {
     // Chunk widths are >= 1 for any validated config; `max(1)` keeps that local.
     let qk = (s.nope + s.rope).max(1);
@@ -92,16 +95,16 @@ pub(crate) fn forward(
 
     // Query, then RoPE on each head's rope part.
     match &w.q {
-        QueryProj::Direct(m) => m.matvec(x, b.q),
+        QueryProj::Direct(m) => m.matvec(x, b.q, par),
         QueryProj::LoRA { a, norm, b: qb } => {
-            a.matvec(x, b.q_a);
+            a.matvec(x, b.q_a, par);
             norm.rms_norm_in_place(b.q_a, s.eps);
-            qb.matvec(b.q_a, b.q);
+            qb.matvec(b.q_a, b.q, par);
         }
     }
 
     // This token's cache row: normed latent, then rotated shared key.
-    w.kv_a.matvec(x, b.kv_a);
+    w.kv_a.matvec(x, b.kv_a, par);
     let (c_kv, k_pe) = b.kv_a.split_at_mut(s.kv_lora.min(b.kv_a.len()));
     w.kv_a_norm.rms_norm_in_place(c_kv, s.eps);
     rope::rotate(k_pe, b.rope);
@@ -120,7 +123,7 @@ pub(crate) fn forward(
         let (q_lat, q_rope) = q_abs_h.split_at_mut(kv_lora.min(row));
         match &w.up {
             LatentUp::Split { k_b, .. } => {
-                k_b.sub_rows(h * s.kv_lora, s.kv_lora).matvec(q_nope, q_lat)
+                k_b.sub_rows(h * s.kv_lora, s.kv_lora).matvec(q_nope, q_lat, par)
             }
             LatentUp::Joint { kv_b } => {
                 kv_b.sub_rows(h * (s.nope + s.v_head), s.nope).matvec_transposed(q_nope, q_lat);
@@ -165,11 +168,13 @@ pub(crate) fn forward(
         b.lat_out.chunks_exact(kv_lora).zip(b.attn_out.chunks_exact_mut(v_head)).enumerate()
     {
         match &w.up {
-            LatentUp::Split { v_b, .. } => v_b.sub_rows(h * s.v_head, s.v_head).matvec(lat_h, o_h),
+            LatentUp::Split { v_b, .. } => {
+                v_b.sub_rows(h * s.v_head, s.v_head).matvec(lat_h, o_h, par)
+            }
             LatentUp::Joint { kv_b } => {
-                kv_b.sub_rows(h * (s.nope + s.v_head) + s.nope, s.v_head).matvec(lat_h, o_h);
+                kv_b.sub_rows(h * (s.nope + s.v_head) + s.nope, s.v_head).matvec(lat_h, o_h, par);
             }
         }
     }
-    w.output.matvec(b.attn_out, out);
+    w.output.matvec(b.attn_out, b.out, par);
 }

@@ -8,6 +8,7 @@ use crate::gguf::Gguf;
 use crate::kernels;
 use crate::mla::{self, LatentUp, MlaBuffers, MlaShape, MlaWeights, QueryProj};
 use crate::moe::{self, MoeBuffers, MoeWeights};
+use crate::parallel::{Parallel, Serial};
 use crate::rope;
 use crate::scratch::Scratch;
 use crate::tensor::{TensorId, TensorKind, TensorView};
@@ -156,6 +157,22 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
         cache: &mut LatentCache<'_>,
         scratch: &'s mut Scratch<'_>,
     ) -> Result<&'s [f32], Error> {
+        self.forward_with(token, cache, scratch, &Serial)
+    }
+
+    /// [`ModelWith::forward`] with the rows of large matrix-vector products spread over `par`
+    /// (a host's thread pool). The logits are bit-identical to [`ModelWith::forward`]'s for any
+    /// [`Parallel`] that keeps its contract.
+    ///
+    /// # Errors
+    /// As [`ModelWith::forward`].
+    pub fn forward_with<'s>(
+        &self,
+        token: u32,
+        cache: &mut LatentCache<'_>,
+        scratch: &'s mut Scratch<'_>,
+        par: &dyn Parallel,
+    ) -> Result<&'s [f32], Error> {
         let c = &self.config;
         let vocab_size = u32::try_from(c.vocab_size).unwrap_or(u32::MAX);
         if token >= vocab_size {
@@ -189,20 +206,21 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
                 lat_out: s.lat_out,
                 attn_out: s.attn_out,
                 rope: s.rope,
+                out: s.acc,
             };
-            mla::forward(&self.mla_shape, &layer.attn, l, s.xn, cache, bufs, s.acc);
+            mla::forward(&self.mla_shape, &layer.attn, l, s.xn, cache, bufs, par);
             kernels::add_assign(s.x, s.acc);
 
             layer.ffn_norm.rms_norm(s.xn, s.x, c.rms_norm_eps);
             match (&layer.ffn, &c.moe) {
-                (Ffn::Dense(mlp), _) => mlp.forward(s.xn, s.ffn_hidden, s.acc),
+                (Ffn::Dense(mlp), _) => mlp.forward(s.xn, s.ffn_hidden, s.acc, par),
                 (Ffn::Moe(w), Some(m)) => {
                     let bufs = MoeBuffers {
                         router: s.router,
                         hidden: s.ffn_hidden,
                         expert_out: s.expert_out,
                     };
-                    moe::forward(m, &self.options, w, s.xn, bufs, s.acc);
+                    moe::forward(m, &self.options, w, s.xn, bufs, s.acc, par);
                 }
                 (Ffn::Moe(_), None) => s.acc.fill(0.0),
             }
@@ -211,7 +229,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
         cache.commit();
 
         self.output_norm.rms_norm(s.xn, s.x, c.rms_norm_eps);
-        self.output.matvec(s.xn, s.logits);
+        self.output.matvec(s.xn, s.logits, par);
         Ok(s.logits)
     }
 }

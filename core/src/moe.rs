@@ -8,6 +8,7 @@ use crate::config::{
 };
 use crate::ffn::Mlp;
 use crate::kernels;
+use crate::parallel::Parallel;
 use crate::weights::{Matrix, Vector};
 
 /// Weights of one MoE layer.
@@ -42,10 +43,11 @@ pub(crate) fn forward(
     x: &[f32],
     buf: MoeBuffers<'_>,
     out: &mut [f32],
+    par: &dyn Parallel,
 ) {
     let n_exp = cfg.n_routed_experts;
     let (scores, select) = buf.router.split_at_mut(n_exp.min(buf.router.len()));
-    w.router.matvec(x, scores);
+    w.router.matvec(x, scores, par);
     match cfg.gating {
         Gating::Softmax => kernels::softmax_in_place(scores),
         Gating::Sigmoid => {
@@ -93,11 +95,11 @@ pub(crate) fn forward(
             up: w.experts.up.sub_rows(e * inter, inter),
             down: w.experts.down.sub_rows(e * hidden_size, hidden_size),
         };
-        expert.forward(x, buf.hidden, buf.expert_out);
+        expert.forward(x, buf.hidden, buf.expert_out, par);
         kernels::axpy(out, wt * cfg.routed_scaling_factor, buf.expert_out);
     }
     if let Some(shared) = &w.shared {
-        shared.forward(x, buf.hidden, buf.expert_out);
+        shared.forward(x, buf.hidden, buf.expert_out, par);
         kernels::add_assign(out, buf.expert_out);
     }
 }

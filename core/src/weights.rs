@@ -2,6 +2,7 @@
 
 use crate::error::Error;
 use crate::kernels;
+use crate::parallel::{self, Parallel};
 use crate::quant::{block_scale, q4_0, q8_0, ACT_CHUNK_BLOCKS, QK};
 use crate::tensor::{GgmlType, TensorId, TensorView};
 
@@ -133,9 +134,22 @@ impl<'a> Matrix<'a> {
         }
     }
 
-    /// `out[r] = Σ_c W[r][c] · x[c]` for every row (`out.len()` rows at most). Quantised rows
-    /// are multiplied by `x` quantised to Q8_0 on the fly, with integer block sums.
-    pub(crate) fn matvec(&self, x: &[f32], out: &mut [f32]) {
+    /// `out[r] = Σ_c W[r][c] · x[c]` for every row (`out.len()` rows at most), with the rows
+    /// spread over `par`. Quantised rows are multiplied by `x` quantised to Q8_0 on the fly,
+    /// with integer block sums. Each row's result is independent of how rows are split.
+    pub(crate) fn matvec(&self, x: &[f32], out: &mut [f32], par: &dyn Parallel) {
+        let out = match out.get_mut(..self.rows) {
+            Some(o) => o,
+            None => out,
+        };
+        parallel::for_each_span(par, out, self.row_bytes, &|span| {
+            let rows = self.sub_rows(span.first_row(), span.rows());
+            rows.matvec_serial(x, span.out());
+        });
+    }
+
+    /// [`Matrix::matvec`] on the calling thread.
+    fn matvec_serial(&self, x: &[f32], out: &mut [f32]) {
         let rb = self.row_bytes.max(1);
         let rows = self.bytes.chunks_exact(rb);
         let k = kernels::active();

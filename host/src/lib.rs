@@ -5,4 +5,5 @@ pub mod gguf_writer;
 pub mod model_file;
 pub mod session;
 pub mod synth;
+pub mod threads;
 pub mod tokenizer;

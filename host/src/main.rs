@@ -68,8 +68,8 @@ enum Command {
         /// Sampler seed.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Worker threads (only 1 for now; multi-threaded matvec is issue #5).
-        #[arg(long, default_value_t = 1)]
+        /// Threads per matrix-vector product (output is identical for any count).
+        #[arg(short = 't', long, default_value_t = 1)]
         threads: usize,
         /// Context length (default: the model's trained context, at most 4096).
         #[arg(long)]
@@ -98,6 +98,22 @@ enum Command {
         #[arg(short, long)]
         prompt: Option<String>,
     },
+    /// Write a synthetic model with DeepSeek-V2-Lite shapes and pseudo-random weights (a
+    /// benchmark subject; it has no tokenizer, so use it with `bench` and `logits --tokens`).
+    Synth {
+        /// The shape.
+        #[arg(long, value_enum, default_value_t = SynthShape::V2LiteScaled)]
+        shape: SynthShape,
+        /// Matrix storage.
+        #[arg(long = "type", value_enum, default_value_t = SynthType::Q8_0)]
+        weight_type: SynthType,
+        /// Weight seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output GGUF file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Measure prefill and decode tokens per second.
     Bench {
         /// The GGUF model.
@@ -106,6 +122,9 @@ enum Command {
         /// Comma-separated prompt lengths.
         #[arg(long, value_delimiter = ',', default_value = "16,128,512")]
         prompt: Vec<usize>,
+        /// Comma-separated thread counts.
+        #[arg(short = 't', long, value_delimiter = ',', default_value = "1")]
+        threads: Vec<usize>,
         /// Tokens decoded after each prompt.
         #[arg(short = 'n', long, default_value_t = 32)]
         n_tokens: usize,
@@ -113,6 +132,24 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CacheArg::F32)]
         cache: CacheArg,
     },
+}
+
+/// Shapes `tinymla synth` writes.
+#[derive(Clone, Copy, ValueEnum)]
+enum SynthShape {
+    /// V2-Lite's layer shapes, 4 layers, 6 experts (2 used): about 400 MB at Q8_0.
+    V2LiteScaled,
+    /// V2-Lite's attention with a thin dense FFN, 2 layers: the context-length bench subject.
+    V2LiteAttention,
+}
+
+/// Matrix storage of `tinymla synth`.
+#[derive(Clone, Copy, ValueEnum)]
+#[allow(non_camel_case_types)] // `q8_0` as the command line and ggml spell it
+enum SynthType {
+    F32,
+    F16,
+    Q8_0,
 }
 
 fn main() -> ExitCode {
@@ -129,9 +166,6 @@ fn run(args: Args) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     match args.command {
         Command::Run { model, prompt, n_tokens, temp, top_k, top_p, seed, threads, ctx, cache } => {
-            if threads != 1 {
-                bail!("--threads {threads}: only 1 thread is implemented so far");
-            }
             let bundled = DEMO_MODELS.iter().map(PathBuf::from).find(|p| p.exists());
             let path = match (model, bundled) {
                 (Some(p), _) => p,
@@ -141,7 +175,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             let loaded = Loaded::open(&path)?;
             let sampler = SamplerConfig { temperature: temp, top_k, top_p, seed };
             let run_args =
-                cli::run::RunArgs { prompt, n_tokens, sampler, ctx, cache: cache.into() };
+                cli::run::RunArgs { prompt, n_tokens, sampler, ctx, cache: cache.into(), threads };
             let stats = cli::run::run(&loaded, &run_args, &mut stdout.lock())?;
             println!();
             eprintln!(
@@ -173,9 +207,31 @@ fn run(args: Args) -> anyhow::Result<()> {
                 other => other?,
             }
         }
-        Command::Bench { model, prompt, n_tokens, cache } => {
+        Command::Synth { shape, weight_type, seed, output } => {
+            use tinymla_host::synth::{SynthSpec, WeightType};
+            let ty = match weight_type {
+                SynthType::F32 => WeightType::F32,
+                SynthType::F16 => WeightType::F16,
+                SynthType::Q8_0 => WeightType::Q8_0,
+            };
+            let spec = match shape {
+                SynthShape::V2LiteScaled => SynthSpec::v2_lite_scaled(ty),
+                SynthShape::V2LiteAttention => SynthSpec::v2_lite_attention(2, ty),
+            };
+            let bytes = spec.to_gguf(seed);
+            std::fs::write(&output, &bytes)
+                .with_context(|| format!("writing {}", output.display()))?;
+            eprintln!(
+                "{}: {} parameters, {} bytes",
+                output.display(),
+                spec.n_params(),
+                bytes.len()
+            );
+        }
+        Command::Bench { model, prompt, threads, n_tokens, cache } => {
             let loaded = Loaded::open(&model)?;
-            cli::bench::bench(&loaded, &prompt, n_tokens, cache.into(), &mut stdout.lock())?;
+            let out = &mut stdout.lock();
+            cli::bench::bench(&loaded, &prompt, &threads, n_tokens, cache.into(), out)?;
         }
     }
     Ok(())

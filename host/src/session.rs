@@ -42,6 +42,8 @@ pub enum SessionError {
     EmptyPrompt,
     /// A token id given on the command line is not in the vocabulary.
     Step(tinymla_core::Error),
+    /// The worker threads could not be started.
+    Threads(crate::threads::ThreadsError),
 }
 
 impl std::fmt::Display for SessionError {
@@ -61,6 +63,7 @@ impl std::fmt::Display for SessionError {
             }
             SessionError::EmptyPrompt => write!(f, "the prompt is empty"),
             SessionError::Step(e) => write!(f, "{e}"),
+            SessionError::Threads(e) => write!(f, "{e}"),
         }
     }
 }

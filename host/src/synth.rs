@@ -3,6 +3,7 @@
 //! DeepSeek-V2-Lite's attention) without downloading anything.
 
 use half::f16;
+use tinymla_core::quant::{q8_0, QK};
 
 use crate::gguf_writer::{GgufWriter, TensorData, Value};
 
@@ -13,6 +14,9 @@ pub enum WeightType {
     F32,
     /// ggml type 1.
     F16,
+    /// ggml type 8, quantised with the core's (llama.cpp's reference) Q8_0 rounding. Needs
+    /// every row length to be a multiple of 32.
+    Q8_0,
 }
 
 /// The shape of a synthetic model. Field names follow Hugging Face's DeepSeek configs.
@@ -80,6 +84,27 @@ impl SynthSpec {
             moe_intermediate_size: 0,
             context_length: 32768,
             weight_type,
+        }
+    }
+
+    /// A DeepSeek-V2-Lite-shaped model scaled down to about 400 MB at Q8_0 (so it streams
+    /// from DRAM, far beyond a 32 MB L3): V2-Lite's hidden size, attention (16 heads, no q
+    /// LoRA, kv_lora_rank 512, rope 64, nope 128, v 128), first dense layer (10944 wide) and
+    /// expert width (1408) with 2 shared experts, but 4 layers, 6 routed experts of which 2
+    /// are used, and a 16K vocabulary. About 397M parameters, of which about 260M are read
+    /// per token.
+    pub fn v2_lite_scaled(weight_type: WeightType) -> Self {
+        SynthSpec {
+            name: "synthetic-v2-lite-scaled".to_string(),
+            vocab_size: 16384,
+            num_hidden_layers: 4,
+            first_k_dense_replace: 1,
+            intermediate_size: 10944,
+            n_routed_experts: 6,
+            num_experts_per_tok: 2,
+            n_shared_experts: 2,
+            moe_intermediate_size: 1408,
+            ..Self::v2_lite_attention(4, weight_type)
         }
     }
 
@@ -193,17 +218,29 @@ impl SynthSpec {
             } else {
                 (0..n).map(|_| 1.0 + 0.1 * rng.uniform()).collect()
             };
-            let as_f16 =
-                is_matrix && self.weight_type == WeightType::F16 && !name.contains("gate_inp");
-            let (ggml_type, bytes) = if as_f16 {
-                (1, values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect())
+            let stored = if is_matrix && !name.contains("gate_inp") {
+                self.weight_type
             } else {
-                (0, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+                WeightType::F32
+            };
+            let (ggml_type, bytes) = match stored {
+                WeightType::F32 => (0, values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+                WeightType::F16 => {
+                    (1, values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect())
+                }
+                WeightType::Q8_0 => (8, quantize_q8_0(&values)),
             };
             w.tensor(TensorData { name, ne, ggml_type, bytes });
         }
         w.to_bytes()
     }
+}
+
+/// `values` as Q8_0 blocks (a trailing partial block is zero-padded).
+fn quantize_q8_0(values: &[f32]) -> Vec<u8> {
+    let mut blocks = vec![[0u8; q8_0::BLOCK_BYTES]; values.len().div_ceil(QK)];
+    q8_0::quantize(values, &mut blocks);
+    blocks.concat()
 }
 
 /// xorshift64*: deterministic, fast, good enough for weights.

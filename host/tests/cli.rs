@@ -150,3 +150,32 @@ fn bench_prints_a_row_per_prompt_length() {
     let err = run_err(&["bench", "-m", model.to_str().unwrap(), "--prompt", "100000"]);
     assert!(err.contains("--ctx"), "{err}");
 }
+
+#[test]
+fn threads_change_speed_not_output() {
+    // demo-m: its larger matrices are split across threads.
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/demo-m.q8_0.gguf");
+    let m = model.to_str().unwrap();
+    let one = run_ok(&["run", "-m", m, "-p", "the cat", "-n", "16", "-t", "1"]).0;
+    for t in ["2", "3"] {
+        assert_eq!(run_ok(&["run", "-m", m, "-p", "the cat", "-n", "16", "-t", t]).0, one);
+    }
+    assert!(run_err(&["run", "-m", m, "-p", "hi", "-t", "0"]).contains("at least 1"));
+    let (table, _) = run_ok(&["bench", "-m", m, "--prompt", "4", "-n", "2", "-t", "1,2"]);
+    let threads: Vec<&str> =
+        table.lines().skip(1).map(|l| l.split_whitespace().nth(2).unwrap()).collect();
+    assert_eq!(threads, ["1", "2"], "{table}");
+}
+
+#[test]
+fn synth_writes_a_loadable_model() {
+    let path = std::env::temp_dir().join(format!("tinymla-synth-{}.gguf", std::process::id()));
+    let p = path.to_str().unwrap();
+    let (_, stderr) = run_ok(&["synth", "--shape", "v2-lite-attention", "--type", "f16", "-o", p]);
+    assert!(stderr.contains("parameters"), "{stderr}");
+    let (info, _) = run_ok(&["inspect", p]);
+    std::fs::remove_file(&path).ok();
+    assert!(info.contains("synthetic-v2-lite-attention-2l"), "{info}");
+    let err = run_err(&["synth", "-o", "/nonexistent-dir/x.gguf"]);
+    assert!(err.contains("writing"), "{err}");
+}

@@ -6,12 +6,15 @@ use std::time::Instant;
 use tinymla_core::{sampler::argmax, CacheStorage};
 
 use crate::session::{Buffers, Loaded, SessionError};
+use crate::threads::Threads;
 
 /// One measured row.
 #[derive(Debug, Clone, Copy)]
 pub struct BenchRow {
     /// Prompt tokens prefilled (token by token).
     pub prompt: usize,
+    /// Threads per matrix-vector product.
+    pub threads: usize,
     /// Prefill tokens per second.
     pub prefill_tok_s: f64,
     /// Tokens decoded after the prompt.
@@ -20,15 +23,16 @@ pub struct BenchRow {
     pub decode_tok_s: f64,
 }
 
-/// Measures prefill of each prompt length (pseudo-random token ids, fixed seed) followed by
-/// `n_gen` greedy decode steps, with a cache of `prompt + n_gen` positions stored as
-/// `storage`, and prints a table to `out`.
+/// For each thread count and prompt length: measures prefill of the prompt (pseudo-random
+/// token ids, fixed seed) followed by `n_gen` greedy decode steps, with a cache of
+/// `prompt + n_gen` positions stored as `storage`, and prints a table to `out`.
 ///
 /// # Errors
 /// [`SessionError`] if a length does not fit the model's context or memory.
 pub fn bench(
     loaded: &Loaded,
     prompts: &[usize],
+    thread_counts: &[usize],
     n_gen: usize,
     storage: CacheStorage,
     out: &mut impl Write,
@@ -41,40 +45,58 @@ pub fn bench(
         "prompt", "decode", "threads", "prefill tok/s", "decode tok/s"
     );
     let mut rows = Vec::new();
-    for &p in prompts {
-        let mut buffers = Buffers::new(&model, (p + n_gen).max(1), storage)?;
-        let (mut cache, mut scratch, _) = buffers.views(&model)?;
-        let mut state = 0x2545_f491u32;
-        let start = Instant::now();
-        let mut next = 0;
-        for _ in 0..p {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            let logits = model
-                .forward(state % vocab, &mut cache, &mut scratch)
-                .map_err(SessionError::Step)?;
-            next = argmax(logits);
+    for &n_threads in thread_counts {
+        let threads = Threads::new(n_threads).map_err(SessionError::Threads)?;
+        for &p in prompts {
+            let row = bench_one(&model, &threads, p, n_gen, storage, vocab)?;
+            let _ = writeln!(
+                out,
+                "{:>8} {:>8} {:>7} {:>14.1} {:>14.1}",
+                row.prompt, row.generated, row.threads, row.prefill_tok_s, row.decode_tok_s
+            );
+            rows.push(row);
         }
-        let prefill = start.elapsed().as_secs_f64();
-        let start = Instant::now();
-        for _ in 0..n_gen {
-            next =
-                argmax(model.forward(next, &mut cache, &mut scratch).map_err(SessionError::Step)?);
-        }
-        let decode = start.elapsed().as_secs_f64();
-        let row = BenchRow {
-            prompt: p,
-            prefill_tok_s: p as f64 / prefill.max(1e-9),
-            generated: n_gen,
-            decode_tok_s: n_gen as f64 / decode.max(1e-9),
-        };
-        let _ = writeln!(
-            out,
-            "{:>8} {:>8} {:>7} {:>14.1} {:>14.1}",
-            row.prompt, row.generated, 1, row.prefill_tok_s, row.decode_tok_s
-        );
-        rows.push(row);
     }
     Ok(rows)
+}
+
+/// One prompt length at one thread count.
+fn bench_one(
+    model: &tinymla_core::Model<'_>,
+    threads: &Threads,
+    p: usize,
+    n_gen: usize,
+    storage: CacheStorage,
+    vocab: u32,
+) -> Result<BenchRow, SessionError> {
+    let mut buffers = Buffers::new(model, (p + n_gen).max(1), storage)?;
+    let (mut cache, mut scratch, _) = buffers.views(model)?;
+    let mut step = |t: u32| {
+        model
+            .forward_with(t, &mut cache, &mut scratch, threads)
+            .map(argmax)
+            .map_err(SessionError::Step)
+    };
+    let mut state = 0x2545_f491u32;
+    let start = Instant::now();
+    let mut next = 0;
+    for _ in 0..p {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        next = step(state % vocab)?;
+    }
+    let prefill = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for _ in 0..n_gen {
+        next = step(next)?;
+    }
+    let decode = start.elapsed().as_secs_f64();
+    Ok(BenchRow {
+        prompt: p,
+        threads: threads.count(),
+        prefill_tok_s: p as f64 / prefill.max(1e-9),
+        generated: n_gen,
+        decode_tok_s: n_gen as f64 / decode.max(1e-9),
+    })
 }

@@ -7,6 +7,7 @@ use tinymla_core::vocab::SpecialTokens;
 use tinymla_core::{CacheStorage, Error, Sampler, SamplerConfig};
 
 use crate::session::{Buffers, Loaded, SessionError};
+use crate::threads::Threads;
 
 /// What `run` does.
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct RunArgs {
     pub ctx: Option<usize>,
     /// Cache row storage.
     pub cache: CacheStorage,
+    /// Threads per matrix-vector product (the output does not depend on it).
+    pub threads: usize,
 }
 
 /// Counts and timings of one run.
@@ -61,13 +64,16 @@ pub fn run(
     }
     let (mut cache, mut scratch, work) = buffers.views(&model)?;
     let mut sampler = Sampler::new(args.sampler);
+    let threads = Threads::new(args.threads).map_err(SessionError::Threads)?;
 
     let start = Instant::now();
     let mut logits = Vec::new();
     for &t in &prompt {
         logits.clear();
         logits.extend_from_slice(
-            model.forward(t, &mut cache, &mut scratch).map_err(SessionError::Step)?,
+            model
+                .forward_with(t, &mut cache, &mut scratch, &threads)
+                .map_err(SessionError::Step)?,
         );
     }
     let prompt_secs = start.elapsed().as_secs_f64();
@@ -87,7 +93,7 @@ pub fn run(
         if generated == args.n_tokens {
             break;
         }
-        match model.forward(next, &mut cache, &mut scratch) {
+        match model.forward_with(next, &mut cache, &mut scratch, &threads) {
             Ok(l) => {
                 logits.clear();
                 logits.extend_from_slice(l);

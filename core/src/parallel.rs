@@ -1,0 +1,141 @@
+//! The hook through which a host spreads matrix-vector rows over threads.
+//!
+//! The core owns no threads (it runs on microcontrollers too). A large matrix-vector product
+//! is cut into at most [`MAX_SPANS`] contiguous row spans, each with its own disjoint slice of
+//! the output, and handed to a [`Parallel`] implementation, which runs `work` once per span,
+//! on whatever threads it owns. Every output row is computed by the same code whichever span
+//! it lands in, so the result is bit-identical for any number of threads.
+
+use heapless::Vec;
+
+/// Most spans one product is cut into (and so the most threads one product can use).
+pub const MAX_SPANS: usize = 32;
+
+/// Weight bytes below which a span is not worth handing to another thread.
+pub(crate) const MIN_SPAN_BYTES: usize = 16 * 1024;
+
+/// Rows `first_row .. first_row + out.len()` of one product, and where their results go.
+#[derive(Debug)]
+pub struct RowSpan<'o> {
+    first_row: usize,
+    out: &'o mut [f32],
+}
+
+impl RowSpan<'_> {
+    /// Index of the span's first row in the whole matrix.
+    pub fn first_row(&self) -> usize {
+        self.first_row
+    }
+
+    /// Number of rows in the span.
+    pub fn rows(&self) -> usize {
+        self.out.len()
+    }
+
+    pub(crate) fn out(&mut self) -> &mut [f32] {
+        self.out
+    }
+}
+
+/// Runs independent row spans, possibly at the same time.
+///
+/// Contract: [`Parallel::run`] calls `work` exactly once for every element of `spans` and
+/// returns only after all calls have returned. The order and the threads are free.
+pub trait Parallel: Sync {
+    /// How many spans to cut a large product into (1 means "don't split").
+    fn ways(&self) -> usize;
+
+    /// Calls `work(span)` once per span, then returns.
+    fn run(&self, spans: &mut [RowSpan<'_>], work: &(dyn Fn(&mut RowSpan<'_>) + Sync));
+}
+
+/// Everything on the calling thread: what the core uses unless told otherwise.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Serial;
+
+impl Parallel for Serial {
+    fn ways(&self) -> usize {
+        1
+    }
+
+    fn run(&self, spans: &mut [RowSpan<'_>], work: &(dyn Fn(&mut RowSpan<'_>) + Sync)) {
+        for span in spans.iter_mut() {
+            work(span);
+        }
+    }
+}
+
+/// Cuts `out` (one element per row, `row_bytes` of weights each) into at most `par.ways()`
+/// spans of near-equal size, none under [`MIN_SPAN_BYTES`] of weights, and runs `work` on
+/// them through `par`. A product too small to split runs inline as one span.
+pub(crate) fn for_each_span(
+    par: &dyn Parallel,
+    out: &mut [f32],
+    row_bytes: usize,
+    work: &(dyn Fn(&mut RowSpan<'_>) + Sync),
+) {
+    let rows = out.len();
+    let by_size = rows.saturating_mul(row_bytes) / MIN_SPAN_BYTES;
+    let ways = par.ways().min(MAX_SPANS).min(by_size).max(1);
+    if ways == 1 {
+        work(&mut RowSpan { first_row: 0, out });
+        return;
+    }
+    let per_span = rows.div_ceil(ways).max(1);
+    let mut spans: Vec<RowSpan<'_>, MAX_SPANS> = Vec::new();
+    for (i, chunk) in out.chunks_mut(per_span).enumerate() {
+        // At most `ways <= MAX_SPANS` chunks, so the push cannot fail.
+        let _ = spans.push(RowSpan { first_row: i * per_span, out: chunk });
+    }
+    par.run(&mut spans, work);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs spans in reverse order, to show that order does not matter.
+    struct Backwards(usize);
+
+    impl Parallel for Backwards {
+        fn ways(&self) -> usize {
+            self.0
+        }
+        fn run(&self, spans: &mut [RowSpan<'_>], work: &(dyn Fn(&mut RowSpan<'_>) + Sync)) {
+            for span in spans.iter_mut().rev() {
+                work(span);
+            }
+        }
+    }
+
+    #[test]
+    fn spans_cover_every_row_once() {
+        for rows in [0usize, 1, 7, 64, 1000] {
+            for ways in [1usize, 2, 3, 8, 100] {
+                let mut out = [0.0f32; 1000];
+                let out = &mut out[..rows];
+                // 4 KiB per row, so every row could be its own span.
+                for_each_span(&Backwards(ways), out, 4096, &|span| {
+                    let first = span.first_row();
+                    for (i, o) in span.out().iter_mut().enumerate() {
+                        *o += (first + i) as f32 + 1.0;
+                    }
+                });
+                for (i, o) in out.iter().enumerate() {
+                    assert_eq!(*o, i as f32 + 1.0, "rows {rows} ways {ways}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn small_products_stay_whole() {
+        let mut out = [0.0f32; 16];
+        let calls = core::sync::atomic::AtomicUsize::new(0);
+        for_each_span(&Backwards(8), &mut out, 64, &|span| {
+            calls.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            assert_eq!(span.rows(), 16);
+        });
+        assert_eq!(calls.into_inner(), 1);
+    }
+}
