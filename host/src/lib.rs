@@ -1,5 +1,6 @@
 //! Host-side (std) parts of tinymla: memory-mapped model files and the `tinymla` subcommands.
 
+pub mod chat_template;
 pub mod cli;
 pub mod gguf_writer;
 pub mod model_file;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
-use tinymla_core::{CacheStorage, SamplerConfig};
+use tinymla_core::{CacheStorage, OverflowPolicy, SamplerConfig};
 use tinymla_host::cli;
 use tinymla_host::model_file::ModelFile;
 use tinymla_host::session::Loaded;
@@ -78,6 +78,46 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CacheArg::F32)]
         cache: CacheArg,
     },
+    /// Talk with a model: one message per line, the latent cache kept across turns.
+    Chat {
+        /// The GGUF model (default: the bundled demo model).
+        #[arg(short, long)]
+        model: Option<PathBuf>,
+        /// A system prompt.
+        #[arg(short, long)]
+        system: Option<String>,
+        /// Most tokens per reply.
+        #[arg(short = 'n', long, default_value_t = 256)]
+        n_tokens: usize,
+        /// Sampling temperature (0 = greedy).
+        #[arg(long, default_value_t = 0.7)]
+        temp: f32,
+        /// Keep only the K most likely tokens (0 = all).
+        #[arg(long, default_value_t = 40)]
+        top_k: usize,
+        /// Nucleus sampling threshold (1 = off).
+        #[arg(long, default_value_t = 0.95)]
+        top_p: f32,
+        /// Sampler seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Threads per matrix-vector product.
+        #[arg(short = 't', long, default_value_t = 1)]
+        threads: usize,
+        /// Context length (default: the model's trained context, at most 4096).
+        #[arg(long)]
+        ctx: Option<usize>,
+        /// Latent-cache storage.
+        #[arg(long, value_enum, default_value_t = CacheArg::F32)]
+        cache: CacheArg,
+        /// When the context is full: `error` starts a new conversation, `slide` drops the
+        /// oldest tokens (keeping the first --sinks) and goes on.
+        #[arg(long, value_enum, default_value_t = OverflowArg::Slide)]
+        overflow: OverflowArg,
+        /// Tokens kept at the start of the context when sliding (attention sinks).
+        #[arg(long, default_value_t = 4)]
+        sinks: u32,
+    },
     /// Show a GGUF file's metadata, hyperparameters, tensors and memory needs.
     Inspect {
         /// The GGUF model file.
@@ -134,6 +174,13 @@ enum Command {
     },
 }
 
+/// What a full cache does.
+#[derive(Clone, Copy, ValueEnum)]
+enum OverflowArg {
+    Error,
+    Slide,
+}
+
 /// Shapes `tinymla synth` writes.
 #[derive(Clone, Copy, ValueEnum)]
 enum SynthShape {
@@ -152,6 +199,15 @@ enum SynthType {
     Q8_0,
 }
 
+/// `model`, or the best bundled demo model present.
+fn model_or_demo(model: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let bundled = DEMO_MODELS.iter().map(PathBuf::from).find(|p| p.exists());
+    match (model, bundled) {
+        (Some(p), _) | (None, Some(p)) => Ok(p),
+        (None, None) => bail!("no bundled demo model in models/; pass -m MODEL"),
+    }
+}
+
 fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -166,13 +222,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     match args.command {
         Command::Run { model, prompt, n_tokens, temp, top_k, top_p, seed, threads, ctx, cache } => {
-            let bundled = DEMO_MODELS.iter().map(PathBuf::from).find(|p| p.exists());
-            let path = match (model, bundled) {
-                (Some(p), _) => p,
-                (None, Some(p)) => p,
-                (None, None) => bail!("no bundled demo model in models/ (issue #8); pass -m MODEL"),
-            };
-            let loaded = Loaded::open(&path)?;
+            let loaded = Loaded::open(&model_or_demo(model)?)?;
             let sampler = SamplerConfig { temperature: temp, top_k, top_p, seed };
             let run_args =
                 cli::run::RunArgs { prompt, n_tokens, sampler, ctx, cache: cache.into(), threads };
@@ -185,6 +235,48 @@ fn run(args: Args) -> anyhow::Result<()> {
                 stats.generated,
                 stats.generated as f64 / stats.gen_secs.max(1e-9),
                 if stats.hit_context_limit { " (stopped: context full)" } else { "" }
+            );
+        }
+        Command::Chat {
+            model,
+            system,
+            n_tokens,
+            temp,
+            top_k,
+            top_p,
+            seed,
+            threads,
+            ctx,
+            cache,
+            overflow,
+            sinks,
+        } => {
+            let loaded = Loaded::open(&model_or_demo(model)?)?;
+            let policy = match overflow {
+                OverflowArg::Error => OverflowPolicy::Error,
+                OverflowArg::Slide => OverflowPolicy::Slide { sinks },
+            };
+            let args = cli::chat::ChatArgs {
+                system,
+                n_tokens,
+                sampler: SamplerConfig { temperature: temp, top_k, top_p, seed },
+                ctx,
+                cache: cache.into(),
+                policy,
+                threads,
+                show_prompt: std::io::IsTerminal::is_terminal(&std::io::stdin()),
+            };
+            let stdin = std::io::stdin();
+            let stats = cli::chat::chat(
+                &loaded,
+                &args,
+                &mut stdin.lock(),
+                &mut stdout.lock(),
+                &mut std::io::stderr(),
+            )?;
+            eprintln!(
+                "\n{} turns, {} tokens read, {} generated, {} context resets",
+                stats.turns, stats.fed, stats.generated, stats.resets
             );
         }
         Command::Inspect { file, ctx } => {

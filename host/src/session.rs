@@ -44,6 +44,10 @@ pub enum SessionError {
     Step(tinymla_core::Error),
     /// The worker threads could not be started.
     Threads(crate::threads::ThreadsError),
+    /// The model's chat template cannot be used.
+    Template(crate::chat_template::TemplateError),
+    /// Reading the user's input failed.
+    Input(std::io::Error),
 }
 
 impl std::fmt::Display for SessionError {
@@ -64,6 +68,8 @@ impl std::fmt::Display for SessionError {
             SessionError::EmptyPrompt => write!(f, "the prompt is empty"),
             SessionError::Step(e) => write!(f, "{e}"),
             SessionError::Threads(e) => write!(f, "{e}"),
+            SessionError::Template(e) => write!(f, "{e}"),
+            SessionError::Input(e) => write!(f, "reading input: {e}"),
         }
     }
 }
@@ -92,6 +98,11 @@ impl Loaded {
     pub fn model(&self) -> Result<Model<'_>, SessionError> {
         Model::load(self.file.bytes())
             .map_err(|e| SessionError::Model(self.file.path().to_owned(), e))
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.file.bytes()
     }
 
     /// The path the model was opened from.

@@ -179,3 +179,143 @@ fn synth_writes_a_loadable_model() {
     let err = run_err(&["synth", "-o", "/nonexistent-dir/x.gguf"]);
     assert!(err.contains("writing"), "{err}");
 }
+
+/// `demo-s` with `tokenizer.chat_template = template` added (the new entry is padded with
+/// trailing spaces to a multiple of the 32-byte alignment, so the tensor data stays aligned).
+fn demo_s_with_template(template: &str, tag: &str) -> PathBuf {
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/demo-s.q8_0.gguf");
+    let bytes = std::fs::read(demo).unwrap();
+    let key = "tokenizer.chat_template";
+    let mut value = template.to_owned();
+    let entry_len = |v: &str| 8 + key.len() + 4 + 8 + v.len();
+    while entry_len(&value) % 32 != 0 {
+        value.push(' ');
+    }
+    let mut entry = Vec::new();
+    entry.extend((key.len() as u64).to_le_bytes());
+    entry.extend(key.as_bytes());
+    entry.extend(8u32.to_le_bytes()); // string
+    entry.extend((value.len() as u64).to_le_bytes());
+    entry.extend(value.as_bytes());
+    let mut out = bytes[..24].to_vec();
+    let n_kv = u64::from_le_bytes(bytes[16..24].try_into().unwrap());
+    out[16..24].copy_from_slice(&(n_kv + 1).to_le_bytes());
+    out.extend(entry);
+    out.extend(&bytes[24..]);
+    let path = std::env::temp_dir().join(format!("tinymla-chat-{tag}-{}.gguf", std::process::id()));
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+fn chat(args: &[&str], input: &str) -> (String, String, bool) {
+    use std::io::Write as _;
+    let mut child = tinymla()
+        .arg("chat")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (String::from_utf8(out.stdout).unwrap(), stderr, out.status.success())
+}
+
+/// `(prefill tokens, cache length)` of each turn, from the per-turn stderr lines.
+fn turns(stderr: &str) -> Vec<(usize, usize)> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_start_matches("> ");
+            let fed = l.strip_prefix("[prefill ")?.split(' ').next()?.parse().ok()?;
+            let cache = l.split("cache ").nth(1)?.split('/').next()?.parse().ok()?;
+            Some((fed, cache))
+        })
+        .collect()
+}
+
+#[test]
+fn chat_keeps_the_cache_across_turns() {
+    let args = ["-n", "12", "--temp", "0"];
+    let (text, stderr, ok) = chat(&args, "Hello there\nWhat is a cat?\n");
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("plain (the model has no) template"), "{stderr}");
+    let t = turns(&stderr);
+    assert_eq!(t.len(), 2, "{stderr}");
+    // Turn 2 reads only its own text: the cache grows by exactly what was fed and generated.
+    assert_eq!(t[1].1, t[0].1 + t[1].0 + 12, "{stderr}");
+    assert!(!text.trim().is_empty(), "{stderr}");
+    // Deterministic, and /reset starts over: the same first turn gives the same reply.
+    let (one, _, _) = chat(&args, "Hello there\n");
+    let (again, stderr, _) = chat(&args, "Hello there\n/reset\nHello there\n");
+    assert_eq!(again, one.repeat(2), "{stderr}");
+    assert_eq!(turns(&stderr)[1], turns(&stderr)[0]);
+}
+
+#[test]
+fn chat_handles_a_full_context_per_policy() {
+    let input = "tell me a long story please\n".repeat(6);
+    // Slide: never resets, the cache stays at capacity.
+    let (_, stderr, ok) = chat(&["-n", "20", "--ctx", "48", "--overflow", "slide"], &input);
+    assert!(ok && !stderr.contains("context full"), "{stderr}");
+    let t = turns(&stderr);
+    assert_eq!(t.len(), 6, "{stderr}");
+    assert!(t.iter().all(|&(_, c)| c <= 48) && t[5].1 == 48, "{stderr}");
+    assert!(stderr.contains("0 context resets"), "{stderr}");
+    // Error: the conversation starts afresh instead of failing.
+    let (_, stderr, ok) = chat(&["-n", "20", "--ctx", "48", "--overflow", "error"], &input);
+    assert!(ok && stderr.contains("[context full"), "{stderr}");
+    assert_eq!(turns(&stderr).len(), 6, "{stderr}");
+    // A message that cannot fit at all is refused, and the chat goes on.
+    let huge = format!("{}\nhi\n", "word ".repeat(200));
+    let (_, stderr, ok) = chat(&["-n", "4", "--ctx", "48", "--overflow", "error"], &huge);
+    assert!(ok && stderr.contains("does not fit in 48 tokens"), "{stderr}");
+    assert_eq!(turns(&stderr).len(), 1, "{stderr}");
+}
+
+#[test]
+fn chat_uses_the_files_template() {
+    let template = "{% for m in messages %}{% if m.role == 'user' %}{{ bos_token }}Q: \
+                    {{ m.content }}\nA:{% else %}{{ m.content }}{{ eos_token }}{% endif %}\
+                    {% endfor %}";
+    let path = demo_s_with_template(template, "ok");
+    let p = path.to_str().unwrap();
+    let (_, stderr, ok) = chat(&["-m", p, "-n", "6", "--temp", "0"], "Hi\nAgain\n");
+    assert!(ok && stderr.contains("the model's template"), "{stderr}");
+    let t = turns(&stderr);
+    // "<BOS>Q: Hi\nA:" then "<EOS><BOS>Q: Again\nA:" (or fewer tokens if the reply hit EOS).
+    assert_eq!(t.len(), 2, "{stderr}");
+    let plain = turns(&chat(&["-n", "6", "--temp", "0"], "Hi\n").1);
+    assert_ne!(t[0].0, 0);
+    assert!(t[0].0 != plain[0].0 || t[1].0 > 0, "{stderr}");
+    std::fs::remove_file(&path).ok();
+
+    let path = demo_s_with_template("{{ raise_exception('only user and assistant') }}", "raise");
+    let (_, stderr, ok) = chat(&["-m", path.to_str().unwrap()], "Hi\n");
+    std::fs::remove_file(&path).ok();
+    assert!(!ok && stderr.contains("only user and assistant"), "{stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("tinymla: ")).count(), 1, "{stderr}");
+
+    let path = demo_s_with_template("{% for %}", "broken");
+    let (_, stderr, ok) = chat(&["-m", path.to_str().unwrap()], "Hi\n");
+    std::fs::remove_file(&path).ok();
+    assert!(!ok && stderr.starts_with("tinymla: chat template: syntax error"), "{stderr}");
+}
+
+#[test]
+fn chat_rejects_bad_options_with_one_line() {
+    for (args, want) in [
+        (&["-t", "0"][..], "at least 1"),
+        (&["--ctx", "8", "--sinks", "8"][..], "sink"),
+        (&["--ctx", "0"][..], "--ctx"),
+    ] {
+        let (_, stderr, ok) = chat(args, "Hi\n");
+        assert!(
+            !ok && stderr.starts_with("tinymla: ") && stderr.contains(want),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! `tinymla chat`: an interactive conversation that keeps the latent cache across turns.
+//!
+//! Each turn renders the whole conversation with the chat template, and feeds the model only
+//! the text past what its cache already holds, so a turn costs its own tokens, not the
+//! history's. If the template rewrites earlier turns (so the cache no longer holds a prefix
+//! of the rendering), the conversation is fed again from the start. When the cache fills up,
+//! the cache's overflow policy decides: `Slide` evicts the oldest tokens (keeping the sinks)
+//! and the conversation goes on; `Error` ends the reply, says so, and starts a fresh
+//! conversation (keeping the system prompt) at the next turn.
+
+use std::io::{BufRead, Write};
+use std::time::Instant;
+
+use tinymla_core::vocab::SpecialTokens;
+use tinymla_core::{CacheStorage, Error, LatentCache, Model, OverflowPolicy, Sampler, Scratch};
+use tinymla_core::{Gguf, SamplerConfig};
+
+use crate::chat_template::{ChatTemplate, Message, Role, KEY_CHAT_TEMPLATE};
+use crate::session::{Buffers, Loaded, SessionError};
+use crate::threads::Threads;
+use crate::tokenizer::{EncodeOptions, Tokenizer};
+
+/// What `chat` does.
+#[derive(Debug, Clone)]
+pub struct ChatArgs {
+    /// A system prompt, kept across resets.
+    pub system: Option<String>,
+    /// Most tokens per reply.
+    pub n_tokens: usize,
+    /// Sampling settings.
+    pub sampler: SamplerConfig,
+    /// Context length (cache capacity).
+    pub ctx: Option<usize>,
+    /// Cache row storage.
+    pub cache: CacheStorage,
+    /// What happens when the cache is full.
+    pub policy: OverflowPolicy,
+    /// Threads per matrix-vector product.
+    pub threads: usize,
+    /// Print a `> ` prompt before reading each line (when a person is typing).
+    pub show_prompt: bool,
+}
+
+/// Totals over a chat session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChatStats {
+    /// Turns answered.
+    pub turns: usize,
+    /// Tokens fed to the model (template and user text, and history fed again after a reset).
+    pub fed: usize,
+    /// Tokens generated.
+    pub generated: usize,
+    /// Times the conversation was started afresh because the cache was full.
+    pub resets: usize,
+}
+
+/// Why a reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplyEnd {
+    /// The model produced EOS.
+    Eos,
+    /// The reply reached `n_tokens`.
+    Length,
+    /// The cache is full under `OverflowPolicy::Error`.
+    CacheFull,
+}
+
+/// The model side of a conversation: cache, scratch, and the text the cache holds.
+struct Conversation<'m, 'b> {
+    model: &'m Model<'m>,
+    tokenizer: &'m Tokenizer,
+    threads: &'m Threads,
+    cache: LatentCache<'b>,
+    scratch: Scratch<'b>,
+    /// The rendered conversation text whose tokens are in the cache (exactly, unless the
+    /// slide policy evicted some: then its tail).
+    cached_text: String,
+    /// Logits after the last token fed.
+    logits: Vec<f32>,
+    add_bos: bool,
+}
+
+impl Conversation<'_, '_> {
+    fn reset(&mut self) {
+        self.cache.clear();
+        self.cached_text.clear();
+        self.logits.clear();
+    }
+
+    /// Feeds the tokens of `rendered` past `cached_text` (all of it, after a reset, if the
+    /// cache does not hold a prefix of it). Returns the tokens fed.
+    fn feed_rendered(&mut self, rendered: &str) -> Result<usize, Error> {
+        let delta = match rendered.strip_prefix(self.cached_text.as_str()) {
+            Some(rest) if !self.cached_text.is_empty() => rest.to_owned(),
+            _ => {
+                self.reset();
+                rendered.to_owned()
+            }
+        };
+        let add_bos = self.add_bos && self.cached_text.is_empty();
+        let ids =
+            self.tokenizer.encode_with(&delta, EncodeOptions { add_bos, parse_special: true });
+        for &id in &ids {
+            self.step(id)?;
+        }
+        self.cached_text.push_str(&delta);
+        Ok(ids.len())
+    }
+
+    fn step(&mut self, token: u32) -> Result<(), Error> {
+        let logits =
+            self.model.forward_with(token, &mut self.cache, &mut self.scratch, self.threads)?;
+        self.logits.clear();
+        self.logits.extend_from_slice(logits);
+        Ok(())
+    }
+}
+
+/// Runs a chat on `input` (one user message per line; `/reset` starts over, `/quit` or end
+/// of input stops), streaming replies to `out` and notices and per-turn speed to `log`.
+///
+/// # Errors
+/// [`SessionError`] for a bad model, tokenizer, template, context or thread count; a failing
+/// step other than a full cache.
+pub fn chat(
+    loaded: &Loaded,
+    args: &ChatArgs,
+    input: &mut impl BufRead,
+    out: &mut impl Write,
+    log: &mut impl Write,
+) -> Result<ChatStats, SessionError> {
+    let model = loaded.model()?;
+    let tokenizer = loaded.tokenizer()?;
+    let template = template_of(loaded, &tokenizer)?;
+    let trained = model.config().context_length;
+    let ctx = args.ctx.unwrap_or_else(|| trained.min(4096));
+    let mut buffers = Buffers::new(&model, ctx, args.cache)?;
+    buffers.options.policy = args.policy;
+    let threads = Threads::new(args.threads).map_err(SessionError::Threads)?;
+    let (cache, scratch, work) = buffers.views(&model)?;
+    let mut conv = Conversation {
+        model: &model,
+        tokenizer: &tokenizer,
+        threads: &threads,
+        cache,
+        scratch,
+        cached_text: String::new(),
+        logits: Vec::new(),
+        // A file's template writes BOS itself; the plain format relies on the tokenizer.
+        add_bos: !template.is_from_file() && tokenizer.add_bos_default(),
+    };
+    let mut sampler = Sampler::new(args.sampler);
+    let system: Vec<Message> =
+        args.system.iter().map(|s| Message { role: Role::System, content: s.clone() }).collect();
+    let mut messages = system.clone();
+    let mut stats = ChatStats::default();
+    let _ = writeln!(
+        log,
+        "chat: context {ctx} tokens, {} template; /reset starts over, /quit ends",
+        if template.is_from_file() { "the model's" } else { "plain (the model has no)" }
+    );
+
+    let mut line = String::new();
+    loop {
+        if args.show_prompt {
+            let _ = write!(log, "> ").and_then(|()| log.flush());
+        }
+        line.clear();
+        if input.read_line(&mut line).map_err(SessionError::Input)? == 0 {
+            break;
+        }
+        let text = line.trim();
+        match text {
+            "" => continue,
+            "/quit" => break,
+            "/reset" => {
+                messages = system.clone();
+                conv.reset();
+                let _ = writeln!(log, "[conversation reset]");
+                continue;
+            }
+            _ => {}
+        }
+        messages.push(Message { role: Role::User, content: text.to_owned() });
+
+        // Prefill: the new turn, or the whole conversation if the cache holds no prefix.
+        let start = Instant::now();
+        let rendered = template.render(&messages, true).map_err(SessionError::Template)?;
+        let fed = match conv.feed_rendered(&rendered) {
+            Ok(n) => n,
+            Err(Error::CacheFull { .. }) => {
+                // Start afresh with only the system prompt and this message.
+                stats.resets += 1;
+                messages = system.iter().cloned().chain(messages.pop()).collect();
+                let rendered = template.render(&messages, true).map_err(SessionError::Template)?;
+                conv.reset();
+                match conv.feed_rendered(&rendered) {
+                    Ok(n) => {
+                        let _ = writeln!(log, "[context full: earlier turns dropped]");
+                        n
+                    }
+                    Err(Error::CacheFull { .. }) => {
+                        let _ = writeln!(log, "[this message does not fit in {ctx} tokens]");
+                        messages = system.clone();
+                        conv.reset();
+                        continue;
+                    }
+                    Err(e) => return Err(SessionError::Step(e)),
+                }
+            }
+            Err(e) => return Err(SessionError::Step(e)),
+        };
+        let prefill_secs = start.elapsed().as_secs_f64();
+        stats.fed += fed;
+
+        // Reply.
+        let start = Instant::now();
+        let mut stream = tokenizer.stream(SpecialTokens::Skip);
+        let mut reply = String::new();
+        let mut n = 0;
+        let end = loop {
+            if n == args.n_tokens {
+                break ReplyEnd::Length;
+            }
+            let next = sampler.sample(&mut conv.logits, work).map_err(SessionError::Step)?;
+            n += 1;
+            if Some(next) == tokenizer.eos() {
+                break ReplyEnd::Eos;
+            }
+            let piece = stream
+                .push(next)
+                .map_err(|e| SessionError::Tokenizer(loaded.path().to_owned(), e))?;
+            let _ = out.write_all(piece.as_bytes()).and_then(|()| out.flush());
+            reply.push_str(&piece);
+            match conv.step(next) {
+                Ok(()) => {}
+                Err(Error::CacheFull { .. }) => break ReplyEnd::CacheFull,
+                Err(e) => return Err(SessionError::Step(e)),
+            }
+        };
+        let tail = stream.finish();
+        reply.push_str(&tail);
+        let _ = writeln!(out, "{tail}").and_then(|()| out.flush());
+        stats.generated += n;
+        stats.turns += 1;
+        let gen_secs = start.elapsed().as_secs_f64();
+        let _ = writeln!(
+            log,
+            "[prefill {fed} tokens, {:.1} tok/s; reply {n} tokens, {:.1} tok/s; cache {}/{}]",
+            fed as f64 / prefill_secs.max(1e-9),
+            n as f64 / gen_secs.max(1e-9),
+            conv.cache.len(),
+            conv.cache.capacity(),
+        );
+
+        // The reply joins the history; the cache holds its text (the tokens fed so far).
+        conv.cached_text.push_str(&reply);
+        messages.push(Message { role: Role::Assistant, content: reply });
+        if end == ReplyEnd::CacheFull {
+            stats.resets += 1;
+            let _ = writeln!(log, "[context full: the next turn starts a new conversation]");
+            messages = system.clone();
+            conv.reset();
+        }
+    }
+    Ok(stats)
+}
+
+/// The file's chat template, or the plain built-in one.
+fn template_of(loaded: &Loaded, tokenizer: &Tokenizer) -> Result<ChatTemplate, SessionError> {
+    let model_err = |e: tinymla_core::GgufError| {
+        SessionError::Model(loaded.path().to_owned(), tinymla_core::Error::from(e))
+    };
+    let gguf = Gguf::parse(loaded.bytes()).map_err(model_err)?;
+    let source = match gguf.get(KEY_CHAT_TEMPLATE) {
+        None => None,
+        Some(v) => Some(
+            v.as_str()
+                .ok_or(SessionError::Template(crate::chat_template::TemplateError::NotAString))?,
+        ),
+    };
+    let text = |id: Option<u32>| {
+        id.and_then(|i| tokenizer.token_text(i))
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    };
+    ChatTemplate::new(source, &text(tokenizer.bos()), &text(tokenizer.eos()))
+        .map_err(SessionError::Template)
+}
