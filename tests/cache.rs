@@ -26,7 +26,7 @@ fn options(storage: CacheStorage) -> CacheOptions {
 /// tolerances above and the greedy token unchanged at >= 99% of positions.
 #[test]
 fn f16_and_int8_rows_track_f32_rows() {
-    for storage in [CacheStorage::F16, CacheStorage::Q8] {
+    for storage in [CacheStorage::F16, CacheStorage::Q8, CacheStorage::Q8Compact] {
         let (mut agree, mut errors) = (0usize, Vec::new());
         for name in GOLDEN_MODELS {
             let file = read_fixture(&format!("{name}.gguf"));
@@ -70,6 +70,7 @@ fn row_bytes_for_v2_lite_shapes() {
     assert_eq!(LatentCache::row_bytes_for(&cfg, CacheStorage::F32), 2304);
     assert_eq!(LatentCache::row_bytes_for(&cfg, CacheStorage::F16), 1152);
     assert_eq!(LatentCache::row_bytes_for(&cfg, CacheStorage::Q8), 672);
+    assert_eq!(LatentCache::row_bytes_for(&cfg, CacheStorage::Q8Compact), 594);
 }
 
 #[test]
@@ -206,7 +207,8 @@ fn static_assertions_free_arena() {
 /// logits must be bit-identical to an uninterrupted run.
 #[test]
 fn snapshot_restore_resumes_bit_identically() {
-    for storage in [CacheStorage::F32, CacheStorage::F16, CacheStorage::Q8] {
+    for storage in [CacheStorage::F32, CacheStorage::F16, CacheStorage::Q8, CacheStorage::Q8Compact]
+    {
         let name = "v3_qlora_grouped";
         let file = read_fixture(&format!("{name}.gguf"));
         let model = Model::load(&file).unwrap();
@@ -327,7 +329,7 @@ fn copy_from_converts_storage_and_continues_identically() {
         model.forward(t, &mut f32_cache, &mut scratch).unwrap();
     }
     let mut tmp = vec![0.0; cfg.cache_row_elems()];
-    for storage in [CacheStorage::F16, CacheStorage::Q8] {
+    for storage in [CacheStorage::F16, CacheStorage::Q8, CacheStorage::Q8Compact] {
         let mut mem = vec![0u8; LatentCache::bytes_needed(cfg, capacity, storage).unwrap()];
         let mut converted = LatentCache::new(cfg, capacity, options(storage), &mut mem).unwrap();
         converted.copy_from(&f32_cache, &mut tmp).unwrap();

@@ -30,7 +30,10 @@ struct Args {
 enum CacheArg {
     F32,
     F16,
+    /// int8 c_kv, f16 k_pe.
     Q8,
+    /// int8 c_kv and k_pe, 64-value blocks (594 bytes per token and layer for V2-Lite).
+    Q8Compact,
 }
 
 impl From<CacheArg> for CacheStorage {
@@ -39,6 +42,7 @@ impl From<CacheArg> for CacheStorage {
             CacheArg::F32 => CacheStorage::F32,
             CacheArg::F16 => CacheStorage::F16,
             CacheArg::Q8 => CacheStorage::Q8,
+            CacheArg::Q8Compact => CacheStorage::Q8Compact,
         }
     }
 }

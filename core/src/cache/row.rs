@@ -11,6 +11,11 @@ pub const Q8_BLOCK_ELEMS: usize = crate::quant::QK;
 /// Bytes per int8 block: an f16 scale `d`, then 32 `i8` (ggml's `block_q8_0`, 34 bytes).
 pub const Q8_BLOCK_BYTES: usize = q8_0::BLOCK_BYTES;
 
+/// Elements per block of [`CacheStorage::Q8Compact`].
+pub const Q8C_BLOCK_ELEMS: usize = 64;
+/// Bytes per [`CacheStorage::Q8Compact`] block: an f16 scale `d`, then 64 `i8`.
+pub const Q8C_BLOCK_BYTES: usize = 2 + Q8C_BLOCK_ELEMS;
+
 /// How rows are stored. Chosen at run time, per cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -24,6 +29,13 @@ pub enum CacheStorage {
     /// `q = round(x / d)`, `d = max|x| / 127`; a partial last block is zero-padded), `k_pe` as
     /// `f16`: RoPE keys quantise badly, so they keep 16 bits.
     Q8,
+    /// Both parts int8, in blocks of 64 values with one f16 scale each (`d = max|x| / 127`,
+    /// `q = round(x / d)`, a partial last block zero-padded; `k_pe` starts a new block):
+    /// 594 bytes per token and layer for DeepSeek-V2-Lite (512 + 64) instead of [`Q8`]'s
+    /// 672, at the price of 8-bit RoPE keys.
+    ///
+    /// [`Q8`]: CacheStorage::Q8
+    Q8Compact,
 }
 
 impl CacheStorage {
@@ -33,6 +45,7 @@ impl CacheStorage {
             CacheStorage::F32 => 0,
             CacheStorage::F16 => 1,
             CacheStorage::Q8 => 2,
+            CacheStorage::Q8Compact => 3,
         }
     }
 
@@ -42,6 +55,7 @@ impl CacheStorage {
             0 => Some(CacheStorage::F32),
             1 => Some(CacheStorage::F16),
             2 => Some(CacheStorage::Q8),
+            3 => Some(CacheStorage::Q8Compact),
             _ => None,
         }
     }
@@ -62,6 +76,7 @@ impl RowFormat {
             CacheStorage::F32 => self.kv_lora.checked_mul(4),
             CacheStorage::F16 => self.kv_lora.checked_mul(2),
             CacheStorage::Q8 => self.kv_lora.div_ceil(Q8_BLOCK_ELEMS).checked_mul(Q8_BLOCK_BYTES),
+            CacheStorage::Q8Compact => compact_bytes(self.kv_lora),
         }
     }
 
@@ -70,6 +85,7 @@ impl RowFormat {
         match self.storage {
             CacheStorage::F32 => self.rope.checked_mul(4),
             CacheStorage::F16 | CacheStorage::Q8 => self.rope.checked_mul(2),
+            CacheStorage::Q8Compact => compact_bytes(self.rope),
         }
     }
 
@@ -96,6 +112,10 @@ impl RowFormat {
                 q8_0::quantize(c, blocks);
                 put_f16(k, out_k);
             }
+            CacheStorage::Q8Compact => {
+                put_compact(c, out_c);
+                put_compact(k, out_k);
+            }
         }
     }
 
@@ -117,6 +137,10 @@ impl RowFormat {
                 q8_0::axpy(out_c, 1.0, c.as_chunks::<Q8_BLOCK_BYTES>().0);
                 get_f16(k, out_k);
             }
+            CacheStorage::Q8Compact => {
+                get_compact(c, out_c);
+                get_compact(k, out_k);
+            }
         }
     }
 
@@ -131,6 +155,56 @@ impl RowFormat {
                 out_c.fill(0.0);
                 q8_0::axpy(out_c, 1.0, c.as_chunks::<Q8_BLOCK_BYTES>().0);
             }
+            CacheStorage::Q8Compact => get_compact(c, out_c),
+        }
+    }
+}
+
+/// Bytes of `n` values in [`CacheStorage::Q8Compact`] blocks.
+fn compact_bytes(n: usize) -> Option<usize> {
+    n.div_ceil(Q8C_BLOCK_ELEMS).checked_mul(Q8C_BLOCK_BYTES)
+}
+
+/// `x` into 64-value int8 blocks (`out` holds `compact_bytes(x.len())`).
+fn put_compact(x: &[f32], out: &mut [u8]) {
+    put_blocks::<Q8C_BLOCK_ELEMS, Q8C_BLOCK_BYTES>(x, out)
+}
+
+/// `x` into `E`-value int8 blocks of `B = 2 + E` bytes.
+fn put_blocks<const E: usize, const B: usize>(x: &[f32], out: &mut [u8]) {
+    let (blocks, _) = out.as_chunks_mut::<B>();
+    for (block, xs) in blocks.iter_mut().zip(x.chunks(E)) {
+        let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+        let Some((scale, qs)) = block.split_first_chunk_mut::<2>() else { continue };
+        *scale = f16::from_f32(d).to_le_bytes();
+        qs.fill(0);
+        for (q, v) in qs.iter_mut().zip(xs) {
+            // Clamped to ±127 (NaN becomes 0), so the cast cannot truncate.
+            #[allow(clippy::cast_possible_truncation)]
+            let qi = libm::roundf(v * inv).clamp(-127.0, 127.0) as i8;
+            *q = qi.to_le_bytes()[0];
+        }
+    }
+}
+
+/// 64-value int8 blocks back to `f32` (`out.len()` values).
+fn get_compact(bytes: &[u8], out: &mut [f32]) {
+    get_blocks::<Q8C_BLOCK_ELEMS, Q8C_BLOCK_BYTES>(bytes, out)
+}
+
+/// `E`-value int8 blocks of `B = 2 + E` bytes back to `f32` (`out.len()` values).
+fn get_blocks<const E: usize, const B: usize>(bytes: &[u8], out: &mut [f32]) {
+    let (blocks, _) = bytes.as_chunks::<B>();
+    for (block, os) in blocks.iter().zip(out.chunks_mut(E)) {
+        let (scale, qs) = block.split_at(2);
+        let d = kernels::f16_to_f32([
+            scale.first().copied().unwrap_or(0),
+            scale.get(1).copied().unwrap_or(0),
+        ]);
+        for (o, q) in os.iter_mut().zip(qs) {
+            *o = d * f32::from(*q as i8);
         }
     }
 }
@@ -183,15 +257,21 @@ mod tests {
         assert_eq!(format(CacheStorage::F16, 512, 64).row_bytes(), Some(1152));
         // 16 Q8_0 blocks (544 bytes) + 64 f16 (128 bytes).
         assert_eq!(format(CacheStorage::Q8, 512, 64).row_bytes(), Some(672));
+        // 8 + 1 blocks of 66 bytes.
+        assert_eq!(format(CacheStorage::Q8Compact, 512, 64).row_bytes(), Some(594));
+        assert_eq!(format(CacheStorage::Q8Compact, 20, 6).row_bytes(), Some(66 + 66));
         // A partial block still takes a whole block.
         assert_eq!(format(CacheStorage::Q8, 20, 6).row_bytes(), Some(34 + 12));
     }
 
     #[test]
     fn every_storage_round_trips_within_its_precision() {
-        for (storage, tol) in
-            [(CacheStorage::F32, 0.0), (CacheStorage::F16, 1e-3), (CacheStorage::Q8, 1.0 / 127.0)]
-        {
+        for (storage, tol) in [
+            (CacheStorage::F32, 0.0),
+            (CacheStorage::F16, 1e-3),
+            (CacheStorage::Q8, 1.0 / 127.0),
+            (CacheStorage::Q8Compact, 1.0 / 127.0),
+        ] {
             for (kv_lora, rope) in [(20, 6), (64, 8), (33, 2), (512, 64)] {
                 let f = format(storage, kv_lora, rope);
                 let x = sample(kv_lora + rope, 7);
@@ -208,7 +288,9 @@ mod tests {
 
     #[test]
     fn decode_latent_matches_the_latent_part_of_decode() {
-        for storage in [CacheStorage::F32, CacheStorage::F16, CacheStorage::Q8] {
+        for storage in
+            [CacheStorage::F32, CacheStorage::F16, CacheStorage::Q8, CacheStorage::Q8Compact]
+        {
             let f = format(storage, 45, 6);
             let x = sample(51, 3);
             let mut bytes = vec![0u8; f.row_bytes().unwrap()];
@@ -223,7 +305,13 @@ mod tests {
 
     #[test]
     fn q8_zero_block_and_extremes() {
-        let f = format(CacheStorage::Q8, 32, 2);
+        for storage in [CacheStorage::Q8, CacheStorage::Q8Compact] {
+            q8_zero_block_and_extremes_in(storage);
+        }
+    }
+
+    fn q8_zero_block_and_extremes_in(storage: CacheStorage) {
+        let f = format(storage, 32, 2);
         let mut x = vec![0.0f32; 34];
         let mut bytes = vec![0u8; f.row_bytes().unwrap()];
         f.encode(&x, &mut bytes);

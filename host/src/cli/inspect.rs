@@ -150,7 +150,8 @@ fn write_config(c: &ModelConfig, ctx: usize, out: &mut impl Write) -> io::Result
         out,
         "  bytes per token (all layers, f32): {per_token} (full MHA K+V cache would be {mha})"
     )?;
-    for storage in [CacheStorage::F32, CacheStorage::F16, CacheStorage::Q8] {
+    for storage in [CacheStorage::F32, CacheStorage::F16, CacheStorage::Q8, CacheStorage::Q8Compact]
+    {
         let row = LatentCache::row_bytes_for(c, storage);
         let total =
             LatentCache::bytes_needed(c, ctx, storage).map_or("overflow".into(), |b| b.to_string());
