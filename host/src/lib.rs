@@ -1,6 +1,7 @@
 //! Host-side (std) parts of tinymla: memory-mapped model files and the `tinymla` subcommands.
 
 pub mod cli;
+pub mod convert;
 pub mod gguf_writer;
 pub mod model_file;
 pub mod session;
