@@ -152,6 +152,14 @@ impl Keys<'_> {
         self.opt_usize(key)?.ok_or_else(|| self.err(key, "missing"))
     }
 
+    /// A size that must be at least 1 (a zero would give a GGUF tensor with an empty dim).
+    fn positive(&self, key: &str) -> Result<usize, ConvertError> {
+        match self.usize(key)? {
+            0 => Err(self.err(key, "0 (must be at least 1)")),
+            n => Ok(n),
+        }
+    }
+
     fn opt_f32(&self, key: &str) -> Result<Option<f32>, ConvertError> {
         match self.get(key) {
             None => Ok(None),
@@ -235,8 +243,8 @@ impl HfConfig {
                 )));
             }
         }
-        let num_hidden_layers = k.usize("num_hidden_layers")?;
-        let num_attention_heads = k.usize("num_attention_heads")?;
+        let num_hidden_layers = k.positive("num_hidden_layers")?;
+        let num_attention_heads = k.positive("num_attention_heads")?;
         let n_routed = k.opt_usize("n_routed_experts")?;
         let first_k_dense_replace = match k.opt_usize("first_k_dense_replace")? {
             Some(n) => n.min(num_hidden_layers),
@@ -252,18 +260,18 @@ impl HfConfig {
         let (rope_theta, yarn) = rope(&k)?;
         Ok(HfConfig {
             family,
-            vocab_size: k.usize("vocab_size")?,
-            hidden_size: k.usize("hidden_size")?,
-            intermediate_size: k.usize("intermediate_size")?,
+            vocab_size: k.positive("vocab_size")?,
+            hidden_size: k.positive("hidden_size")?,
+            intermediate_size: k.positive("intermediate_size")?,
             num_hidden_layers,
             num_attention_heads,
-            max_position_embeddings: k.usize("max_position_embeddings")?,
+            max_position_embeddings: k.positive("max_position_embeddings")?,
             rms_norm_eps: k.opt_f32("rms_norm_eps")?.unwrap_or(1e-6),
             q_lora_rank: k.opt_usize("q_lora_rank")?.filter(|&r| r > 0),
-            kv_lora_rank: k.usize("kv_lora_rank")?,
-            qk_nope_head_dim: k.usize("qk_nope_head_dim")?,
-            qk_rope_head_dim: k.usize("qk_rope_head_dim")?,
-            v_head_dim: k.usize("v_head_dim")?,
+            kv_lora_rank: k.positive("kv_lora_rank")?,
+            qk_nope_head_dim: k.positive("qk_nope_head_dim")?,
+            qk_rope_head_dim: k.positive("qk_rope_head_dim")?,
+            v_head_dim: k.positive("v_head_dim")?,
             first_k_dense_replace,
             moe,
             rope_theta,
@@ -396,7 +404,7 @@ fn moe_config(k: &Keys<'_>, family: Family, n_routed: usize) -> Result<MoeConfig
     };
     let n_group = k.opt_usize("n_group")?.unwrap_or(1).max(1);
     let topk_group = k.opt_usize("topk_group")?.unwrap_or(n_group).max(1);
-    let num_experts_per_tok = k.usize("num_experts_per_tok")?;
+    let num_experts_per_tok = k.positive("num_experts_per_tok")?;
     if !n_routed.is_multiple_of(n_group) || topk_group > n_group || num_experts_per_tok > n_routed {
         return Err(ConvertError::UnsupportedConfig(format!(
             "inconsistent routing: {n_routed} experts, {n_group} groups, topk_group \
@@ -407,7 +415,7 @@ fn moe_config(k: &Keys<'_>, family: Family, n_routed: usize) -> Result<MoeConfig
         n_routed_experts: n_routed,
         num_experts_per_tok,
         n_shared_experts: k.opt_usize("n_shared_experts")?.unwrap_or(0),
-        moe_intermediate_size: k.usize("moe_intermediate_size")?,
+        moe_intermediate_size: k.positive("moe_intermediate_size")?,
         routed_scaling_factor: k.opt_f32("routed_scaling_factor")?.unwrap_or(1.0),
         norm_topk_prob: k.opt_bool("norm_topk_prob")?.unwrap_or(false),
         gating,
@@ -469,5 +477,71 @@ fn rope(k: &Keys<'_>) -> Result<(f32, Option<Yarn>), ConvertError> {
         Some(other) => Err(ConvertError::UnsupportedConfig(format!(
             "{params_key}: rope type {other:?} is not supported (default or yarn)"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DeepSeek's own V2-Lite config.json style: `rope_theta` + `rope_scaling` with `type`.
+    fn v2_lite() -> Json {
+        serde_json::json!({
+            "architectures": ["DeepseekV2ForCausalLM"], "vocab_size": 102400, "hidden_size": 2048,
+            "intermediate_size": 10944, "moe_intermediate_size": 1408, "num_hidden_layers": 27,
+            "num_attention_heads": 16, "q_lora_rank": null, "kv_lora_rank": 512,
+            "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128,
+            "n_routed_experts": 64, "num_experts_per_tok": 6, "n_shared_experts": 2,
+            "first_k_dense_replace": 1, "moe_layer_freq": 1, "norm_topk_prob": false,
+            "routed_scaling_factor": 1.0, "max_position_embeddings": 163840, "rope_theta": 10000,
+            "rope_scaling": {"type": "yarn", "factor": 40, "original_max_position_embeddings": 4096,
+                             "beta_fast": 32, "beta_slow": 1, "mscale": 0.707, "mscale_all_dim": 0.707},
+            "bos_token_id": 100000, "eos_token_id": 100001
+        })
+    }
+
+    #[test]
+    fn v2_lite_config_maps_like_real_v2_lite_ggufs() {
+        let cfg = HfConfig::from_json(&v2_lite()).unwrap();
+        assert_eq!(cfg.q_lora_rank, None);
+        assert_eq!(cfg.moe.as_ref().unwrap().gating, Gating::Softmax);
+        let meta = cfg.metadata();
+        let get =
+            |k: &str| meta.iter().find(|(key, _)| key == &format!("deepseek2.{k}")).map(|(_, v)| v);
+        assert!(matches!(get("attention.key_length"), Some(Value::U32(576))));
+        assert!(matches!(get("attention.key_length_mla"), Some(Value::U32(192))));
+        assert!(matches!(get("rope.scaling.factor"), Some(Value::F32(f)) if *f == 40.0));
+        assert!(
+            matches!(get("rope.scaling.yarn_log_multiplier"), Some(Value::F32(f)) if *f == 0.0707)
+        );
+        assert!(get("attention.q_lora_rank").is_none() && get("expert_weights_norm").is_none());
+    }
+
+    #[test]
+    fn dense_only_v3_writes_zero_experts_and_sigmoid_is_the_v3_default() {
+        let mut j = v2_lite();
+        j["architectures"] = serde_json::json!(["DeepseekV3ForCausalLM"]);
+        assert_eq!(HfConfig::from_json(&j).unwrap().moe.unwrap().gating, Gating::Sigmoid);
+        j["first_k_dense_replace"] = 30.into(); // more than the 27 layers
+        let cfg = HfConfig::from_json(&j).unwrap();
+        assert!(cfg.moe.is_none() && cfg.first_k_dense_replace == 27);
+        let meta = cfg.metadata();
+        assert!(meta
+            .iter()
+            .any(|(k, v)| k == "deepseek2.expert_count" && matches!(v, Value::U32(0))));
+    }
+
+    #[test]
+    fn configs_gguf_cannot_express_are_refused() {
+        let mut j = v2_lite();
+        j["rope_scaling"]["mscale"] = 1.0.into();
+        assert!(matches!(HfConfig::from_json(&j), Err(ConvertError::UnsupportedConfig(_))));
+        let mut j = v2_lite();
+        j["rope_scaling"]["type"] = "linear".into();
+        assert!(matches!(HfConfig::from_json(&j), Err(ConvertError::UnsupportedConfig(_))));
+        let mut j = v2_lite();
+        j["kv_lora_rank"] = "512".into();
+        let e = HfConfig::from_json(&j).unwrap_err();
+        assert_eq!(e.to_string(), "config.json: `kv_lora_rank` is not an unsigned integer");
     }
 }

@@ -288,3 +288,38 @@ fn chat_template(dir: &Path, tc: Option<&Json>) -> Result<Option<String>, Conver
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(r: &str) -> Json {
+        serde_json::json!({"type": "Split", "pattern": {"Regex": r}, "behavior": "Isolated", "invert": false})
+    }
+
+    #[test]
+    fn pre_tokenizers_are_recognised_by_their_pipeline() {
+        let bl = |regex: bool| serde_json::json!({"type": "ByteLevel", "use_regex": regex});
+        assert_eq!(pre_tokenizer(Some(&bl(true))).unwrap(), "gpt-2");
+        let mut steps: Vec<Json> = DEEPSEEK_LLM_REGEXES.iter().map(|r| split(r)).collect();
+        steps.push(serde_json::json!({"type": "Digits", "individual_digits": true}));
+        steps.push(bl(false));
+        let llm = serde_json::json!({"type": "Sequence", "pretokenizers": steps});
+        assert_eq!(pre_tokenizer(Some(&llm)).unwrap(), "deepseek-llm");
+        let mut steps: Vec<Json> = DEEPSEEK_V3_REGEXES.iter().map(|r| split(r)).collect();
+        steps.push(bl(false));
+        let v3 = serde_json::json!({"type": "Sequence", "pretokenizers": steps.clone()});
+        assert_eq!(pre_tokenizer(Some(&v3)).unwrap(), "deepseek-v3");
+        steps.remove(0);
+        let other = serde_json::json!({"type": "Sequence", "pretokenizers": steps});
+        assert!(pre_tokenizer(Some(&other)).is_err());
+        assert!(pre_tokenizer(None).is_err());
+    }
+
+    #[test]
+    fn merges_in_both_formats() {
+        let j = serde_json::json!(["a b", ["c d", "e"]]);
+        assert_eq!(merges(Some(&j)).unwrap(), ["a b", "c\u{120}d e"]);
+        assert!(merges(Some(&serde_json::json!([["x"]]))).is_err());
+    }
+}
