@@ -281,6 +281,58 @@ fn sharded_checkpoints_convert_to_the_same_file() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[test]
+fn bf16_and_f16_checkpoints_are_widened_exactly() {
+    // v3_aligned re-saved with every tensor in BF16 (or F16): --type f32 must hold exactly the
+    // rounded values, i.e. the F32 conversion with each value rounded the same way.
+    let dir = scratch_dir("half");
+    let f32_out = dir.join("f32.gguf");
+    convert_ok(&hf("v3_aligned"), &f32_out, "f32");
+    let reference = std::fs::read(&f32_out).unwrap();
+    let reference = Gguf::parse(&reference).unwrap();
+    let bytes = std::fs::read(hf("v3_aligned").join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    type Round = fn(f32) -> (f32, [u8; 2]);
+    let bf16: Round = |x| (half::bf16::from_f32(x).to_f32(), half::bf16::from_f32(x).to_le_bytes());
+    let f16: Round = |x| (half::f16::from_f32(x).to_f32(), half::f16::from_f32(x).to_le_bytes());
+    for (tag, dtype, round) in
+        [("bf16", safetensors::Dtype::BF16, bf16), ("f16", safetensors::Dtype::F16, f16)]
+    {
+        let model = dir.join(tag).join("v3_aligned");
+        std::fs::create_dir_all(&model).unwrap();
+        for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+            std::fs::copy(hf("v3_aligned").join(f), model.join(f)).unwrap();
+        }
+        let halves: Vec<(String, Vec<usize>, Vec<u8>)> = st
+            .iter()
+            .map(|(name, view)| {
+                let data = view
+                    .data()
+                    .chunks_exact(4)
+                    .flat_map(|c| round(f32::from_le_bytes(c.try_into().unwrap())).1);
+                (name.to_owned(), view.shape().to_vec(), data.collect())
+            })
+            .collect();
+        let views = halves
+            .iter()
+            .map(|(n, shape, data)| (n.clone(), StView::new(dtype, shape.clone(), data).unwrap()));
+        safetensors::serialize_to_file(views, None, &model.join("model.safetensors")).unwrap();
+        let out = dir.join(format!("{tag}.gguf"));
+        convert_ok(&model, &out, "f32");
+        let ours = std::fs::read(&out).unwrap();
+        let ours = Gguf::parse(&ours).unwrap();
+        for t in reference.tensors() {
+            let want: Vec<u8> = t
+                .bytes
+                .chunks_exact(4)
+                .flat_map(|c| round(f32::from_le_bytes(c.try_into().unwrap())).0.to_le_bytes())
+                .collect();
+            assert!(ours.tensor(t.name).unwrap().bytes == want.as_slice(), "{tag}: {}", t.name);
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// A copy of `hf/<name>` in `dst` whose `config.json` went through `edit`.
 fn copy_with_config(name: &str, dst: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     std::fs::create_dir_all(dst).unwrap();
@@ -354,6 +406,16 @@ fn bad_checkpoints_fail_with_one_line_and_leave_no_file() {
     let freq = dir.join("freq");
     copy_with_config("v2_lite_moe", &freq, |c| c["moe_layer_freq"] = 2.into());
     assert!(convert_err(&freq, &out, "f16").contains("moe_layer_freq = 2"));
+
+    // An FP8 tensor (DeepSeek-V3's own release) in a second shard.
+    let fp8 = dir.join("fp8");
+    copy_with_config("v3_dense_tied", &fp8, |_| {});
+    let data = [0u8; 4];
+    let view = StView::new(safetensors::Dtype::F8_E4M3, vec![2, 2], &data).unwrap();
+    let tensors = [("model.layers.0.mlp.up_proj.weight_fp8", view)];
+    safetensors::serialize_to_file(tensors, None, &fp8.join("extra.safetensors")).unwrap();
+    let err = convert_err(&fp8, &out, "q8_0");
+    assert!(err.contains("has dtype F8_E4M3; only F32, F16 and BF16"), "{err}");
 
     // No tokenizer.
     let no_tok = dir.join("no_tok");
