@@ -1,5 +1,6 @@
 //! A minimal GGUF v3 writer: metadata, then tensor infos, then 32-byte-aligned tensor data in
-//! the order ggml requires. Used by the synthetic-model generator (benches) and the converter.
+//! the order ggml requires. Used by the synthetic-model generator (benches) and by `convert`,
+//! which writes the header with [`write_header`] and then streams each tensor's data.
 
 use std::io::{self, Write};
 
@@ -66,32 +67,20 @@ impl GgufWriter {
     /// # Errors
     /// Any I/O error from `out`.
     pub fn write(&self, out: &mut impl Write) -> io::Result<()> {
-        let mut head = Vec::new();
-        head.extend_from_slice(b"GGUF");
-        head.extend_from_slice(&3u32.to_le_bytes());
-        head.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
-        head.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
-        for (key, value) in &self.metadata {
-            put_str(&mut head, key);
-            put_value(&mut head, value);
-        }
-        let mut offset = 0u64;
-        for t in &self.tensors {
-            put_str(&mut head, &t.name);
-            head.extend_from_slice(&(t.ne.len() as u32).to_le_bytes());
-            for d in &t.ne {
-                head.extend_from_slice(&d.to_le_bytes());
-            }
-            head.extend_from_slice(&t.ggml_type.to_le_bytes());
-            head.extend_from_slice(&offset.to_le_bytes());
-            offset += padded(t.bytes.len()) as u64;
-        }
-        head.resize(padded(head.len()), 0);
-        out.write_all(&head)?;
-        let zeros = [0u8; ALIGNMENT];
+        let infos: Vec<TensorInfo> = self
+            .tensors
+            .iter()
+            .map(|t| TensorInfo {
+                name: t.name.clone(),
+                ne: t.ne.clone(),
+                ggml_type: t.ggml_type,
+                n_bytes: t.bytes.len() as u64,
+            })
+            .collect();
+        write_header(out, &self.metadata, &infos)?;
         for t in &self.tensors {
             out.write_all(&t.bytes)?;
-            out.write_all(&zeros[..padded(t.bytes.len()) - t.bytes.len()])?;
+            write_padding(out, t.bytes.len() as u64)?;
         }
         Ok(())
     }
@@ -105,8 +94,68 @@ impl GgufWriter {
     }
 }
 
-fn padded(n: usize) -> usize {
-    n.div_ceil(ALIGNMENT) * ALIGNMENT
+/// One tensor's entry in the header, for writers that stream the data afterwards.
+#[derive(Debug, Clone)]
+pub struct TensorInfo {
+    /// GGUF tensor name.
+    pub name: String,
+    /// Dims, fastest-varying first.
+    pub ne: Vec<u64>,
+    /// ggml type id.
+    pub ggml_type: u32,
+    /// Bytes of data the caller will write for this tensor (before padding).
+    pub n_bytes: u64,
+}
+
+/// Writes everything before the tensor data: magic, version, counts, metadata and the tensor
+/// infos (offsets assigned in `tensors` order, each padded to [`ALIGNMENT`]), padded to
+/// [`ALIGNMENT`]. The caller then writes each tensor's `n_bytes` followed by
+/// [`write_padding`], in the same order.
+///
+/// # Errors
+/// Any I/O error from `out`.
+pub fn write_header(
+    out: &mut impl Write,
+    metadata: &[(String, Value)],
+    tensors: &[TensorInfo],
+) -> io::Result<()> {
+    let mut head = Vec::new();
+    head.extend_from_slice(b"GGUF");
+    head.extend_from_slice(&3u32.to_le_bytes());
+    head.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+    head.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
+    for (key, value) in metadata {
+        put_str(&mut head, key);
+        put_value(&mut head, value);
+    }
+    let mut offset = 0u64;
+    for t in tensors {
+        put_str(&mut head, &t.name);
+        head.extend_from_slice(&(t.ne.len() as u32).to_le_bytes());
+        for d in &t.ne {
+            head.extend_from_slice(&d.to_le_bytes());
+        }
+        head.extend_from_slice(&t.ggml_type.to_le_bytes());
+        head.extend_from_slice(&offset.to_le_bytes());
+        offset += padded(t.n_bytes);
+    }
+    let len = head.len() as u64;
+    head.resize(padded(len) as usize, 0);
+    out.write_all(&head)
+}
+
+/// Writes the zeros that pad `n_bytes` of tensor data to [`ALIGNMENT`].
+///
+/// # Errors
+/// Any I/O error from `out`.
+pub fn write_padding(out: &mut impl Write, n_bytes: u64) -> io::Result<()> {
+    let zeros = [0u8; ALIGNMENT];
+    let pad = (padded(n_bytes) - n_bytes) as usize;
+    out.write_all(&zeros[..pad])
+}
+
+fn padded(n: u64) -> u64 {
+    n.div_ceil(ALIGNMENT as u64) * ALIGNMENT as u64
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {

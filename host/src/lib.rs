@@ -2,6 +2,7 @@
 
 pub mod chat_template;
 pub mod cli;
+pub mod convert;
 pub mod gguf_writer;
 pub mod model_file;
 pub mod session;

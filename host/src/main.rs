@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use tinymla_core::{CacheStorage, OverflowPolicy, SamplerConfig};
 use tinymla_host::cli;
+use tinymla_host::convert::{Options, OutType};
 use tinymla_host::model_file::ModelFile;
 use tinymla_host::session::Loaded;
 
@@ -43,6 +44,28 @@ impl From<CacheArg> for CacheStorage {
             CacheArg::F16 => CacheStorage::F16,
             CacheArg::Q8 => CacheStorage::Q8,
             CacheArg::Q8Compact => CacheStorage::Q8Compact,
+        }
+    }
+}
+
+/// `--type` of `convert`.
+#[derive(Clone, Copy, ValueEnum)]
+enum TypeArg {
+    F32,
+    F16,
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q4_0")]
+    Q4_0,
+}
+
+impl From<TypeArg> for OutType {
+    fn from(t: TypeArg) -> Self {
+        match t {
+            TypeArg::F32 => OutType::F32,
+            TypeArg::F16 => OutType::F16,
+            TypeArg::Q8_0 => OutType::Q8_0,
+            TypeArg::Q4_0 => OutType::Q4_0,
         }
     }
 }
@@ -157,6 +180,19 @@ enum Command {
         /// Output GGUF file.
         #[arg(short, long)]
         output: PathBuf,
+    },
+    /// Convert a Hugging Face DeepSeek-V2/V3 checkpoint folder to a deepseek2 GGUF.
+    Convert {
+        /// The folder with config.json, *.safetensors (or model.safetensors.index.json and its
+        /// shards) and tokenizer.json.
+        dir: PathBuf,
+        /// The GGUF file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Storage type of the weight matrices (norms, router and biases stay F32; Q8_0 / Q4_0
+        /// fall back to F16 for rows that are not a multiple of 32).
+        #[arg(long = "type", value_enum, default_value_t = TypeArg::F16)]
+        out_type: TypeArg,
     },
     /// Measure prefill and decode tokens per second.
     Bench {
@@ -323,6 +359,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                 spec.n_params(),
                 bytes.len()
             );
+        }
+        Command::Convert { dir, output, out_type } => {
+            let opts = Options { input: dir, output, out_type: out_type.into(), progress: true };
+            cli::convert::run(&opts, &mut std::io::stderr())?;
         }
         Command::Bench { model, prompt, threads, n_tokens, cache } => {
             let loaded = Loaded::open(&model)?;

@@ -3,6 +3,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+// `convert`'s tests live in their own file; they are part of this binary (one link).
+#[path = "cli/convert.rs"]
+mod convert;
+
 fn tinymla() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tinymla"))
 }
