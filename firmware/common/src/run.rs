@@ -132,6 +132,16 @@ pub fn run(
     let mut scratch =
         Scratch::new(cfg, board.ctx, &mut scratch_mem).unwrap_or_else(|e| fail("scratch", e));
 
+    defmt::info!(
+        "tinymla: config ctx={=usize} cache={=?} n_generate={=usize} temperature={=f32} top_k={=usize} top_p={=f32} seed={=u64}",
+        board.ctx,
+        STORAGE,
+        N_GENERATE,
+        SAMPLER.temperature,
+        SAMPLER.top_k,
+        SAMPLER.top_p,
+        SAMPLER.seed
+    );
     defmt::info!("tinymla: prompt {=str}", PROMPT);
     defmt::info!("tinymla: prompt_ids {=[?]}", &PROMPT_IDS[..]);
 
