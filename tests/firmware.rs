@@ -132,10 +132,10 @@ fn parse(log: &str) -> FwRun {
 
 fn run_qemu(elf: &Path) -> FwRun {
     let out = Command::new("bash")
-        .arg(root().join("firmware/qemu-run.sh"))
+        .arg(root().join("firmware/run.sh"))
         .arg(elf)
         .output()
-        .expect("running firmware/qemu-run.sh");
+        .expect("running firmware/run.sh");
     let log = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

@@ -15,7 +15,10 @@ pub fn exit(code: i32) -> ! {
             #[cfg(target_arch = "arm")]
             cortex_m::asm::bkpt();
             #[cfg(target_arch = "riscv32")]
-            riscv::asm::ebreak();
+            // SAFETY: a breakpoint only hands control to the attached debugger (or traps).
+            unsafe {
+                riscv::asm::ebreak()
+            };
         }
     }
 }

@@ -34,6 +34,11 @@ pub use cortex_m_rt::entry;
 pub use riscv_rt::entry;
 pub use tinymla_core;
 
+#[cfg(all(feature = "rtt", feature = "semihosting"))]
+compile_error!("enable one defmt transport: `semihosting` (QEMU) or `rtt` (real boards); build QEMU and real boards in separate cargo invocations");
+#[cfg(not(any(feature = "rtt", feature = "semihosting")))]
+compile_error!("enable a defmt transport: feature `semihosting` (QEMU) or `rtt` (real boards)");
+
 #[cfg(feature = "rtt")]
 use defmt_rtt as _;
 #[cfg(feature = "semihosting")]

@@ -207,7 +207,11 @@ pub fn run(
             min,
             max,
             steps,
-            if cfg!(target_arch = "arm") { "SysTick under -icount" } else { "minstret" }
+            match (cfg!(target_arch = "arm"), board.counter_hz) {
+                (true, 0) => "SysTick cycles",
+                (true, _) => "SysTick under -icount",
+                (false, _) => "minstret",
+            }
         );
     }
     let stack_used = painted.used();
