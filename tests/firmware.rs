@@ -247,14 +247,29 @@ fn firmware_agrees_with_host() {
         let packages: Vec<&str> = BOARDS.iter().filter(|b| b.1 == target).map(|b| b.0).collect();
         build(target, &packages);
     }
-    let mut summary = Vec::new();
-    for (_, target, bins) in BOARDS {
-        for bin in *bins {
-            let elf = root().join("firmware/target").join(target).join("release").join(bin);
-            let run = run_qemu(&elf);
-            summary.push(check(bin, &run));
-        }
-    }
+    let runs: Vec<(&str, PathBuf)> = BOARDS
+        .iter()
+        .flat_map(|(_, target, bins)| {
+            bins.iter().map(move |bin| {
+                (*bin, root().join("firmware/target").join(target).join("release").join(bin))
+            })
+        })
+        .collect();
+    // Two QEMUs at a time (CI has 2 cores); each run is single-threaded.
+    let (even, odd): (Vec<_>, Vec<_>) = runs.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let summary: Vec<String> = std::thread::scope(|s| {
+        let work = |half: Vec<(usize, &(&str, PathBuf))>| {
+            half.into_iter()
+                .map(|(i, (bin, elf))| (i, check(bin, &run_qemu(elf))))
+                .collect::<Vec<_>>()
+        };
+        let a = s.spawn(move || work(even));
+        let b = s.spawn(move || work(odd));
+        let mut all = a.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        all.extend(b.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        all.sort_by_key(|(i, _)| *i);
+        all.into_iter().map(|(_, line)| line).collect()
+    });
     for line in &summary {
         println!("{line}");
     }
