@@ -8,7 +8,8 @@ through run.sh), and reads
   - RAM bytes: static (.data + .bss + .uninit, less the heap array, which is a static too),
     heap at context 128 / 256 / 512 as the firmware computes it on target from the core's
     LatentCache::bytes_needed + scratch_elems + the sampler's index buffer, the heap
-    high-water mark actually reached at context 256, and the painted stack's peak;
+    high-water mark actually reached at context 256, and the painted stack's peak from the
+    top of the stack (over loading and generating; generating alone in brackets);
   - instructions per token: the mean over the greedy run's 39 forward steps, from SysTick
     under -icount (Arm; checked against the insncount plugin) or minstret (RISC-V);
   - implied tokens/s at a typical clock for the core, assuming 1 instruction per cycle:
@@ -78,6 +79,7 @@ def measure(target, board, model):
         "heap512": int(get(r"ctx512=(\d+)")),
         "heap_peak": int(get(r"heap_peak=(\d+)")),
         "stack": int(get(r"stack_peak=(\d+)")),
+        "stack_gen": int(get(r"generating (\d+)")),
         "insns": int(get(r"greedy instructions/token mean=(\d+)")),
     }
 
@@ -91,7 +93,7 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--locked", "--target", target, *pkgs],
                        cwd=FW, check=True)
     rows = [
-        "| board (core) | model | flash: code / model | RAM static | heap ctx 128 / 256 / 512 (peak at 256) | stack peak | RAM total at ctx 256 | instructions/token | est. tok/s at 1 IPC |",
+        "| board (core) | model | flash: code / model | RAM static | heap ctx 128 / 256 / 512 (peak at 256) | stack peak (while generating) | RAM total at ctx 256 | instructions/token | est. tok/s at 1 IPC |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for _pkg, target, board, core, clock in BOARDS:
@@ -102,7 +104,7 @@ def main():
             rows.append(
                 f"| {board} ({core}) | {model} | {m['code']:,} / {m['model']:,} | {m['static']:,} "
                 f"| {m['heap128']:,} / {m['heap256']:,} / {m['heap512']:,}{note} ({m['heap_peak']:,}) "
-                f"| {m['stack']:,} | {total:,} | {m['insns']:,} "
+                f"| {m['stack']:,} ({m['stack_gen']:,}) | {total:,} | {m['insns']:,} "
                 f"| {clock / m['insns']:.0f} at {clock / 1e6:.0f} MHz |"
             )
             print(rows[-1], file=sys.stderr)

@@ -24,8 +24,10 @@ pub const SAMPLER: SamplerConfig =
     SamplerConfig { temperature: 0.8, top_k: 0, top_p: 0.95, seed: 2 };
 /// The cache rows: int8, so demo-s at context 256 fits a 64 KiB-class MCU.
 pub const STORAGE: CacheStorage = CacheStorage::Q8;
-/// Layer slots in the model struct (demo-s has 3 layers, demo-m 5).
-const MAX_LAYERS: usize = 8;
+/// Layer slots in the model struct: demo-m's 5 (demo-s has 3). Each slot costs stack.
+const MAX_LAYERS: usize = 5;
+/// The model as the boards hold it (weights borrowed from flash).
+type Model = ModelWith<'static, MAX_LAYERS>;
 /// Allocator slack per allocation (linked-list header, alignment).
 const ALLOC_SLACK: usize = 64;
 
@@ -89,11 +91,11 @@ pub fn run(
         board.ctx
     );
 
-    let gguf = Gguf::parse(model_bytes).unwrap_or_else(|e| fail("parse", e.into()));
-    let model = ModelWith::<MAX_LAYERS>::from_gguf(&gguf, ModelOptions::default())
-        .unwrap_or_else(|e| fail("load", e));
-    let vocab = Vocab::new(&gguf).unwrap_or_else(|e| fail("vocab", e));
+    let (model, vocab) = load(model_bytes);
     let cfg = model.config();
+    // The stack peak of loading, then repaint to measure generation on its own.
+    let stack_load = painted.used();
+    let painted = stack::paint();
 
     let needed = heap_needed(cfg, board.ctx).unwrap_or_else(|e| fail("sizes", e));
     let at = |ctx| heap_needed(cfg, ctx).unwrap_or(usize::MAX);
@@ -150,81 +152,129 @@ pub fn run(
     for (mode, sampler_cfg) in modes {
         let mut cache = LatentCache::new(cfg, board.ctx, options, &mut cache_mem)
             .unwrap_or_else(|e| fail("cache", e));
-        let mut sampler = Sampler::new(sampler_cfg);
-        let mut ids = heapless::Vec::<u32, N_GENERATE>::new();
-        let mut text = Escaped(heapless::String::<512>::new());
-        let mut stream = Utf8Stream::new();
-        let mut piece = [0u8; 64];
-        let (mut total, mut min, mut max, mut steps) = (0u64, u64::MAX, 0u64, 0u64);
-        let mut step = |token: u32, cache: &mut LatentCache<'_>, scratch: &mut Scratch<'_>| {
-            counter::tinymla_mark();
-            let t0 = counter::read();
-            let r = model.forward(token, cache, scratch).map(|_| ());
-            let d = counter::to_instructions(counter::delta(t0, counter::read()), board.counter_hz);
-            total += d;
-            min = min.min(d);
-            max = max.max(d);
-            steps += 1;
-            r.unwrap_or_else(|e| fail("forward", e))
-        };
-        for &t in &PROMPT_IDS {
-            step(t, &mut cache, &mut scratch);
-        }
-        if mode == "greedy" {
-            let l = scratch.logits();
-            let (sum, abs, wsum) =
-                l.iter().enumerate().fold((0f32, 0f32, 0f32), |(s, a, w), (i, &v)| {
-                    (s + v, a + v.abs(), w + v * ((i % 7) as f32 + 1.0))
-                });
-            defmt::info!(
-                "tinymla: logits0 n={=usize} sum={=f32} abs={=f32} wsum={=f32} first={=[?]}",
-                l.len(),
-                sum,
-                abs,
-                wsum,
-                l.get(..4).unwrap_or(&[])
-            );
-        }
-        loop {
-            let next = sampler
-                .sample(scratch.logits_mut(), &mut work)
-                .unwrap_or_else(|e| fail("sample", e));
-            let n = vocab.decode_token(next, &mut piece).unwrap_or(0);
-            let _ = stream.push(piece.get(..n).unwrap_or(&[]), &mut text);
-            if ids.push(next).is_err() || ids.is_full() {
-                break;
-            }
-            step(next, &mut cache, &mut scratch);
-        }
-        let _ = stream.finish(&mut text);
-        counter::tinymla_mark();
-        defmt::info!("tinymla: {=str} ids {=[?]}", mode, &ids[..]);
-        defmt::info!("tinymla: {=str} text \"{=str}\"", mode, text.0.as_str());
-        defmt::info!(
-            "tinymla: {=str} instructions/token mean={=u64} min={=u64} max={=u64} over {=u64} forward steps ({=str})",
-            mode,
-            total / steps.max(1),
-            min,
-            max,
-            steps,
-            match (cfg!(target_arch = "arm"), board.counter_hz) {
-                (true, 0) => "SysTick cycles",
-                (true, _) => "SysTick under -icount",
-                (false, _) => "minstret",
-            }
-        );
+        generate(board, &model, &vocab, mode, sampler_cfg, &mut cache, &mut scratch, &mut work);
     }
     let stack_used = painted.used();
     defmt::info!(
-        "tinymla: ram heap_peak={=usize} heap_size={=usize} stack_peak={=usize}{=str}",
+        "tinymla: ram heap_peak={=usize} heap_size={=usize} stack_peak={=usize}{=str} (loading {=usize}, generating {=usize}; model struct {=usize})",
         HEAP.peak(),
         HEAP.size(),
+        stack_used.max(stack_load),
+        if painted.overflowed_window() { " (window full: lower bound)" } else { "" },
+        stack_load,
         stack_used,
-        if painted.overflowed_window() { " (window full: lower bound)" } else { "" }
+        core::mem::size_of::<Model>()
     );
     drop((cache_mem, scratch_mem, work));
     defmt::info!("tinymla: done");
     exit(0)
+}
+
+/// Parses the file and loads the model and vocabulary: out of line, so its temporaries do
+/// not sit in `run`'s frame for the whole run.
+#[inline(never)]
+fn load(bytes: &'static [u8]) -> (Model, Vocab<'static>) {
+    let gguf = Gguf::parse(bytes).unwrap_or_else(|e| fail("parse", e.into()));
+    let model =
+        Model::from_gguf(&gguf, ModelOptions::default()).unwrap_or_else(|e| fail("load", e));
+    let vocab = Vocab::new(&gguf).unwrap_or_else(|e| fail("vocab", e));
+    (model, vocab)
+}
+
+/// Per-step instruction statistics.
+#[derive(Default)]
+struct Stats {
+    total: u64,
+    min: u64,
+    max: u64,
+    steps: u64,
+}
+
+/// One forward step, counted (and marked for the QEMU plugin).
+#[inline(never)]
+fn step(
+    model: &Model,
+    token: u32,
+    cache: &mut LatentCache<'_>,
+    scratch: &mut Scratch<'_>,
+    hz: u32,
+    stats: &mut Stats,
+) {
+    counter::tinymla_mark();
+    let t0 = counter::read();
+    let r = model.forward(token, cache, scratch).map(|_| ());
+    let d = counter::to_instructions(counter::delta(t0, counter::read()), hz);
+    stats.total += d;
+    stats.min = if stats.steps == 0 { d } else { stats.min.min(d) };
+    stats.max = stats.max.max(d);
+    stats.steps += 1;
+    r.unwrap_or_else(|e| fail("forward", e))
+}
+
+/// Prefills [`PROMPT_IDS`] into the empty `cache`, then generates [`N_GENERATE`] tokens with
+/// `sampler_cfg`, logging the ids, the text and the instruction counts.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn generate(
+    board: &Board,
+    model: &Model,
+    vocab: &Vocab<'_>,
+    mode: &str,
+    sampler_cfg: SamplerConfig,
+    cache: &mut LatentCache<'_>,
+    scratch: &mut Scratch<'_>,
+    work: &mut [u32],
+) {
+    let mut sampler = Sampler::new(sampler_cfg);
+    let mut ids = heapless::Vec::<u32, N_GENERATE>::new();
+    let mut text = Escaped(heapless::String::<512>::new());
+    let mut stream = Utf8Stream::new();
+    let mut piece = [0u8; 64];
+    let mut stats = Stats::default();
+    for &t in &PROMPT_IDS {
+        step(model, t, cache, scratch, board.counter_hz, &mut stats);
+    }
+    if mode == "greedy" {
+        let l = scratch.logits();
+        let (sum, abs, wsum) =
+            l.iter().enumerate().fold((0f32, 0f32, 0f32), |(s, a, w), (i, &v)| {
+                (s + v, a + v.abs(), w + v * ((i % 7) as f32 + 1.0))
+            });
+        defmt::info!(
+            "tinymla: logits0 n={=usize} sum={=f32} abs={=f32} wsum={=f32} first={=[?]}",
+            l.len(),
+            sum,
+            abs,
+            wsum,
+            l.get(..4).unwrap_or(&[])
+        );
+    }
+    loop {
+        let next = sampler.sample(scratch.logits_mut(), work).unwrap_or_else(|e| fail("sample", e));
+        let n = vocab.decode_token(next, &mut piece).unwrap_or(0);
+        let _ = stream.push(piece.get(..n).unwrap_or(&[]), &mut text);
+        if ids.push(next).is_err() || ids.is_full() {
+            break;
+        }
+        step(model, next, cache, scratch, board.counter_hz, &mut stats);
+    }
+    let _ = stream.finish(&mut text);
+    counter::tinymla_mark();
+    defmt::info!("tinymla: {=str} ids {=[?]}", mode, &ids[..]);
+    defmt::info!("tinymla: {=str} text \"{=str}\"", mode, text.0.as_str());
+    defmt::info!(
+        "tinymla: {=str} instructions/token mean={=u64} min={=u64} max={=u64} over {=u64} forward steps ({=str})",
+        mode,
+        stats.total / stats.steps.max(1),
+        stats.min,
+        stats.max,
+        stats.steps,
+        match (cfg!(target_arch = "arm"), board.counter_hz) {
+            (true, 0) => "SysTick cycles",
+            (true, _) => "SysTick under -icount",
+            (false, _) => "minstret",
+        }
+    );
 }
 
 /// Text with `\`, `"`, newlines and tabs escaped, so each log record stays on one line.

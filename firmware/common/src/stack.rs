@@ -8,6 +8,8 @@ pub const WINDOW: usize = 64 * 1024;
 unsafe extern "C" {
     /// End of the statics (and start of any linker heap): both runtimes define it.
     static __sheap: u8;
+    /// The initial stack pointer (top of the stack): both runtimes define it.
+    static _stack_start: u8;
 }
 
 /// The painted range `[lo, hi)`, word aligned.
@@ -41,8 +43,8 @@ pub fn paint() -> Painted {
 }
 
 impl Painted {
-    /// Bytes of the painted window that were ever used (measured from the top of the stack
-    /// as `paint` saw it, plus `base`, the bytes already in use above it).
+    /// Peak stack bytes: from the top of the stack (`_stack_start`, so the frames above
+    /// `paint`'s caller count too) down to the deepest painted word that was overwritten.
     pub fn used(&self) -> usize {
         let mut p = self.lo;
         while p < self.hi {
@@ -52,11 +54,13 @@ impl Painted {
             }
             p += 4;
         }
-        self.hi - p
+        ((&raw const _stack_start) as usize).saturating_sub(p)
     }
 
-    /// True when the whole window was used, so [`Painted::used`] is only a lower bound.
+    /// True when even the lowest painted word was overwritten, so [`Painted::used`] is only a
+    /// lower bound.
     pub fn overflowed_window(&self) -> bool {
-        self.used() >= self.hi - self.lo
+        // SAFETY: as in `used`: the lowest painted word, below every live frame.
+        self.lo < self.hi && unsafe { core::ptr::read_volatile(self.lo as *const u32) } != PAINT
     }
 }
