@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command: everything CI checks, in order of speed.
 #   format, lints (core denies unwrap/expect/panic/indexing/truncating casts),
-#   all workspace tests (unit, golden, hostile, CLI), the no_std core for both boards, then
-#   Miri over core's unit tests and 60 s of each fuzz target (nightly + cargo-fuzz; .ci/run
-#   installs them). TINYMLA_QUICK=1 stops before Miri and fuzzing, for quick local loops.
+#   all workspace tests (unit, golden, hostile, CLI), the no_std core for both boards, the
+#   firmware on every QEMU board against the host (tests/firmware.rs), then Miri over core's
+#   unit tests and 60 s of each fuzz target (nightly + cargo-fuzz; .ci/run installs them).
+#   TINYMLA_QUICK=1 skips the firmware step, Miri and fuzzing, for quick local loops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,23 @@ for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
     echo "building tinymla-core for $target"
     cargo build -p tinymla-core --release --locked --target "$target"
 done
+
+# Firmware (issue #9): fmt and clippy of firmware/, then every QEMU board built and run, its
+# tokens and first-step logits checked against the host engine (tests/firmware.rs). Needs QEMU
+# and defmt-print (`bash firmware/install-tools.sh`; .ci/run installs them) and fails without.
+# Skipped by TINYMLA_QUICK=1 unless TINYMLA_FIRMWARE=1.
+if [ "${TINYMLA_QUICK:-0}" != 1 ] || [ "${TINYMLA_FIRMWARE:-0}" = 1 ]; then
+    fw_start=$SECONDS
+    (cd firmware && cargo fmt --all --check)
+    (cd firmware && cargo clippy --release --locked --target thumbv7em-none-eabihf \
+        -p tinymla-fw -p board-mps2-an386 -- -D warnings)
+    cargo test -p tinymla-tests --locked firmware_agrees -- --ignored --nocapture 2>&1 | tee -a "$test_log"
+    # Real boards: built (not run). Their own cargo calls: they log over RTT, not semihosting.
+    (cd firmware && cargo build --release --locked --target thumbv7em-none-eabihf -p board-stm32h743 \
+        && cargo build --release --locked --target thumbv8m.main-none-eabihf -p board-rp2350-arm \
+        && cargo build --release --locked --target riscv32imac-unknown-none-elf -p board-rp2350-riscv)
+    echo "firmware step: $((SECONDS - fw_start)) s"
+fi
 
 if [ "${TINYMLA_QUICK:-0}" != 1 ]; then
     # Miri: undefined behaviour in core (scalar paths; SIMD is tested natively).

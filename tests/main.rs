@@ -4,6 +4,7 @@ mod api;
 mod cache;
 mod common;
 mod demo;
+mod firmware;
 mod golden;
 mod hostile;
 mod threads;

@@ -172,4 +172,11 @@ impl<'m> Scratch<'m> {
     pub fn logits(&self) -> &[f32] {
         self.logits
     }
+
+    /// The same logits, writable: a [`crate::Sampler`] can turn them into probabilities in
+    /// place (the next forward step overwrites them anyway), so a board needs no
+    /// `[vocab_size]` copy.
+    pub fn logits_mut(&mut self) -> &mut [f32] {
+        self.logits
+    }
 }
