@@ -49,8 +49,13 @@ fn perplexity(model: &Model<'_>, windows: &[Vec<u32>]) -> f64 {
     scored(model, windows, CacheStorage::F32).0
 }
 
-/// [`perplexity`] with cache rows stored as `storage`, and the argmax at every position.
-fn scored(model: &Model<'_>, windows: &[Vec<u32>], storage: CacheStorage) -> (f64, Vec<usize>) {
+/// [`perplexity`] with cache rows stored as `storage`, and at every position the argmax and
+/// the margin between the two largest logits.
+fn scored(
+    model: &Model<'_>,
+    windows: &[Vec<u32>],
+    storage: CacheStorage,
+) -> (f64, Vec<(usize, f32)>) {
     let cfg = model.config();
     let (mut nll, mut count, mut top) = (0.0f64, 0usize, Vec::new());
     for w in windows {
@@ -67,7 +72,14 @@ fn scored(model: &Model<'_>, windows: &[Vec<u32>], storage: CacheStorage) -> (f6
                 f64::from(m) + logits.iter().map(|v| f64::from(v - m).exp()).sum::<f64>().ln();
             nll += lse - f64::from(logits[pair[1] as usize]);
             count += 1;
-            top.push(argmax(logits) as usize);
+            let best = argmax(logits) as usize;
+            let second = logits
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != best)
+                .map(|(_, v)| *v)
+                .fold(f32::NEG_INFINITY, f32::max);
+            top.push((best, logits[best] - second));
         }
     }
     ((nll / count as f64).exp(), top)
@@ -134,34 +146,37 @@ fn demo_m_matches_its_training_run() {
     check("demo-m", &["q8_0"]);
 }
 
-/// Cache storage on a trained model and real text (the 1,024 held-out positions of demo-m),
-/// against f32 rows: perplexity within 1% for every storage; the greedy token kept at >= 99%
-/// of positions by F16 and Q8 (measured 1015/1024 each: demo-m has many near-tied top-2
-/// logits, so even f16 rounding flips a few) and at >= 98% by Q8Compact (measured 1006/1024:
-/// its 8-bit RoPE keys and 64-value blocks cost 9 more flips; on the golden fixtures it keeps
-/// 100/100, see `cache::f16_and_int8_rows_track_f32_rows`).
+/// Cache storage on trained models and real text (the 1,024 held-out positions of each demo
+/// model), against f32 rows: perplexity within 1% for every storage, and the greedy token
+/// changed only where the f32 run's top two logits are within [`NEAR_TIE`] (odds under
+/// e^0.5 = 1.65). The tiny demo models have many near ties, so even f16 rows flip 9-15
+/// positions in 1,024. Measured (kept / widest margin flipped): demo-s F16 1009 / 0.073,
+/// Q8 1005 / 0.104, Q8Compact 1004 / 0.118; demo-m F16 1015 / 0.017, Q8 1015 / 0.183,
+/// Q8Compact 1006 / 0.338: 8-bit RoPE keys do cost demo-m something.
 #[test]
-fn cache_storage_on_demo_m_text() {
-    let r = reference("demo-m");
-    let windows: Vec<Vec<u32>> =
-        r["ppl_slice"]["windows"].as_array().unwrap().iter().map(ids).collect();
-    let bytes = std::fs::read(models_dir().join("demo-m.q8_0.gguf")).unwrap();
-    let model = Model::load(&bytes).unwrap();
-    let (ppl_f32, top_f32) = scored(&model, &windows, CacheStorage::F32);
-    for storage in [CacheStorage::F16, CacheStorage::Q8, CacheStorage::Q8Compact] {
-        let (ppl, top) = scored(&model, &windows, storage);
-        let agree = top.iter().zip(&top_f32).filter(|(a, b)| a == b).count();
-        eprintln!(
-            "demo-m cache {storage:?}: greedy {agree}/{} as f32 rows, perplexity {ppl:.4} \
-             (f32 rows {ppl_f32:.4})",
-            top.len()
-        );
-        let min_percent = if storage == CacheStorage::Q8Compact { 98 } else { 99 };
-        assert!(
-            agree * 100 >= top.len() * min_percent,
-            "{storage:?}: greedy {agree}/{}",
-            top.len()
-        );
-        assert!((ppl - ppl_f32).abs() <= 0.01 * ppl_f32, "{storage:?}: perplexity {ppl}");
+fn cache_storage_on_demo_text() {
+    /// Logit margin below which the f32 run's choice is a near tie.
+    const NEAR_TIE: f32 = 0.5;
+    for name in ["demo-s", "demo-m"] {
+        let r = reference(name);
+        let windows: Vec<Vec<u32>> =
+            r["ppl_slice"]["windows"].as_array().unwrap().iter().map(ids).collect();
+        let bytes = std::fs::read(models_dir().join(format!("{name}.q8_0.gguf"))).unwrap();
+        let model = Model::load(&bytes).unwrap();
+        let (ppl_f32, top_f32) = scored(&model, &windows, CacheStorage::F32);
+        for storage in [CacheStorage::F16, CacheStorage::Q8, CacheStorage::Q8Compact] {
+            let (ppl, top) = scored(&model, &windows, storage);
+            let flips: Vec<f32> =
+                top.iter().zip(&top_f32).filter(|(a, b)| a.0 != b.0).map(|(_, b)| b.1).collect();
+            let widest = flips.iter().copied().fold(0.0f32, f32::max);
+            let n = top.len();
+            eprintln!(
+                "{name} cache {storage:?}: greedy {}/{n} as f32 rows (widest f32 margin flipped \
+                 {widest:.3}), perplexity {ppl:.4} (f32 rows {ppl_f32:.4})",
+                n - flips.len()
+            );
+            assert!(widest < NEAR_TIE, "{name} {storage:?}: flipped a margin of {widest}");
+            assert!((ppl - ppl_f32).abs() <= 0.01 * ppl_f32, "{name} {storage:?}: ppl {ppl}");
+        }
     }
 }

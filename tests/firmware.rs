@@ -189,6 +189,7 @@ fn storage(name: &str) -> CacheStorage {
         "F32" => CacheStorage::F32,
         "F16" => CacheStorage::F16,
         "Q8" => CacheStorage::Q8,
+        "Q8Compact" => CacheStorage::Q8Compact,
         other => panic!("unknown cache storage {other:?}"),
     }
 }
