@@ -112,7 +112,6 @@ pub(crate) fn forward(
     let format = *cache.format();
     let row_bytes = cache.row_bytes().max(1);
     let rows = cache.rows(layer);
-    let n_ctx = rows.len() / row_bytes;
 
     // Absorbed queries, laid out like cache rows: [W_UKᵀ q_nope (kv_lora) | rotated q_pe].
     for (h, (q_h, q_abs_h)) in
@@ -134,36 +133,44 @@ pub(crate) fn forward(
         }
     }
 
-    // Scores: each cached row is decoded once (into `kv_a`, free after the write above) and
-    // scored by every head, so f16/int8 rows cost one conversion, not one per head.
-    let cap = b.scores.len() / s.heads.max(1);
+    // One pass over the cached rows with an online softmax per head: each row is decoded
+    // once (into `kv_a`, free after the write above), scored by every head, and added to the
+    // head's probability-weighted latent, rescaled whenever the head's running max grows.
+    // `scores` holds each head's running max, then its running sum of exp(score - max).
+    let heads = s.heads.min(b.scores.len() / 2);
+    let (maxes, sums) = b.scores.split_at_mut(heads);
+    maxes.fill(f32::NEG_INFINITY);
+    sums.fill(0.0);
+    b.lat_out.fill(0.0);
     let decoded = &mut *b.kv_a;
     let k = kernels::active();
-    for (t, c_row) in rows.chunks_exact(row_bytes).enumerate() {
+    for c_row in rows.chunks_exact(row_bytes) {
         format.decode(c_row, decoded);
-        for (q_abs_h, head_scores) in
-            b.q_abs.chunks_exact(row).zip(b.scores.chunks_exact_mut(cap.max(1)))
-        {
-            if let Some(sc) = head_scores.get_mut(t) {
-                *sc = k.dot(q_abs_h, decoded) * s.scale;
-            }
+        let c = decoded.get(..s.kv_lora).unwrap_or(&[]);
+        let per_head = b.q_abs.chunks_exact(row).zip(b.lat_out.chunks_exact_mut(kv_lora));
+        for ((q_abs_h, lat_h), (max, sum)) in per_head.zip(maxes.iter_mut().zip(sums.iter_mut())) {
+            let score = k.dot(q_abs_h, decoded) * s.scale;
+            let weight = if score > *max {
+                // exp(-inf) = 0 for the first row: nothing to rescale yet.
+                let rescale = libm::expf(*max - score);
+                kernels::scale_in_place(lat_h, rescale);
+                *sum *= rescale;
+                *max = score;
+                1.0
+            } else {
+                libm::expf(score - *max)
+            };
+            kernels::axpy(lat_h, weight, c);
+            *sum += weight;
         }
     }
-    for head_scores in b.scores.chunks_exact_mut(cap.max(1)) {
-        kernels::softmax_in_place(head_scores.get_mut(..n_ctx).unwrap_or(&mut []));
+    for (lat_h, sum) in b.lat_out.chunks_exact_mut(kv_lora).zip(sums.iter()) {
+        if *sum > 0.0 {
+            kernels::scale_in_place(lat_h, 1.0 / *sum);
+        }
     }
 
-    // Probability-weighted latent per head, then W_UV.
-    b.lat_out.fill(0.0);
-    for (t, c_row) in rows.chunks_exact(row_bytes).enumerate() {
-        format.decode_latent(c_row, decoded);
-        let c = decoded.get(..s.kv_lora).unwrap_or(&[]);
-        for (lat_h, head_p) in
-            b.lat_out.chunks_exact_mut(kv_lora).zip(b.scores.chunks_exact(cap.max(1)))
-        {
-            kernels::axpy(lat_h, head_p.get(t).copied().unwrap_or(0.0), c);
-        }
-    }
+    // Per head, W_UV.
     for (h, (lat_h, o_h)) in
         b.lat_out.chunks_exact(kv_lora).zip(b.attn_out.chunks_exact_mut(v_head)).enumerate()
     {

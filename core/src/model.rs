@@ -2,7 +2,7 @@
 
 use crate::cache::LatentCache;
 use crate::config::{ModelConfig, ModelOptions, MoeConfig};
-use crate::error::{BufferKind, Error};
+use crate::error::Error;
 use crate::ffn::Mlp;
 use crate::gguf::Gguf;
 use crate::kernels;
@@ -149,8 +149,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
     /// [`Error::TokenOutOfRange`] if `token >= vocab_size`; [`Error::CacheFull`] if the cache
     /// is full under [`crate::OverflowPolicy::Error`]; [`Error::PositionBeyondContext`] past
     /// the trained context unless the cache allows it; [`Error::CacheMismatch`] if the cache
-    /// was built for another model shape; [`Error::BufferTooSmall`] if `scratch` was sized for
-    /// a smaller capacity than the cache.
+    /// was built for another model shape.
     pub fn forward<'s>(
         &self,
         token: u32,
@@ -181,16 +180,9 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
         if !cache.fits(c) {
             return Err(Error::CacheMismatch);
         }
-        if scratch.capacity < cache.capacity() {
-            let needed = c.scratch_elems(cache.capacity())?;
-            let given = c.scratch_elems(scratch.capacity)?;
-            return Err(Error::BufferTooSmall { buffer: BufferKind::Scratch, needed, given });
-        }
-        let heads = c.num_attention_heads;
         // Picks the slot (or fails: full cache, position past the context) before any write.
         let pos = cache.begin(c.context_length)?;
         let s = scratch;
-        let scores_len = heads.saturating_mul(s.capacity);
 
         self.token_embd.row_into(token as usize, s.x);
         rope::fill_table(s.inv_freqs, pos, s.rope);
@@ -202,7 +194,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
                 q: s.q,
                 kv_a: s.kv_a,
                 q_abs: s.q_abs,
-                scores: s.scores.get_mut(..scores_len).unwrap_or(&mut []),
+                scores: s.scores,
                 lat_out: s.lat_out,
                 attn_out: s.attn_out,
                 rope: s.rope,

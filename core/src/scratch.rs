@@ -24,7 +24,7 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
-    pub(crate) fn new(c: &ModelConfig, capacity: usize) -> Result<Self, Error> {
+    pub(crate) fn new(c: &ModelConfig) -> Result<Self, Error> {
         let heads = c.num_attention_heads;
         let mul = |a: usize, b: usize| a.checked_mul(b).ok_or(Error::SizeOverflow);
         let hidden = c.hidden_size;
@@ -35,7 +35,8 @@ impl Layout {
         )?;
         let kv_a = c.kv_lora_rank.checked_add(c.qk_rope_head_dim).ok_or(Error::SizeOverflow)?;
         let q_abs = mul(heads, kv_a)?;
-        let scores = mul(heads, capacity)?;
+        // Online softmax: a running max and sum per head, whatever the context.
+        let scores = mul(heads, 2)?;
         let lat_out = mul(heads, c.kv_lora_rank)?;
         let attn_out = mul(heads, c.v_head_dim)?;
         let ffn_hidden = mul(c.ffn_hidden_max().ok_or(Error::SizeOverflow)?, 2)?;
@@ -85,8 +86,8 @@ impl Layout {
 
 /// Activation buffers for [`crate::Model::forward`], borrowed from caller memory.
 ///
-/// Sized by [`ModelConfig::scratch_elems`] for a given cache capacity; holding it does not
-/// allocate. The logits of the last step live here until the next step overwrites them.
+/// Sized by [`ModelConfig::scratch_elems`], the same for any cache capacity; holding it does
+/// not allocate. The logits of the last step live here until the next step overwrites them.
 #[derive(Debug)]
 pub struct Scratch<'m> {
     /// The residual stream, `[hidden_size]`.
@@ -105,7 +106,7 @@ pub struct Scratch<'m> {
     pub(crate) kv_a: &'m mut [f32],
     /// Absorbed query per head, laid out like a cache row: `[heads][kv_lora_rank + qk_rope]`.
     pub(crate) q_abs: &'m mut [f32],
-    /// Attention scores then probabilities, `[heads][capacity]`.
+    /// Attention's online-softmax state: each head's running max, then running sum, `[2][heads]`.
     pub(crate) scores: &'m mut [f32],
     /// Attention output in latent space, `[heads][kv_lora_rank]`.
     pub(crate) lat_out: &'m mut [f32],
@@ -121,18 +122,18 @@ pub struct Scratch<'m> {
     pub(crate) inv_freqs: &'m mut [f32],
     /// Output logits, `[vocab_size]`.
     pub(crate) logits: &'m mut [f32],
-    /// The capacity the scores buffer was sized for.
-    pub(crate) capacity: usize,
 }
 
 impl<'m> Scratch<'m> {
-    /// Carves scratch for `config` and a cache of `capacity` positions out of `mem`.
+    /// Carves scratch for `config` out of `mem`. `capacity` (the cache's) does not change the
+    /// size; see [`ModelConfig::scratch_elems`].
     ///
     /// # Errors
     /// [`Error::BufferTooSmall`] if `mem` is shorter than
     /// [`ModelConfig::scratch_elems`]`(capacity)`.
     pub fn new(config: &ModelConfig, capacity: usize, mem: &'m mut [f32]) -> Result<Self, Error> {
-        let l = Layout::new(config, capacity)?;
+        let _ = capacity;
+        let l = Layout::new(config)?;
         let given = mem.len();
         let too_small =
             Error::BufferTooSmall { buffer: BufferKind::Scratch, needed: l.total, given };
@@ -164,7 +165,6 @@ impl<'m> Scratch<'m> {
                 f
             },
             logits: take(l.logits)?,
-            capacity,
         })
     }
 

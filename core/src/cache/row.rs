@@ -144,21 +144,6 @@ impl RowFormat {
             }
         }
     }
-
-    /// Decodes only the `c_kv` part of a stored row into `out[..kv_lora]`.
-    pub(crate) fn decode_latent(&self, row: &[u8], out: &mut [f32]) {
-        let (c, _) = row.split_at(self.latent_bytes().unwrap_or(0).min(row.len()));
-        let out_c = out.get_mut(..self.kv_lora).unwrap_or(&mut []);
-        match self.storage {
-            CacheStorage::F32 => get_f32(c, out_c),
-            CacheStorage::F16 => get_f16(c, out_c),
-            CacheStorage::Q8 => {
-                out_c.fill(0.0);
-                q8_0::axpy(out_c, 1.0, c.as_chunks::<Q8_BLOCK_BYTES>().0);
-            }
-            CacheStorage::Q8Compact => get_compact(c, out_c),
-        }
-    }
 }
 
 /// Bytes of `n` values in [`CacheStorage::Q8Compact`] blocks: whole blocks of 66 bytes, and
@@ -280,23 +265,6 @@ mod tests {
                     assert!((a - b).abs() <= tol, "{storage:?} {kv_lora}: {a} vs {b}");
                 }
             }
-        }
-    }
-
-    #[test]
-    fn decode_latent_matches_the_latent_part_of_decode() {
-        for storage in
-            [CacheStorage::F32, CacheStorage::F16, CacheStorage::Q8, CacheStorage::Q8Compact]
-        {
-            let f = format(storage, 45, 6);
-            let x = sample(51, 3);
-            let mut bytes = vec![0u8; f.row_bytes().unwrap()];
-            f.encode(&x, &mut bytes);
-            let (mut full, mut latent) = (vec![0.0; 51], vec![7.0; 51]);
-            f.decode(&bytes, &mut full);
-            f.decode_latent(&bytes, &mut latent);
-            assert_eq!(full[..45], latent[..45], "{storage:?}");
-            assert_eq!(latent[45..], [7.0; 6], "{storage:?}: rope part untouched");
         }
     }
 

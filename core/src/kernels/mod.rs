@@ -15,8 +15,8 @@ pub mod scalar;
 mod x86;
 
 pub use scalar::{
-    add_assign, axpy, dot, dot_f16_le, dot_f32_le, f16_to_f32, rms_norm, rms_norm_in_place, silu,
-    softmax_in_place,
+    add_assign, axpy, dot, dot_f16_le, dot_f32_le, f16_to_f32, rms_norm, rms_norm_in_place,
+    scale_in_place, silu, softmax_in_place,
 };
 
 use crate::quant::q8_0::{self, BlockQ8_0};

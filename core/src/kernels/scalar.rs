@@ -144,6 +144,13 @@ pub fn softmax_in_place(x: &mut [f32]) {
     }
 }
 
+/// `x *= a` for every element.
+pub fn scale_in_place(x: &mut [f32], a: f32) {
+    for v in x.iter_mut() {
+        *v *= a;
+    }
+}
+
 /// SiLU: `x · sigmoid(x)`.
 #[inline]
 pub fn silu(x: f32) -> f32 {
