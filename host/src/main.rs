@@ -70,73 +70,69 @@ impl From<TypeArg> for OutType {
     }
 }
 
+/// Model, sampling and runtime options shared by `run` and `chat`.
+#[derive(clap::Args)]
+struct Generation {
+    /// The GGUF model (default: the bundled demo model).
+    #[arg(short, long)]
+    model: Option<PathBuf>,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    temp: f32,
+    /// Keep only the K most likely tokens (0 = all).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Nucleus sampling threshold (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Sampler seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Threads per matrix-vector product (output is identical for any count).
+    #[arg(short = 't', long, default_value_t = 1)]
+    threads: usize,
+    /// Context length (default: the model's trained context, at most 4096).
+    #[arg(long)]
+    ctx: Option<usize>,
+    /// Latent-cache storage.
+    #[arg(long, value_enum, default_value_t = CacheArg::F32)]
+    cache: CacheArg,
+}
+
+impl Generation {
+    fn sampler(&self) -> SamplerConfig {
+        SamplerConfig {
+            temperature: self.temp,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            seed: self.seed,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Generate text from a prompt, streaming it as it is produced.
     Run {
-        /// The GGUF model (default: the bundled demo model).
-        #[arg(short, long)]
-        model: Option<PathBuf>,
         /// The prompt.
         #[arg(short, long)]
         prompt: String,
         /// Tokens to generate.
         #[arg(short = 'n', long, default_value_t = 64)]
         n_tokens: usize,
-        /// Sampling temperature (0 = greedy).
-        #[arg(long, default_value_t = 0.0)]
-        temp: f32,
-        /// Keep only the K most likely tokens (0 = all).
-        #[arg(long, default_value_t = 0)]
-        top_k: usize,
-        /// Nucleus sampling threshold (1 = off).
-        #[arg(long, default_value_t = 1.0)]
-        top_p: f32,
-        /// Sampler seed.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Threads per matrix-vector product (output is identical for any count).
-        #[arg(short = 't', long, default_value_t = 1)]
-        threads: usize,
-        /// Context length (default: the model's trained context, at most 4096).
-        #[arg(long)]
-        ctx: Option<usize>,
-        /// Latent-cache storage.
-        #[arg(long, value_enum, default_value_t = CacheArg::F32)]
-        cache: CacheArg,
+        #[command(flatten)]
+        gen: Generation,
     },
     /// Talk with a model: one message per line, the latent cache kept across turns.
     Chat {
-        /// The GGUF model (default: the bundled demo model).
-        #[arg(short, long)]
-        model: Option<PathBuf>,
         /// A system prompt.
         #[arg(short, long)]
         system: Option<String>,
         /// Most tokens per reply.
         #[arg(short = 'n', long, default_value_t = 256)]
         n_tokens: usize,
-        /// Sampling temperature (0 = greedy).
-        #[arg(long, default_value_t = 0.7)]
-        temp: f32,
-        /// Keep only the K most likely tokens (0 = all).
-        #[arg(long, default_value_t = 40)]
-        top_k: usize,
-        /// Nucleus sampling threshold (1 = off).
-        #[arg(long, default_value_t = 0.95)]
-        top_p: f32,
-        /// Sampler seed.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Threads per matrix-vector product.
-        #[arg(short = 't', long, default_value_t = 1)]
-        threads: usize,
-        /// Context length (default: the model's trained context, at most 4096).
-        #[arg(long)]
-        ctx: Option<usize>,
-        /// Latent-cache storage.
-        #[arg(long, value_enum, default_value_t = CacheArg::F32)]
-        cache: CacheArg,
+        #[command(flatten)]
+        gen: Generation,
         /// When the context is full: `error` starts a new conversation, `slide` drops the
         /// oldest tokens (keeping the first --sinks) and goes on.
         #[arg(long, value_enum, default_value_t = OverflowArg::Slide)]
@@ -261,11 +257,16 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     match args.command {
-        Command::Run { model, prompt, n_tokens, temp, top_k, top_p, seed, threads, ctx, cache } => {
-            let loaded = Loaded::open(&model_or_demo(model)?)?;
-            let sampler = SamplerConfig { temperature: temp, top_k, top_p, seed };
-            let run_args =
-                cli::run::RunArgs { prompt, n_tokens, sampler, ctx, cache: cache.into(), threads };
+        Command::Run { prompt, n_tokens, gen } => {
+            let loaded = Loaded::open(&model_or_demo(gen.model.clone())?)?;
+            let run_args = cli::run::RunArgs {
+                prompt,
+                n_tokens,
+                sampler: gen.sampler(),
+                ctx: gen.ctx,
+                cache: gen.cache.into(),
+                threads: gen.threads,
+            };
             let stats = cli::run::run(&loaded, &run_args, &mut stdout.lock())?;
             println!();
             eprintln!(
@@ -277,21 +278,8 @@ fn run(args: Args) -> anyhow::Result<()> {
                 if stats.hit_context_limit { " (stopped: context full)" } else { "" }
             );
         }
-        Command::Chat {
-            model,
-            system,
-            n_tokens,
-            temp,
-            top_k,
-            top_p,
-            seed,
-            threads,
-            ctx,
-            cache,
-            overflow,
-            sinks,
-        } => {
-            let loaded = Loaded::open(&model_or_demo(model)?)?;
+        Command::Chat { system, n_tokens, gen, overflow, sinks } => {
+            let loaded = Loaded::open(&model_or_demo(gen.model.clone())?)?;
             let policy = match overflow {
                 OverflowArg::Error => OverflowPolicy::Error,
                 OverflowArg::Slide => OverflowPolicy::Slide { sinks },
@@ -299,11 +287,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             let args = cli::chat::ChatArgs {
                 system,
                 n_tokens,
-                sampler: SamplerConfig { temperature: temp, top_k, top_p, seed },
-                ctx,
-                cache: cache.into(),
+                sampler: gen.sampler(),
+                ctx: gen.ctx,
+                cache: gen.cache.into(),
                 policy,
-                threads,
+                threads: gen.threads,
                 show_prompt: std::io::IsTerminal::is_terminal(&std::io::stdin()),
             };
             let stdin = std::io::stdin();

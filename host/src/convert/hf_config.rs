@@ -21,37 +21,9 @@ pub enum Family {
     V3,
 }
 
-/// Router score function, as llama.cpp's `expert_gating_func` numbers it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gating {
-    /// 1
-    Softmax,
-    /// 2
-    Sigmoid,
-}
-
-/// The MoE part of the config (present when at least one layer is MoE).
-#[derive(Debug, Clone, PartialEq)]
-pub struct MoeConfig {
-    /// Routed experts per MoE layer.
-    pub n_routed_experts: usize,
-    /// Experts chosen per token (top-k).
-    pub num_experts_per_tok: usize,
-    /// Shared experts, fused into one FFN of width `n_shared_experts · moe_intermediate_size`.
-    pub n_shared_experts: usize,
-    /// Hidden width of one expert.
-    pub moe_intermediate_size: usize,
-    /// Multiplier on the routing weights.
-    pub routed_scaling_factor: f32,
-    /// Whether the top-k weights are renormalised.
-    pub norm_topk_prob: bool,
-    /// Router score function.
-    pub gating: Gating,
-    /// Expert groups (`n_group`).
-    pub n_group: usize,
-    /// Groups kept per token (`topk_group`).
-    pub topk_group: usize,
-}
+// The MoE settings are the core's own types: the converter writes exactly what the engine
+// reads back.
+pub use tinymla_core::config::{Gating, MoeConfig};
 
 /// YaRN rope scaling.
 #[derive(Debug, Clone, PartialEq)]
