@@ -8,7 +8,8 @@
 //!
 //! Shapes (rows × cols): `l1` 8×512 (≤ 16 KB of weights), `l2` 64×1024 (≤ 256 KB),
 //! `2048x2048` (16 MB f32, 8 MB f16, 4.25 MB Q8_0, 2.25 MB Q4_0: around this machine's 8 MB
-//! L3), and `64MB` (4096 columns, as many rows as make 64 MB of weights: DRAM-bound).
+//! L3), and `64MB` (4096 columns, as many rows as make 64 MB of weights: DRAM-bound), plus
+//! `read_bandwidth/64MB`, a plain streaming read of 64 MB, for the memory ceiling.
 //!
 //! `cargo bench -p tinymla-host --bench bench_main -- kernels` runs only this group.
 
@@ -142,6 +143,13 @@ fn kernels(c: &mut Criterion) {
             }
         }
     }
+    // The ceiling for the `64MB` cases: this machine's streaming read bandwidth, measured as a
+    // wrapping `u64` sum over 64 MB (LLVM vectorises it; no kernel can stream faster).
+    let buf: Vec<u64> = (0..(64u64 << 20) / 8).collect();
+    group.throughput(Throughput::Bytes(64 << 20));
+    group.bench_function(BenchmarkId::new("read_bandwidth", "64MB"), |b| {
+        b.iter(|| buf.iter().fold(0u64, |s, v| s.wrapping_add(*v)))
+    });
     group.finish();
 }
 
