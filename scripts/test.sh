@@ -2,9 +2,10 @@
 # The README's test command: everything CI checks, in order of speed.
 #   format, lints (core denies unwrap/expect/panic/indexing/truncating casts),
 #   all workspace tests (unit, golden, hostile, CLI), the no_std core for both boards, the
-#   firmware on every QEMU board against the host (tests/firmware.rs), then Miri over core's
-#   unit tests and 60 s of each fuzz target (nightly + cargo-fuzz; .ci/run installs them).
-#   TINYMLA_QUICK=1 skips the firmware step, Miri and fuzzing, for quick local loops.
+#   aarch64 and Arm DSP kernels under qemu-aarch64 / qemu-arm, the firmware on every QEMU board
+#   against the host (tests/firmware.rs), then Miri over core's unit tests and 60 s of each
+#   fuzz target (nightly + cargo-fuzz; .ci/run installs them). TINYMLA_QUICK=1 skips the
+#   firmware step, Miri and fuzzing, for quick local loops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,36 @@ for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
     echo "building tinymla-core for $target"
     cargo build -p tinymla-core --release --locked --target "$target"
 done
+# The Cortex-M4 build must carry the DSP kernels (build.rs derives `cfg(tinymla_arm_dsp)`).
+n_smlad="$(arm-none-eabi-objdump -d target/thumbv7em-none-eabihf/release/libtinymla_core.rlib | grep -c smlad)"
+echo "SMLAD instructions in the thumbv7em build: $n_smlad"
+[ "$n_smlad" -gt 0 ] || { echo "no SMLAD in the thumbv7em build of tinymla-core" >&2; exit 1; }
+
+# The other arches' kernels, run under QEMU user mode against the scalar references
+# (kernels::tests). aarch64: once on a CPU with the optional `dotprod` extension (QEMU's `max`)
+# and once without (Cortex-A72), then with dotprod compiled in (own target dir, so the flags
+# don't rebuild the others). Arm DSP: the real SXTB16/SMLAD on Thumb-2 v7-A Linux, which has
+# Cortex-M4's DSP instructions. Each run states which table detection must pick.
+for tool in qemu-aarch64 qemu-arm aarch64-linux-gnu-gcc arm-linux-gnueabihf-gcc; do
+    command -v "$tool" >/dev/null || { echo "$tool missing: .ci/run installs it" >&2; exit 1; }
+done
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+export CARGO_TARGET_THUMBV7NEON_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc
+export CARGO_TARGET_THUMBV7NEON_UNKNOWN_LINUX_GNUEABIHF_RUNNER="qemu-arm -L /usr/arm-linux-gnueabihf"
+kernel_tests() {
+    echo "kernel tests for $1 (QEMU_CPU=${QEMU_CPU:-default})"
+    cargo test -p tinymla-core --locked --lib --target "$1" kernels:: 2>&1 | tee -a "$test_log"
+}
+QEMU_CPU=max TINYMLA_EXPECT_DETECT=neon+dotprod TINYMLA_EXPECT_COMPILE_TIME=neon \
+    kernel_tests aarch64-unknown-linux-gnu
+QEMU_CPU=cortex-a72 TINYMLA_EXPECT_DETECT=neon TINYMLA_EXPECT_COMPILE_TIME=neon \
+    kernel_tests aarch64-unknown-linux-gnu
+QEMU_CPU=max TINYMLA_EXPECT_COMPILE_TIME=neon+dotprod CARGO_TARGET_DIR=target/dotprod \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+dotprod" \
+    kernel_tests aarch64-unknown-linux-gnu
+TINYMLA_EXPECT_DETECT=arm-dsp TINYMLA_EXPECT_COMPILE_TIME=arm-dsp \
+    kernel_tests thumbv7neon-unknown-linux-gnueabihf
 
 # Firmware (issue #9): fmt and clippy of firmware/, then every QEMU board built and run, its
 # tokens and first-step logits checked against the host engine (tests/firmware.rs). Needs QEMU

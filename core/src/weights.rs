@@ -200,7 +200,7 @@ impl<'a> Matrix<'a> {
             for (o, row) in out.iter_mut().zip(self.bytes.chunks_exact(self.row_bytes.max(1))) {
                 let seg = row.get(start..end).unwrap_or(&[]);
                 *o += match self.ty {
-                    WeightType::Q4_0 => q4_0::dot_q8_0(seg.as_chunks().0, act),
+                    WeightType::Q4_0 => k.dot_q4_0(seg.as_chunks().0, act),
                     _ => k.dot_q8_0(seg.as_chunks().0, act),
                 };
             }

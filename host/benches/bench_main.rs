@@ -4,5 +4,6 @@
 
 mod context;
 mod decode;
+mod kernels;
 
-criterion::criterion_main!(decode::benches, context::benches);
+criterion::criterion_main!(decode::benches, context::benches, kernels::benches);

@@ -2,8 +2,10 @@
 //!
 //! Each kernel has one safe function in [`scalar`] (or [`crate::quant`]), the reference
 //! implementation, written so LLVM vectorises it (fixed-width chunks, several independent
-//! accumulators, no early exits). Arch-specific variants (`x86.rs`: AVX2 + FMA + F16C) are
-//! installed in a [`Kernels`] table chosen once per process and tested against the references.
+//! accumulators, no early exits). Arch-specific variants (`x86.rs`: AVX2 + FMA + F16C;
+//! `aarch64.rs`: NEON, with `SDOT` where `dotprod` is present; `arm_dsp.rs`: `SMLAD` on
+//! Cortex-M4/M7/M33/M55) are installed in a [`Kernels`] table chosen once per process and
+//! tested against the references.
 //! Weight operands are raw little-endian bytes borrowed from the model file, so no alignment
 //! is assumed.
 
@@ -13,17 +15,28 @@ pub mod scalar;
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[allow(dead_code)]
 mod x86;
+// Same for aarch64 targets without NEON (`aarch64-unknown-none-softfloat`).
+#[cfg(all(target_arch = "aarch64", not(miri)))]
+#[allow(dead_code)]
+mod aarch64;
+// `cfg(tinymla_arm_dsp)` comes from build.rs. The portable model of the instructions is
+// compiled for the host tests too.
+#[cfg(any(tinymla_arm_dsp, test))]
+#[allow(dead_code)]
+mod arm_dsp;
 
 pub use scalar::{
     add_assign, axpy, dot, dot_f16_le, dot_f32_le, f16_to_f32, rms_norm, rms_norm_in_place,
     scale_in_place, silu, softmax_in_place,
 };
 
+use crate::quant::q4_0::{self, BlockQ4_0};
 use crate::quant::q8_0::{self, BlockQ8_0};
 
 /// The dot-product kernels the model calls, chosen once per process. Every entry computes
-/// the same result as the scalar reference: bit-identical for the integer Q8_0 path and the
-/// f32×f32 dot, within [`TOL_DOT_REL`] for the float weight paths (different summation order).
+/// the same result as the scalar reference: bit-identical for the integer Q8_0 / Q4_0 paths
+/// and the f32×f32 dot, within [`TOL_DOT_REL`] for the float weight paths (different summation
+/// order).
 #[derive(Clone, Copy)]
 pub struct Kernels {
     name: &'static str,
@@ -31,6 +44,7 @@ pub struct Kernels {
     dot_f32_le: fn(&[u8], &[f32]) -> f32,
     dot_f16_le: fn(&[u8], &[f32]) -> f32,
     dot_q8_0: fn(&[BlockQ8_0], &[BlockQ8_0]) -> f32,
+    dot_q4_0: fn(&[BlockQ4_0], &[BlockQ8_0]) -> f32,
 }
 
 /// Relative tolerance between a SIMD float dot product and the scalar reference, relative to
@@ -51,6 +65,7 @@ impl Kernels {
         dot_f32_le: scalar::dot_f32_le,
         dot_f16_le: scalar::dot_f16_le,
         dot_q8_0: q8_0::dot_q8_0,
+        dot_q4_0: q4_0::dot_q8_0,
     };
 
     /// The AVX2 + FMA + F16C kernels, if this CPU has those features.
@@ -70,31 +85,57 @@ impl Kernels {
         dot_f32_le: x86::entry::dot_f32_le,
         dot_f16_le: x86::entry::dot_f16_le,
         dot_q8_0: x86::entry::dot_q8_0,
+        dot_q4_0: x86::entry::dot_q4_0,
+    };
+
+    /// The NEON kernels if this CPU has NEON: with `SDOT` integer dots when it also has
+    /// `dotprod` (`dotprod: true`), with widening multiplies otherwise (`dotprod: false`).
+    /// `None` when a requested feature is missing.
+    #[cfg(all(target_arch = "aarch64", not(miri), any(feature = "std", test)))]
+    pub fn aarch64_neon(dotprod: bool) -> Option<Kernels> {
+        if !std::arch::is_aarch64_feature_detected!("neon") {
+            return None;
+        }
+        if !dotprod {
+            return Some(Self::NEON);
+        }
+        std::arch::is_aarch64_feature_detected!("dotprod").then_some(Self::NEON_DOTPROD)
+    }
+
+    #[cfg(all(target_arch = "aarch64", not(miri)))]
+    #[allow(dead_code)] // see `mod aarch64`
+    const NEON: Kernels = Kernels {
+        name: "neon",
+        dot: aarch64::entry::dot,
+        dot_f32_le: aarch64::entry::dot_f32_le,
+        dot_f16_le: aarch64::entry::dot_f16_le,
+        dot_q8_0: aarch64::entry::dot_q8_0,
+        dot_q4_0: aarch64::entry::dot_q4_0,
+    };
+
+    #[cfg(all(target_arch = "aarch64", not(miri)))]
+    #[allow(dead_code)] // see `mod aarch64`
+    const NEON_DOTPROD: Kernels = Kernels {
+        name: "neon+dotprod",
+        dot_q8_0: aarch64::entry::dot_q8_0_dotprod,
+        dot_q4_0: aarch64::entry::dot_q4_0_dotprod,
+        ..Self::NEON
+    };
+
+    /// Scalar float kernels (LLVM's auto-vectorisation is all an M-profile core has) with the
+    /// `SXTB16` + `SMLAD` integer dots, for Arm targets with the DSP extension.
+    #[cfg(tinymla_arm_dsp)]
+    pub const ARM_DSP: Kernels = Kernels {
+        name: "arm-dsp",
+        dot_q8_0: arm_dsp::entry::dot_q8_0,
+        dot_q4_0: arm_dsp::entry::dot_q4_0,
+        ..Self::SCALAR
     };
 
     /// The best kernels the compile-time target features allow (what `no_std` builds use:
     /// an MCU's ISA is fixed at build time).
     pub const fn compile_time() -> Kernels {
-        #[cfg(all(
-            target_arch = "x86_64",
-            not(miri),
-            target_feature = "avx2",
-            target_feature = "fma",
-            target_feature = "f16c"
-        ))]
-        {
-            Self::AVX2
-        }
-        #[cfg(not(all(
-            target_arch = "x86_64",
-            not(miri),
-            target_feature = "avx2",
-            target_feature = "fma",
-            target_feature = "f16c"
-        )))]
-        {
-            Self::SCALAR
-        }
+        COMPILE_TIME
     }
 
     /// The best kernels for this CPU: runtime detection with `std`, else [`Self::compile_time`].
@@ -103,10 +144,15 @@ impl Kernels {
         if let Some(k) = Self::x86_avx2() {
             return k;
         }
+        #[cfg(all(target_arch = "aarch64", not(miri), any(feature = "std", test)))]
+        if let Some(k) = Self::aarch64_neon(true).or_else(|| Self::aarch64_neon(false)) {
+            return k;
+        }
         Self::compile_time()
     }
 
-    /// The table's name (`"scalar"`, `"avx2+fma+f16c"`).
+    /// The table's name (`"scalar"`, `"avx2+fma+f16c"`, `"neon"`, `"neon+dotprod"`,
+    /// `"arm-dsp"`).
     pub fn name(&self) -> &'static str {
         self.name
     }
@@ -134,7 +180,50 @@ impl Kernels {
     pub fn dot_q8_0(&self, w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
         (self.dot_q8_0)(w, a)
     }
+
+    /// Q4_0 weight blocks × Q8_0 activation blocks.
+    #[inline]
+    pub fn dot_q4_0(&self, w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
+        (self.dot_q4_0)(w, a)
+    }
 }
+
+#[cfg(all(
+    target_arch = "x86_64",
+    not(miri),
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
+const COMPILE_TIME: Kernels = Kernels::AVX2;
+#[cfg(all(
+    target_arch = "aarch64",
+    not(miri),
+    target_feature = "neon",
+    target_feature = "dotprod"
+))]
+const COMPILE_TIME: Kernels = Kernels::NEON_DOTPROD;
+#[cfg(all(
+    target_arch = "aarch64",
+    not(miri),
+    target_feature = "neon",
+    not(target_feature = "dotprod")
+))]
+const COMPILE_TIME: Kernels = Kernels::NEON;
+#[cfg(tinymla_arm_dsp)]
+const COMPILE_TIME: Kernels = Kernels::ARM_DSP;
+#[cfg(not(any(
+    all(
+        target_arch = "x86_64",
+        not(miri),
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ),
+    all(target_arch = "aarch64", not(miri), target_feature = "neon"),
+    tinymla_arm_dsp
+)))]
+const COMPILE_TIME: Kernels = Kernels::SCALAR;
 
 /// The kernels in force: detected once on first use with `std`, fixed at compile time without.
 pub fn active() -> &'static Kernels {

@@ -1,19 +1,75 @@
 //! Every kernel table against the scalar reference, on random data and awkward sizes.
 
 use super::*;
-use crate::quant::q8_0;
+use crate::quant::{q4_0, q8_0};
 use std::vec::Vec;
 
 /// The tables this machine can run (scalar always; SIMD variants skipped at runtime, not
-/// compiled out, when the CPU lacks them).
+/// compiled out, when the CPU lacks them), plus the Arm DSP kernels over the portable model of
+/// `SXTB16`/`SMLAD` (the same kernel body the hardware table runs).
 fn tables() -> Vec<Kernels> {
+    // The model is safe code, so Miri (slow) skips it.
     let mut t = std::vec![Kernels::SCALAR];
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    if let Some(k) = Kernels::x86_avx2() {
-        t.push(k);
+    if !cfg!(miri) {
+        t.push(DSP_MODEL);
     }
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    t.extend(Kernels::x86_avx2());
+    #[cfg(all(target_arch = "aarch64", not(miri)))]
+    t.extend([Kernels::aarch64_neon(false), Kernels::aarch64_neon(true)].into_iter().flatten());
+    #[cfg(tinymla_arm_dsp)]
+    t.push(Kernels::ARM_DSP);
     t
 }
+
+const DSP_MODEL: Kernels = Kernels {
+    name: "arm-dsp (portable model)",
+    dot_q8_0: arm_dsp::dot_q8_0_with::<arm_dsp::Model>,
+    dot_q4_0: arm_dsp::dot_q4_0_with::<arm_dsp::Model>,
+    ..Kernels::SCALAR
+};
+
+/// xorshift64 bytes.
+fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 32) as u8
+        })
+        .collect()
+}
+
+/// f16 scales from zero and subnormal up to 65504 (NaN/Inf-free, as a validated model is).
+const SCALES: [f32; 7] = [0.0, 6e-8, 1e-4, 0.01, 1.0, 300.0, 65504.0];
+
+/// `n_blocks` blocks of `BYTES` bytes with random values, scales cycling through [`SCALES`]
+/// (negated on odd blocks), and `0x80` (−128) bytes replaced when `no_min` holds.
+fn random_blocks<const BYTES: usize>(n_blocks: usize, seed: u64, no_min: bool) -> Vec<[u8; BYTES]> {
+    let raw = bytes(n_blocks * BYTES, seed);
+    raw.chunks_exact(BYTES)
+        .enumerate()
+        .map(|(i, c)| {
+            let mut b: [u8; BYTES] = c.try_into().unwrap();
+            let d =
+                SCALES[(i + seed as usize) % SCALES.len()] * if i % 2 == 1 { -1.0 } else { 1.0 };
+            b[..2].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+            if no_min {
+                b[2..].iter_mut().filter(|q| **q == 0x80).for_each(|q| *q = 0x81);
+            }
+            b
+        })
+        .collect()
+}
+
+/// Block counts to test: empty, one, odd, past the 8-block batches of the AVX2 kernels. Fewer
+/// under Miri, which only has the portable tables and runs ~1000× slower.
+const BLOCK_COUNTS: &[usize] =
+    if cfg!(miri) { &[0, 1, 3, 9] } else { &[0, 1, 2, 3, 7, 8, 17, 64, 65, 257] };
+/// Random inputs per block count.
+const SEEDS: u64 = if cfg!(miri) { 1 } else { 4 };
 
 fn sample(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut s = seed | 1;
@@ -93,7 +149,86 @@ fn q8_0_dot_is_bit_identical_to_scalar() {
 }
 
 #[test]
+fn integer_dots_are_bit_identical_on_random_bytes_and_extreme_scales() {
+    for k in tables() {
+        for &n in BLOCK_COUNTS {
+            for seed in 0..SEEDS {
+                // AVX2's Q8_0 sign trick needs activations in −127..=127, which is all
+                // `q8_0::quantize` writes; every other kernel is exact on all bytes.
+                let w8 = random_blocks::<34>(n, seed, true);
+                let a8 = random_blocks::<34>(n, seed + 100, k.name() == "avx2+fma+f16c");
+                let w4 = random_blocks::<18>(n, seed + 200, false);
+                let a = random_blocks::<34>(n, seed + 300, false);
+                let (got, want) = (k.dot_q8_0(&w8, &a8), q8_0::dot_q8_0(&w8, &a8));
+                assert_eq!(got.to_bits(), want.to_bits(), "{k:?} q8_0 n={n} seed={seed}");
+                let (got, want) = (k.dot_q4_0(&w4, &a), q4_0::dot_q8_0(&w4, &a));
+                assert_eq!(got.to_bits(), want.to_bits(), "{k:?} q4_0 n={n} seed={seed}");
+            }
+        }
+    }
+}
+
+#[test]
+fn q4_0_dot_is_bit_identical_on_extremes() {
+    for k in tables() {
+        for &n in BLOCK_COUNTS {
+            // Every nibble 0 (−8) or 15 (+7), activations ±127 and −128, scale at f16's max.
+            for (wq, aq) in [(0x00u8, 0x80u8), (0xff, 0x7f), (0x0f, 0x81), (0xf0, 0x80)] {
+                let mut w = std::vec![[wq; 18]; n];
+                let mut a = std::vec![[aq; 34]; n];
+                for (i, (wb, ab)) in w.iter_mut().zip(&mut a).enumerate() {
+                    let d = half::f16::from_f32(if i % 2 == 0 { 65504.0 } else { -1e-4 });
+                    wb[..2].copy_from_slice(&d.to_le_bytes());
+                    ab[..2].copy_from_slice(&d.to_le_bytes());
+                }
+                let (got, want) = (k.dot_q4_0(&w, &a), q4_0::dot_q8_0(&w, &a));
+                assert_eq!(got.to_bits(), want.to_bits(), "{k:?} n={n} {wq:#x} {aq:#x}");
+            }
+        }
+    }
+}
+
+#[test]
+fn dsp_model_matches_the_instruction_definitions() {
+    use arm_dsp::{Dsp, Model};
+    assert_eq!(Model::sxtb16(0x7f80_01ff), 0xff80_ffff);
+    assert_eq!(Model::sxtb16_ror8(0x7f80_01ff), 0x007f_0001);
+    // SMLAD: lo·lo + hi·hi + acc over signed halfwords.
+    assert_eq!(Model::smlad(0xff80_0002, 0xff80_0003, 10), 10 + 6 + (-128 * -128));
+    assert_eq!(Model::smlad(0x8000_8000, 0x8000_8000, 0), i32::MIN); // wraps like the hardware
+                                                                     // And the hardware agrees with the model where it exists.
+    #[cfg(tinymla_arm_dsp)]
+    for x in bytes(4096, 9).chunks_exact(8) {
+        let (a, b) = (
+            u32::from_le_bytes(x[..4].try_into().unwrap()),
+            u32::from_le_bytes(x[4..].try_into().unwrap()),
+        );
+        use arm_dsp::Hw;
+        assert_eq!(Hw::sxtb16(a), Model::sxtb16(a));
+        assert_eq!(Hw::sxtb16_ror8(a), Model::sxtb16_ror8(a));
+        assert_eq!(Hw::smlad(a, b, 12345), Model::smlad(a, b, 12345));
+    }
+}
+
+#[test]
 fn the_active_table_is_one_of_the_tables() {
     let name = active().name();
     assert!(tables().iter().any(|k| k.name() == name), "{name}");
+}
+
+/// `scripts/test.sh` runs the suite under emulated CPUs with and without optional features and
+/// states which tables must then be chosen (`TINYMLA_EXPECT_DETECT`: runtime detection;
+/// `TINYMLA_EXPECT_COMPILE_TIME`: what the build's target features select), so a detection bug
+/// cannot silently test the scalar path twice.
+#[test]
+fn the_expected_tables_are_chosen() {
+    let names: Vec<&str> = tables().iter().map(|k| k.name()).collect();
+    let (detected, compiled) = (Kernels::detect().name(), Kernels::compile_time().name());
+    std::eprintln!("tables: {names:?}; detected: {detected}; compile time: {compiled}");
+    if let Ok(want) = std::env::var("TINYMLA_EXPECT_DETECT") {
+        assert_eq!(detected, want);
+    }
+    if let Ok(want) = std::env::var("TINYMLA_EXPECT_COMPILE_TIME") {
+        assert_eq!(compiled, want);
+    }
 }

@@ -7,7 +7,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::quant::q8_0::BlockQ8_0;
+use crate::quant::{block_scale, q4_0::BlockQ4_0, q8_0::BlockQ8_0};
 
 /// Sum of the 8 lanes.
 ///
@@ -106,30 +106,131 @@ unsafe fn dot_f16_le_avx2(w: &[u8], x: &[f32]) -> f32 {
     sum
 }
 
-/// Q8_0 × Q8_0: the same exact `i32` block sums as the scalar reference (so the result is
-/// bit-identical for values in −127..=127, which is all Q8_0 quantisation produces), computed
-/// 32 lanes at a time with `maddubs`.
+/// One Q8_0 × Q8_0 block as 8 `i32` lanes summing to the block's exact dot product: `maddubs`
+/// wants an unsigned operand, so `|x| · sign(x)·y = x·y` (exact for activations in
+/// −127..=127, which is all Q8_0 quantisation writes; −128 would flip sign).
 ///
 /// # Safety
 /// The CPU supports AVX2.
+#[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn dot_q8_0_avx2(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-    let ones = _mm256_set1_epi16(1);
+unsafe fn q8_0_lanes(wb: &BlockQ8_0, ab: &BlockQ8_0) -> __m256i {
+    // SAFETY: each block is 34 bytes; bytes 2..34 are the 32 values.
+    let qx = _mm256_loadu_si256(wb.as_ptr().add(2).cast::<__m256i>());
+    let qy = _mm256_loadu_si256(ab.as_ptr().add(2).cast::<__m256i>());
+    let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+    _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
+}
+
+/// One Q4_0 × Q8_0 block as 8 `i32` lanes, exact for every input byte: the 16 nibble bytes
+/// are spread to 32 lanes in element order (low nibbles are elements 0..16, high nibbles
+/// 16..32), then `Σ (q − 8)·y` is `maddubs(q, y) − maddubs(8, y)` per `i16` pair
+/// (|pair| ≤ 2 · 15 · 128, no saturation), widened with `madd`.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn q4_0_lanes(wb: &BlockQ4_0, ab: &BlockQ8_0) -> __m256i {
+    // SAFETY: a Q4_0 block is 18 bytes (nibbles at 2..18), a Q8_0 block 34 (values at 2..34).
+    let nib = _mm_loadu_si128(wb.as_ptr().add(2).cast::<__m128i>());
+    let qy = _mm256_loadu_si256(ab.as_ptr().add(2).cast::<__m256i>());
+    let spread = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(nib), _mm_srli_epi16(nib, 4));
+    let q = _mm256_and_si256(spread, _mm256_set1_epi8(0x0f));
+    let pairs = _mm256_sub_epi16(
+        _mm256_maddubs_epi16(q, qy),
+        _mm256_maddubs_epi16(_mm256_set1_epi8(8), qy),
+    );
+    _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
+}
+
+/// Eight blocks' lane vectors to their eight sums, block `j` in lane `j` (exact).
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn hsum8_epi32(v: [__m256i; 8]) -> __m256i {
+    let [v0, v1, v2, v3, v4, v5, v6, v7] = v;
+    // Per 128-bit half: [v0, v1, v2, v3] partial sums, then the same for v4..v7.
+    let s0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
+    let s4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(v4, v5), _mm256_hadd_epi32(v6, v7));
+    let lo = _mm256_permute2x128_si256::<0x20>(s0123, s4567);
+    let hi = _mm256_permute2x128_si256::<0x31>(s0123, s4567);
+    _mm256_add_epi32(lo, hi)
+}
+
+/// The f16 scales of eight blocks as `f32` (exact conversions).
+///
+/// # Safety
+/// The CPU supports AVX and F16C.
+#[inline]
+#[target_feature(enable = "avx,f16c")]
+unsafe fn scales8<const B: usize>(blocks: &[[u8; B]; 8]) -> __m256 {
+    let mut h = [0u16; 8];
+    for (d, b) in h.iter_mut().zip(blocks) {
+        *d = b.first_chunk::<2>().map_or(0, |x| u16::from_le_bytes(*x));
+    }
+    // SAFETY: `h` is 16 bytes.
+    _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr().cast::<__m128i>()))
+}
+
+/// `Σ (d_w · d_a) · isum` over blocks, in block order and with the scalar reference's rounding
+/// (so bit-identical to it): eight blocks' integer sums, scales and products are computed in
+/// vectors, then added to the running sum one lane at a time.
+///
+/// # Safety
+/// The CPU supports AVX2 and F16C.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn dot_blocks<const B: usize>(
+    w: &[[u8; B]],
+    a: &[BlockQ8_0],
+    lanes: unsafe fn(&[u8; B], &BlockQ8_0) -> __m256i,
+) -> f32 {
+    let n = w.len().min(a.len());
+    let (w8, w_tail) = w.get(..n).unwrap_or(&[]).as_chunks::<8>();
+    let (a8, a_tail) = a.get(..n).unwrap_or(&[]).as_chunks::<8>();
     let mut sum = 0.0f32;
-    for (wb, ab) in w.iter().zip(a) {
-        // SAFETY: each block is 34 bytes; bytes 2..34 are the 32 values.
-        let qx = _mm256_loadu_si256(wb.as_ptr().add(2).cast::<__m256i>());
-        let qy = _mm256_loadu_si256(ab.as_ptr().add(2).cast::<__m256i>());
-        // |x| · sign(x)·y = x·y, with |x| unsigned as maddubs wants.
-        let ax = _mm256_sign_epi8(qx, qx);
-        let sy = _mm256_sign_epi8(qy, qx);
-        let pairs = _mm256_maddubs_epi16(ax, sy);
-        let isum = hsum_epi32(_mm256_madd_epi16(pairs, ones));
+    for (wc, ac) in w8.iter().zip(a8) {
+        let mut v = [_mm256_setzero_si256(); 8];
+        for ((vi, wb), ab) in v.iter_mut().zip(wc).zip(ac) {
+            *vi = lanes(wb, ab);
+        }
+        let isum = _mm256_cvtepi32_ps(hsum8_epi32(v)); // |isum| < 2^24: exact
+        let terms = _mm256_mul_ps(_mm256_mul_ps(scales8(wc), scales8(ac)), isum);
+        let mut t = [0.0f32; 8];
+        // SAFETY: `t` is 8 floats.
+        _mm256_storeu_ps(t.as_mut_ptr(), terms);
+        for ti in t {
+            sum += ti;
+        }
+    }
+    for (wb, ab) in w_tail.iter().zip(a_tail) {
         #[allow(clippy::cast_precision_loss)] // |isum| < 2^24: exact
-        let s = isum as f32;
-        sum += crate::quant::block_scale(wb) * crate::quant::block_scale(ab) * s;
+        let s = hsum_epi32(lanes(wb, ab)) as f32;
+        sum += block_scale(wb) * block_scale(ab) * s;
     }
     sum
+}
+
+/// Q8_0 × Q8_0, bit-identical to the scalar reference (activations in −127..=127).
+///
+/// # Safety
+/// The CPU supports AVX2 and F16C.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn dot_q8_0_avx2(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
+    dot_blocks(w, a, q8_0_lanes)
+}
+
+/// Q4_0 weights × Q8_0 activations (ggml's `vec_dot_q4_0_q8_0`), bit-identical to the scalar
+/// reference for every input byte.
+///
+/// # Safety
+/// The CPU supports AVX2 and F16C.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn dot_q4_0_avx2(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
+    dot_blocks(w, a, q4_0_lanes)
 }
 
 /// The scalar reference body compiled with AVX2 enabled (LLVM vectorises it 8 wide; same
@@ -158,8 +259,13 @@ pub(super) mod entry {
     }
 
     pub(in crate::kernels) fn dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-        // SAFETY: as above (avx2).
+        // SAFETY: as above (avx2, f16c).
         unsafe { dot_q8_0_avx2(w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
+        // SAFETY: as above (avx2, f16c).
+        unsafe { dot_q4_0_avx2(w, a) }
     }
 
     pub(in crate::kernels) fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -1,0 +1,52 @@
+//! One cfg, `tinymla_arm_dsp`: the target is Arm with the DSP extension (`SMLAD`, `SXTB16`),
+//! which selects `kernels/arm_dsp.rs`. Stable Rust hides `target_feature = "dsp"` from `cfg`
+//! (the feature name is unstable), so it is derived here, conservatively: the target features
+//! Cargo reports (nightly lists `dsp`), else the target triple (thumbv7em = Cortex-M4/M7;
+//! every v7-A triple), else `-C target-cpu=` / `-C target-feature=±dsp` in the rustflags
+//! (thumbv8m.main needs `-C target-cpu=cortex-m33` or `+dsp`: the extension is optional there).
+//! A false "yes" would fail to assemble, never run wrong code; a false "no" means scalar.
+
+use std::env;
+
+/// M-profile cores whose LLVM definition includes the DSP extension.
+const DSP_CPUS: [&str; 6] =
+    ["cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85"];
+/// Triples whose baseline includes the DSP extension.
+const DSP_TRIPLES: [&str; 4] = ["thumbv7em", "armv7", "thumbv7a", "thumbv7neon"];
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(tinymla_arm_dsp)");
+    println!("cargo::rerun-if-changed=build.rs");
+    if env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("arm") && has_dsp() {
+        println!("cargo::rustc-cfg=tinymla_arm_dsp");
+    }
+}
+
+fn has_dsp() -> bool {
+    let features = env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    if features.split(',').any(|f| f == "dsp") {
+        return true;
+    }
+    let target = env::var("TARGET").unwrap_or_default();
+    let mut dsp = DSP_TRIPLES.iter().any(|t| target.starts_with(t));
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let mut args = flags.split('\x1f').peekable();
+    while let Some(arg) = args.next() {
+        let opt = match arg {
+            "-C" | "--codegen" => args.next().unwrap_or(""),
+            _ => arg.strip_prefix("-C").unwrap_or(""),
+        };
+        if let Some(cpu) = opt.strip_prefix("target-cpu=") {
+            dsp |= DSP_CPUS.contains(&cpu);
+        } else if let Some(list) = opt.strip_prefix("target-feature=") {
+            for f in list.split(',') {
+                match f {
+                    "+dsp" => dsp = true,
+                    "-dsp" => dsp = false,
+                    _ => {}
+                }
+            }
+        }
+    }
+    dsp
+}

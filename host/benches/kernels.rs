@@ -1,0 +1,156 @@
+//! Dot-product kernels as matrix-vector products, scalar reference vs the table this CPU gets
+//! (`Kernels::detect`), per weight type, from cache-resident to memory-bound sizes.
+//!
+//! Throughput is reported twice per case: bytes = weight bytes streamed per product (the
+//! activation vector stays in L1/L2), elements = operations (2 per multiply-add), so criterion's
+//! `elem/s` reads as OP/s. Quantised cases time the integer dots only: the activation is
+//! quantised to Q8_0 once, outside the loop (the model does that once per matvec too).
+//!
+//! Shapes (rows × cols): `l1` 8×512 (≤ 16 KB of weights), `l2` 64×1024 (≤ 256 KB),
+//! `2048x2048` (16 MB f32, 8 MB f16, 4.25 MB Q8_0, 2.25 MB Q4_0: around this machine's 8 MB
+//! L3), and `64MB` (4096 columns, as many rows as make 64 MB of weights: DRAM-bound), plus
+//! `read_bandwidth/64MB`, a plain streaming read of 64 MB, for the memory ceiling.
+//!
+//! `cargo bench -p tinymla-host --bench bench_main -- kernels` runs only this group.
+
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use tinymla_core::kernels::Kernels;
+use tinymla_core::quant::{q4_0, q8_0, QK};
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    F32,
+    F16,
+    Q8_0,
+    Q4_0,
+}
+
+impl Kind {
+    fn row_bytes(self, cols: usize) -> usize {
+        match self {
+            Kind::F32 => 4 * cols,
+            Kind::F16 => 2 * cols,
+            Kind::Q8_0 => cols / QK * q8_0::BLOCK_BYTES,
+            Kind::Q4_0 => cols / QK * q4_0::BLOCK_BYTES,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::F32 => "f32",
+            Kind::F16 => "f16",
+            Kind::Q8_0 => "q8_0",
+            Kind::Q4_0 => "q4_0",
+        }
+    }
+}
+
+/// xorshift64 stream.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+/// `rows` rows of random weights of `kind` (valid values: finite floats, small scales).
+fn weights(kind: Kind, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
+    let n = rows * kind.row_bytes(cols);
+    let mut w = Vec::with_capacity(n);
+    match kind {
+        Kind::F32 => (0..rows * cols).for_each(|_| w.extend(rng.unit().to_le_bytes())),
+        Kind::F16 => {
+            (0..rows * cols).for_each(|_| w.extend(half::f16::from_f32(rng.unit()).to_le_bytes()))
+        }
+        Kind::Q8_0 | Kind::Q4_0 => {
+            let block =
+                if matches!(kind, Kind::Q8_0) { q8_0::BLOCK_BYTES } else { q4_0::BLOCK_BYTES };
+            for _ in 0..rows * cols / QK {
+                w.extend(half::f16::from_f32(0.01 * rng.unit()).to_le_bytes());
+                // Q8_0 values in −127..=127, as ggml's quantiser writes them.
+                w.extend((2..block).map(|_| ((rng.next() % 255) as i32 - 127) as i8 as u8));
+            }
+        }
+    }
+    debug_assert_eq!(w.len(), n);
+    w
+}
+
+/// `out[r] = row_r · x` with table `k`.
+fn matvec(
+    k: &Kernels,
+    kind: Kind,
+    w: &[u8],
+    row_bytes: usize,
+    x: &[f32],
+    xq: &[q8_0::BlockQ8_0],
+    out: &mut [f32],
+) {
+    let rows = w.chunks_exact(row_bytes);
+    match kind {
+        Kind::F32 => out.iter_mut().zip(rows).for_each(|(o, r)| *o = k.dot_f32_le(r, x)),
+        Kind::F16 => out.iter_mut().zip(rows).for_each(|(o, r)| *o = k.dot_f16_le(r, x)),
+        Kind::Q8_0 => {
+            out.iter_mut().zip(rows).for_each(|(o, r)| *o = k.dot_q8_0(r.as_chunks().0, xq))
+        }
+        Kind::Q4_0 => {
+            out.iter_mut().zip(rows).for_each(|(o, r)| *o = k.dot_q4_0(r.as_chunks().0, xq))
+        }
+    }
+}
+
+fn kernels(c: &mut Criterion) {
+    let mut tables = vec![Kernels::SCALAR];
+    let best = Kernels::detect();
+    if best.name() != Kernels::SCALAR.name() {
+        tables.push(best);
+    }
+    let mut group = c.benchmark_group("kernels");
+    group.sample_size(10);
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for kind in [Kind::F32, Kind::F16, Kind::Q8_0, Kind::Q4_0] {
+        let big_rows = (64 << 20) / kind.row_bytes(4096);
+        for (shape, rows, cols) in
+            [("l1", 8, 512), ("l2", 64, 1024), ("2048x2048", 2048, 2048), ("64MB", big_rows, 4096)]
+        {
+            let row_bytes = kind.row_bytes(cols);
+            let w = weights(kind, rows, cols, &mut rng);
+            let x: Vec<f32> = (0..cols).map(|_| rng.unit()).collect();
+            let mut xq = vec![[0u8; q8_0::BLOCK_BYTES]; cols / QK];
+            q8_0::quantize(&x, &mut xq);
+            let mut out = vec![0.0f32; rows];
+            group.throughput(Throughput::ElementsAndBytes {
+                elements: 2 * (rows * cols) as u64,
+                bytes: w.len() as u64,
+            });
+            for k in &tables {
+                let id = BenchmarkId::new(format!("{}/{}", kind.name(), k.name()), shape);
+                group.bench_function(id, |b| {
+                    b.iter(|| {
+                        matvec(k, kind, &w, row_bytes, &x, &xq, &mut out);
+                        out[0]
+                    })
+                });
+            }
+        }
+    }
+    // The ceiling for the `64MB` cases: this machine's streaming read bandwidth, measured as a
+    // wrapping `u64` sum over 64 MB (LLVM vectorises it; no kernel can stream faster).
+    let buf: Vec<u64> = (0..(64u64 << 20) / 8).collect();
+    group.throughput(Throughput::Bytes(64 << 20));
+    group.bench_function(BenchmarkId::new("read_bandwidth", "64MB"), |b| {
+        b.iter(|| buf.iter().fold(0u64, |s, v| s.wrapping_add(*v)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, kernels);
