@@ -92,7 +92,10 @@ pub fn run(
         board.ctx
     );
 
-    let (model, vocab) = load(model_bytes);
+    // Borrowed, not destructured: moving the parts out would copy the ~2 KB model into a
+    // second slot of this frame, which stays live for the whole run.
+    let loaded = load(model_bytes);
+    let (model, vocab) = (&loaded.0, &loaded.1);
     let cfg = model.config();
     // The stack peak of loading, then repaint to measure generation on its own.
     let stack_load = painted.used();
@@ -153,7 +156,7 @@ pub fn run(
     for (mode, sampler_cfg) in modes {
         let mut cache = LatentCache::new(cfg, board.ctx, options, &mut cache_mem)
             .unwrap_or_else(|e| fail("cache", e));
-        generate(board, &model, &vocab, mode, sampler_cfg, &mut cache, &mut scratch, &mut work);
+        generate(board, model, vocab, mode, sampler_cfg, &mut cache, &mut scratch, &mut work);
     }
     let stack_used = painted.used();
     defmt::info!(
@@ -172,14 +175,28 @@ pub fn run(
 }
 
 /// Parses the file and loads the model and vocabulary: out of line, so its temporaries do
-/// not sit in `run`'s frame for the whole run.
+/// not sit in `run`'s frame for the whole run. Each stage is out of line too, so their
+/// temporaries (the parser's name filters, the model's layer copies) share stack instead of
+/// all being laid out side by side in one inlined frame.
 #[inline(never)]
 fn load(bytes: &'static [u8]) -> (Model, Vocab<'static>) {
-    let gguf = Gguf::parse(bytes).unwrap_or_else(|e| fail("parse", e.into()));
-    let model =
-        Model::from_gguf(&gguf, ModelOptions::default()).unwrap_or_else(|e| fail("load", e));
-    let vocab = Vocab::new(&gguf).unwrap_or_else(|e| fail("vocab", e));
-    (model, vocab)
+    let gguf = parse(bytes);
+    (load_model(&gguf), load_vocab(&gguf))
+}
+
+#[inline(never)]
+fn parse(bytes: &'static [u8]) -> Gguf<'static> {
+    Gguf::parse(bytes).unwrap_or_else(|e| fail("parse", e.into()))
+}
+
+#[inline(never)]
+fn load_model(gguf: &Gguf<'static>) -> Model {
+    Model::from_gguf(gguf, ModelOptions::default()).unwrap_or_else(|e| fail("load", e))
+}
+
+#[inline(never)]
+fn load_vocab(gguf: &Gguf<'static>) -> Vocab<'static> {
+    Vocab::new(gguf).unwrap_or_else(|e| fail("vocab", e))
 }
 
 /// Per-step instruction statistics.
