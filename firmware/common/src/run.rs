@@ -92,10 +92,17 @@ pub fn run(
         board.ctx
     );
 
-    // Borrowed, not destructured: moving the parts out would copy the ~2 KB model into a
-    // second slot of this frame, which stays live for the whole run.
-    let loaded = load(model_bytes);
-    let (model, vocab) = (&loaded.0, &loaded.1);
+    // Loading. The model (about 2 KB) is written once, into `loaded` in this frame, and
+    // borrowed from there: unwrapping or returning it through helpers would give each frame
+    // on the way its own copy. The helpers are out of line so that their temporaries (the
+    // parser's name filters, the config, per-layer values) are gone before generation.
+    let gguf = parse(model_bytes);
+    let loaded = load_model(&gguf);
+    let model = match &loaded {
+        Ok(model) => model,
+        Err(e) => fail("load", *e),
+    };
+    let vocab = &load_vocab(&gguf);
     let cfg = model.config();
     // The stack peak of loading, then repaint to measure generation on its own.
     let stack_load = painted.used();
@@ -174,24 +181,15 @@ pub fn run(
     exit(0)
 }
 
-/// Parses the file and loads the model and vocabulary: out of line, so its temporaries do
-/// not sit in `run`'s frame for the whole run. Each stage is out of line too, so their
-/// temporaries (the parser's name filters, the model's layer copies) share stack instead of
-/// all being laid out side by side in one inlined frame.
-#[inline(never)]
-fn load(bytes: &'static [u8]) -> (Model, Vocab<'static>) {
-    let gguf = parse(bytes);
-    (load_model(&gguf), load_vocab(&gguf))
-}
-
+/// The loading stages, each out of line (see `run`).
 #[inline(never)]
 fn parse(bytes: &'static [u8]) -> Gguf<'static> {
     Gguf::parse(bytes).unwrap_or_else(|e| fail("parse", e.into()))
 }
 
 #[inline(never)]
-fn load_model(gguf: &Gguf<'static>) -> Model {
-    Model::from_gguf(gguf, ModelOptions::default()).unwrap_or_else(|e| fail("load", e))
+fn load_model(gguf: &Gguf<'static>) -> Result<Model, Error> {
+    Model::from_gguf(gguf, ModelOptions::default())
 }
 
 #[inline(never)]
