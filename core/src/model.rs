@@ -98,9 +98,10 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             scale: rope::softmax_scale(c),
         };
         let fingerprint = gguf.fingerprint();
-        // Built in the value returned and filled there: a local vector of layers, or a local
-        // model wrapped in `Ok` at the end, is one more copy of the model (about 2 KB with 5
-        // layer slots) on the stack of small MCUs.
+        // The model is built once, with an empty layer vector that `load_layers` fills through
+        // a reference. Loading the layers into a local vector and moving it in at the end
+        // gave small MCUs more copies of the layers on the stack (one slot per unrolled
+        // iteration, about 300 bytes each): see firmware/common/src/run.rs.
         let mut loaded = Ok(ModelWith {
             config,
             options,
