@@ -88,13 +88,6 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             Some(_) => (t.matrix(output_id, [hidden, vocab, 1])?, false),
             None => (token_embd, true),
         };
-        let mut layers = heapless::Vec::new();
-        for l in 0..c.num_hidden_layers {
-            let layer = load_layer(&t, c, l)?;
-            if layers.push(layer).is_err() {
-                return Err(crate::ConfigError::InvalidValue(crate::config::KEY_BLOCK_COUNT).into());
-            }
-        }
         let mla_shape = MlaShape {
             heads: c.num_attention_heads,
             nope: c.qk_nope_head_dim,
@@ -105,7 +98,11 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             scale: rope::softmax_scale(c),
         };
         let fingerprint = gguf.fingerprint();
-        Ok(ModelWith {
+        // The model is built once, with an empty layer vector that `load_layers` fills through
+        // a reference. Loading the layers into a local vector and moving it in at the end
+        // gave small MCUs more copies of the layers on the stack (one slot per unrolled
+        // iteration, about 300 bytes each): see firmware/common/src/run.rs.
+        let mut loaded = Ok(ModelWith {
             config,
             options,
             token_embd,
@@ -113,9 +110,13 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             output,
             is_tied,
             fingerprint,
-            layers,
+            layers: heapless::Vec::new(),
             mla_shape,
-        })
+        });
+        if let Ok(model) = &mut loaded {
+            load_layers(&t, &model.config, &mut model.layers)?;
+        }
+        loaded
     }
 
     /// The validated hyperparameters.
@@ -256,6 +257,23 @@ impl<'a> Tensors<'_, 'a> {
         }
         Ok(v)
     }
+}
+
+/// Loads every layer into `layers`. Out of line so that the per-layer temporaries get a frame
+/// of their own, not slots in a frame that already holds the whole model.
+#[inline(never)]
+fn load_layers<'a, const MAX_LAYERS: usize>(
+    t: &Tensors<'_, 'a>,
+    c: &ModelConfig,
+    layers: &mut heapless::Vec<Layer<'a>, MAX_LAYERS>,
+) -> Result<(), Error> {
+    for l in 0..c.num_hidden_layers {
+        let layer = load_layer(t, c, l)?;
+        if layers.push(layer).is_err() {
+            return Err(crate::ConfigError::InvalidValue(crate::config::KEY_BLOCK_COUNT).into());
+        }
+    }
+    Ok(())
 }
 
 fn load_layer<'a>(t: &Tensors<'_, 'a>, c: &ModelConfig, l: usize) -> Result<Layer<'a>, Error> {

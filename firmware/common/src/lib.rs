@@ -11,7 +11,8 @@
 //! ```ignore
 //! #![no_std]
 //! #![no_main]
-//! tinymla_fw::firmware!(model = "demo-s", bytes = include_bytes!("../../../../../models/demo-s.q8_0.gguf"),
+//! tinymla_fw::firmware!(model = "demo-s", layers = 3,
+//!                       bytes = include_bytes!("../../../../../models/demo-s.q8_0.gguf"),
 //!                       heap = 72 * 1024, ctx = 256, counter_hz = 25_000_000);
 //! ```
 
@@ -55,11 +56,12 @@ pub struct Aligned<T: ?Sized>(pub T);
 
 /// Defines a board binary's model blob (in the `.model` linker section, which each board's
 /// memory.x places in flash, read in place, never copied), its heap memory, and its entry
-/// point, which calls [`run`].
+/// point, which calls [`run`]. `layers` is the model's layer count: the model struct has that
+/// many layer slots (loading fails with a clear error if the file has more).
 #[macro_export]
 macro_rules! firmware {
-    (model = $name:literal, bytes = $bytes:expr, heap = $heap:expr, ctx = $ctx:expr,
-     counter_hz = $hz:expr $(,)?) => {
+    (model = $name:literal, layers = $layers:expr, bytes = $bytes:expr, heap = $heap:expr,
+     ctx = $ctx:expr, counter_hz = $hz:expr $(,)?) => {
         const MODEL_LEN: usize = $bytes.len();
         #[unsafe(link_section = ".model")]
         #[used]
@@ -82,7 +84,7 @@ macro_rules! firmware {
                 unsafe { &mut *core::ptr::addr_of_mut!(HEAP_MEM) };
             // `black_box`: the blob is only ever borrowed, never copied or volatile-read
             // (either would make rustc materialise megabytes of constants).
-            $crate::run(&board, core::hint::black_box(&MODEL.0[..]), heap_mem)
+            $crate::run::<{ $layers }>(&board, core::hint::black_box(&MODEL.0[..]), heap_mem)
         }
     };
 }

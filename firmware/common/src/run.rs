@@ -25,10 +25,10 @@ pub const SAMPLER: SamplerConfig =
 /// The cache rows: int8 `c_kv` and `k_pe` with no block padding (52 bytes per token and
 /// layer for demo-s, against 66 for `Q8`), so demo-s at context 256 fits a 64 KiB-class MCU.
 pub const STORAGE: CacheStorage = CacheStorage::Q8Compact;
-/// Layer slots in the model struct: demo-m's 5 (demo-s has 3). Each slot costs stack.
-const MAX_LAYERS: usize = 5;
-/// The model as the boards hold it (weights borrowed from flash).
-type Model = ModelWith<'static, MAX_LAYERS>;
+/// The model as the boards hold it (weights borrowed from flash), with `L` layer slots: the
+/// binary's model's layer count (`layers` in [`crate::firmware!`]), since each slot costs
+/// about 300 bytes of stack.
+type Model<const L: usize> = ModelWith<'static, L>;
 /// Allocator slack per allocation (linked-list header, alignment).
 const ALLOC_SLACK: usize = 64;
 
@@ -72,7 +72,7 @@ fn fail(what: &str, e: Error) -> ! {
 
 /// Generates text on the board: see the crate docs. Never returns; exits 0 on success, 2 on
 /// an engine error, 3 when the heap is too small, 101 on panic.
-pub fn run(
+pub fn run<const L: usize>(
     board: &Board,
     model_bytes: &'static [u8],
     heap_mem: &'static mut [MaybeUninit<u8>],
@@ -92,7 +92,17 @@ pub fn run(
         board.ctx
     );
 
-    let (model, vocab) = load(model_bytes);
+    // Loading. The model (about 2 KB) is written once, into `loaded` in this frame, and
+    // borrowed from there: unwrapping or returning it through helpers would give each frame
+    // on the way its own copy. The helpers are out of line so that their temporaries (the
+    // parser's name filters, the config, per-layer values) are gone before generation.
+    let gguf = parse(model_bytes);
+    let loaded = load_model::<L>(&gguf);
+    let model = match &loaded {
+        Ok(model) => model,
+        Err(e) => fail("load", *e),
+    };
+    let vocab = &load_vocab(&gguf);
     let cfg = model.config();
     // The stack peak of loading, then repaint to measure generation on its own.
     let stack_load = painted.used();
@@ -153,7 +163,7 @@ pub fn run(
     for (mode, sampler_cfg) in modes {
         let mut cache = LatentCache::new(cfg, board.ctx, options, &mut cache_mem)
             .unwrap_or_else(|e| fail("cache", e));
-        generate(board, &model, &vocab, mode, sampler_cfg, &mut cache, &mut scratch, &mut work);
+        generate(board, model, vocab, mode, sampler_cfg, &mut cache, &mut scratch, &mut work);
     }
     let stack_used = painted.used();
     defmt::info!(
@@ -164,22 +174,27 @@ pub fn run(
         if painted.overflowed_window() { " (window full: lower bound)" } else { "" },
         stack_load,
         stack_used,
-        core::mem::size_of::<Model>()
+        core::mem::size_of::<Model<L>>()
     );
     drop((cache_mem, scratch_mem, work));
     defmt::info!("tinymla: done");
     exit(0)
 }
 
-/// Parses the file and loads the model and vocabulary: out of line, so its temporaries do
-/// not sit in `run`'s frame for the whole run.
+/// The loading stages, each out of line (see `run`).
 #[inline(never)]
-fn load(bytes: &'static [u8]) -> (Model, Vocab<'static>) {
-    let gguf = Gguf::parse(bytes).unwrap_or_else(|e| fail("parse", e.into()));
-    let model =
-        Model::from_gguf(&gguf, ModelOptions::default()).unwrap_or_else(|e| fail("load", e));
-    let vocab = Vocab::new(&gguf).unwrap_or_else(|e| fail("vocab", e));
-    (model, vocab)
+fn parse(bytes: &'static [u8]) -> Gguf<'static> {
+    Gguf::parse(bytes).unwrap_or_else(|e| fail("parse", e.into()))
+}
+
+#[inline(never)]
+fn load_model<const L: usize>(gguf: &Gguf<'static>) -> Result<Model<L>, Error> {
+    Model::from_gguf(gguf, ModelOptions::default())
+}
+
+#[inline(never)]
+fn load_vocab(gguf: &Gguf<'static>) -> Vocab<'static> {
+    Vocab::new(gguf).unwrap_or_else(|e| fail("vocab", e))
 }
 
 /// Per-step instruction statistics.
@@ -193,8 +208,8 @@ struct Stats {
 
 /// One forward step, counted (and marked for the QEMU plugin).
 #[inline(never)]
-fn step(
-    model: &Model,
+fn step<const L: usize>(
+    model: &Model<L>,
     token: u32,
     cache: &mut LatentCache<'_>,
     scratch: &mut Scratch<'_>,
@@ -216,9 +231,9 @@ fn step(
 /// `sampler_cfg`, logging the ids, the text and the instruction counts.
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
-fn generate(
+fn generate<const L: usize>(
     board: &Board,
-    model: &Model,
+    model: &Model<L>,
     vocab: &Vocab<'_>,
     mode: &str,
     sampler_cfg: SamplerConfig,

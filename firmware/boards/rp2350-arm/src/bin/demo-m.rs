@@ -4,6 +4,7 @@
 
 tinymla_fw::firmware!(
     model = "demo-m",
+    layers = 5,
     bytes = include_bytes!("../../../../../models/demo-m.q8_0.gguf"),
     heap = 160 * 1024,
     ctx = 256,

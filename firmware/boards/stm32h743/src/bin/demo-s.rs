@@ -4,6 +4,7 @@
 
 tinymla_fw::firmware!(
     model = "demo-s",
+    layers = 3,
     bytes = include_bytes!("../../../../../models/demo-s.q8_0.gguf"),
     heap = 72 * 1024,
     ctx = 256,
