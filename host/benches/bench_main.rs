@@ -4,5 +4,6 @@
 
 mod context;
 mod decode;
+mod roofline;
 
-criterion::criterion_main!(decode::benches, context::benches);
+criterion::criterion_main!(decode::benches, context::benches, roofline::benches);

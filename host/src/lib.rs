@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod gguf_writer;
 pub mod model_file;
+pub mod roofline;
 pub mod session;
 pub mod synth;
 pub mod threads;
