@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use tinymla_core::sampler::argmax;
 use tinymla_core::{CacheOptions, CacheStorage, Gguf, LatentCache, Model, OverflowPolicy, Scratch};
 use tinymla_host::model_file::ModelFile;
 use tinymla_host::roofline::{timed_read, WeightTraffic};
@@ -114,10 +115,11 @@ fn decode(c: &mut Criterion, best: &Best, name: &str, path: &std::path::Path) {
             Scratch::new(cfg, CAPACITY, &mut scratch_mem).unwrap_or_else(|e| panic!("{e}"));
         let mut token = 1 % vocab;
         let mut step = |token: u32| {
-            let logits = model
-                .forward_with(token, &mut cache, &mut scratch, &threads)
-                .unwrap_or_else(|e| panic!("{e}"));
-            tinymla_core::sampler::argmax(logits)
+            threads
+                .install(|| {
+                    model.forward_with(token, &mut cache, &mut scratch, &threads).map(argmax)
+                })
+                .unwrap_or_else(|e| panic!("{e}"))
         };
         for i in 0..PROMPT as u32 {
             token = step((i * 7 + 3) % vocab);
