@@ -5,9 +5,10 @@ at 1 and 2 threads, with tinymla/llama.cpp ratios (> 1 means tinymla is faster).
     python scripts/peer/speed_llamacpp.py MODEL.gguf [--prompt 128] [-n 32] [--threads 1,2]
 
 Both engines get the same workload: a prompt of `--prompt` pseudo-random token ids, then `-n`
-decode steps of one token each, with an f32 latent / KV cache. tinymla's are what `tinymla bench` prints; each
-number is the best of `--repeats` runs. llama.cpp is timed around its C API calls
-(`llama_decode` + `llama_synchronize` through ctypes, a few microseconds per call).
+decode steps of one token each, with an f32 latent / KV cache. tinymla's numbers are what
+`tinymla bench` prints; llama.cpp is timed around its C API calls (`llama_decode` +
+`llama_synchronize` through ctypes, a few microseconds per call). Each number is the best of
+`--repeats` runs.
 
 Prefill is not the same algorithm in both: llama.cpp evaluates the prompt as one batch (matrix
 x matrix, each weight read once per batch), tinymla prefills token by token (each weight read
@@ -111,9 +112,9 @@ def main():
 
     print(f"{a.model.name}: prompt {a.prompt}, decode {a.n_gen}, best of {a.repeats}; "
           f"llama.cpp {llama_cpp.__version__} (llama-cpp-python), f32 cache in both")
-    print(f"| {'row':<44} | {'threads':>7} | {'tinymla tok/s':>13} | {'llama.cpp tok/s':>15} "
+    print(f"| {'row':<45} | {'threads':>7} | {'tinymla tok/s':>13} | {'llama.cpp tok/s':>15} "
           f"| {'ratio':>6} |")
-    print(f"|{'-' * 46}|{'-' * 9}|{'-' * 15}|{'-' * 17}|{'-' * 8}|")
+    print(f"|{'-' * 47}|{'-' * 9}|{'-' * 15}|{'-' * 17}|{'-' * 8}|")
     rows = [
         ("decode", "decode", "decode"),
         ("prefill (llama.cpp batched, n_batch 512)", "prefill", "prefill"),
@@ -124,7 +125,7 @@ def main():
             x, y = best.get(("tinymla", ours, t)), best.get(("llama.cpp", theirs, t))
             if x is None or y is None:
                 continue
-            print(f"| {label:<44} | {t:>7} | {x:>13.1f} | {y:>15.1f} | {x / y:>6.2f} |")
+            print(f"| {label:<45} | {t:>7} | {x:>13.1f} | {y:>15.1f} | {x / y:>6.2f} |")
 
 
 if __name__ == "__main__":
