@@ -58,6 +58,10 @@ fn any_thread_count_gives_bit_identical_logits() {
             let threads = Threads::new(n).unwrap();
             let threaded = run_tokens_with(&model, &tokens, 8, opts, &threads).unwrap();
             assert_identical(&format!("{ty:?} × {n} threads"), &serial, &threaded);
+            // Inside the pool: spans are stolen, or run by the worker that spawned them.
+            let installed =
+                threads.install(|| run_tokens_with(&model, &tokens, 8, opts, &threads)).unwrap();
+            assert_identical(&format!("{ty:?} × {n} threads, installed"), &serial, &installed);
         }
         let reversed = Reversed { ways: 7, spans_run: Default::default() };
         let split = run_tokens_with(&model, &tokens, 8, opts, &reversed).unwrap();

@@ -114,15 +114,25 @@ pub(crate) fn forward(
     let rows = cache.rows(layer);
 
     // Absorbed queries, laid out like cache rows: [W_UKᵀ q_nope (kv_lora) | rotated q_pe].
-    for (h, (q_h, q_abs_h)) in
-        b.q.chunks_exact_mut(qk).zip(b.q_abs.chunks_exact_mut(row)).enumerate()
+    // Split layout: every head's W_UK_h q_nope_h in one product (into `lat_out`, free until
+    // the weighted sum below), then copied into place.
+    if let LatentUp::Split { k_b, .. } = &w.up {
+        k_b.matvec_grouped(b.q, qk, s.kv_lora, b.lat_out, par);
+    }
+    for (h, ((q_h, q_abs_h), lat_h)) in
+        b.q.chunks_exact_mut(qk)
+            .zip(b.q_abs.chunks_exact_mut(row))
+            .zip(b.lat_out.chunks_exact(kv_lora))
+            .enumerate()
     {
         let (q_nope, q_pe) = q_h.split_at_mut(s.nope.min(qk));
         rope::rotate(q_pe, b.rope);
         let (q_lat, q_rope) = q_abs_h.split_at_mut(kv_lora.min(row));
         match &w.up {
-            LatentUp::Split { k_b, .. } => {
-                k_b.sub_rows(h * s.kv_lora, s.kv_lora).matvec(q_nope, q_lat, par)
+            LatentUp::Split { .. } => {
+                for (d, v) in q_lat.iter_mut().zip(lat_h) {
+                    *d = *v;
+                }
             }
             LatentUp::Joint { kv_b } => {
                 kv_b.sub_rows(h * (s.nope + s.v_head), s.nope).matvec_transposed(q_nope, q_lat);
@@ -170,15 +180,16 @@ pub(crate) fn forward(
         }
     }
 
-    // Per head, W_UV.
-    for (h, (lat_h, o_h)) in
-        b.lat_out.chunks_exact(kv_lora).zip(b.attn_out.chunks_exact_mut(v_head)).enumerate()
-    {
-        match &w.up {
-            LatentUp::Split { v_b, .. } => {
-                v_b.sub_rows(h * s.v_head, s.v_head).matvec(lat_h, o_h, par)
-            }
-            LatentUp::Joint { kv_b } => {
+    // W_UV per head.
+    match &w.up {
+        // Every head's W_UV_h at once (one fork and join instead of one per head).
+        LatentUp::Split { v_b, .. } => {
+            v_b.matvec_grouped(b.lat_out, s.kv_lora, s.v_head, b.attn_out, par)
+        }
+        LatentUp::Joint { kv_b } => {
+            for (h, (lat_h, o_h)) in
+                b.lat_out.chunks_exact(kv_lora).zip(b.attn_out.chunks_exact_mut(v_head)).enumerate()
+            {
                 kv_b.sub_rows(h * (s.nope + s.v_head) + s.nope, s.v_head).matvec(lat_h, o_h, par);
             }
         }

@@ -148,6 +148,40 @@ impl<'a> Matrix<'a> {
         });
     }
 
+    /// Several products in one: the rows form groups of `rows_per_group` (one per attention
+    /// head), and group `g` is multiplied by its own vector `x[g · x_stride ..][.. cols]`. All
+    /// rows are spread over `par` at once, so many small per-head products cost one fork and
+    /// join, not one each. Every row is computed exactly as [`Matrix::matvec`] of its group's
+    /// rows would compute it.
+    pub(crate) fn matvec_grouped(
+        &self,
+        x: &[f32],
+        x_stride: usize,
+        rows_per_group: usize,
+        out: &mut [f32],
+        par: &dyn Parallel,
+    ) {
+        let out = match out.get_mut(..self.rows) {
+            Some(o) => o,
+            None => out,
+        };
+        let per_group = rows_per_group.max(1);
+        parallel::for_each_span(par, out, self.row_bytes, &|span| {
+            let mut row = span.first_row();
+            let mut rest = span.out();
+            while !rest.is_empty() {
+                let group = row / per_group;
+                let n = (per_group - row % per_group).min(rest.len());
+                let (part, tail) = rest.split_at_mut(n);
+                let start = group.saturating_mul(x_stride);
+                let xg = x.get(start..start.saturating_add(self.cols)).unwrap_or(&[]);
+                self.sub_rows(row, n).matvec_serial(xg, part);
+                row += n;
+                rest = tail;
+            }
+        });
+    }
+
     /// [`Matrix::matvec`] on the calling thread.
     fn matvec_serial(&self, x: &[f32], out: &mut [f32]) {
         let rb = self.row_bytes.max(1);

@@ -5,5 +5,6 @@
 mod context;
 mod decode;
 mod kernels;
+mod roofline;
 
-criterion::criterion_main!(decode::benches, context::benches, kernels::benches);
+criterion::criterion_main!(decode::benches, context::benches, kernels::benches, roofline::benches);

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod convert;
 pub mod gguf_writer;
 pub mod model_file;
+pub mod roofline;
 pub mod session;
 pub mod synth;
 pub mod threads;

@@ -198,9 +198,12 @@ impl SynthSpec {
             .kv(&format!("{a}attention.value_length_mla"), u32v(self.v_head_dim))
             .kv(&format!("{a}leading_dense_block_count"), u32v(self.first_k_dense_replace))
             .kv(&format!("{a}vocab_size"), u32v(self.vocab_size));
-        if let Some(q) = self.q_lora_rank {
-            w.kv(&format!("{a}attention.q_lora_rank"), u32v(q));
-        }
+        // 0 means a direct `attn_q`; llama.cpp requires the key unless it recognises V2-Lite
+        // by its 27 layers.
+        w.kv(&format!("{a}attention.q_lora_rank"), u32v(self.q_lora_rank.unwrap_or(0)));
+        // No tokenizer, said explicitly: llama.cpp then loads the file with `vocab_size`
+        // placeholder tokens (so `scripts/peer/speed_llamacpp.py` can run it by token ids).
+        w.kv("tokenizer.ggml.model", Value::Str("none".into()));
         if self.first_k_dense_replace < self.num_hidden_layers {
             w.kv(&format!("{a}expert_feed_forward_length"), u32v(self.moe_intermediate_size))
                 .kv(&format!("{a}expert_count"), u32v(self.n_routed_experts))
@@ -260,6 +263,25 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tinymla_core::gguf::MetadataValue;
+
+    /// The keys llama.cpp needs to load a synthetic file (see `scripts/peer/speed_llamacpp.py`).
+    #[test]
+    fn synthetic_files_carry_what_llama_cpp_requires() {
+        let mut spec = SynthSpec::v2_lite_attention(1, WeightType::F32);
+        spec.hidden_size = 64;
+        spec.num_attention_heads = 2;
+        spec.kv_lora_rank = 32;
+        spec.qk_rope_head_dim = 8;
+        spec.vocab_size = 50;
+        let bytes = spec.to_gguf(1);
+        let gguf = tinymla_core::Gguf::parse(&bytes).unwrap();
+        let key = |k: &str| gguf.get(k).unwrap_or_else(|| panic!("{k} missing"));
+        assert!(matches!(key("deepseek2.attention.q_lora_rank"), MetadataValue::U32(0)));
+        assert_eq!(key("tokenizer.ggml.model").as_str(), Some("none"));
+        let model = tinymla_core::Model::load(&bytes).unwrap();
+        assert_eq!(model.config().q_lora_rank, None);
+    }
 
     #[test]
     fn synthetic_models_load_and_run() {

@@ -1,13 +1,17 @@
 //! The host's worker threads: a persistent pool that runs core's row spans.
 //!
-//! [`Threads::new(n)`](Threads::new) keeps `n - 1` workers alive for the whole session; the
-//! calling thread runs one span itself, so `n` threads work on each large product. Because
-//! core computes every output row with the same code whatever span it is in, logits are
-//! bit-identical for every `n` (the integration tests check this).
+//! [`Threads::new(n)`](Threads::new) keeps `n` workers alive for the whole session. A step run
+//! through [`Threads::install`] executes on a worker, and each large product it meets is cut
+//! into spans that the other workers steal from that worker's queue; spans nobody has stolen by
+//! the time it finishes its own it runs itself. So a worker that the OS has descheduled (on a
+//! machine busy with other work) delays a product by at most the span it took, not by a whole
+//! time slice before it even starts. Called outside `install`, the caller runs one span and
+//! waits for the pool's. Because core computes every output row with the same code whatever
+//! span it is in, logits are bit-identical for every `n` (the integration tests check this).
 
 use tinymla_core::{Parallel, RowSpan};
 
-/// `n` threads (the caller plus a pool of `n - 1`), as a [`Parallel`] for
+/// A pool of `n` threads, as a [`Parallel`] for
 /// [`tinymla_core::ModelWith::forward_with`].
 #[derive(Debug)]
 pub struct Threads {
@@ -37,7 +41,7 @@ impl std::fmt::Display for ThreadsError {
 impl std::error::Error for ThreadsError {}
 
 impl Threads {
-    /// Starts `threads - 1` workers.
+    /// Starts `threads` workers (none for 1: everything then runs on the caller).
     ///
     /// # Errors
     /// [`ThreadsError::Zero`] for 0, [`ThreadsError::Spawn`] if the OS refuses.
@@ -47,7 +51,7 @@ impl Threads {
             1 => None,
             n => Some(
                 rayon_core::ThreadPoolBuilder::new()
-                    .num_threads(n - 1)
+                    .num_threads(n)
                     .thread_name(|i| format!("tinymla-worker-{i}"))
                     .build()
                     .map_err(ThreadsError::Spawn)?,
@@ -56,9 +60,18 @@ impl Threads {
         Ok(Threads { pool, threads })
     }
 
-    /// Threads working on each large product, the caller included.
+    /// Threads working on each large product.
     pub fn count(&self) -> usize {
         self.threads
+    }
+
+    /// Runs `step` (e.g. one `forward_with`) on a worker of the pool, so the products in it
+    /// are shared out by work stealing (see the module docs); on the caller with one thread.
+    pub fn install<R: Send>(&self, step: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(step),
+            None => step(),
+        }
     }
 }
 
@@ -75,6 +88,17 @@ impl Parallel for Threads {
         let Some((mine, theirs)) = spans.split_first_mut() else {
             return;
         };
+        if pool.current_thread_index().is_some() {
+            // On a worker (inside `install`): spawned spans go to this worker's queue; while
+            // the scope waits it runs any that no other worker has stolen.
+            rayon_core::scope(|scope| {
+                for span in theirs {
+                    scope.spawn(move |_| work(span));
+                }
+                work(mine);
+            });
+            return;
+        }
         // The scope returns only when every spawned span is done.
         pool.in_place_scope(|scope| {
             for span in theirs {

@@ -72,9 +72,8 @@ fn bench_one(
     let mut buffers = Buffers::new(model, (p + n_gen).max(1), storage)?;
     let (mut cache, mut scratch, _) = buffers.views(model)?;
     let mut step = |t: u32| {
-        model
-            .forward_with(t, &mut cache, &mut scratch, threads)
-            .map(argmax)
+        threads
+            .install(|| model.forward_with(t, &mut cache, &mut scratch, threads).map(argmax))
             .map_err(SessionError::Step)
     };
     let mut state = 0x2545_f491u32;

@@ -5,6 +5,8 @@ use std::io::{self, Write};
 use tinymla_core::gguf::MetadataValue;
 use tinymla_core::{CacheStorage, Gguf, LatentCache, Model, ModelConfig};
 
+use crate::roofline::WeightTraffic;
+
 /// Why `inspect` failed.
 #[derive(Debug)]
 pub enum InspectError {
@@ -80,6 +82,18 @@ pub fn run(bytes: &[u8], ctx: usize, out: &mut impl Write) -> Result<(), Inspect
         n_params += t.n_elements();
     }
     writeln!(out, "  total parameters: {n_params}")?;
+    if let Some(t) = WeightTraffic::of(&gguf) {
+        writeln!(
+            out,
+            "  weight bytes read per decoded token: {} of {} ({} read whole, {} of routed \
+             experts as used / routed, {} of one embedding row)",
+            t.per_token(),
+            t.file_tensor_bytes,
+            t.dense_bytes,
+            t.routed_bytes,
+            t.embedding_row_bytes
+        )?;
+    }
 
     match Model::load(bytes) {
         Ok(m) => {
