@@ -17,6 +17,11 @@ for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
     echo "building tinymla-core for $target"
     cargo build -p tinymla-core --release --locked --target "$target"
 done
+# The C API's no_std staticlib for bare-metal C firmware (issue #11); staticlib only, as
+# cdylibs do not exist for this target.
+echo "building tinymla-capi (no_std staticlib) for thumbv7em-none-eabihf"
+cargo rustc -p tinymla-capi --release --locked --target thumbv7em-none-eabihf \
+    --no-default-features --crate-type staticlib
 
 # Firmware (issue #9): fmt and clippy of firmware/, then every QEMU board built and run, its
 # tokens and first-step logits checked against the host engine (tests/firmware.rs). Needs QEMU
