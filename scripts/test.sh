@@ -33,6 +33,9 @@ if [ "${TINYMLA_QUICK:-0}" != 1 ] || [ "${TINYMLA_FIRMWARE:-0}" = 1 ]; then
     (cd firmware && cargo clippy --release --locked --target thumbv7em-none-eabihf \
         -p tinymla-fw -p board-mps2-an386 -- -D warnings)
     cargo test -p tinymla-tests --locked firmware_agrees -- --ignored --nocapture 2>&1 | tee -a "$test_log"
+    # The C API's bare-metal C example on mps2-an386 (issue #11): also needs arm-none-eabi-gcc
+    # with newlib (.ci/run installs gcc-arm-none-eabi and libnewlib-arm-none-eabi).
+    cargo test -p tinymla-tests --locked capi_baremetal -- --ignored --nocapture 2>&1 | tee -a "$test_log"
     # Real boards: built (not run). Their own cargo calls: they log over RTT, not semihosting.
     (cd firmware && cargo build --release --locked --target thumbv7em-none-eabihf -p board-stm32h743 \
         && cargo build --release --locked --target thumbv8m.main-none-eabihf -p board-rp2350-arm \

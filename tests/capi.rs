@@ -152,3 +152,34 @@ fn capi_c_example_generates_the_rust_tokens() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a well-formed GGUF file (status 6)"), "{err}");
 }
+
+/// The bare-metal C example (`capi/examples/baremetal/`): the `no_std` staticlib for
+/// thumbv7em-none-eabihf linked with `arm-none-eabi-gcc` and run under QEMU mps2-an386 gives
+/// the Rust engine's greedy tokens for demo-s. Needs gcc-arm-none-eabi, newlib and QEMU
+/// (`.ci/run` installs them), so `#[ignore]`d in the quick loop; scripts/test.sh runs it.
+#[test]
+#[ignore = "needs arm-none-eabi-gcc and qemu-system-arm; scripts/test.sh runs it"]
+fn capi_baremetal_example_generates_the_rust_tokens() {
+    let out = Command::new("bash")
+        .current_dir(root())
+        .arg("capi/examples/baremetal/build.sh")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .expect("running capi/examples/baremetal/build.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the bare-metal example failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<u32> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ids:"))
+        .expect("an `ids:` line")
+        .split_whitespace()
+        .map(|t| t.parse().unwrap())
+        .collect();
+    let file = std::fs::read(root().join("models/demo-s.q8_0.gguf")).unwrap();
+    assert_eq!(ids.len(), 16);
+    assert_eq!(ids, rust_greedy(&file, ids.len()), "bare-metal C ids vs Rust greedy ids");
+}

@@ -142,6 +142,13 @@ const _: () = assert!(align_of::<ScratchObj>() <= TINYMLA_ALIGN);
 const _: () = assert!(align_of::<SamplerObj>() <= TINYMLA_ALIGN);
 const _: () = assert!(align_of::<DecoderObj>() <= TINYMLA_ALIGN);
 
+// The documented thread-safety of a shared model rests on this.
+const _: fn() = || {
+    fn is_sync<T: Sync>() {}
+    is_sync::<Model>();
+    is_sync::<Vocab<'static>>();
+};
+
 /// Turns a status into a `Result` for `?`.
 type Res<T> = Result<T, TinymlaStatus>;
 
