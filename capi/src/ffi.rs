@@ -849,7 +849,10 @@ pub unsafe extern "C" fn tinymla_decode(
         }
         // SAFETY: non-null and valid for writes of `out_cap` bytes per the contract.
         let buf = unsafe { core::slice::from_raw_parts_mut(out, out_cap) };
-        let (text, raw) = buf.split_at_mut(out_cap - raw_cap);
+        let (text, raw) = out_cap
+            .checked_sub(raw_cap)
+            .and_then(|mid| buf.split_at_mut_checked(mid))
+            .ok_or(TinymlaStatus::BufferTooSmall)?;
         let n = vocab.decode_token(token, raw)?;
         let mut stream = d.stream;
         let mut w = SliceWriter { buf: text, len: 0 };
