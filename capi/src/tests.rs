@@ -300,3 +300,88 @@ fn every_code_has_text() {
     assert_eq!(t(S::CacheFull), "the cache is full");
     assert_eq!(t(S::Ok), "ok");
 }
+
+#[test]
+fn sampled_ids_match_the_core() {
+    let cfg = SamplerConfig { temperature: 0.8, top_k: 40, top_p: 0.95, seed: 2 };
+    let m = new_model();
+    let (c, s) = (cache(m, 32), scratch(m, 32));
+    let mut n = 0;
+    assert_eq!(unsafe { tinymla_sampler_bytes_needed(m, &mut n) }, S::Ok);
+    let sm = mem(n);
+    let mut sa = null_mut();
+    let st = unsafe {
+        tinymla_sampler_init(
+            m,
+            cfg.temperature,
+            40,
+            cfg.top_p,
+            cfg.seed,
+            sm.as_mut_ptr(),
+            n,
+            &mut sa,
+        )
+    };
+    assert_eq!(st, S::Ok);
+    let mut ids = Vec::new();
+    for &t in &PROMPT {
+        assert_eq!(unsafe { tinymla_forward(m, c, s, t, null_mut(), null_mut()) }, S::Ok);
+    }
+    for _ in 0..16 {
+        let mut t = 0;
+        assert_eq!(unsafe { tinymla_sample(sa, s, &mut t) }, S::Ok);
+        ids.push(t);
+        assert_eq!(unsafe { tinymla_forward(m, c, s, t, null_mut(), null_mut()) }, S::Ok);
+    }
+
+    let model = Model::load(demo()).unwrap();
+    let mc = model.config();
+    let opts = CacheOptions::default();
+    let mut cm = vec![0u8; LatentCache::bytes_needed(mc, 32, opts.storage).unwrap()];
+    let mut scm = vec![0f32; mc.scratch_elems(32).unwrap()];
+    let mut cache = LatentCache::new(mc, 32, opts, &mut cm).unwrap();
+    let mut scratch = Scratch::new(mc, 32, &mut scm).unwrap();
+    let mut sampler = Sampler::new(cfg);
+    let mut work = vec![0u32; mc.vocab_size];
+    let mut want = Vec::new();
+    for &t in &PROMPT {
+        model.forward(t, &mut cache, &mut scratch).unwrap();
+    }
+    for _ in 0..16 {
+        let t = sampler.sample(scratch.logits_mut(), &mut work).unwrap();
+        want.push(t);
+        model.forward(t, &mut cache, &mut scratch).unwrap();
+    }
+    assert_eq!(ids, want);
+    let nan = unsafe { tinymla_sampler_init(m, f32::NAN, 0, 1.0, 1, sm.as_mut_ptr(), n, &mut sa) };
+    assert_eq!(nan, S::InvalidArgument);
+    assert!(sa.is_null());
+}
+
+/// A model whose tokenizer is not one tinymla reads still runs; decoding says `NO_VOCAB`.
+#[test]
+fn model_without_vocab_runs_but_cannot_decode() {
+    let mut file = demo().to_vec();
+    let key = b"tokenizer.ggml.model";
+    let at = file.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    // type id (u32 8 = string), length (u64 4), then "gpt2": make it an unknown tokenizer.
+    assert_eq!(&file[at + 12..at + 16], b"gpt2");
+    file[at + 12..at + 16].copy_from_slice(b"zzzz");
+    let file: &'static [u8] = Box::leak(file.into_boxed_slice());
+    let m = mem(tinymla_model_size());
+    let mut model = null_mut();
+    let st = unsafe {
+        tinymla_model_init(m.as_mut_ptr(), m.len(), file.as_ptr(), file.len(), &mut model)
+    };
+    assert_eq!(st, S::Ok);
+    let (c, s) = (cache(model, 4), scratch(model, 4));
+    assert_eq!(unsafe { tinymla_forward(model, c, s, 1, null_mut(), null_mut()) }, S::Ok);
+    let mut n = 0;
+    assert_eq!(unsafe { tinymla_decode_bytes_needed(model, &mut n) }, S::NoVocab);
+    let dm = mem(tinymla_decoder_size());
+    let mut d = null_mut();
+    assert_eq!(unsafe { tinymla_decoder_init(dm.as_mut_ptr(), dm.len(), &mut d) }, S::Ok);
+    let mut buf = [0u8; 256];
+    let st = unsafe { tinymla_decode(model, d, 1, buf.as_mut_ptr(), buf.len(), &mut n) };
+    assert_eq!(st, S::NoVocab);
+}
