@@ -18,6 +18,12 @@ for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
     echo "building tinymla-core for $target"
     cargo build -p tinymla-core --release --locked --target "$target"
 done
+# The C API's no_std staticlib for bare-metal C firmware (issue #11); staticlib only, as
+# cdylibs do not exist for this target.
+echo "building tinymla-capi (no_std staticlib) for thumbv7em-none-eabihf"
+cargo rustc -p tinymla-capi --release --locked --target thumbv7em-none-eabihf \
+    --no-default-features --crate-type staticlib
+
 # The Cortex-M4 build must carry the DSP kernels (build.rs derives `cfg(tinymla_arm_dsp)`).
 n_smlad="$(arm-none-eabi-objdump -d target/thumbv7em-none-eabihf/release/libtinymla_core.rlib | grep -c smlad)"
 echo "SMLAD instructions in the thumbv7em build: $n_smlad"
@@ -59,6 +65,9 @@ if [ "${TINYMLA_QUICK:-0}" != 1 ] || [ "${TINYMLA_FIRMWARE:-0}" = 1 ]; then
     (cd firmware && cargo clippy --release --locked --target thumbv7em-none-eabihf \
         -p tinymla-fw -p board-mps2-an386 -- -D warnings)
     cargo test -p tinymla-tests --locked firmware_agrees -- --ignored --nocapture 2>&1 | tee -a "$test_log"
+    # The C API's bare-metal C example on mps2-an386 (issue #11): also needs arm-none-eabi-gcc
+    # with newlib (.ci/run installs gcc-arm-none-eabi and libnewlib-arm-none-eabi).
+    cargo test -p tinymla-tests --locked capi_baremetal -- --ignored --nocapture 2>&1 | tee -a "$test_log"
     # Real boards: built (not run). Their own cargo calls: they log over RTT, not semihosting.
     (cd firmware && cargo build --release --locked --target thumbv7em-none-eabihf -p board-stm32h743 \
         && cargo build --release --locked --target thumbv8m.main-none-eabihf -p board-rp2350-arm \

@@ -2,6 +2,7 @@
 
 mod api;
 mod cache;
+mod capi;
 mod common;
 mod demo;
 mod firmware;
