@@ -108,11 +108,15 @@ impl Conversation<'_, '_> {
     }
 
     fn step(&mut self, token: u32) -> Result<(), Error> {
-        let logits =
-            self.model.forward_with(token, &mut self.cache, &mut self.scratch, self.threads)?;
-        self.logits.clear();
-        self.logits.extend_from_slice(logits);
-        Ok(())
+        let (model, threads) = (self.model, self.threads);
+        let (cache, scratch, out) = (&mut self.cache, &mut self.scratch, &mut self.logits);
+        // On a worker of the pool (see `Threads::install`).
+        threads.install(|| {
+            let logits = model.forward_with(token, cache, scratch, threads)?;
+            out.clear();
+            out.extend_from_slice(logits);
+            Ok(())
+        })
     }
 }
 

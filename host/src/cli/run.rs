@@ -66,15 +66,19 @@ pub fn run(
     let mut sampler = Sampler::new(args.sampler);
     let threads = Threads::new(args.threads).map_err(SessionError::Threads)?;
 
+    // Each step runs on a worker of the pool (see `Threads::install`).
+    let mut step = |t: u32, logits: &mut Vec<f32>| {
+        threads.install(|| {
+            let l = model.forward_with(t, &mut cache, &mut scratch, &threads)?;
+            logits.clear();
+            logits.extend_from_slice(l);
+            Ok(())
+        })
+    };
     let start = Instant::now();
     let mut logits = Vec::new();
     for &t in &prompt {
-        logits.clear();
-        logits.extend_from_slice(
-            model
-                .forward_with(t, &mut cache, &mut scratch, &threads)
-                .map_err(SessionError::Step)?,
-        );
+        step(t, &mut logits).map_err(SessionError::Step)?;
     }
     let prompt_secs = start.elapsed().as_secs_f64();
 
@@ -93,11 +97,8 @@ pub fn run(
         if generated == args.n_tokens {
             break;
         }
-        match model.forward_with(next, &mut cache, &mut scratch, &threads) {
-            Ok(l) => {
-                logits.clear();
-                logits.extend_from_slice(l);
-            }
+        match step(next, &mut logits) {
+            Ok(()) => {}
             Err(Error::CacheFull { .. }) => {
                 hit_context_limit = true;
                 break;
