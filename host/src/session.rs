@@ -100,11 +100,6 @@ impl Loaded {
             .map_err(|e| SessionError::Model(self.file.path().to_owned(), e))
     }
 
-    /// The file's bytes.
-    pub fn bytes(&self) -> &[u8] {
-        self.file.bytes()
-    }
-
     /// The path the model was opened from.
     pub fn path(&self) -> &Path {
         self.file.path()

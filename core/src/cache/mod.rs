@@ -353,8 +353,8 @@ impl<'m> LatentCache<'m> {
 
     fn write_pos(&mut self, slot: usize, pos: u32) {
         let at = slot.saturating_mul(4);
-        if let Some(dst) = self.mem.get_mut(at..at.saturating_add(4)) {
-            dst.copy_from_slice(&pos.to_le_bytes());
+        if let Some(dst) = self.mem.get_mut(at..).and_then(|m| m.first_chunk_mut::<4>()) {
+            *dst = pos.to_le_bytes();
         }
     }
 }

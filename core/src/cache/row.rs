@@ -165,16 +165,8 @@ fn compact_blocks(bytes: &[u8]) -> impl Iterator<Item = (&[u8; 2], &[u8])> {
 /// `x` into int8 blocks of up to 64 values (`out` holds `compact_bytes(x.len())`).
 fn put_compact(x: &[f32], out: &mut [u8]) {
     for (block, xs) in out.chunks_mut(Q8C_BLOCK_BYTES).zip(x.chunks(Q8C_BLOCK_ELEMS)) {
-        let Some((scale, qs)) = block.split_first_chunk_mut::<2>() else { continue };
-        let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
-        *scale = f16::from_f32(d).to_le_bytes();
-        for (q, v) in qs.iter_mut().zip(xs) {
-            // Clamped to ±127 (NaN becomes 0), so the cast cannot truncate.
-            #[allow(clippy::cast_possible_truncation)]
-            let qi = libm::roundf(v * inv).clamp(-127.0, 127.0) as i8;
-            *q = qi.to_le_bytes()[0];
+        if let Some((scale, qs)) = block.split_first_chunk_mut::<2>() {
+            q8_0::quantize_block(xs, scale, qs);
         }
     }
 }

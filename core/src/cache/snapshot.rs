@@ -168,7 +168,7 @@ struct Writer<'o> {
 
 impl Writer<'_> {
     fn put(&mut self, bytes: &[u8]) {
-        if let Some(dst) = self.out.get_mut(self.at..self.at.saturating_add(bytes.len())) {
+        if let Some(dst) = self.out.get_mut(self.at..).and_then(|o| o.get_mut(..bytes.len())) {
             dst.copy_from_slice(bytes);
         }
         self.at = self.at.saturating_add(bytes.len());

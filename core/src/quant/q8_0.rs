@@ -15,18 +15,27 @@ const _: () = assert!(core::mem::size_of::<BlockQ8_0>() == 34);
 /// partial last block is zero-padded. Blocks past the end of `x` are left alone.
 pub fn quantize(x: &[f32], out: &mut [BlockQ8_0]) {
     for (block, xs) in out.iter_mut().zip(x.chunks(QK)) {
-        let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let (scale, qs) = block.split_at_mut(2);
-        scale.copy_from_slice(&f16::from_f32(d).to_le_bytes());
-        qs.fill(0);
-        for (q, v) in qs.iter_mut().zip(xs) {
-            // |v · id| <= 127 by construction; NaN saturates to 0 in `as`.
-            #[allow(clippy::cast_possible_truncation)]
-            let qi = libm::roundf(v * id) as i8;
-            *q = qi.to_le_bytes()[0];
+        if let Some((scale, qs)) = block.split_first_chunk_mut::<2>() {
+            quantize_block(xs, scale, qs);
         }
+    }
+}
+
+/// One block of int8 values with an f16 scale, the rounding every int8 format here shares:
+/// `d = max|xs| / 127` into `scale`, `q = round(x / d)` into `qs` (its bytes past `xs.len()`
+/// zeroed). `q` is always in `-127..=127`.
+pub(crate) fn quantize_block(xs: &[f32], scale: &mut [u8; 2], qs: &mut [u8]) {
+    let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    *scale = f16::from_f32(d).to_le_bytes();
+    qs.fill(0);
+    for (q, v) in qs.iter_mut().zip(xs) {
+        // |v · id| <= 127 for finite scales; the clamp covers a subnormal `d` whose inverse
+        // overflows, and NaN becomes 0 in `as`, so the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation)]
+        let qi = libm::roundf(v * id).clamp(-127.0, 127.0) as i8;
+        *q = qi.to_le_bytes()[0];
     }
 }
 

@@ -12,10 +12,10 @@ use std::io::{BufRead, Write};
 use std::time::Instant;
 
 use tinymla_core::vocab::SpecialTokens;
+use tinymla_core::SamplerConfig;
 use tinymla_core::{CacheStorage, Error, LatentCache, Model, OverflowPolicy, Sampler, Scratch};
-use tinymla_core::{Gguf, SamplerConfig};
 
-use crate::chat_template::{ChatTemplate, Message, Role, KEY_CHAT_TEMPLATE};
+use crate::chat_template::{ChatTemplate, Message, Role};
 use crate::session::{Buffers, Loaded, SessionError};
 use crate::threads::Threads;
 use crate::tokenizer::{EncodeOptions, Tokenizer};
@@ -135,7 +135,7 @@ pub fn chat(
 ) -> Result<ChatStats, SessionError> {
     let model = loaded.model()?;
     let tokenizer = loaded.tokenizer()?;
-    let template = template_of(loaded, &tokenizer)?;
+    let template = template_of(&tokenizer)?;
     let trained = model.config().context_length;
     let ctx = args.ctx.unwrap_or_else(|| trained.min(4096));
     let mut buffers = Buffers::new(&model, ctx, args.cache)?;
@@ -271,18 +271,10 @@ pub fn chat(
 }
 
 /// The file's chat template, or the plain built-in one.
-fn template_of(loaded: &Loaded, tokenizer: &Tokenizer) -> Result<ChatTemplate, SessionError> {
-    let model_err = |e: tinymla_core::GgufError| {
-        SessionError::Model(loaded.path().to_owned(), tinymla_core::Error::from(e))
-    };
-    let gguf = Gguf::parse(loaded.bytes()).map_err(model_err)?;
-    let source = match gguf.get(KEY_CHAT_TEMPLATE) {
-        None => None,
-        Some(v) => Some(
-            v.as_str()
-                .ok_or(SessionError::Template(crate::chat_template::TemplateError::NotAString))?,
-        ),
-    };
+fn template_of(tokenizer: &Tokenizer) -> Result<ChatTemplate, SessionError> {
+    let source = tokenizer
+        .chat_template()
+        .map_err(|_| SessionError::Template(crate::chat_template::TemplateError::NotAString))?;
     let text = |id: Option<u32>| {
         id.and_then(|i| tokenizer.token_text(i))
             .map(|b| String::from_utf8_lossy(b).into_owned())

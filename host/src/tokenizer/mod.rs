@@ -17,6 +17,8 @@ use tinymla_core::gguf::{Gguf, MetadataValue, ValueType};
 use tinymla_core::vocab::{decode_piece, SpecialTokens, TokenType, Utf8Stream, Vocab, KEY_MERGES};
 use tinymla_core::{ConfigError, Error};
 
+use crate::chat_template::KEY_CHAT_TEMPLATE;
+
 pub use added::{AddedTokens, Segment};
 pub use bpe::{Bpe, MergeError};
 pub use pretokenize::{Flavour, PreTokenizer};
@@ -98,6 +100,8 @@ pub struct Tokenizer {
     bos: Option<u32>,
     eos: Option<u32>,
     add_bos: bool,
+    /// `tokenizer.chat_template` (read here because this is where the file is parsed).
+    chat_template: Result<Option<Box<str>>, Error>,
 }
 
 impl Tokenizer {
@@ -154,7 +158,22 @@ impl Tokenizer {
             add_bos: vocab.add_bos().unwrap_or(false),
             tokens,
             types,
+            chat_template: match gguf.get(KEY_CHAT_TEMPLATE) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_str()
+                    .map(|s| Some(Box::from(s)))
+                    .ok_or(Error::Config(ConfigError::WrongKeyType(KEY_CHAT_TEMPLATE))),
+            },
         })
+    }
+
+    /// The file's Jinja chat template (`tokenizer.chat_template`), if it has one.
+    ///
+    /// # Errors
+    /// [`ConfigError::WrongKeyType`] if the key is not a string.
+    pub fn chat_template(&self) -> Result<Option<&str>, Error> {
+        self.chat_template.as_ref().map(Option::as_deref).map_err(|e| *e)
     }
 
     /// Token ids for `text`, with BOS first if `add_bos`; control tokens written in the text
