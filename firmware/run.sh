@@ -4,8 +4,8 @@
 # The board comes from the binary's name, `<board>-<model>`:
 #   - QEMU boards: QEMU with semihosting, its stdout decoded by defmt-print. Exit status is
 #     QEMU's, i.e. the firmware's semihosting exit code (0 ok, 2 engine error, 3 heap too
-#     small, 101 panic). -icount shift=0: one instruction per virtual nanosecond, so the
-#     SysTick / minstret counts the firmware prints are instruction counts and repeat exactly.
+#     small, 4 kernel self-test failed, 101 panic). -icount shift=0: one instruction per
+#     virtual nanosecond, so the SysTick / minstret counts the firmware prints are instruction counts and repeat exactly.
 #   - real boards: `probe-rs run --chip <chip>` (flashes, then decodes defmt over RTT);
 #     RP2350's RISC-V build is loaded with picotool.
 set -euo pipefail

@@ -18,6 +18,11 @@ for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
     echo "building tinymla-core for $target"
     cargo build -p tinymla-core --release --locked --target "$target"
 done
+# Cortex-M55 (Helium): its kernel module only exists with `-C target-cpu=cortex-m55`, so it gets
+# its own clippy run (own target dir: other rustflags). The firmware step runs it under QEMU.
+echo "clippy of tinymla-core for thumbv8m.main-none-eabihf with target-cpu=cortex-m55 (Helium)"
+RUSTFLAGS="-C target-cpu=cortex-m55" cargo clippy -p tinymla-core --release --locked \
+    --target thumbv8m.main-none-eabihf --target-dir target/cortex-m55 -- -D warnings
 # The C API's no_std staticlib for bare-metal C firmware (issue #11); staticlib only, as
 # cdylibs do not exist for this target.
 echo "building tinymla-capi (no_std staticlib) for thumbv7em-none-eabihf"

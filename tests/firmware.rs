@@ -23,16 +23,47 @@ use tinymla_host::tokenizer::Tokenizer;
 /// Relative tolerance on the first-step logits checksums, against Σ|l|.
 const LOGITS_REL_TOL: f32 = 1e-4;
 
-/// (cargo package, target, binaries): every QEMU board and the models it carries.
-const BOARDS: &[(&str, &str, &[&str])] = &[
-    ("board-mps2-an386", "thumbv7em-none-eabihf", &["mps2-an386-demo-s", "mps2-an386-demo-m"]),
-    ("board-mps2-an505", "thumbv8m.main-none-eabihf", &["mps2-an505-demo-s", "mps2-an505-demo-m"]),
-    ("board-mps3-an547", "thumbv8m.main-none-eabihf", &["mps3-an547-demo-s", "mps3-an547-demo-m"]),
-    (
-        "board-riscv-virt",
-        "riscv32imac-unknown-none-elf",
-        &["riscv-virt-demo-s", "riscv-virt-demo-m"],
-    ),
+/// A QEMU board: its cargo package, target, extra cargo arguments, binaries (one per model) and
+/// the kernel table its build must select (the firmware logs it with its self-test).
+struct Board {
+    package: &'static str,
+    target: &'static str,
+    cargo_args: &'static [&'static str],
+    bins: &'static [&'static str],
+    kernels: &'static str,
+}
+
+/// Every QEMU board and the models it carries. The Cortex-M55 is built with
+/// `firmware/cortex-m55.toml` layered on (Helium kernels), as the `fw-an547` alias does.
+const BOARDS: &[Board] = &[
+    Board {
+        package: "board-mps2-an386",
+        target: "thumbv7em-none-eabihf",
+        cargo_args: &[],
+        bins: &["mps2-an386-demo-s", "mps2-an386-demo-m"],
+        kernels: "arm-dsp",
+    },
+    Board {
+        package: "board-mps2-an505",
+        target: "thumbv8m.main-none-eabihf",
+        cargo_args: &[],
+        bins: &["mps2-an505-demo-s", "mps2-an505-demo-m"],
+        kernels: "arm-dsp",
+    },
+    Board {
+        package: "board-mps3-an547",
+        target: "thumbv8m.main-none-eabihf",
+        cargo_args: &["--config", "cortex-m55.toml"],
+        bins: &["mps3-an547-demo-s", "mps3-an547-demo-m"],
+        kernels: "arm-mve",
+    },
+    Board {
+        package: "board-riscv-virt",
+        target: "riscv32imac-unknown-none-elf",
+        cargo_args: &[],
+        bins: &["riscv-virt-demo-s", "riscv-virt-demo-m"],
+        kernels: "scalar",
+    },
 ];
 
 fn root() -> PathBuf {
@@ -53,20 +84,18 @@ fn require_tools() {
     );
 }
 
-/// `cargo build --release --locked` of the given packages for one target, in `firmware/`.
-fn build(target: &str, packages: &[&str]) {
+/// `cargo build --release --locked` of one board's package, in `firmware/`.
+fn build(board: &Board) {
     let fw = root().join("firmware");
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(&fw)
-        .args(["build", "--release", "--locked", "--target", target])
+        .args(board.cargo_args)
+        .args(["build", "--release", "--locked", "--target", board.target, "-p", board.package])
         .env("CARGO_TARGET_DIR", fw.join("target"))
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
-    for p in packages {
-        cmd.args(["-p", p]);
-    }
     let status = cmd.status().expect("running cargo build in firmware/");
-    assert!(status.success(), "building {packages:?} for {target} failed");
+    assert!(status.success(), "building {} for {} failed", board.package, board.target);
 }
 
 /// What one firmware run logged.
@@ -83,6 +112,8 @@ struct FwRun {
     logits0: (f32, f32, f32),
     greedy: Vec<u32>,
     sampled: Vec<u32>,
+    /// The kernel table whose start-up self-test passed.
+    kernels: String,
 }
 
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
@@ -122,6 +153,10 @@ fn parse(log: &str) -> FwRun {
             run.greedy = ids(r);
         } else if let Some(r) = rest.strip_prefix("sampled ids ") {
             run.sampled = ids(r);
+        } else if let Some(r) = rest.strip_prefix("kernels ") {
+            if let Some((name, _)) = r.split_once(" self-test ok") {
+                run.kernels = name.to_owned();
+            }
         } else if rest.starts_with("done") {
             done = true;
         }
@@ -195,7 +230,12 @@ fn storage(name: &str) -> CacheStorage {
 }
 
 /// Checks one firmware run against the host; returns a one-line summary.
-fn check(bin: &str, run: &FwRun) -> String {
+fn check(bin: &str, kernels: &str, run: &FwRun) -> String {
+    assert_eq!(
+        run.kernels, kernels,
+        "{bin}: expected the {kernels} kernels to pass their self-test; log:\n{}",
+        run.log
+    );
     let model_name = bin.rsplit_once("-demo-").map(|(_, m)| format!("demo-{m}")).unwrap();
     let path = root().join(format!("models/{model_name}.q8_0.gguf"));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -231,7 +271,8 @@ fn check(bin: &str, run: &FwRun) -> String {
         "{bin}: first-step logits checksum firmware {fw:?} vs host {host:?}: relative {rel:e} > {LOGITS_REL_TOL:e}"
     );
     format!(
-        "{bin}: prompt {} ids, greedy {} + sampled {} ids identical; logits0 checksum rel diff {rel:.2e} (limit {LOGITS_REL_TOL:e})",
+        "{bin} ({}): prompt {} ids, greedy {} + sampled {} ids identical; logits0 checksum rel diff {rel:.2e} (limit {LOGITS_REL_TOL:e})",
+        run.kernels,
         run.prompt_ids.len(),
         greedy.len(),
         sampled.len()
@@ -242,26 +283,25 @@ fn check(bin: &str, run: &FwRun) -> String {
 #[ignore = "slow: builds and runs the firmware under QEMU; scripts/test.sh runs it as its own step"]
 fn firmware_agrees_with_host() {
     require_tools();
-    let mut targets: Vec<&str> = BOARDS.iter().map(|b| b.1).collect();
-    targets.dedup();
-    for target in targets {
-        let packages: Vec<&str> = BOARDS.iter().filter(|b| b.1 == target).map(|b| b.0).collect();
-        build(target, &packages);
+    // One build per board: boards sharing a target may differ in rustflags (the M55).
+    for board in BOARDS {
+        build(board);
     }
-    let runs: Vec<(&str, PathBuf)> = BOARDS
+    let runs: Vec<(&str, &str, PathBuf)> = BOARDS
         .iter()
-        .flat_map(|(_, target, bins)| {
-            bins.iter().map(move |bin| {
-                (*bin, root().join("firmware/target").join(target).join("release").join(bin))
+        .flat_map(|b| {
+            b.bins.iter().map(move |bin| {
+                let elf = root().join("firmware/target").join(b.target).join("release").join(bin);
+                (*bin, b.kernels, elf)
             })
         })
         .collect();
     // Two QEMUs at a time (CI has 2 cores); each run is single-threaded.
     let (even, odd): (Vec<_>, Vec<_>) = runs.iter().enumerate().partition(|(i, _)| i % 2 == 0);
     let summary: Vec<String> = std::thread::scope(|s| {
-        let work = |half: Vec<(usize, &(&str, PathBuf))>| {
+        let work = |half: Vec<(usize, &(&str, &str, PathBuf))>| {
             half.into_iter()
-                .map(|(i, (bin, elf))| (i, check(bin, &run_qemu(elf))))
+                .map(|(i, (bin, kernels, elf))| (i, check(bin, kernels, &run_qemu(elf))))
                 .collect::<Vec<_>>()
         };
         let a = s.spawn(move || work(even));

@@ -4,7 +4,7 @@
 //! implementation, written so LLVM vectorises it (fixed-width chunks, several independent
 //! accumulators, no early exits). Arch-specific variants (`x86.rs`: AVX2 + FMA + F16C;
 //! `aarch64.rs`: NEON, with `SDOT` where `dotprod` is present; `arm_dsp.rs`: `SMLAD` on
-//! Cortex-M4/M7/M33/M55) are installed in a [`Kernels`] table chosen once per process and
+//! Cortex-M4/M7/M33; `arm_mve.rs`: Helium `VMLADAV` on Cortex-M55/M85) are installed in a [`Kernels`] table chosen once per process and
 //! tested against the references.
 //! Weight operands are raw little-endian bytes borrowed from the model file, so no alignment
 //! is assumed.
@@ -24,6 +24,9 @@ mod aarch64;
 #[cfg(any(tinymla_arm_dsp, test))]
 #[allow(dead_code)]
 mod arm_dsp;
+// `cfg(tinymla_arm_mve)` (Helium) also comes from build.rs, and implies `tinymla_arm_dsp`.
+#[cfg(tinymla_arm_mve)]
+mod arm_mve;
 
 pub use scalar::{
     add_assign, axpy, dot, dot_f16_le, dot_f32_le, f16_to_f32, rms_norm, rms_norm_in_place,
@@ -132,6 +135,11 @@ impl Kernels {
         ..Self::SCALAR
     };
 
+    /// The DSP table with the Helium (`VMLADAV`) Q8_0 dot, for Cortex-M55/M85.
+    #[cfg(tinymla_arm_mve)]
+    pub const ARM_MVE: Kernels =
+        Kernels { name: "arm-mve", dot_q8_0: arm_mve::entry::dot_q8_0, ..Self::ARM_DSP };
+
     /// The best kernels the compile-time target features allow (what `no_std` builds use:
     /// an MCU's ISA is fixed at build time).
     pub const fn compile_time() -> Kernels {
@@ -152,7 +160,7 @@ impl Kernels {
     }
 
     /// The table's name (`"scalar"`, `"avx2+fma+f16c"`, `"neon"`, `"neon+dotprod"`,
-    /// `"arm-dsp"`).
+    /// `"arm-dsp"`, `"arm-mve"`).
     pub fn name(&self) -> &'static str {
         self.name
     }
@@ -210,8 +218,10 @@ const COMPILE_TIME: Kernels = Kernels::NEON_DOTPROD;
     not(target_feature = "dotprod")
 ))]
 const COMPILE_TIME: Kernels = Kernels::NEON;
-#[cfg(tinymla_arm_dsp)]
+#[cfg(all(tinymla_arm_dsp, not(tinymla_arm_mve)))]
 const COMPILE_TIME: Kernels = Kernels::ARM_DSP;
+#[cfg(tinymla_arm_mve)]
+const COMPILE_TIME: Kernels = Kernels::ARM_MVE;
 #[cfg(not(any(
     all(
         target_arch = "x86_64",

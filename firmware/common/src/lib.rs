@@ -2,7 +2,8 @@
 //!
 //! The no_std glue every tinymla board shares: the defmt transport (semihosting under QEMU,
 //! RTT on real boards), an `embedded-alloc` heap that records its high-water mark, stack
-//! painting, an instruction/cycle counter, the panic handler, and [`run`] — the generation
+//! painting, an instruction/cycle counter, the panic handler, a start-up self-test of the
+//! selected dot-product kernels against the references, and [`run`] — the generation
 //! that parses the model in place from flash, prefills a fixed prompt and generates tokens
 //! greedily and with a seeded sampler, logging everything as `tinymla:` lines.
 //!
@@ -25,6 +26,7 @@ pub mod counter;
 pub mod exit;
 pub mod heap;
 mod run;
+mod selftest;
 pub mod stack;
 
 pub use run::{run, Board, PROMPT, PROMPT_IDS, SAMPLER};

@@ -71,12 +71,14 @@ fn fail(what: &str, e: Error) -> ! {
 }
 
 /// Generates text on the board: see the crate docs. Never returns; exits 0 on success, 2 on
-/// an engine error, 3 when the heap is too small, 101 on panic.
+/// an engine error, 3 when the heap is too small, 4 when the kernel self-test fails, 101 on
+/// panic.
 pub fn run<const L: usize>(
     board: &Board,
     model_bytes: &'static [u8],
     heap_mem: &'static mut [MaybeUninit<u8>],
 ) -> ! {
+    crate::selftest::kernels();
     let painted = stack::paint();
     counter::init();
     let heap_bytes = heap_mem.len();
