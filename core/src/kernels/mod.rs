@@ -135,10 +135,14 @@ impl Kernels {
         ..Self::SCALAR
     };
 
-    /// The DSP table with the Helium (`VMLADAV`) Q8_0 dot, for Cortex-M55/M85.
+    /// Scalar float kernels with the Helium (`VMLADAV`) integer dots, for Cortex-M55/M85.
     #[cfg(tinymla_arm_mve)]
-    pub const ARM_MVE: Kernels =
-        Kernels { name: "arm-mve", dot_q8_0: arm_mve::entry::dot_q8_0, ..Self::ARM_DSP };
+    pub const ARM_MVE: Kernels = Kernels {
+        name: "arm-mve",
+        dot_q8_0: arm_mve::entry::dot_q8_0,
+        dot_q4_0: arm_mve::entry::dot_q4_0,
+        ..Self::ARM_DSP
+    };
 
     /// The best kernels the compile-time target features allow (what `no_std` builds use:
     /// an MCU's ISA is fixed at build time).
