@@ -3,7 +3,7 @@
 #   format, lints (core denies unwrap/expect/panic/indexing/truncating casts),
 #   all workspace tests (unit, golden, hostile, CLI), the no_std core for both boards, the
 #   aarch64 and Arm DSP kernels under qemu-aarch64 / qemu-arm, the firmware on every QEMU board
-#   against the host (tests/firmware.rs), then Miri over core's unit tests and 60 s of each
+#   against the host (tests/firmware.rs), then Miri over core's unit tests and 30 s of each
 #   fuzz target (nightly + cargo-fuzz; .ci/run installs them). TINYMLA_QUICK=1 skips the
 #   firmware step, Miri and fuzzing, for quick local loops.
 set -euo pipefail
@@ -83,7 +83,7 @@ fi
 if [ "${TINYMLA_QUICK:-0}" != 1 ]; then
     # Miri: undefined behaviour in core (scalar paths; SIMD is tested natively).
     cargo +nightly miri test -p tinymla-core --lib 2>&1 | tee -a "$test_log"
-    bash scripts/fuzz.sh "${TINYMLA_FUZZ_SECONDS:-60}"
+    bash scripts/fuzz.sh "${TINYMLA_FUZZ_SECONDS:-30}"
 fi
 
 # One closing line over every test binary (cargo prints one "test result" line per binary).
