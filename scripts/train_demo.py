@@ -80,7 +80,9 @@ Throughput (`--probe 50`, seq 256 x batch 16 = 4,096 tokens per step, 2-core mac
 Two threads barely help these small matrices and collapse when another process holds a core
 (OpenMP threads wait for each other), so the default is one thread. Planned full run at one
 thread: demo-s 1,500 steps (15 min), demo-m 800 steps (35 min), plus about 3 min of evaluation
-and writing: about 53 min for both.
+and writing: about 53 min for both. The QAT steps cost little more (one gguf.quants round trip of
+the weights per step). Measured with QAT, at one thread, the other core building Rust: demo-s
+18.7 min (1.36 steps/s), demo-m 39.2 min (0.34 steps/s), 58 min for both with evaluation.
 """
 
 from __future__ import annotations
