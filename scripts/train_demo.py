@@ -82,7 +82,8 @@ Two threads barely help these small matrices and collapse when another process h
 thread: demo-s 1,500 steps (15 min), demo-m 800 steps (35 min), plus about 3 min of evaluation
 and writing: about 53 min for both. The QAT steps cost little more (one gguf.quants round trip of
 the weights per step). Measured with QAT, at one thread, the other core building Rust: demo-s
-18.7 min (1.36 steps/s), demo-m 39.2 min (0.34 steps/s), 58 min for both with evaluation.
+18.7 min of training (1.36 steps/s), demo-m 39.2 min (0.34 steps/s); 59.6 min for both with
+the corpus, evaluation and outputs (19.4 + 40.2 min, run one model at a time with --only).
 """
 
 from __future__ import annotations
