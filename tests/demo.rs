@@ -231,21 +231,28 @@ fn check(name: &str, precision: Precision) {
     assert!((got - want).abs() <= 0.01 * want, "{name}.{suffix}: perplexity {got} vs {want}");
 }
 
+/// Measured: 32/32 on every prompt; slice perplexity 56.5679, transformers' 56.5679.
 #[test]
 fn demo_s_f32_matches_its_training_run() {
     check("demo-s", Precision::F32);
 }
 
+/// Measured: 12, 32, 27 of 32 (fails issue #8's 29). The float64 reference on the same Q8_0
+/// weights follows all 32 tokens of every prompt; the engine's int8 activations flip ties of
+/// 0.0023 and 0.0011 logits at tokens 13 and 28. Slice perplexity 56.6044 (transformers
+/// 56.5679).
 #[test]
 fn demo_s_q8_0_matches_its_training_run() {
     check("demo-s", Precision::Q8_0);
 }
 
+/// Measured: 32/32 on every prompt; slice perplexity 43.5711, transformers' 43.5711.
 #[test]
 fn demo_m_f32_matches_its_training_run() {
     check("demo-m", Precision::F32);
 }
 
+/// Measured: 32/32 on every prompt; slice perplexity 43.5027 (transformers 43.5711).
 #[test]
 fn demo_m_q8_0_matches_its_training_run() {
     check("demo-m", Precision::Q8_0);
