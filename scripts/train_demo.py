@@ -32,7 +32,16 @@ Training: AdamW (betas 0.9/0.95, weight decay 0.1 on matrices), linear warm-up t
 10% of the peak learning rate, gradient clipping at 1.0, windows of SEQ_LEN + 1 tokens at seeded
 random offsets of the training stream. After each step every router's selection bias moves by
 BIAS_UPDATE_RATE against its expert's load (DeepSeek-V3's auxiliary-loss-free balancing), so the
-GGUF's `exp_probs_b` is not zero. Seeds are fixed, torch uses `--threads` threads (default 1) and
+GGUF's `exp_probs_b` is not zero.
+
+Quantisation-aware training: the last QAT_FRAC (25%) of the steps run forward and backward on the
+weights snapped to Q8_0 (class Q8Snap: every tensor the Q8_0 GGUF stores as Q8_0 replaced by its
+gguf.quants round trip, blocks of 32 along each GGUF row, f16 block scale included), and the
+optimizer updates the latent f32 weights with that gradient (straight-through estimator). The
+training ends on the snapped weights, so every Q8_0 tensor lies on the Q8_0 grid: the F32 GGUF is
+the Q8_0 GGUF dequantised, bit for bit (write_ggufs asserts it), the reference outputs below are
+those of the model that ships at Q8_0, and tests/demo.rs rebuilds the F32 file from the committed
+Q8_0 one (its sha256 is checked against files.f32_sha256), so no F32 file is committed. Seeds are fixed, torch uses `--threads` threads (default 1) and
 deterministic algorithms; a re-run with the same thread count and package versions reproduces
 the numbers.
 
@@ -71,7 +80,10 @@ Throughput (`--probe 50`, seq 256 x batch 16 = 4,096 tokens per step, 2-core mac
 Two threads barely help these small matrices and collapse when another process holds a core
 (OpenMP threads wait for each other), so the default is one thread. Planned full run at one
 thread: demo-s 1,500 steps (15 min), demo-m 800 steps (35 min), plus about 3 min of evaluation
-and writing: about 53 min for both.
+and writing: about 53 min for both. The QAT steps cost little more (one gguf.quants round trip of
+the weights per step). Measured with QAT, at one thread, the other core building Rust: demo-s
+18.7 min of training (1.36 steps/s), demo-m 39.2 min (0.34 steps/s); 59.6 min for both with
+the corpus, evaluation and outputs (19.4 + 40.2 min, run one model at a time with --only).
 """
 
 from __future__ import annotations
@@ -125,6 +137,9 @@ PROMPTS = (
     "Never trust a",
 )
 BIAS_UPDATE_RATE = 1e-3
+# The last QAT_FRAC of the steps train through the Q8_0 snap (Q8Snap): forward and backward on the
+# snapped weights, the optimizer updating the latent f32 weights (a straight-through estimator).
+QAT_FRAC = 0.25
 FLASH_BYTES = 256 * 1024  # demo-s's Q8_0 file must fit
 # Agreement of a GGUF, evaluated in float64 by numpy_ref, with transformers at f32:
 # max |dlogit| / max |logit| over every checked position.
@@ -154,6 +169,12 @@ class Demo:
     eval_every: int
     warmup_frac: float = 0.05
     weight_decay: float = 0.1
+    qat_frac: float = QAT_FRAC
+
+    @property
+    def qat_start(self) -> int:
+        """The first step trained on Q8_0-snapped weights (Q8Snap)."""
+        return self.steps - round(self.qat_frac * self.steps) + 1
 
 
 DEMOS = [
@@ -311,6 +332,64 @@ class BiasBalancer:
         return loads
 
 
+class Q8Snap:
+    """Quantisation-aware training for the Q8_0 GGUF: every parameter element that the Q8_0 file
+    stores as Q8_0 can be replaced by its Q8_0 round trip (gguf.quants quantize then dequantize,
+    f16 block scale included), in the GGUF layout: blocks of 32 along each GGUF row, so `attn_k_b`
+    (the nope part of kv_b_proj, stored transposed per head) is blocked along kv_b_proj's output
+    axis and `attn_v_b` along kv_lora_rank. The snap goes through the same code as write_ggufs
+    (gf.gguf_tensors, gf.quantize_like_converter), so it cannot drift from the file: a map from
+    GGUF element to parameter element is built once by running gf.gguf_tensors on a state dict
+    whose entries are their own element indices. Tensors the converter keeps F32 (1-D, norms,
+    the router ffn_gate_inp, exp_probs_b) are never snapped."""
+
+    def __init__(self, model, fx: gf.Fixture):
+        self.model, self.fx = model, fx
+        self.params = [p for _, p in model.named_parameters()]  # tied embedding/output counted once
+        starts = np.cumsum([0] + [p.numel() for p in self.params])
+        assert starts[-1] < 2**24, "element indices must be exact in float32"
+        by_ptr = {p.data_ptr(): (start, p) for start, p in zip(starts, self.params)}
+        index_sd = {}
+        for k, v in model.state_dict().items():
+            start, p = by_ptr.get(v.data_ptr(), (None, None))
+            index_sd[k] = (torch.full_like(v, -1.0) if p is None else
+                           torch.arange(start, start + p.numel(), dtype=torch.float32).reshape(p.shape))
+        index_model = type("IndexModel", (), dict(config=model.config, state_dict=lambda self: index_sd))()
+        self.index = {}
+        for name, array in gf.gguf_tensors(index_model, fx).items():
+            if gf.converter_qtype(name, array, Q8_0) == Q8_0:
+                assert (array >= 0).all(), name
+                self.index[name] = torch.from_numpy(array.astype(np.int64)).flatten()
+        covered = torch.cat(list(self.index.values()))
+        assert len(covered) == len(torch.unique(covered)), "a parameter element in two Q8_0 tensors"
+        self.n_snapped = len(covered)
+
+    @torch.no_grad()
+    def snapped(self) -> list[torch.Tensor]:
+        """Every parameter with its Q8_0 elements replaced by their Q8_0 round trip."""
+        tensors = gf.gguf_tensors(self.model, self.fx)
+        stored = gf.quantize_like_converter({n: tensors[n] for n in self.index}, Q8_0)
+        flat = torch.cat([p.detach().flatten() for p in self.params])
+        for name, idx in self.index.items():
+            data, qtype = stored[name]
+            assert qtype == Q8_0, name
+            flat[idx] = torch.from_numpy(gguf.quants.dequantize(data, Q8_0)).flatten()
+        return [chunk.view_as(p) for chunk, p in zip(flat.split([p.numel() for p in self.params]), self.params)]
+
+    @torch.no_grad()
+    def snap(self) -> list[torch.Tensor]:
+        """Replaces the parameters by their snapped values; returns the previous values."""
+        latent = [p.detach().clone() for p in self.params]
+        for p, s in zip(self.params, self.snapped()):
+            p.copy_(s)
+        return latent
+
+    @torch.no_grad()
+    def restore(self, latent: list[torch.Tensor]) -> None:
+        for p, v in zip(self.params, latent):
+            p.copy_(v)
+
+
 def lr_at(step: int, demo: Demo) -> float:
     warmup = max(1, round(demo.warmup_frac * demo.steps))
     if step < warmup:
@@ -319,9 +398,15 @@ def lr_at(step: int, demo: Demo) -> float:
     return demo.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train(model, demo: Demo, train_stream: np.ndarray, eval_wins: torch.Tensor,
+def train(model, demo: Demo, train_stream: np.ndarray, eval_wins: torch.Tensor, snap: Q8Snap,
           max_seconds: float | None = None) -> tuple[list[dict], dict]:
-    """Train in place. Returns the log rows and timing; stops early after max_seconds (--probe)."""
+    """Train in place. Returns the log rows and timing; stops early after max_seconds (--probe).
+
+    From step demo.qat_start on, each step snaps the Q8_0 weights (snap.snap), runs forward and
+    backward on them, restores the latent weights and applies the gradient to those: the
+    straight-through estimator w + (snap(w) - w).detach(). Held-out losses logged from then on are
+    the snapped model's. After the last step the model keeps its snapped weights, so the F32 GGUF
+    equals the dequantised Q8_0 GGUF."""
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": demo.weight_decay},
@@ -335,7 +420,7 @@ def train(model, demo: Demo, train_stream: np.ndarray, eval_wins: torch.Tensor,
     rows.append(dict(step=0, tokens=0, lr=0.0, train_loss=float("nan"), heldout_loss=mean_nll(model, eval_wins),
                      elapsed_s=0.0))
     start = time.time()
-    train_seconds, step = 0.0, 0
+    train_seconds, step, qat_entry = 0.0, 0, {}
     for step in range(1, demo.steps + 1):
         t0 = time.time()
         model.train()
@@ -343,11 +428,25 @@ def train(model, demo: Demo, train_stream: np.ndarray, eval_wins: torch.Tensor,
         batch = data[starts[:, None] + offsets]
         for group in opt.param_groups:
             group["lr"] = lr_at(step - 1, demo)
+        qat = step >= demo.qat_start
+        if step == demo.qat_start and max_seconds is None:
+            # Held-out loss of the f32 model entering QAT, and of its Q8_0 snap: what QAT has to recover.
+            model.eval()
+            qat_entry = dict(step=step - 1, heldout_loss=mean_nll(model, eval_wins))
+            latent = snap.snap()
+            qat_entry["snapped_heldout_loss"] = mean_nll(model, eval_wins)
+            snap.restore(latent)
+            print(f"  {demo.name} QAT from step {step}: held-out {qat_entry['heldout_loss']:.4f}, "
+                  f"Q8_0-snapped {qat_entry['snapped_heldout_loss']:.4f}", flush=True)
+            model.train()
+        latent = snap.snap() if qat else None
         balancer.active = True
         loss = nll(model, batch).sum() / (demo.batch * SEQ_LEN)
         balancer.active = False
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if latent is not None:
+            snap.restore(latent)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         balancer.step()
@@ -355,9 +454,12 @@ def train(model, demo: Demo, train_stream: np.ndarray, eval_wins: torch.Tensor,
         train_seconds += time.time() - t0
         if step % demo.eval_every == 0 or step == demo.steps:
             model.eval()
+            latent = snap.snap() if qat else None
             rows.append(dict(step=step, tokens=step * demo.batch * SEQ_LEN, lr=lr_at(step - 1, demo),
                              train_loss=float(np.mean(losses)), heldout_loss=mean_nll(model, eval_wins),
                              elapsed_s=time.time() - start))
+            if latent is not None:
+                snap.restore(latent)
             losses = []
             r = rows[-1]
             print(f"  {demo.name} step {step:5d}/{demo.steps}  lr {r['lr']:.2e}  train {r['train_loss']:.4f}"
@@ -365,8 +467,11 @@ def train(model, demo: Demo, train_stream: np.ndarray, eval_wins: torch.Tensor,
         if max_seconds is not None and time.time() - start > max_seconds:
             break
     model.eval()
+    if step >= demo.qat_start:
+        snap.snap()  # the model keeps its snapped weights
     timing = dict(steps_done=step, train_seconds=train_seconds, wall_seconds=time.time() - start,
-                  steps_per_s=step / train_seconds, tokens_per_s=step * demo.batch * SEQ_LEN / train_seconds)
+                  steps_per_s=step / train_seconds, tokens_per_s=step * demo.batch * SEQ_LEN / train_seconds,
+                  qat_entry=qat_entry)
     return rows, timing
 
 
@@ -435,6 +540,14 @@ def write_ggufs(model, demo: Demo, tok: Tokenizer, out: Path) -> dict:
     stored = gf.quantize_like_converter(tensors, Q8_0)
     fallbacks = [n for n, (_, q) in stored.items() if q != gf.converter_qtype(n, tensors[n], Q8_0)]
     assert not fallbacks, f"rows not a multiple of 32: {fallbacks}"
+    # QAT left every Q8_0 tensor on the Q8_0 grid: dequantising gives the F32 file's values bit for
+    # bit, and quantising those again gives the same bytes.
+    for name, (data, qtype) in stored.items():
+        if qtype == Q8_0:
+            deq = gguf.quants.dequantize(data, Q8_0)
+            assert deq.shape == tensors[name].shape and np.array_equal(deq.view(np.uint32),
+                                                                       tensors[name].view(np.uint32)), name
+            assert np.array_equal(gguf.quants.quantize(deq, Q8_0), data), name
     q8_meta = gf.quantized_metadata(meta, gguf.LlamaFileType.MOSTLY_Q8_0)
     q8_path = out / f"{demo.name}.q8_0.gguf"
     gf.write_gguf(q8_path, q8_meta, arrays, {n: d for n, (d, _) in stored.items()},
@@ -561,7 +674,10 @@ def run_demo(demo: Demo, data: Data, out: Path, smoke: bool, threads: int) -> di
         assert array.ndim < 2 or array.shape[-1] % 32 == 0, (name, array.shape)
     print(f"=== {demo.name}: {count:,} parameters, {demo.steps} steps x {demo.batch} x {SEQ_LEN}", flush=True)
     eval_wins = windows(data.heldout, SMOKE_EVAL_WINDOWS if smoke else EVAL_WINDOWS)
-    rows, timing = train(model, demo, data.train, eval_wins)
+    snap = Q8Snap(model, fx)
+    print(f"  QAT: steps {demo.qat_start}..{demo.steps} on {snap.n_snapped:,} Q8_0-snapped of {count:,} "
+          f"parameters", flush=True)
+    rows, timing = train(model, demo, data.train, eval_wins, snap)
     print(f"  {timing['steps_per_s']:.3f} steps/s, {timing['tokens_per_s']:.0f} tokens/s", flush=True)
 
     # Reference outputs come from the saved checkpoint, reloaded (eager attention and experts, f32).
@@ -616,7 +732,8 @@ def run_demo(demo: Demo, data: Data, out: Path, smoke: bool, threads: int) -> di
         n_params=count, files=files,
         training=dict(steps=demo.steps, batch=demo.batch, seq_len=SEQ_LEN, lr=demo.lr, warmup_frac=demo.warmup_frac,
                       min_lr_frac=0.1, weight_decay=demo.weight_decay, betas=[0.9, 0.95], grad_clip=1.0,
-                      bias_update_rate=BIAS_UPDATE_RATE, threads=threads, **timing,
+                      bias_update_rate=BIAS_UPDATE_RATE, qat_frac=demo.qat_frac, qat_start=demo.qat_start,
+                      qat_snapped_params=snap.n_snapped, threads=threads, **timing,
                       final_train_loss=rows[-1]["train_loss"], final_eval_heldout_loss=rows[-1]["heldout_loss"]),
         heldout=dict(windows=len(held_wins), predicted_tokens=len(held_wins) * SEQ_LEN, nll_per_token=heldout_nll,
                      perplexity=math.exp(heldout_nll)),
@@ -650,7 +767,8 @@ def probe(demos: list[Demo], data: Data, seconds: float) -> None:
     total = 0.0
     for demo in demos:
         model = build_model(demo)
-        _, timing = train(model, replace(demo, eval_every=10**9), data.train, eval_wins, max_seconds=seconds)
+        _, timing = train(model, replace(demo, eval_every=10**9, qat_frac=1.0), data.train, eval_wins,
+                          Q8Snap(model, fixture(demo)), max_seconds=seconds)
         projected = demo.steps / timing["steps_per_s"]
         total += projected
         print(f"probe {demo.name}: {timing['steps_done']} steps in {timing['train_seconds']:.1f} s = "

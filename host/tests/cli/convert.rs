@@ -474,7 +474,7 @@ fn deepseek_v3_tokenizer_is_embedded_as_the_trained_demo_has_it() {
 
     let ours = std::fs::read(&out).unwrap();
     let demo =
-        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/demo-s.f32.gguf"))
+        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/demo-s.q8_0.gguf"))
             .unwrap();
     let (a, b) = (Gguf::parse(&ours).unwrap(), Gguf::parse(&demo).unwrap());
     for key in [
@@ -504,7 +504,7 @@ fn deepseek_v3_tokenizer_is_embedded_as_the_trained_demo_has_it() {
         let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         json["tokens"].clone()
     };
-    let demo_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/demo-s.f32.gguf");
+    let demo_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/demo-s.q8_0.gguf");
     assert_eq!(ids(&out), ids(&demo_path));
     std::fs::remove_dir_all(&dir).ok();
 }
