@@ -108,14 +108,7 @@ fn scored(
                 f64::from(m) + logits.iter().map(|v| f64::from(v - m).exp()).sum::<f64>().ln();
             nll += lse - f64::from(logits[pair[1] as usize]);
             count += 1;
-            let best = argmax(logits) as usize;
-            let second = logits
-                .iter()
-                .enumerate()
-                .filter(|&(i, _)| i != best)
-                .map(|(_, v)| *v)
-                .fold(f32::NEG_INFINITY, f32::max);
-            top.push((best, logits[best] - second));
+            top.push(top_two(logits));
         }
     }
     ((nll / count as f64).exp(), top)
@@ -131,6 +124,18 @@ enum Precision {
     Q8_0,
 }
 
+/// The argmax of `logits` and its margin over the runner-up, `logit[best] - logit[second]`.
+fn top_two(logits: &[f32]) -> (usize, f32) {
+    let best = argmax(logits) as usize;
+    let second = logits
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != best)
+        .map(|(_, v)| *v)
+        .fold(f32::NEG_INFINITY, f32::max);
+    (best, logits[best] - second)
+}
+
 /// The f32 run's top-two logit margin at each of `want`'s steps, teacher-forced: feeds `prompt`
 /// then `want`, and records `logit[best] - logit[second]` before each of `want`'s tokens.
 fn margins(model: &Model<'_>, prompt: &[u32], want: &[u32]) -> Vec<f32> {
@@ -140,16 +145,7 @@ fn margins(model: &Model<'_>, prompt: &[u32], want: &[u32]) -> Vec<f32> {
     let mut scratch_mem = vec![0.0; cfg.scratch_elems(cap).unwrap()];
     let mut cache = LatentCache::new(cfg, cap, CacheOptions::default(), &mut cache_mem).unwrap();
     let mut scratch = Scratch::new(cfg, cap, &mut scratch_mem).unwrap();
-    let margin = |logits: &[f32]| {
-        let best = argmax(logits) as usize;
-        let second = logits
-            .iter()
-            .enumerate()
-            .filter(|&(i, _)| i != best)
-            .map(|(_, v)| *v)
-            .fold(f32::NEG_INFINITY, f32::max);
-        logits[best] - second
-    };
+    let margin = |logits: &[f32]| top_two(logits).1;
     let mut out = Vec::new();
     let mut last = 0.0;
     for &t in prompt {

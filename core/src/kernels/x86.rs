@@ -181,8 +181,8 @@ unsafe fn scales8<const B: usize>(blocks: &[[u8; B]; 8]) -> __m256 {
     _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
 }
 
-/// Asks for the cache lines `PREFETCH_BYTES` past `p` (one chunk of eight blocks' worth), so
-/// rows streamed from DRAM arrive before the kernel reaches them. A prefetch never faults, and
+/// Asks for the cache lines `PREFETCH_BYTES` past `p` that the kernel reads one chunk later
+/// (eight `B`-byte blocks), so rows streamed from DRAM arrive before the kernel reaches them. A prefetch never faults, and
 /// the address is only formed with wrapping arithmetic, so a hint past the end of the weights
 /// is harmless.
 ///
@@ -190,9 +190,9 @@ unsafe fn scales8<const B: usize>(blocks: &[[u8; B]; 8]) -> __m256 {
 /// The CPU supports SSE (every x86_64 does).
 #[inline]
 #[target_feature(enable = "sse")]
-unsafe fn prefetch_ahead(p: *const u8) {
+unsafe fn prefetch_ahead<const B: usize>(p: *const u8) {
     let mut off = PREFETCH_BYTES;
-    while off < PREFETCH_BYTES + 8 * 34 + 64 {
+    while off < PREFETCH_BYTES + 8 * B + 64 {
         _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off).cast::<i8>());
         off += 64;
     }
@@ -219,7 +219,7 @@ unsafe fn dot_blocks<const B: usize>(
     let (a8, a_tail) = a.get(..n).unwrap_or(&[]).as_chunks::<8>();
     let mut sum = 0.0f32;
     for (wc, ac) in w8.iter().zip(a8) {
-        prefetch_ahead(wc.as_ptr().cast::<u8>());
+        prefetch_ahead::<B>(wc.as_ptr().cast::<u8>());
         let mut v = [_mm256_setzero_si256(); 8];
         for ((vi, wb), ab) in v.iter_mut().zip(wc).zip(ac) {
             *vi = lanes(wb, ab);
