@@ -41,9 +41,10 @@ optimizer updates the latent f32 weights with that gradient (straight-through es
 training ends on the snapped weights, so every Q8_0 tensor lies on the Q8_0 grid: the F32 GGUF is
 the Q8_0 GGUF dequantised, bit for bit (write_ggufs asserts it), the reference outputs below are
 those of the model that ships at Q8_0, and tests/demo.rs rebuilds the F32 file from the committed
-Q8_0 one (its sha256 is checked against files.f32_sha256), so no F32 file is committed. Seeds are fixed, torch uses `--threads` threads (default 1) and
-deterministic algorithms; a re-run with the same thread count and package versions reproduces
-the numbers.
+Q8_0 one (its sha256 is checked against files.f32_sha256), so no F32 file is committed.
+
+Seeds are fixed, torch uses `--threads` threads (default 1) and deterministic algorithms; a re-run
+with the same thread count and package versions reproduces the numbers.
 
 Outputs, for each model NAME, in OUT (default models/):
     NAME.f32.gguf, NAME.q8_0.gguf   llama.cpp `deepseek2` layout (tensor names, keys and layouts

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use tinymla_core::kernels::scalar::f16_to_f32;
+use tinymla_core::quant::{q8_0, QK};
 use tinymla_core::sampler::argmax;
 use tinymla_core::{CacheOptions, CacheStorage, GgmlType, LatentCache, Model, Scratch};
 use tinymla_host::gguf_writer::TensorData;
@@ -42,8 +43,8 @@ fn f32_from_q8_0(q8_0: &[u8]) -> Vec<u8> {
         if t.ggml_type != GgmlType::Q8_0.id() {
             return Some(t);
         }
-        let mut bytes = Vec::with_capacity(t.bytes.len() / 34 * 32 * 4);
-        for block in t.bytes.chunks_exact(34) {
+        let mut bytes = Vec::with_capacity(t.bytes.len() / q8_0::BLOCK_BYTES * QK * 4);
+        for block in t.bytes.chunks_exact(q8_0::BLOCK_BYTES) {
             let d = f16_to_f32([block[0], block[1]]);
             for &q in &block[2..] {
                 bytes.extend_from_slice(&(d * f32::from(q as i8)).to_le_bytes());

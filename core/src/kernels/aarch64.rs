@@ -15,7 +15,7 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use crate::quant::{block_scale, q4_0::BlockQ4_0, q8_0::BlockQ8_0};
+use crate::quant::{block_term, q4_0::BlockQ4_0, q8_0::BlockQ8_0};
 
 /// `Σ w[i]·x[i]`, `w` little-endian `f32` bytes: four 4-lane FMA accumulators.
 ///
@@ -183,14 +183,6 @@ unsafe fn block_isum_sdot(x: (int8x16_t, int8x16_t), y: (int8x16_t, int8x16_t)) 
     vaddvq_s32(acc)
 }
 
-/// One scale multiply per block, in the scalar reference's order: `Σ (d_w · d_a) · isum`.
-#[inline(always)]
-fn scaled(sum: f32, w: &[u8], a: &[u8], isum: i32) -> f32 {
-    #[allow(clippy::cast_precision_loss)] // |isum| <= 32 · 128 · 128 = 2^19: exact
-    let s = isum as f32;
-    sum + block_scale(w) * block_scale(a) * s
-}
-
 /// Q8_0 × Q8_0 with `vmull_s8` + `vpadalq_s16`.
 ///
 /// # Safety
@@ -199,7 +191,7 @@ fn scaled(sum: f32, w: &[u8], a: &[u8], isum: i32) -> f32 {
 unsafe fn dot_q8_0_neon(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     let mut sum = 0.0f32;
     for (wb, ab) in w.iter().zip(a) {
-        sum = scaled(sum, wb, ab, block_isum_neon(q8_values(wb), q8_values(ab)));
+        sum += block_term(wb, ab, block_isum_neon(q8_values(wb), q8_values(ab)));
     }
     sum
 }
@@ -212,7 +204,7 @@ unsafe fn dot_q8_0_neon(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
 unsafe fn dot_q8_0_sdot(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     let mut sum = 0.0f32;
     for (wb, ab) in w.iter().zip(a) {
-        sum = scaled(sum, wb, ab, block_isum_sdot(q8_values(wb), q8_values(ab)));
+        sum += block_term(wb, ab, block_isum_sdot(q8_values(wb), q8_values(ab)));
     }
     sum
 }
@@ -225,7 +217,7 @@ unsafe fn dot_q8_0_sdot(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
 unsafe fn dot_q4_0_neon(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     let mut sum = 0.0f32;
     for (wb, ab) in w.iter().zip(a) {
-        sum = scaled(sum, wb, ab, block_isum_neon(q4_values(wb), q8_values(ab)));
+        sum += block_term(wb, ab, block_isum_neon(q4_values(wb), q8_values(ab)));
     }
     sum
 }
@@ -238,7 +230,7 @@ unsafe fn dot_q4_0_neon(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
 unsafe fn dot_q4_0_sdot(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     let mut sum = 0.0f32;
     for (wb, ab) in w.iter().zip(a) {
-        sum = scaled(sum, wb, ab, block_isum_sdot(q4_values(wb), q8_values(ab)));
+        sum += block_term(wb, ab, block_isum_sdot(q4_values(wb), q8_values(ab)));
     }
     sum
 }

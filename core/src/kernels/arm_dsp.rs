@@ -17,7 +17,7 @@
 //! bit-identical to [`crate::quant::q8_0::dot_q8_0`] and [`crate::quant::q4_0::dot_q8_0`].
 #![cfg_attr(tinymla_arm_dsp, allow(unsafe_code))]
 
-use crate::quant::{block_scale, q4_0::BlockQ4_0, q8_0::BlockQ8_0};
+use crate::quant::{block_term, q4_0::BlockQ4_0, q8_0::BlockQ8_0};
 
 /// The two DSP instructions the kernels use.
 pub(crate) trait Dsp {
@@ -118,20 +118,12 @@ fn words(block: &[u8]) -> &[[u8; 4]] {
     block.get(2..).unwrap_or(&[]).as_chunks::<4>().0
 }
 
-/// One scale multiply per block, in the scalar reference's order.
-#[inline(always)]
-fn scaled(sum: f32, w: &[u8], a: &[u8], isum: i32) -> f32 {
-    #[allow(clippy::cast_precision_loss)] // |isum| <= 2^19: exact
-    let s = isum as f32;
-    sum + block_scale(w) * block_scale(a) * s
-}
-
 /// Q8_0 × Q8_0 with `SXTB16` + `SMLAD`.
 #[inline(always)]
 pub(crate) fn dot_q8_0_with<D: Dsp>(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     let mut sum = 0.0f32;
     for (wb, ab) in w.iter().zip(a) {
-        sum = scaled(sum, wb, ab, isum32::<D>(words(wb), words(ab)));
+        sum += block_term(wb, ab, isum32::<D>(words(wb), words(ab)));
     }
     sum
 }
@@ -158,7 +150,7 @@ pub(crate) fn dot_q4_0_with<D: Dsp>(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
         }
         let (y_lo, y_hi) = words(ab).split_at(4.min(words(ab).len()));
         let isum = isum32::<D>(&lo, y_lo) + isum32::<D>(&hi, y_hi);
-        sum = scaled(sum, wb, ab, isum);
+        sum += block_term(wb, ab, isum);
     }
     sum
 }

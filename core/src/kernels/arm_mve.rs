@@ -17,7 +17,7 @@
 
 use core::arch::asm;
 
-use crate::quant::{block_scale, q4_0::BlockQ4_0, q8_0::BlockQ8_0};
+use crate::quant::{block_term, q4_0::BlockQ4_0, q8_0::BlockQ8_0};
 
 /// The exact dot product of two Q8_0 blocks' 32 values.
 #[inline(always)]
@@ -86,9 +86,7 @@ fn dot_blocks<const B: usize>(
 ) -> f32 {
     let mut sum = 0.0f32;
     for (wb, ab) in w.iter().zip(a) {
-        #[allow(clippy::cast_precision_loss)] // |isum| <= 2^19: exact
-        let s = isum(wb, ab) as f32;
-        sum += block_scale(wb) * block_scale(ab) * s;
+        sum += block_term(wb, ab, isum(wb, ab));
     }
     sum
 }

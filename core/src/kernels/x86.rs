@@ -7,7 +7,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::quant::{block_scale, q4_0::BlockQ4_0, q8_0::BlockQ8_0};
+use crate::quant::{block_term, q4_0::BlockQ4_0, q8_0::BlockQ8_0};
 
 /// Sum of the 8 lanes.
 ///
@@ -234,9 +234,7 @@ unsafe fn dot_blocks<const B: usize>(
         }
     }
     for (wb, ab) in w_tail.iter().zip(a_tail) {
-        #[allow(clippy::cast_precision_loss)] // |isum| < 2^24: exact
-        let s = hsum_epi32(lanes(wb, ab)) as f32;
-        sum += block_scale(wb) * block_scale(ab) * s;
+        sum += block_term(wb, ab, hsum_epi32(lanes(wb, ab)));
     }
     sum
 }

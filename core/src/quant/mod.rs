@@ -23,5 +23,15 @@ pub(crate) fn block_scale(block: &[u8]) -> f32 {
     }
 }
 
+/// One block's term of an integer dot product, `(d_w · d_a) · isum` (`isum` the block's exact
+/// `i32` dot), rounded as every kernel (scalar reference and SIMD) must round it to stay
+/// bit-identical: the two scales multiplied first.
+#[inline(always)]
+pub(crate) fn block_term(w: &[u8], a: &[u8], isum: i32) -> f32 {
+    #[allow(clippy::cast_precision_loss)] // |isum| <= 32 · 128 · 128 = 2^19 < 2^24: exact
+    let s = isum as f32;
+    block_scale(w) * block_scale(a) * s
+}
+
 #[cfg(test)]
 mod tests;

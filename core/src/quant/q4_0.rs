@@ -2,7 +2,7 @@
 //! `x = d · (q − 8)`. The low nibble of byte `j` is element `j`, the high nibble element
 //! `j + 16`. 4.5 bits per weight.
 
-use super::{block_scale, q8_0::BlockQ8_0, QK};
+use super::{block_scale, block_term, q8_0::BlockQ8_0, QK};
 
 /// Bytes per block.
 pub const BLOCK_BYTES: usize = 2 + QK / 2;
@@ -43,9 +43,7 @@ pub fn dot_q8_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
         for (x, y) in values(wb).iter().zip(ab.iter().skip(2)) {
             isum += i32::from(*x) * i32::from(i8::from_le_bytes([*y]));
         }
-        #[allow(clippy::cast_precision_loss)] // |isum| <= 32 · 8 · 127 < 2^24: exact
-        let s = isum as f32;
-        sum += block_scale(wb) * block_scale(ab) * s;
+        sum += block_term(wb, ab, isum);
     }
     sum
 }

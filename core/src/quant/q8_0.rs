@@ -3,7 +3,7 @@
 
 use half::f16;
 
-use super::{block_scale, QK};
+use super::{block_scale, block_term, QK};
 
 /// Bytes per block.
 pub const BLOCK_BYTES: usize = 2 + QK;
@@ -59,9 +59,7 @@ pub fn dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
         for (x, y) in wb.iter().skip(2).zip(ab.iter().skip(2)) {
             isum += i32::from(i8::from_le_bytes([*x])) * i32::from(i8::from_le_bytes([*y]));
         }
-        #[allow(clippy::cast_precision_loss)] // |isum| <= 32 · 127 · 127 < 2^24: exact
-        let s = isum as f32;
-        sum += block_scale(wb) * block_scale(ab) * s;
+        sum += block_term(wb, ab, isum);
     }
     sum
 }
