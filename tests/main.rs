@@ -1,6 +1,7 @@
 //! tinymla's cross-crate integration tests, built as one binary so it links once.
 
 mod api;
+mod batch;
 mod cache;
 mod capi;
 mod common;

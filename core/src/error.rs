@@ -76,6 +76,11 @@ pub enum Error {
     },
     /// A size computed from the file's dimensions does not fit in `usize` on this target.
     SizeOverflow,
+    /// A batch was asked for with no tokens, or batch buffers for 0 or more than `max` tokens.
+    InvalidBatch {
+        /// The largest batch one step can take (`BatchScratch::MAX_TOKENS`).
+        max: u32,
+    },
 }
 
 /// Names a caller-provided buffer in [`Error::BufferTooSmall`].
@@ -92,6 +97,10 @@ pub enum BufferKind {
     VocabIndex,
     /// The sampler's index buffer (`u32`, one per vocabulary entry), see `Sampler::sample`.
     SamplerWork,
+    /// A batch scratch's `f32` buffer, see `BatchScratch::sizes`.
+    BatchScratch,
+    /// A batch scratch's byte buffer (quantised activations), see `BatchScratch::sizes`.
+    BatchBlocks,
 }
 
 /// Why a byte slice is not a well-formed GGUF file. Offsets are bytes from the start of the file.
@@ -267,6 +276,9 @@ impl fmt::Display for Error {
                 write!(f, "{buffer:?} buffer too small: need {needed} elements, given {given}")
             }
             Error::SizeOverflow => write!(f, "a model size overflows this target's usize"),
+            Error::InvalidBatch { max } => {
+                write!(f, "a batch must hold 1 to {max} tokens")
+            }
         }
     }
 }

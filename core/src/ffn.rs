@@ -32,4 +32,36 @@ impl Mlp<'_> {
         }
         self.down.matvec(g, out, par);
     }
+
+    /// [`Mlp::forward`] for `n` vectors `xs[t · x_stride ..]` at once, each result
+    /// bit-identical to its own call, into `out[t · out_stride ..][.. hidden]`. `hidden` is
+    /// `[n][2 · width]` (gate, then up, `width >= intermediate`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn forward_batch(
+        &self,
+        xs: &[f32],
+        x_stride: usize,
+        n: usize,
+        hidden: &mut [f32],
+        width: usize,
+        out: &mut [f32],
+        out_stride: usize,
+        work: (&mut [f32], &mut [u8]),
+        par: &dyn Parallel,
+    ) {
+        let (tmp, blocks) = work;
+        let inter = self.gate.rows();
+        let stride = 2 * width;
+        self.gate.matmul(xs, x_stride, n, hidden, stride, tmp, blocks, par);
+        if let Some(up_part) = hidden.get_mut(width..) {
+            self.up.matmul(xs, x_stride, n, up_part, stride, tmp, blocks, par);
+        }
+        for h in hidden.chunks_exact_mut(stride.max(1)).take(n) {
+            let (g, u) = h.split_at_mut(width.min(h.len()));
+            for (gi, ui) in g.iter_mut().zip(u.iter()).take(inter) {
+                *gi = kernels::silu(*gi) * ui;
+            }
+        }
+        self.down.matmul(hidden, stride, n, out, out_stride, tmp, blocks, par);
+    }
 }

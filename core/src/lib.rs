@@ -52,6 +52,7 @@ pub mod gguf;
 pub mod kernels;
 pub mod tensor;
 
+mod batch;
 pub mod cache;
 mod ffn;
 mod fnv;
@@ -66,6 +67,7 @@ mod scratch;
 pub mod vocab;
 mod weights;
 
+pub use batch::{BatchScratch, BatchSizes};
 pub use cache::{CacheArena, CacheOptions, CacheStorage, LatentCache, OverflowPolicy};
 pub use config::{ModelConfig, ModelOptions};
 pub use error::{BufferKind, ConfigError, Error, GgufError};

@@ -75,9 +75,23 @@ pub(crate) struct MlaBuffers<'s> {
     pub(crate) out: &'s mut [f32],
 }
 
+/// Buffers of the attention proper (scoring the cached rows and `W_UV`), for one token.
+pub(crate) struct AttendBuffers<'s> {
+    /// Absorbed query, `[heads][kv_lora + rope]`.
+    pub(crate) q_abs: &'s mut [f32],
+    /// Online-softmax state, `[2][heads]`.
+    pub(crate) scores: &'s mut [f32],
+    /// Weighted latent per head, `[heads][kv_lora]`.
+    pub(crate) lat_out: &'s mut [f32],
+    /// One decoded cache row, `[kv_lora + rope]`.
+    pub(crate) decoded: &'s mut [f32],
+    /// The heads' outputs after `W_UV`, `[heads][v_head]`.
+    pub(crate) attn_out: &'s mut [f32],
+}
+
 /// One decode step of layer `layer`: writes this token's latent row into the cache's pending
 /// slot (committed by the caller after the last layer), attends over every filled slot, and
-/// writes the attention output (`[hidden]`) to `b.out`. `scores` holds `heads * capacity`.
+/// writes the attention output (`[hidden]`) to `b.out`.
 pub(crate) fn forward(
     s: &MlaShape,
     w: &MlaWeights<'_>,
@@ -87,13 +101,7 @@ pub(crate) fn forward(
     b: MlaBuffers<'_>,
     par: &dyn Parallel,
 ) {
-    // Chunk widths are >= 1 for any validated config; `max(1)` keeps that local.
-    let qk = (s.nope + s.rope).max(1);
-    let row = (s.kv_lora + s.rope).max(1);
-    let kv_lora = s.kv_lora.max(1);
-    let v_head = s.v_head.max(1);
-
-    // Query, then RoPE on each head's rope part.
+    // Query (RoPE on its rope parts comes in `attend`).
     match &w.q {
         QueryProj::Direct(m) => m.matvec(x, b.q, par),
         QueryProj::LoRA { a, norm, b: qb } => {
@@ -105,28 +113,148 @@ pub(crate) fn forward(
 
     // This token's cache row: normed latent, then rotated shared key.
     w.kv_a.matvec(x, b.kv_a, par);
-    let (c_kv, k_pe) = b.kv_a.split_at_mut(s.kv_lora.min(b.kv_a.len()));
-    w.kv_a_norm.rms_norm_in_place(c_kv, s.eps);
-    rope::rotate(k_pe, b.rope);
+    finish_row(s, w, b.kv_a, b.rope);
     cache.write(layer, b.kv_a);
+
+    let bufs = AttendBuffers {
+        q_abs: b.q_abs,
+        scores: b.scores,
+        lat_out: b.lat_out,
+        decoded: b.kv_a,
+        attn_out: b.attn_out,
+    };
+    attend(s, w, b.q, b.rope, cache, cache.rows(layer), bufs, par);
+    w.output.matvec(b.attn_out, b.out, par);
+}
+
+/// Buffers of a batch of `n` tokens' attention, `[n][…]` each (from [`crate::BatchScratch`]).
+pub(crate) struct BatchMlaBuffers<'s> {
+    /// Query LoRA latents, `[n][q_lora]`.
+    pub(crate) q_a: &'s mut [f32],
+    /// Queries, `[n][heads · qk]`.
+    pub(crate) q: &'s mut [f32],
+    /// Cache rows, `[n][kv_lora + rope]`.
+    pub(crate) kv_a: &'s mut [f32],
+    /// Head outputs, `[n][heads · v_head]`.
+    pub(crate) attn_out: &'s mut [f32],
+    /// RoPE tables, `[n][rope]`.
+    pub(crate) rope: &'s [f32],
+    /// Block outputs, `[n][hidden]`.
+    pub(crate) out: &'s mut [f32],
+    /// Work memory of [`Matrix::matmul`].
+    pub(crate) tmp: &'s mut [f32],
+    /// Work memory of [`Matrix::matmul`].
+    pub(crate) blocks: &'s mut [u8],
+}
+
+/// Widths of a batch's rows, the strides of [`BatchMlaBuffers`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchStrides {
+    pub(crate) hidden: usize,
+    pub(crate) q_a: usize,
+    pub(crate) q: usize,
+    pub(crate) kv_a: usize,
+    pub(crate) attn_out: usize,
+    pub(crate) rope: usize,
+}
+
+/// Layer `layer`'s attention for `n` consecutive tokens at once, each computed exactly as
+/// [`forward`] computes it on its own: the projections run as batched products (each weight
+/// row read once for the batch), each token's row goes to slot `len + i` of the cache
+/// (committed by the caller), and token `i` attends over the filled slots and the batch's
+/// rows `0..=i`. `xs` is `[n][hidden]`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_batch(
+    s: &MlaShape,
+    w: &MlaWeights<'_>,
+    layer: usize,
+    xs: &[f32],
+    n: usize,
+    st: &BatchStrides,
+    cache: &mut LatentCache<'_>,
+    b: BatchMlaBuffers<'_>,
+    one: AttendBuffers<'_>,
+    par: &dyn Parallel,
+) {
+    let (tmp, blocks) = (&mut *b.tmp, &mut *b.blocks);
+    match &w.q {
+        QueryProj::Direct(m) => m.matmul(xs, st.hidden, n, b.q, st.q, tmp, blocks, par),
+        QueryProj::LoRA { a, norm, b: qb } => {
+            a.matmul(xs, st.hidden, n, b.q_a, st.q_a, tmp, blocks, par);
+            for q_a in b.q_a.chunks_exact_mut(st.q_a.max(1)).take(n) {
+                norm.rms_norm_in_place(q_a, s.eps);
+            }
+            qb.matmul(b.q_a, st.q_a, n, b.q, st.q, tmp, blocks, par);
+        }
+    }
+    w.kv_a.matmul(xs, st.hidden, n, b.kv_a, st.kv_a, tmp, blocks, par);
+    let rows = b.kv_a.chunks_exact_mut(st.kv_a.max(1));
+    let ropes = b.rope.chunks_exact(st.rope.max(1));
+    for (i, (row, rope)) in rows.zip(ropes).take(n).enumerate() {
+        finish_row(s, w, row, rope);
+        cache.write_batch_row(layer, i, row);
+    }
+
+    let queries = b.q.chunks_exact_mut(st.q.max(1));
+    let outs = b.attn_out.chunks_exact_mut(st.attn_out.max(1));
+    let ropes = b.rope.chunks_exact(st.rope.max(1));
+    for (i, ((q, attn_out), rope)) in queries.zip(outs).zip(ropes).take(n).enumerate() {
+        let bufs = AttendBuffers {
+            q_abs: &mut *one.q_abs,
+            scores: &mut *one.scores,
+            lat_out: &mut *one.lat_out,
+            decoded: &mut *one.decoded,
+            attn_out,
+        };
+        attend(s, w, q, rope, cache, cache.batch_rows(layer, i), bufs, par);
+    }
+    w.output.matmul(b.attn_out, st.attn_out, n, b.out, st.hidden, tmp, blocks, par);
+}
+
+/// A `kv_a_mqa` output made a cache row in place: `attn_kv_a_norm` on the latent, RoPE on the
+/// shared key.
+fn finish_row(s: &MlaShape, w: &MlaWeights<'_>, kv_a: &mut [f32], rope: &[f32]) {
+    let (c_kv, k_pe) = kv_a.split_at_mut(s.kv_lora.min(kv_a.len()));
+    w.kv_a_norm.rms_norm_in_place(c_kv, s.eps);
+    rope::rotate(k_pe, rope);
+}
+
+/// Attention of one token over `rows` (cache rows in slot order, its own included): RoPE on
+/// the query's rope parts (in place), the absorbed query, one online-softmax pass over the
+/// rows, then `W_UV` per head into `b.attn_out`.
+#[allow(clippy::too_many_arguments)]
+fn attend(
+    s: &MlaShape,
+    w: &MlaWeights<'_>,
+    q: &mut [f32],
+    rope: &[f32],
+    cache: &LatentCache<'_>,
+    rows: &[u8],
+    b: AttendBuffers<'_>,
+    par: &dyn Parallel,
+) {
+    // Chunk widths are >= 1 for any validated config; `max(1)` keeps that local.
+    let qk = (s.nope + s.rope).max(1);
+    let row = (s.kv_lora + s.rope).max(1);
+    let kv_lora = s.kv_lora.max(1);
+    let v_head = s.v_head.max(1);
     let format = *cache.format();
     let row_bytes = cache.row_bytes().max(1);
-    let rows = cache.rows(layer);
 
     // Absorbed queries, laid out like cache rows: [W_UKᵀ q_nope (kv_lora) | rotated q_pe].
     // Split layout: every head's W_UK_h q_nope_h in one product (into `lat_out`, free until
     // the weighted sum below), then copied into place.
     if let LatentUp::Split { k_b, .. } = &w.up {
-        k_b.matvec_grouped(b.q, qk, s.kv_lora, b.lat_out, par);
+        k_b.matvec_grouped(q, qk, s.kv_lora, b.lat_out, par);
     }
-    for (h, ((q_h, q_abs_h), lat_h)) in
-        b.q.chunks_exact_mut(qk)
-            .zip(b.q_abs.chunks_exact_mut(row))
-            .zip(b.lat_out.chunks_exact(kv_lora))
-            .enumerate()
+    for (h, ((q_h, q_abs_h), lat_h)) in q
+        .chunks_exact_mut(qk)
+        .zip(b.q_abs.chunks_exact_mut(row))
+        .zip(b.lat_out.chunks_exact(kv_lora))
+        .enumerate()
     {
         let (q_nope, q_pe) = q_h.split_at_mut(s.nope.min(qk));
-        rope::rotate(q_pe, b.rope);
+        rope::rotate(q_pe, rope);
         let (q_lat, q_rope) = q_abs_h.split_at_mut(kv_lora.min(row));
         match &w.up {
             LatentUp::Split { .. } => {
@@ -144,15 +272,15 @@ pub(crate) fn forward(
     }
 
     // One pass over the cached rows with an online softmax per head: each row is decoded
-    // once (into `kv_a`, free after the write above), scored by every head, and added to the
-    // head's probability-weighted latent, rescaled whenever the head's running max grows.
+    // once (into `decoded`), scored by every head, and added to the head's
+    // probability-weighted latent, rescaled whenever the head's running max grows.
     // `scores` holds each head's running max, then its running sum of exp(score - max).
     let heads = s.heads.min(b.scores.len() / 2);
     let (maxes, sums) = b.scores.split_at_mut(heads);
     maxes.fill(f32::NEG_INFINITY);
     sums.fill(0.0);
     b.lat_out.fill(0.0);
-    let decoded = &mut *b.kv_a;
+    let decoded = &mut *b.decoded;
     let k = kernels::active();
     for c_row in rows.chunks_exact(row_bytes) {
         format.decode(c_row, decoded);
@@ -194,5 +322,4 @@ pub(crate) fn forward(
             }
         }
     }
-    w.output.matvec(b.attn_out, b.out, par);
 }

@@ -1,13 +1,14 @@
 //! [`Model`]: per-layer weight views borrowed from a GGUF file, and the forward step.
 
+use crate::batch::BatchScratch;
 use crate::cache::LatentCache;
 use crate::config::{ModelConfig, ModelOptions, MoeConfig};
 use crate::error::Error;
 use crate::ffn::Mlp;
 use crate::gguf::Gguf;
 use crate::kernels;
-use crate::mla::{self, LatentUp, MlaBuffers, MlaShape, MlaWeights, QueryProj};
-use crate::moe::{self, MoeBuffers, MoeWeights};
+use crate::mla::{self, AttendBuffers, LatentUp, MlaBuffers, MlaShape, MlaWeights, QueryProj};
+use crate::moe::{self, BatchMoeBuffers, MoeBuffers, MoeWeights};
 use crate::parallel::{Parallel, Serial};
 use crate::rope;
 use crate::scratch::Scratch;
@@ -224,6 +225,184 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
         self.output_norm.rms_norm(s.xn, s.x, c.rms_norm_eps);
         self.output.matvec(s.xn, s.logits, par);
         Ok(s.logits)
+    }
+
+    /// Runs `tokens` (a prompt, or its continuation) at positions `cache.position() ..`,
+    /// stores their latent rows in `cache`, and returns the logits after the last token. The
+    /// result and the cache are bit-identical to calling [`ModelWith::forward_with`] once per
+    /// token, but up to [`BatchScratch::max_tokens`] tokens go through each layer together,
+    /// so every weight row is read once per batch instead of once per token (prefill is
+    /// bound by compute, not memory bandwidth). Tokens that would evict (a full cache under
+    /// [`crate::OverflowPolicy::Slide`]) run one at a time.
+    ///
+    /// Everything is checked before anything is stored: on error the cache is unchanged.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBatch`] for no tokens; otherwise those [`ModelWith::forward`] would
+    /// return for the first token that fails: [`Error::TokenOutOfRange`],
+    /// [`Error::CacheMismatch`], [`Error::PositionBeyondContext`], [`Error::CacheFull`] (the
+    /// cache lacks room for all of `tokens` under [`crate::OverflowPolicy::Error`]).
+    pub fn forward_batch<'s>(
+        &self,
+        tokens: &[u32],
+        cache: &mut LatentCache<'_>,
+        scratch: &'s mut Scratch<'_>,
+        batch: &mut BatchScratch<'_>,
+        par: &dyn Parallel,
+    ) -> Result<&'s [f32], Error> {
+        let c = &self.config;
+        if tokens.is_empty() {
+            let max = u32::try_from(BatchScratch::MAX_TOKENS).unwrap_or(u32::MAX);
+            return Err(Error::InvalidBatch { max });
+        }
+        let vocab_size = u32::try_from(c.vocab_size).unwrap_or(u32::MAX);
+        if let Some(&token) = tokens.iter().find(|&&t| t >= vocab_size) {
+            return Err(Error::TokenOutOfRange { token, vocab_size });
+        }
+        if !cache.fits(c) {
+            return Err(Error::CacheMismatch);
+        }
+        cache.check_room(tokens.len(), c.context_length)?;
+
+        let mut rest = tokens;
+        let mut last_batched = None;
+        while !rest.is_empty() {
+            let n = cache.free_slots().min(batch.max_tokens).min(rest.len());
+            if n == 0 {
+                // A full sliding cache: this token evicts, so it runs on its own.
+                if let Some((&token, tail)) = rest.split_first() {
+                    self.forward_with(token, cache, scratch, par)?;
+                    rest = tail;
+                }
+                last_batched = None;
+                continue;
+            }
+            let (chunk, tail) = rest.split_at(n);
+            self.forward_chunk(chunk, cache, scratch, batch, par);
+            rest = tail;
+            last_batched = Some(n - 1);
+        }
+        if let Some(last) = last_batched {
+            let h = batch.w.hidden;
+            let x = batch.x.get(last * h..(last + 1) * h).unwrap_or(&[]);
+            self.output_norm.rms_norm(scratch.xn, x, c.rms_norm_eps);
+            self.output.matvec(scratch.xn, scratch.logits, par);
+        }
+        Ok(scratch.logits)
+    }
+
+    /// `tokens` (`1 ..= free_slots`, `<= batch.max_tokens`, all checked) through every layer
+    /// together, committed to the cache; the residual streams are left in `batch.x`.
+    fn forward_chunk(
+        &self,
+        tokens: &[u32],
+        cache: &mut LatentCache<'_>,
+        s: &mut Scratch<'_>,
+        b: &mut BatchScratch<'_>,
+        par: &dyn Parallel,
+    ) {
+        let c = &self.config;
+        let n = tokens.len();
+        let w = b.w;
+        let h = w.hidden.max(1);
+        let pos0 = cache.position();
+        for (x, &token) in b.x.chunks_exact_mut(h).zip(tokens) {
+            self.token_embd.row_into(token as usize, x);
+        }
+        for (i, rope) in b.rope.chunks_exact_mut(w.rope.max(1)).take(n).enumerate() {
+            rope::fill_table(s.inv_freqs, pos0 + i as u64, rope);
+        }
+        let strides = mla::BatchStrides {
+            hidden: w.hidden,
+            q_a: w.q_a,
+            q: w.q,
+            kv_a: w.kv_a,
+            attn_out: w.attn_out,
+            rope: w.rope,
+        };
+
+        for (l, layer) in self.layers.iter().enumerate() {
+            for (xn, x) in b.xn.chunks_exact_mut(h).zip(b.x.chunks_exact(h)).take(n) {
+                layer.attn_norm.rms_norm(xn, x, c.rms_norm_eps);
+            }
+            let bufs = mla::BatchMlaBuffers {
+                q_a: b.q_a,
+                q: b.q,
+                kv_a: b.kv_a,
+                attn_out: b.attn_out,
+                rope: b.rope,
+                out: b.acc,
+                tmp: b.tmp,
+                blocks: b.blocks,
+            };
+            let one = AttendBuffers {
+                q_abs: s.q_abs,
+                scores: s.scores,
+                lat_out: s.lat_out,
+                decoded: s.kv_a,
+                attn_out: s.attn_out,
+            };
+            mla::forward_batch(
+                &self.mla_shape,
+                &layer.attn,
+                l,
+                b.xn,
+                n,
+                &strides,
+                cache,
+                bufs,
+                one,
+                par,
+            );
+            for (x, acc) in b.x.chunks_exact_mut(h).zip(b.acc.chunks_exact(h)).take(n) {
+                kernels::add_assign(x, acc);
+            }
+
+            for (xn, x) in b.xn.chunks_exact_mut(h).zip(b.x.chunks_exact(h)).take(n) {
+                layer.ffn_norm.rms_norm(xn, x, c.rms_norm_eps);
+            }
+            match (&layer.ffn, &c.moe) {
+                (Ffn::Dense(mlp), _) => mlp.forward_batch(
+                    b.xn,
+                    w.hidden,
+                    n,
+                    b.ffn,
+                    w.ffn,
+                    b.acc,
+                    w.hidden,
+                    (&mut *b.tmp, &mut *b.blocks),
+                    par,
+                ),
+                (Ffn::Moe(weights), Some(m)) => {
+                    let bufs = BatchMoeBuffers {
+                        router: b.router,
+                        hidden: b.ffn,
+                        width: w.ffn,
+                        gathered: b.gathered,
+                        gathered_out: b.gathered_out,
+                        expert_out: b.expert_out,
+                        tmp: b.tmp,
+                        blocks: b.blocks,
+                    };
+                    moe::forward_batch(
+                        m,
+                        &self.options,
+                        weights,
+                        b.xn,
+                        n,
+                        w.hidden,
+                        bufs,
+                        b.acc,
+                        par,
+                    );
+                }
+                (Ffn::Moe(_), None) => b.acc.fill(0.0),
+            }
+            for (x, acc) in b.x.chunks_exact_mut(h).zip(b.acc.chunks_exact(h)).take(n) {
+                kernels::add_assign(x, acc);
+            }
+        }
+        cache.commit_batch(n);
     }
 }
 

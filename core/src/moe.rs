@@ -45,9 +45,46 @@ pub(crate) fn forward(
     out: &mut [f32],
     par: &dyn Parallel,
 ) {
+    w.router.matvec(x, buf.router, par);
+    let mut chosen = [0usize; MAX_EXPERTS_USED];
+    let mut weights = [0.0f32; MAX_EXPERTS_USED];
+    let k = route(cfg, opts, w, buf.router, &mut chosen, &mut weights);
+
+    out.fill(0.0);
+    let hidden_size = out.len();
+    for (&e, &wt) in chosen.iter().zip(weights.iter()).take(k) {
+        expert(cfg, w, e, hidden_size).forward(x, buf.hidden, buf.expert_out, par);
+        kernels::axpy(out, wt * cfg.routed_scaling_factor, buf.expert_out);
+    }
+    if let Some(shared) = &w.shared {
+        shared.forward(x, buf.hidden, buf.expert_out, par);
+        kernels::add_assign(out, buf.expert_out);
+    }
+}
+
+/// Routed expert `e`'s MLP.
+fn expert<'a>(cfg: &MoeConfig, w: &MoeWeights<'a>, e: usize, hidden_size: usize) -> Mlp<'a> {
+    let inter = cfg.moe_intermediate_size;
+    Mlp {
+        gate: w.experts.gate.sub_rows(e * inter, inter),
+        up: w.experts.up.sub_rows(e * inter, inter),
+        down: w.experts.down.sub_rows(e * hidden_size, hidden_size),
+    }
+}
+
+/// The routing of one token: `router` holds the router's logits in its first
+/// `n_routed_experts` elements (and is work memory after them, `[2][n_routed_experts]` in
+/// all). Writes the chosen experts and their weights, best first, and returns how many.
+fn route(
+    cfg: &MoeConfig,
+    opts: &ModelOptions,
+    w: &MoeWeights<'_>,
+    router: &mut [f32],
+    chosen: &mut [usize; MAX_EXPERTS_USED],
+    weights: &mut [f32; MAX_EXPERTS_USED],
+) -> usize {
     let n_exp = cfg.n_routed_experts;
-    let (scores, select) = buf.router.split_at_mut(n_exp.min(buf.router.len()));
-    w.router.matvec(x, scores, par);
+    let (scores, select) = router.split_at_mut(n_exp.min(router.len()));
     match cfg.gating {
         Gating::Softmax => kernels::softmax_in_place(scores),
         Gating::Sigmoid => {
@@ -65,8 +102,6 @@ pub(crate) fn forward(
     }
 
     let k = cfg.num_experts_per_tok.min(MAX_EXPERTS_USED);
-    let mut chosen = [0usize; MAX_EXPERTS_USED];
-    let mut weights = [0.0f32; MAX_EXPERTS_USED];
     let chosen = chosen.get_mut(..k).unwrap_or(&mut []);
     let weights = weights.get_mut(..k).unwrap_or(&mut []);
     for j in 0..chosen.len() {
@@ -85,22 +120,126 @@ pub(crate) fn forward(
             *wt /= sum;
         }
     }
+    k
+}
 
-    out.fill(0.0);
-    let inter = cfg.moe_intermediate_size;
-    let hidden_size = out.len();
-    for (&e, &wt) in chosen.iter().zip(weights.iter()) {
-        let expert = Mlp {
-            gate: w.experts.gate.sub_rows(e * inter, inter),
-            up: w.experts.up.sub_rows(e * inter, inter),
-            down: w.experts.down.sub_rows(e * hidden_size, hidden_size),
-        };
-        expert.forward(x, buf.hidden, buf.expert_out, par);
-        kernels::axpy(out, wt * cfg.routed_scaling_factor, buf.expert_out);
+/// Buffers of a batch of `n` tokens' MoE step (from [`crate::BatchScratch`]).
+pub(crate) struct BatchMoeBuffers<'s> {
+    /// Router logits and work, `[n][2 · n_routed_experts]`.
+    pub(crate) router: &'s mut [f32],
+    /// MLP activations, `[n][2 · width]`.
+    pub(crate) hidden: &'s mut [f32],
+    /// MLP activation width (at least the widest expert or shared MLP).
+    pub(crate) width: usize,
+    /// The inputs of the tokens routed to one expert, `[n][hidden]`.
+    pub(crate) gathered: &'s mut [f32],
+    /// Their outputs (and the shared experts' outputs), `[n][hidden]`.
+    pub(crate) gathered_out: &'s mut [f32],
+    /// Each token's routed experts' outputs, `[n][num_experts_per_tok][hidden]`.
+    pub(crate) expert_out: &'s mut [f32],
+    /// Work memory of [`crate::weights::Matrix::matmul`].
+    pub(crate) tmp: &'s mut [f32],
+    /// Work memory of [`crate::weights::Matrix::matmul`].
+    pub(crate) blocks: &'s mut [u8],
+}
+
+/// Most tokens of one batched step: [`forward_batch`] keeps its routing on the stack (about
+/// 24 KiB at this size).
+pub(crate) const MAX_BATCH: usize = 32;
+
+/// [`forward`] for `n <= MAX_BATCH` tokens `xs` (`[n][hidden_size]`) at once, each token's
+/// output bit-identical to its own call: tokens are grouped by routed expert, so each expert's
+/// weights are read once per batch, and each token's expert outputs are then summed in its own
+/// routing order, as [`forward`] sums them. Outputs go to `out` (`[n][hidden_size]`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_batch(
+    cfg: &MoeConfig,
+    opts: &ModelOptions,
+    w: &MoeWeights<'_>,
+    xs: &[f32],
+    n: usize,
+    hidden_size: usize,
+    b: BatchMoeBuffers<'_>,
+    out: &mut [f32],
+    par: &dyn Parallel,
+) {
+    let n = n.min(MAX_BATCH);
+    let n_exp = cfg.n_routed_experts;
+    let router_stride = 2 * n_exp;
+    let hs = hidden_size.max(1);
+    w.router.matmul(xs, hidden_size, n, b.router, router_stride, b.tmp, b.blocks, par);
+    let mut chosen = [[usize::MAX; MAX_EXPERTS_USED]; MAX_BATCH];
+    let mut weights = [[0.0f32; MAX_EXPERTS_USED]; MAX_BATCH];
+    let mut k = 0;
+    let routers = b.router.chunks_exact_mut(router_stride.max(1));
+    for ((router, c), wt) in routers.zip(chosen.iter_mut()).zip(weights.iter_mut()).take(n) {
+        k = route(cfg, opts, w, router, c, wt);
+    }
+    let per_token = k * hidden_size;
+
+    // Each expert once, over the tokens that chose it.
+    let mut members = [(0usize, 0usize); MAX_BATCH];
+    for e in 0..n_exp {
+        let mut m = 0;
+        for (t, c) in chosen.iter().enumerate().take(n) {
+            if let Some(j) = c.iter().take(k).position(|&ce| ce == e) {
+                if let Some(slot) = members.get_mut(m) {
+                    *slot = (t, j);
+                    m += 1;
+                }
+            }
+        }
+        if m == 0 {
+            continue;
+        }
+        let members = members.get(..m).unwrap_or(&[]);
+        for (dst, &(t, _)) in b.gathered.chunks_exact_mut(hs).zip(members) {
+            if let Some(src) = xs.get(t * hidden_size..(t + 1) * hidden_size) {
+                dst.copy_from_slice(src);
+            }
+        }
+        expert(cfg, w, e, hidden_size).forward_batch(
+            b.gathered,
+            hidden_size,
+            m,
+            b.hidden,
+            b.width,
+            b.gathered_out,
+            hidden_size,
+            (&mut *b.tmp, &mut *b.blocks),
+            par,
+        );
+        for (src, &(t, j)) in b.gathered_out.chunks_exact(hs).zip(members) {
+            let at = t * per_token + j * hidden_size;
+            if let Some(dst) = b.expert_out.get_mut(at..at + hidden_size) {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
+
+    for (t, (o, wt)) in out.chunks_exact_mut(hs).zip(weights.iter()).take(n).enumerate() {
+        o.fill(0.0);
+        for (j, &wj) in wt.iter().enumerate().take(k) {
+            let at = t * per_token + j * hidden_size;
+            let eo = b.expert_out.get(at..at + hidden_size).unwrap_or(&[]);
+            kernels::axpy(o, wj * cfg.routed_scaling_factor, eo);
+        }
     }
     if let Some(shared) = &w.shared {
-        shared.forward(x, buf.hidden, buf.expert_out, par);
-        kernels::add_assign(out, buf.expert_out);
+        shared.forward_batch(
+            xs,
+            hidden_size,
+            n,
+            b.hidden,
+            b.width,
+            b.gathered_out,
+            hidden_size,
+            (&mut *b.tmp, &mut *b.blocks),
+            par,
+        );
+        for (o, sh) in out.chunks_exact_mut(hs).zip(b.gathered_out.chunks_exact(hs)).take(n) {
+            kernels::add_assign(o, sh);
+        }
     }
 }
 

@@ -18,6 +18,9 @@ pub(crate) const MIN_SPAN_BYTES: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct RowSpan<'o> {
     first_row: usize,
+    /// Output elements per row (1 for a matrix-vector product, the batch size for a batched
+    /// product, whose output is `[rows][batch]`).
+    per_row: usize,
     out: &'o mut [f32],
 }
 
@@ -29,7 +32,7 @@ impl RowSpan<'_> {
 
     /// Number of rows in the span.
     pub fn rows(&self) -> usize {
-        self.out.len()
+        self.out.len() / self.per_row.max(1)
     }
 
     pub(crate) fn out(&mut self) -> &mut [f32] {
@@ -74,18 +77,32 @@ pub(crate) fn for_each_span(
     row_bytes: usize,
     work: &(dyn Fn(&mut RowSpan<'_>) + Sync),
 ) {
-    let rows = out.len();
-    let by_size = rows.saturating_mul(row_bytes) / MIN_SPAN_BYTES;
-    let ways = par.ways().min(MAX_SPANS).min(by_size).max(1);
+    for_each_wide_span(par, out, 1, row_bytes, work);
+}
+
+/// [`for_each_span`] for an output of `per_row` elements per row (`[rows][per_row]`, the
+/// layout of a batched product): spans hold whole rows, and a span's worth of work is counted
+/// as `per_row` passes over its weights.
+pub(crate) fn for_each_wide_span(
+    par: &dyn Parallel,
+    out: &mut [f32],
+    per_row: usize,
+    row_bytes: usize,
+    work: &(dyn Fn(&mut RowSpan<'_>) + Sync),
+) {
+    let per_row = per_row.max(1);
+    let rows = out.len() / per_row;
+    let by_size = rows.saturating_mul(row_bytes).saturating_mul(per_row) / MIN_SPAN_BYTES;
+    let ways = par.ways().min(MAX_SPANS).min(by_size).min(rows).max(1);
     if ways == 1 {
-        work(&mut RowSpan { first_row: 0, out });
+        work(&mut RowSpan { first_row: 0, per_row, out });
         return;
     }
     let per_span = rows.div_ceil(ways).max(1);
     let mut spans: Vec<RowSpan<'_>, MAX_SPANS> = Vec::new();
-    for (i, chunk) in out.chunks_mut(per_span).enumerate() {
+    for (i, chunk) in out.chunks_mut(per_span.saturating_mul(per_row)).enumerate() {
         // At most `ways <= MAX_SPANS` chunks, so the push cannot fail.
-        let _ = spans.push(RowSpan { first_row: i * per_span, out: chunk });
+        let _ = spans.push(RowSpan { first_row: i * per_span, per_row, out: chunk });
     }
     par.run(&mut spans, work);
 }

@@ -3,6 +3,7 @@
 use crate::error::Error;
 use crate::kernels;
 use crate::parallel::{self, Parallel};
+use crate::quant::group8::{self, Group8};
 use crate::quant::{block_scale, q4_0, q8_0, ACT_CHUNK_BLOCKS, QK};
 use crate::tensor::{GgmlType, TensorId, TensorView};
 
@@ -241,6 +242,175 @@ impl<'a> Matrix<'a> {
         }
     }
 
+    /// The batched product: `out[t][r] = Σ_c W[r][c] · xs[t][c]` for the `n` vectors
+    /// `xs[t] = xs[t · x_stride ..][.. cols]`, written to `out[t · out_stride + r]`. Each
+    /// result is bit-identical to [`Matrix::matvec`] of the same vector (quantised rows: the
+    /// same Q8_0 activation blocks and the same per-chunk sums), while each weight row is read
+    /// once for all `n` vectors instead of once per vector.
+    ///
+    /// Work memory: `tmp` holds `[rows][n]` results; `blocks` holds the quantised vectors
+    /// (`n · cols / 32` Q8_0 blocks) for quantised rows. Rows past what `tmp` or `out` hold are
+    /// not computed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn matmul(
+        &self,
+        xs: &[f32],
+        x_stride: usize,
+        n: usize,
+        out: &mut [f32],
+        out_stride: usize,
+        tmp: &mut [f32],
+        blocks: &mut [u8],
+        par: &dyn Parallel,
+    ) {
+        let n = n.max(1);
+        let vector = |t: usize| {
+            let start = t.saturating_mul(x_stride);
+            xs.get(start..start.saturating_add(self.cols)).unwrap_or(&[])
+        };
+        let quantised = matches!(self.ty, WeightType::Q8_0 | WeightType::Q4_0);
+        let grouped = quantised && kernels::active().has_group_kernel();
+        let n_blocks = self.cols / QK;
+        let layout = ActLayout::new(n_blocks, grouped);
+        let acts = match blocks.get_mut(..n.saturating_mul(layout.bytes)) {
+            Some(a) if quantised => {
+                for (t, act) in a.chunks_exact_mut(layout.bytes.max(1)).enumerate() {
+                    layout.quantize(vector(t), act);
+                }
+                &*a
+            }
+            _ => &[],
+        };
+        let tmp = match tmp.get_mut(..self.rows.saturating_mul(n)) {
+            Some(t) => t,
+            None => tmp,
+        };
+        parallel::for_each_wide_span(par, tmp, n, self.row_bytes, &|span| {
+            let first = span.first_row();
+            let rows = self.sub_rows(first, span.rows());
+            let row_bytes = self.row_bytes.max(1);
+            for (row, o) in rows.bytes.chunks_exact(row_bytes).zip(span.out().chunks_exact_mut(n)) {
+                if grouped {
+                    self.row_times_groups(row, acts, &layout, o);
+                } else if quantised {
+                    self.row_times_blocks(row, acts.as_chunks().0, n_blocks, o);
+                } else {
+                    for (t, ot) in o.iter_mut().enumerate() {
+                        let mut one = [0.0f32];
+                        Matrix { rows: 1, bytes: row, ..*self }.matvec_serial(vector(t), &mut one);
+                        *ot = one[0];
+                    }
+                }
+            }
+        });
+        for (r, results) in tmp.chunks_exact(n).enumerate() {
+            for (t, v) in results.iter().enumerate() {
+                if let Some(o) = out.get_mut(t.saturating_mul(out_stride).saturating_add(r)) {
+                    *o = *v;
+                }
+            }
+        }
+    }
+
+    /// One quantised row times every quantised vector of `acts` (`n_blocks` blocks each), into
+    /// `out` (one result per vector), summed per [`ACT_CHUNK_BLOCKS`] chunk exactly as
+    /// [`Matrix::matvec`] sums it. The chunk loop is outside the vector loop, so a chunk of
+    /// the row is read from memory once and reused from L1 for every vector.
+    fn row_times_blocks(
+        &self,
+        row: &[u8],
+        acts: &[q8_0::BlockQ8_0],
+        n_blocks: usize,
+        out: &mut [f32],
+    ) {
+        let k = kernels::active();
+        let block_bytes = match self.ty {
+            WeightType::Q4_0 => q4_0::BLOCK_BYTES,
+            _ => q8_0::BLOCK_BYTES,
+        };
+        out.fill(0.0);
+        let chunks = n_blocks.div_ceil(ACT_CHUNK_BLOCKS);
+        for c in 0..chunks {
+            let (b0, b1) = (c * ACT_CHUNK_BLOCKS, ((c + 1) * ACT_CHUNK_BLOCKS).min(n_blocks));
+            let seg = row.get(b0 * block_bytes..b1 * block_bytes).unwrap_or(&[]);
+            for (t, o) in out.iter_mut().enumerate() {
+                let start = t * n_blocks;
+                let act = acts.get(start + b0..start + b1).unwrap_or(&[]);
+                *o += match self.ty {
+                    WeightType::Q4_0 => k.dot_q4_0(seg.as_chunks().0, act),
+                    _ => k.dot_q8_0(seg.as_chunks().0, act),
+                };
+            }
+        }
+    }
+
+    /// [`Matrix::row_times_blocks`] with packed groups: each [`ACT_CHUNK_BLOCKS`] chunk of the
+    /// row is packed once (on the stack) and multiplied with every vector's packed chunk by
+    /// the group kernel; a chunk's last `n_blocks % 8` blocks continue its sum block by block.
+    /// Bit-identical to [`Matrix::row_times_blocks`].
+    fn row_times_groups(&self, row: &[u8], acts: &[u8], layout: &ActLayout, out: &mut [f32]) {
+        const GROUPS_PER_CHUNK: usize = ACT_CHUNK_BLOCKS / group8::BLOCKS;
+        let k = kernels::active();
+        let mut packed: [Group8; GROUPS_PER_CHUNK] = [[0; group8::GROUP_BYTES]; GROUPS_PER_CHUNK];
+        out.fill(0.0);
+        let n_blocks = layout.n_blocks;
+        for c in 0..n_blocks.div_ceil(ACT_CHUNK_BLOCKS) {
+            let (b0, b1) = (c * ACT_CHUNK_BLOCKS, ((c + 1) * ACT_CHUNK_BLOCKS).min(n_blocks));
+            let (g0, g1) = (b0 / group8::BLOCKS, b1 / group8::BLOCKS);
+            let tail = g1 * group8::BLOCKS..b1;
+            let packed = packed.get_mut(..g1 - g0).unwrap_or(&mut []);
+            match self.ty {
+                WeightType::Q4_0 => {
+                    let blocks = row.get(b0 * q4_0::BLOCK_BYTES..).unwrap_or(&[]).as_chunks().0;
+                    for (g, src) in packed.iter_mut().zip(blocks.as_chunks::<8>().0) {
+                        group8::pack_q4_0(src, g);
+                    }
+                }
+                _ => {
+                    let blocks = row.get(b0 * q8_0::BLOCK_BYTES..).unwrap_or(&[]).as_chunks().0;
+                    for (g, src) in packed.iter_mut().zip(blocks.as_chunks::<8>().0) {
+                        group8::pack_q8_0(src, g);
+                    }
+                }
+            }
+            let vector = |t: usize| {
+                let act = acts.get(t * layout.bytes..(t + 1) * layout.bytes).unwrap_or(&[]);
+                let (groups, tail_blocks) = layout.split(act);
+                (groups.get(g0..g1).unwrap_or(&[]), tail_blocks)
+            };
+            let n = out.len();
+            let mut sums = [0.0f32; kernels::GROUP_TILE];
+            for (t, o) in out.iter_mut().enumerate() {
+                // Full tiles of vectors go through the tile kernel, the rest one by one.
+                let in_tile = t % kernels::GROUP_TILE;
+                let tile_start = t - in_tile;
+                let mut sum = if tile_start + kernels::GROUP_TILE <= n {
+                    if in_tile == 0 {
+                        let tile = core::array::from_fn(|i| vector(tile_start + i).0);
+                        sums = k.dot_groups_tile(packed, &tile);
+                    }
+                    sums.get(in_tile).copied().unwrap_or(0.0)
+                } else {
+                    k.dot_groups(packed, vector(t).0)
+                };
+                if !tail.is_empty() {
+                    let a = vector(t).1;
+                    sum = match self.ty {
+                        WeightType::Q4_0 => {
+                            let w = row.get(tail.start * q4_0::BLOCK_BYTES..).unwrap_or(&[]);
+                            q4_0::dot_q8_0_from(sum, w.as_chunks().0, a)
+                        }
+                        _ => {
+                            let w = row.get(tail.start * q8_0::BLOCK_BYTES..).unwrap_or(&[]);
+                            q8_0::dot_q8_0_from(sum, w.as_chunks().0, a)
+                        }
+                    };
+                }
+                *o += sum;
+            }
+        }
+    }
+
     /// `out[c] = Σ_r x[r] · W[r][c]` (the transposed product), `out.len() == cols`.
     pub(crate) fn matvec_transposed(&self, x: &[f32], out: &mut [f32]) {
         out.fill(0.0);
@@ -253,6 +423,59 @@ impl<'a> Matrix<'a> {
     pub(crate) fn row_into(&self, r: usize, out: &mut [f32]) {
         out.fill(0.0);
         axpy_row(self.ty, out, 1.0, self.sub_rows(r, 1).bytes);
+    }
+}
+
+/// Where one vector's quantised blocks go in a batched product's activation bytes: plain
+/// Q8_0 blocks, or (for a table with a group kernel) packed [`Group8`]s followed by the last
+/// `n_blocks % 8` blocks plain.
+#[derive(Debug, Clone, Copy)]
+struct ActLayout {
+    n_blocks: usize,
+    grouped: bool,
+    /// Bytes per vector.
+    bytes: usize,
+}
+
+impl ActLayout {
+    fn new(n_blocks: usize, grouped: bool) -> Self {
+        let bytes = if grouped {
+            n_blocks / group8::BLOCKS * group8::GROUP_BYTES
+                + n_blocks % group8::BLOCKS * q8_0::BLOCK_BYTES
+        } else {
+            n_blocks * q8_0::BLOCK_BYTES
+        };
+        ActLayout { n_blocks, grouped, bytes }
+    }
+
+    /// Quantises `x` into `out` (`self.bytes`) with [`q8_0::quantize`]'s blocks.
+    fn quantize(&self, x: &[f32], out: &mut [u8]) {
+        if !self.grouped {
+            q8_0::quantize(x, out.as_chunks_mut().0);
+            return;
+        }
+        let (groups, tail) = out.split_at_mut(self.n_blocks / group8::BLOCKS * group8::GROUP_BYTES);
+        let group_values = group8::BLOCKS * QK;
+        let (gx, tail_x) =
+            x.split_at(x.len().min(groups.len() / group8::GROUP_BYTES * group_values));
+        for (g, xs) in groups
+            .as_chunks_mut::<{ group8::GROUP_BYTES }>()
+            .0
+            .iter_mut()
+            .zip(gx.chunks(group_values))
+        {
+            let mut blocks = [[0u8; q8_0::BLOCK_BYTES]; group8::BLOCKS];
+            q8_0::quantize(xs, &mut blocks);
+            group8::pack_q8_0(&blocks, g);
+        }
+        q8_0::quantize(tail_x, tail.as_chunks_mut().0);
+    }
+
+    /// A vector's bytes as (packed groups, trailing plain blocks).
+    fn split<'b>(&self, act: &'b [u8]) -> (&'b [Group8], &'b [q8_0::BlockQ8_0]) {
+        let at = (self.n_blocks / group8::BLOCKS * group8::GROUP_BYTES).min(act.len());
+        let (groups, tail) = act.split_at(at);
+        (groups.as_chunks().0, tail.as_chunks().0)
     }
 }
 

@@ -207,6 +207,10 @@ enum Command {
         /// Latent-cache storage.
         #[arg(long, value_enum, default_value_t = CacheArg::F32)]
         cache: CacheArg,
+        /// Prompt tokens per prefill step: batched steps read each weight row once per batch;
+        /// 1 prefills token by token, as decode runs.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
     },
 }
 
@@ -352,10 +356,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             let opts = Options { input: dir, output, out_type: out_type.into(), progress: true };
             cli::convert::run(&opts, &mut std::io::stderr())?;
         }
-        Command::Bench { model, prompt, threads, n_tokens, cache } => {
+        Command::Bench { model, prompt, threads, n_tokens, cache, batch } => {
             let loaded = Loaded::open(&model)?;
             let out = &mut stdout.lock();
-            cli::bench::bench(&loaded, &prompt, &threads, n_tokens, cache.into(), out)?;
+            let opts = cli::bench::BenchOptions { n_gen: n_tokens, storage: cache.into(), batch };
+            cli::bench::bench(&loaded, &prompt, &threads, opts, out)?;
         }
     }
     Ok(())

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use tinymla_core::{CacheOptions, CacheStorage, LatentCache, Model, OverflowPolicy, Scratch};
+use tinymla_core::{
+    BatchScratch, CacheOptions, CacheStorage, LatentCache, Model, OverflowPolicy, Scratch,
+};
 
 use crate::model_file::{ModelFile, OpenError};
 use crate::tokenizer::{Tokenizer, TokenizerError};
@@ -40,6 +42,13 @@ pub enum SessionError {
     },
     /// The prompt encodes to no tokens (and the model adds no BOS).
     EmptyPrompt,
+    /// `--batch` is outside `1..=max`.
+    BadBatch {
+        /// The requested batch size.
+        batch: usize,
+        /// The most tokens one batched step takes.
+        max: usize,
+    },
     /// A token id given on the command line is not in the vocabulary.
     Step(tinymla_core::Error),
     /// The worker threads could not be started.
@@ -66,6 +75,9 @@ impl std::fmt::Display for SessionError {
                 write!(f, "the prompt has {tokens} tokens, more than --ctx {ctx}")
             }
             SessionError::EmptyPrompt => write!(f, "the prompt is empty"),
+            SessionError::BadBatch { batch, max } => {
+                write!(f, "--batch {batch} is not in 1..={max}")
+            }
             SessionError::Step(e) => write!(f, "{e}"),
             SessionError::Threads(e) => write!(f, "{e}"),
             SessionError::Template(e) => write!(f, "{e}"),
@@ -115,6 +127,9 @@ impl Loaded {
     }
 }
 
+/// The views [`Buffers::views`] hands out: cache, scratch, sampler work, batch scratch.
+pub type Views<'b> = (LatentCache<'b>, Scratch<'b>, &'b mut [u32], BatchScratch<'b>);
+
 /// Host memory for a cache of `ctx` positions and the matching scratch.
 #[derive(Debug)]
 pub struct Buffers {
@@ -124,6 +139,10 @@ pub struct Buffers {
     pub scratch: Vec<f32>,
     /// Sampler work indices.
     pub sampler: Vec<u32>,
+    /// Batched-prefill activations ([`BatchScratch`] for its most tokens).
+    pub batch_floats: Vec<f32>,
+    /// Batched-prefill quantised activations.
+    pub batch_bytes: Vec<u8>,
     /// The options the cache will use.
     pub options: CacheOptions,
     /// Positions.
@@ -148,24 +167,33 @@ impl Buffers {
         let cache = try_zeroed::<u8>(cache_bytes).ok_or_else(|| oom(cache_bytes))?;
         let scratch = try_zeroed::<f32>(scratch_elems).ok_or_else(|| oom(scratch_elems * 4))?;
         let sampler = try_zeroed::<u32>(cfg.vocab_size).ok_or_else(|| oom(cfg.vocab_size * 4))?;
+        let sizes =
+            BatchScratch::sizes(cfg, BatchScratch::MAX_TOKENS).map_err(|_| oom(usize::MAX))?;
+        let batch_floats =
+            try_zeroed::<f32>(sizes.floats).ok_or_else(|| oom(sizes.floats.saturating_mul(4)))?;
+        let batch_bytes = try_zeroed::<u8>(sizes.bytes).ok_or_else(|| oom(sizes.bytes))?;
         let options =
             CacheOptions { storage, policy: OverflowPolicy::Error, allow_beyond_context: false };
-        Ok(Buffers { cache, scratch, sampler, options, ctx })
+        Ok(Buffers { cache, scratch, sampler, batch_floats, batch_bytes, options, ctx })
     }
 
-    /// The cache, scratch and sampler work buffer, ready for `model`.
+    /// The cache, scratch, sampler work buffer and batched-prefill scratch, ready for `model`.
     ///
     /// # Errors
     /// Never for buffers built by [`Buffers::new`] for the same model.
-    pub fn views<'b>(
-        &'b mut self,
-        model: &Model<'_>,
-    ) -> Result<(LatentCache<'b>, Scratch<'b>, &'b mut [u32]), SessionError> {
+    pub fn views<'b>(&'b mut self, model: &Model<'_>) -> Result<Views<'b>, SessionError> {
         let cfg = model.config();
         let cache = LatentCache::new(cfg, self.ctx, self.options, &mut self.cache)
             .map_err(SessionError::Step)?;
         let scratch = Scratch::new(cfg, self.ctx, &mut self.scratch).map_err(SessionError::Step)?;
-        Ok((cache, scratch, &mut self.sampler))
+        let batch = BatchScratch::new(
+            cfg,
+            BatchScratch::MAX_TOKENS,
+            &mut self.batch_floats,
+            &mut self.batch_bytes,
+        )
+        .map_err(SessionError::Step)?;
+        Ok((cache, scratch, &mut self.sampler, batch))
     }
 }
 

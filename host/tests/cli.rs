@@ -167,8 +167,14 @@ fn threads_change_speed_not_output() {
     assert!(run_err(&["run", "-m", m, "-p", "hi", "-t", "0"]).contains("at least 1"));
     let (table, _) = run_ok(&["bench", "-m", m, "--prompt", "4", "-n", "2", "-t", "1,2"]);
     let threads: Vec<&str> =
-        table.lines().skip(1).map(|l| l.split_whitespace().nth(2).unwrap()).collect();
+        table.lines().skip(1).map(|l| l.split_whitespace().nth(3).unwrap()).collect();
     assert_eq!(threads, ["1", "2"], "{table}");
+    // Prefill batch size is a column; 0 and more than a batch step holds are refused.
+    let (table, _) = run_ok(&["bench", "-m", m, "--prompt", "40", "-n", "1", "--batch", "1"]);
+    assert_eq!(table.lines().nth(1).unwrap().split_whitespace().nth(1), Some("1"), "{table}");
+    for bad in ["0", "33"] {
+        assert!(run_err(&["bench", "-m", m, "--batch", bad]).contains("--batch"), "{bad}");
+    }
 }
 
 #[test]

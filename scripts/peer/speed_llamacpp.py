@@ -10,10 +10,9 @@ decode steps of one token each, with an f32 latent / KV cache. tinymla's numbers
 `llama_synchronize` through ctypes, a few microseconds per call). Each number is the best of
 `--repeats` runs.
 
-Prefill is not the same algorithm in both: llama.cpp evaluates the prompt as one batch (matrix
-x matrix, each weight read once per batch), tinymla prefills token by token (each weight read
-once per token). So the table has a third row, llama.cpp prefilling with a batch of 1, the
-like-for-like comparison of the per-token path.
+Prefill is compared twice, like for like: batched (llama.cpp with n_batch 512, tinymla with
+its batched steps of up to 32 tokens, `tinymla bench --batch 32`; each weight row read once per
+batch) and token by token (llama.cpp with n_batch 1, `tinymla bench --batch 1`).
 
 The model needs `deepseek2.attention.q_lora_rank` (0 for a direct query projection) and some
 `tokenizer.ggml.model` for llama.cpp to load it; `tinymla synth` writes both ("none").
@@ -69,16 +68,17 @@ def llamacpp(path, threads, n_prompt, n_gen, n_batch):
     return prefill, decode_tok_s
 
 
-def tinymla(binary, path, threads, n_prompt, n_gen):
-    """{threads: (prefill tok/s, decode tok/s)} parsed from `tinymla bench`."""
+def tinymla(binary, path, threads, n_prompt, n_gen, batch):
+    """{threads: (prefill tok/s, decode tok/s)} parsed from `tinymla bench --batch BATCH`."""
     cmd = [str(binary), "bench", "-m", str(path), "--prompt", str(n_prompt), "-n", str(n_gen),
-           "-t", ",".join(map(str, threads))]
+           "-t", ",".join(map(str, threads)), "--batch", str(batch)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     rows = {}
+    # prompt, batch, decode, threads, prefill tok/s, decode tok/s
     for line in out.splitlines():
-        m = re.match(r"\s*(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s*$", line)
+        m = re.match(r"\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s*$", line)
         if m:
-            rows[int(m.group(3))] = (float(m.group(4)), float(m.group(5)))
+            rows[int(m.group(4))] = (float(m.group(5)), float(m.group(6)))
     return rows
 
 
@@ -100,8 +100,11 @@ def main():
 
     for r in range(a.repeats):
         print(f"run {r + 1}/{a.repeats} ...", file=sys.stderr)
-        for t, (pf, dc) in tinymla(a.tinymla, a.model, threads, a.prompt, a.n_gen).items():
+        for t, (pf, dc) in tinymla(a.tinymla, a.model, threads, a.prompt, a.n_gen, 32).items():
             keep(("tinymla", "prefill", t), pf)
+            keep(("tinymla", "decode", t), dc)
+        for t, (pf, dc) in tinymla(a.tinymla, a.model, threads, a.prompt, a.n_gen, 1).items():
+            keep(("tinymla", "prefill-b1", t), pf)
             keep(("tinymla", "decode", t), dc)
         for t in threads:
             pf, dc = llamacpp(a.model, t, a.prompt, a.n_gen, n_batch=512)
@@ -112,20 +115,20 @@ def main():
 
     print(f"{a.model.name}: prompt {a.prompt}, decode {a.n_gen}, best of {a.repeats}; "
           f"llama.cpp {llama_cpp.__version__} (llama-cpp-python), f32 cache in both")
-    print(f"| {'row':<45} | {'threads':>7} | {'tinymla tok/s':>13} | {'llama.cpp tok/s':>15} "
+    print(f"| {'row':<48} | {'threads':>7} | {'tinymla tok/s':>13} | {'llama.cpp tok/s':>15} "
           f"| {'ratio':>6} |")
-    print(f"|{'-' * 47}|{'-' * 9}|{'-' * 15}|{'-' * 17}|{'-' * 8}|")
+    print(f"|{'-' * 50}|{'-' * 9}|{'-' * 15}|{'-' * 17}|{'-' * 8}|")
     rows = [
         ("decode", "decode", "decode"),
-        ("prefill (llama.cpp batched, n_batch 512)", "prefill", "prefill"),
-        ("prefill (llama.cpp token by token, n_batch 1)", "prefill", "prefill-b1"),
+        ("prefill, batched (n_batch 512 / --batch 32)", "prefill", "prefill"),
+        ("prefill, token by token (n_batch 1 / --batch 1)", "prefill-b1", "prefill-b1"),
     ]
     for label, ours, theirs in rows:
         for t in threads:
             x, y = best.get(("tinymla", ours, t)), best.get(("llama.cpp", theirs, t))
             if x is None or y is None:
                 continue
-            print(f"| {label:<45} | {t:>7} | {x:>13.1f} | {y:>15.1f} | {x / y:>6.2f} |")
+            print(f"| {label:<48} | {t:>7} | {x:>13.1f} | {y:>15.1f} | {x / y:>6.2f} |")
 
 
 if __name__ == "__main__":

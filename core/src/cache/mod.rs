@@ -315,6 +315,79 @@ impl<'m> LatentCache<'m> {
         &self.format
     }
 
+    /// Slots still free before the cache is full (a batch of at most this many tokens evicts
+    /// nothing).
+    pub(crate) fn free_slots(&self) -> usize {
+        self.capacity - self.len
+    }
+
+    /// Checks that `n` more tokens can be accepted one after another, before anything is
+    /// written: every position inside the context (unless allowed beyond it) and, under
+    /// [`OverflowPolicy::Error`], room for all `n`.
+    ///
+    /// # Errors
+    /// As [`LatentCache::begin`] would return for the first token that fails.
+    pub(crate) fn check_room(&self, n: usize, context_length: usize) -> Result<(), Error> {
+        let free = self.free_slots();
+        if matches!(self.options.policy, OverflowPolicy::Error) && n > free {
+            // Token-by-token, the first `free` tokens would pass the position check first.
+            self.check_position(self.next_pos.saturating_add(free as u64), context_length)?;
+            return Err(Error::CacheFull {
+                capacity: u32::try_from(self.capacity).unwrap_or(u32::MAX),
+            });
+        }
+        match n.checked_sub(1) {
+            Some(last) => {
+                self.check_position(self.next_pos.saturating_add(last as u64), context_length)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The position check of [`LatentCache::begin`], for the first position in
+    /// `self.next_pos..=pos` that fails (positions only fail from some point on).
+    fn check_position(&self, pos: u64, context_length: usize) -> Result<(), Error> {
+        let ctx = u64::try_from(context_length).unwrap_or(u64::MAX);
+        let first_bad = if self.options.allow_beyond_context {
+            u64::from(u32::MAX) + 1
+        } else {
+            ctx.min(u64::from(u32::MAX) + 1)
+        };
+        if pos < first_bad {
+            return Ok(());
+        }
+        Err(Error::PositionBeyondContext { pos: first_bad.max(self.next_pos), context_length: ctx })
+    }
+
+    /// Writes the row (`[c_kv | k_pe]`, f32) of the batch's `i`-th token for `layer`: slot
+    /// `len + i`. The caller made sure with [`LatentCache::free_slots`] that the slot is free.
+    pub(crate) fn write_batch_row(&mut self, layer: usize, i: usize, row: &[f32]) {
+        let slot = self.len.saturating_add(i);
+        let format = self.format;
+        if let Some(dst) = self.row_range(layer, slot).and_then(|r| self.mem.get_mut(r)) {
+            format.encode(row, dst);
+        }
+    }
+
+    /// The rows of `layer` that the batch's `i`-th token attends over: the filled slots and the
+    /// batch's rows `0..=i`, in slot order (as [`LatentCache::rows`] shows them to a token
+    /// run on its own).
+    pub(crate) fn batch_rows(&self, layer: usize, i: usize) -> &[u8] {
+        let visible = self.len.saturating_add(i).saturating_add(1).min(self.capacity);
+        let start = self.row_range(layer, 0).map_or(0, |r| r.start);
+        let end = start.saturating_add(visible.saturating_mul(self.row_bytes()));
+        self.mem.get(start..end).unwrap_or(&[])
+    }
+
+    /// Commits a batch of `n` tokens whose rows were written with
+    /// [`LatentCache::write_batch_row`] (`n <= free_slots()`).
+    pub(crate) fn commit_batch(&mut self, n: usize) {
+        for _ in 0..n.min(self.free_slots()) {
+            self.pending_slot = self.len;
+            self.commit();
+        }
+    }
+
     /// Commits the token in flight after every layer's row was written.
     pub(crate) fn commit(&mut self) {
         let slot = self.pending_slot;

@@ -33,6 +33,7 @@ pub use scalar::{
     scale_in_place, silu, softmax_in_place,
 };
 
+use crate::quant::group8::{self, Group8};
 use crate::quant::q4_0::{self, BlockQ4_0};
 use crate::quant::q8_0::{self, BlockQ8_0};
 
@@ -48,7 +49,18 @@ pub struct Kernels {
     dot_f16_le: fn(&[u8], &[f32]) -> f32,
     dot_q8_0: fn(&[BlockQ8_0], &[BlockQ8_0]) -> f32,
     dot_q4_0: fn(&[BlockQ4_0], &[BlockQ8_0]) -> f32,
+    /// A kernel for packed groups ([`group8`]), where the table has one that beats its
+    /// one-vector kernels on reused data (the batched product packs only then).
+    dot_groups: Option<GroupFn>,
+    /// The group kernel for [`GROUP_TILE`] activation vectors at once.
+    dot_groups_tile: Option<GroupTileFn>,
 }
+
+/// Activation vectors one call of [`Kernels::dot_groups_tile`] serves.
+pub const GROUP_TILE: usize = 8;
+
+type GroupFn = fn(&[Group8], &[Group8]) -> f32;
+type GroupTileFn = fn(&[Group8], &[&[Group8]; GROUP_TILE]) -> [f32; GROUP_TILE];
 
 /// Relative tolerance between a SIMD float dot product and the scalar reference, relative to
 /// `Σ |w_i x_i|` (only the summation order differs).
@@ -69,6 +81,8 @@ impl Kernels {
         dot_f16_le: scalar::dot_f16_le,
         dot_q8_0: q8_0::dot_q8_0,
         dot_q4_0: q4_0::dot_q8_0,
+        dot_groups: None,
+        dot_groups_tile: None,
     };
 
     /// The AVX2 + FMA + F16C kernels, if this CPU has those features.
@@ -89,6 +103,8 @@ impl Kernels {
         dot_f16_le: x86::entry::dot_f16_le,
         dot_q8_0: x86::entry::dot_q8_0,
         dot_q4_0: x86::entry::dot_q4_0,
+        dot_groups: Some(x86::entry::dot_groups),
+        dot_groups_tile: Some(x86::entry::dot_groups_tile),
     };
 
     /// The NEON kernels if this CPU has NEON: with `SDOT` integer dots when it also has
@@ -114,6 +130,8 @@ impl Kernels {
         dot_f16_le: aarch64::entry::dot_f16_le,
         dot_q8_0: aarch64::entry::dot_q8_0,
         dot_q4_0: aarch64::entry::dot_q4_0,
+        dot_groups: None,
+        dot_groups_tile: None,
     };
 
     #[cfg(all(target_arch = "aarch64", not(miri)))]
@@ -197,6 +215,33 @@ impl Kernels {
     #[inline]
     pub fn dot_q4_0(&self, w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
         (self.dot_q4_0)(w, a)
+    }
+
+    /// `[dot_groups(w, a[0]), …, dot_groups(w, a[GROUP_TILE - 1])]`, bit-identical to those
+    /// calls, in one pass over `w` where the table has a tile kernel.
+    #[inline]
+    pub fn dot_groups_tile(&self, w: &[Group8], a: &[&[Group8]; GROUP_TILE]) -> [f32; GROUP_TILE] {
+        match self.dot_groups_tile {
+            Some(f) => f(w, a),
+            None => a.map(|at| self.dot_groups(w, at)),
+        }
+    }
+
+    /// True when this table has a packed-group kernel: a batched product then packs its
+    /// blocks into [`Group8`]s.
+    pub fn has_group_kernel(&self) -> bool {
+        self.dot_groups.is_some()
+    }
+
+    /// Packed weight groups × packed activation groups (the reference [`group8::dot`] where
+    /// the table has no kernel of its own). Bit-identical to the one-vector integer dots of the
+    /// blocks packed.
+    #[inline]
+    pub fn dot_groups(&self, w: &[Group8], a: &[Group8]) -> f32 {
+        match self.dot_groups {
+            Some(f) => f(w, a),
+            None => group8::dot(w, a),
+        }
     }
 }
 

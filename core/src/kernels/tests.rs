@@ -168,6 +168,67 @@ fn integer_dots_are_bit_identical_on_random_bytes_and_extreme_scales() {
     }
 }
 
+/// Packed groups: every table's `dot_groups` equals the one-vector reference on the blocks
+/// packed, bit for bit, for Q8_0 weights (every byte, −128 included) and Q4_0 weights.
+#[test]
+fn group_dots_equal_block_dots() {
+    use crate::quant::group8::{self, Group8, GROUP_BYTES};
+    fn packed<const B: usize>(
+        blocks: &[[u8; B]],
+        pack: fn(&[[u8; B]; 8], &mut Group8),
+    ) -> Vec<Group8> {
+        blocks
+            .as_chunks::<8>()
+            .0
+            .iter()
+            .map(|c| {
+                let mut g = [0u8; GROUP_BYTES];
+                pack(c, &mut g);
+                g
+            })
+            .collect()
+    }
+    for k in tables() {
+        for n_groups in [0usize, 1, 2, 5, 8] {
+            for seed in 0..SEEDS {
+                let n = 8 * n_groups;
+                let w8 = random_blocks::<34>(n, seed, false);
+                let w4 = random_blocks::<18>(n, seed + 200, false);
+                let a = random_blocks::<34>(n, seed + 300, true);
+                let (w8g, w4g, ag) = (
+                    packed(&w8, group8::pack_q8_0),
+                    packed(&w4, group8::pack_q4_0),
+                    packed(&a, group8::pack_q8_0),
+                );
+                let want8 = q8_0::dot_q8_0(&w8, &a);
+                assert_eq!(group8::dot(&w8g, &ag).to_bits(), want8.to_bits(), "reference q8_0");
+                assert_eq!(k.dot_groups(&w8g, &ag).to_bits(), want8.to_bits(), "{k:?} q8_0 n={n}");
+                let want4 = q4_0::dot_q8_0(&w4, &a);
+                assert_eq!(group8::dot(&w4g, &ag).to_bits(), want4.to_bits(), "reference q4_0");
+                assert_eq!(k.dot_groups(&w4g, &ag).to_bits(), want4.to_bits(), "{k:?} q4_0 n={n}");
+                // The tile: four different activation vectors, one of them short once.
+                let others: Vec<Vec<Group8>> = (0..GROUP_TILE as u64)
+                    .map(|t| {
+                        packed(&random_blocks::<34>(n, seed + 400 + t, true), group8::pack_q8_0)
+                    })
+                    .collect();
+                let mut tile: [&[Group8]; GROUP_TILE] =
+                    core::array::from_fn(|t| others[t].as_slice());
+                if seed == 1 && n_groups > 0 {
+                    tile[1] = &others[1][..n_groups - 1];
+                }
+                for wg in [&w8g, &w4g] {
+                    let got = k.dot_groups_tile(wg, &tile);
+                    for t in 0..GROUP_TILE {
+                        let want = group8::dot(wg, tile[t]);
+                        assert_eq!(got[t].to_bits(), want.to_bits(), "{k:?} tile n={n} t={t}");
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn q4_0_dot_is_bit_identical_on_extremes() {
     for k in tables() {

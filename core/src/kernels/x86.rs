@@ -7,6 +7,8 @@
 
 use core::arch::x86_64::*;
 
+use super::GROUP_TILE;
+use crate::quant::group8::Group8;
 use crate::quant::{block_term, q4_0::BlockQ4_0, q8_0::BlockQ8_0};
 
 /// Sum of the 8 lanes.
@@ -239,6 +241,90 @@ unsafe fn dot_blocks<const B: usize>(
     sum
 }
 
+/// `sum + v[0] + v[1] + … + v[7]`, added one lane at a time in lane order (a scalar loop's
+/// rounding), with the lanes moved by register shuffles.
+///
+/// # Safety
+/// The CPU supports AVX.
+#[inline]
+#[target_feature(enable = "avx")]
+unsafe fn add_lanes_in_order(sum: f32, v: __m256) -> f32 {
+    let mut s = _mm_set_ss(sum);
+    for half in [_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v)] {
+        s = _mm_add_ss(s, half);
+        s = _mm_add_ss(s, _mm_movehdup_ps(half));
+        s = _mm_add_ss(s, _mm_movehl_ps(half, half));
+        s = _mm_add_ss(s, _mm_shuffle_ps::<0b11>(half, half));
+    }
+    _mm_cvtss_f32(s)
+}
+
+/// Packed groups (see [`crate::quant::group8`]), bit-identical to
+/// [`crate::quant::group8::dot`]: lane `j`
+/// of every multiply-add belongs to block `j`, so eight `maddubs`/`madd` steps with vertical
+/// adds give the eight exact block sums with no horizontal reduction (weights in −128..=127,
+/// activations in −127..=127, as for [`q8_0_lanes`]).
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn dot_groups_avx2(w: &[Group8], a: &[Group8]) -> f32 {
+    let ones = _mm256_set1_epi16(1);
+    let mut sum = 0.0f32;
+    for (wg, ag) in w.iter().zip(a) {
+        let (wp, ap) = (wg.as_ptr(), ag.as_ptr());
+        let mut acc = _mm256_setzero_si256();
+        // SAFETY (all loads): a group is 288 bytes, 32 of scales then 8 rows of 32 values;
+        // loads are unaligned.
+        for g in 0..8 {
+            let qx = _mm256_loadu_si256(wp.add(32 + 32 * g).cast::<__m256i>());
+            let qy = _mm256_loadu_si256(ap.add(32 + 32 * g).cast::<__m256i>());
+            let pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(qx), _mm256_sign_epi8(qy, qx));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
+        }
+        let d = _mm256_mul_ps(_mm256_loadu_ps(wp.cast::<f32>()), _mm256_loadu_ps(ap.cast::<f32>()));
+        // |isum| < 2^24: the conversion is exact.
+        sum = add_lanes_in_order(sum, _mm256_mul_ps(d, _mm256_cvtepi32_ps(acc)));
+    }
+    sum
+}
+
+/// [`dot_groups_avx2`] of one weight row against [`GROUP_TILE`] activation vectors at once:
+/// each weight row of a group is loaded and `abs`-ed once for all of them, and the vectors'
+/// running sums are independent dependency chains that overlap. Each result is bit-identical
+/// to [`dot_groups_avx2`]'s (every `a[t]` holds at least `w.len()` groups; callers check).
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn dot_groups_tile_avx2(w: &[Group8], a: &[&[Group8]; GROUP_TILE]) -> [f32; GROUP_TILE] {
+    let ones = _mm256_set1_epi16(1);
+    let mut sums = [0.0f32; GROUP_TILE];
+    for (i, wg) in w.iter().enumerate() {
+        let ap: [*const u8; GROUP_TILE] = a.map(|at| at.get(i).map_or(wg.as_ptr(), |g| g.as_ptr()));
+        let wp = wg.as_ptr();
+        let mut acc = [_mm256_setzero_si256(); GROUP_TILE];
+        // SAFETY (all loads): groups are 288 bytes, 32 of scales then 8 rows of 32 values
+        // (`ap[t]` falls back to the weight group if a vector were short, which callers rule
+        // out); loads are unaligned.
+        for g in 0..8 {
+            let qx = _mm256_loadu_si256(wp.add(32 + 32 * g).cast::<__m256i>());
+            let ax = _mm256_abs_epi8(qx);
+            for (acc_t, ap_t) in acc.iter_mut().zip(ap) {
+                let qy = _mm256_loadu_si256(ap_t.add(32 + 32 * g).cast::<__m256i>());
+                let pairs = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx));
+                *acc_t = _mm256_add_epi32(*acc_t, _mm256_madd_epi16(pairs, ones));
+            }
+        }
+        let dw = _mm256_loadu_ps(wp.cast::<f32>());
+        for ((sum, acc_t), ap_t) in sums.iter_mut().zip(acc).zip(ap) {
+            let d = _mm256_mul_ps(dw, _mm256_loadu_ps(ap_t.cast::<f32>()));
+            *sum = add_lanes_in_order(*sum, _mm256_mul_ps(d, _mm256_cvtepi32_ps(acc_t)));
+        }
+    }
+    sums
+}
+
 /// Q8_0 × Q8_0, bit-identical to the scalar reference (activations in −127..=127).
 ///
 /// # Safety
@@ -291,6 +377,22 @@ pub(super) mod entry {
     pub(in crate::kernels) fn dot_q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
         // SAFETY: as above (avx2, f16c).
         unsafe { dot_q4_0_avx2(w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_groups(w: &[Group8], a: &[Group8]) -> f32 {
+        // SAFETY: as above (avx2).
+        unsafe { dot_groups_avx2(w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_groups_tile(
+        w: &[Group8],
+        a: &[&[Group8]; GROUP_TILE],
+    ) -> [f32; GROUP_TILE] {
+        if a.iter().any(|at| at.len() < w.len()) {
+            return a.map(|at| dot_groups(w, at));
+        }
+        // SAFETY: as above (avx2); every vector covers `w`.
+        unsafe { dot_groups_tile_avx2(w, a) }
     }
 
     pub(in crate::kernels) fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -4,6 +4,7 @@
 //! Layouts from ggml's `ggml-common.h`. Blocks are handled as `[u8; N]` arrays (via
 //! `as_chunks`), so no cast, alignment or `unsafe` is involved.
 
+pub mod group8;
 pub mod q4_0;
 pub mod q8_0;
 

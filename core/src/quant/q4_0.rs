@@ -12,7 +12,7 @@ const _: () = assert!(core::mem::size_of::<BlockQ4_0>() == 18);
 
 /// The 32 signed 4-bit values of a block, in element order.
 #[inline(always)]
-fn values(block: &BlockQ4_0) -> [i8; QK] {
+pub(crate) fn values(block: &BlockQ4_0) -> [i8; QK] {
     let mut v = [0i8; QK];
     let (lo, hi) = v.split_at_mut(QK / 2);
     for ((l, h), b) in lo.iter_mut().zip(hi.iter_mut()).zip(block.iter().skip(2)) {
@@ -37,7 +37,12 @@ pub fn axpy(acc: &mut [f32], p: f32, blocks: &[BlockQ4_0]) {
 /// `vec_dot_q4_0_q8_0`): an `i32` sum per block, one scale multiply per block.
 #[inline]
 pub fn dot_q8_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
-    let mut sum = 0.0f32;
+    dot_q8_0_from(0.0, w, a)
+}
+
+/// [`dot_q8_0`] continuing a running sum `sum` (the blocks' terms are added to it in order).
+#[inline]
+pub(crate) fn dot_q8_0_from(mut sum: f32, w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     for (wb, ab) in w.iter().zip(a) {
         let mut isum = 0i32;
         for (x, y) in values(wb).iter().zip(ab.iter().skip(2)) {

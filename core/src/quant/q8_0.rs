@@ -53,7 +53,12 @@ pub fn axpy(acc: &mut [f32], p: f32, blocks: &[BlockQ8_0]) {
 /// and one scale multiply per block (ggml's `vec_dot_q8_0_q8_0`).
 #[inline]
 pub fn dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-    let mut sum = 0.0f32;
+    dot_q8_0_from(0.0, w, a)
+}
+
+/// [`dot_q8_0`] continuing a running sum `sum` (the blocks' terms are added to it in order).
+#[inline]
+pub(crate) fn dot_q8_0_from(mut sum: f32, w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     for (wb, ab) in w.iter().zip(a) {
         let mut isum = 0i32;
         for (x, y) in wb.iter().skip(2).zip(ab.iter().skip(2)) {

@@ -13,7 +13,9 @@ use std::time::Instant;
 
 use tinymla_core::vocab::SpecialTokens;
 use tinymla_core::SamplerConfig;
-use tinymla_core::{CacheStorage, Error, LatentCache, Model, OverflowPolicy, Sampler, Scratch};
+use tinymla_core::{
+    BatchScratch, CacheStorage, Error, LatentCache, Model, OverflowPolicy, Sampler, Scratch,
+};
 
 use crate::chat_template::{ChatTemplate, Message, Role};
 use crate::session::{Buffers, Loaded, SessionError};
@@ -72,6 +74,8 @@ struct Conversation<'m, 'b> {
     threads: &'m Threads,
     cache: LatentCache<'b>,
     scratch: Scratch<'b>,
+    /// For feeding a turn's tokens in batches.
+    batch: BatchScratch<'b>,
     /// The rendered conversation text whose tokens are in the cache (exactly, unless the
     /// slide policy evicted some: then its tail).
     cached_text: String,
@@ -100,11 +104,26 @@ impl Conversation<'_, '_> {
         let add_bos = self.add_bos && self.cached_text.is_empty();
         let ids =
             self.tokenizer.encode_with(&delta, EncodeOptions { add_bos, parse_special: true });
-        for &id in &ids {
-            self.step(id)?;
+        if !ids.is_empty() {
+            self.feed(&ids)?;
         }
         self.cached_text.push_str(&delta);
         Ok(ids.len())
+    }
+
+    /// Feeds `tokens` in batches; on error (a full cache under `OverflowPolicy::Error`)
+    /// nothing is stored.
+    fn feed(&mut self, tokens: &[u32]) -> Result<(), Error> {
+        let (model, threads) = (self.model, self.threads);
+        let (cache, scratch, batch) = (&mut self.cache, &mut self.scratch, &mut self.batch);
+        let out = &mut self.logits;
+        // On a worker of the pool (see `Threads::install`).
+        threads.install(|| {
+            let logits = model.forward_batch(tokens, cache, scratch, batch, threads)?;
+            out.clear();
+            out.extend_from_slice(logits);
+            Ok(())
+        })
     }
 
     fn step(&mut self, token: u32) -> Result<(), Error> {
@@ -141,13 +160,14 @@ pub fn chat(
     let mut buffers = Buffers::new(&model, ctx, args.cache)?;
     buffers.options.policy = args.policy;
     let threads = Threads::new(args.threads).map_err(SessionError::Threads)?;
-    let (cache, scratch, work) = buffers.views(&model)?;
+    let (cache, scratch, work, batch) = buffers.views(&model)?;
     let mut conv = Conversation {
         model: &model,
         tokenizer: &tokenizer,
         threads: &threads,
         cache,
         scratch,
+        batch,
         cached_text: String::new(),
         logits: Vec::new(),
         // A file's template writes BOS itself; the plain format relies on the tokenizer.

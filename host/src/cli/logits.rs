@@ -32,7 +32,7 @@ pub fn logits_json(
         return Err(SessionError::PromptTooLong { tokens: ids.len(), ctx: trained });
     }
     let mut buffers = Buffers::new(&model, ids.len(), CacheStorage::F32)?;
-    let (mut cache, mut scratch, _) = buffers.views(&model)?;
+    let (mut cache, mut scratch, _, _) = buffers.views(&model)?;
     let mut rows = Vec::with_capacity(ids.len());
     for &t in &ids {
         let l = model.forward(t, &mut cache, &mut scratch).map_err(SessionError::Step)?;

@@ -62,9 +62,21 @@ pub fn run(
     if prompt.len() > ctx {
         return Err(SessionError::PromptTooLong { tokens: prompt.len(), ctx });
     }
-    let (mut cache, mut scratch, work) = buffers.views(&model)?;
+    let (mut cache, mut scratch, work, mut batch) = buffers.views(&model)?;
     let mut sampler = Sampler::new(args.sampler);
     let threads = Threads::new(args.threads).map_err(SessionError::Threads)?;
+
+    // The prompt in batches (every weight row read once per batch), on a worker of the pool.
+    let start = Instant::now();
+    let mut logits = Vec::new();
+    threads
+        .install(|| {
+            let l = model.forward_batch(&prompt, &mut cache, &mut scratch, &mut batch, &threads)?;
+            logits.extend_from_slice(l);
+            Ok(())
+        })
+        .map_err(SessionError::Step)?;
+    let prompt_secs = start.elapsed().as_secs_f64();
 
     // Each step runs on a worker of the pool (see `Threads::install`).
     let mut step = |t: u32, logits: &mut Vec<f32>| {
@@ -75,12 +87,6 @@ pub fn run(
             Ok(())
         })
     };
-    let start = Instant::now();
-    let mut logits = Vec::new();
-    for &t in &prompt {
-        step(t, &mut logits).map_err(SessionError::Step)?;
-    }
-    let prompt_secs = start.elapsed().as_secs_f64();
 
     let start = Instant::now();
     let mut stream = tokenizer.stream(SpecialTokens::Skip);
