@@ -354,6 +354,12 @@ impl<'a> Matrix<'a> {
         let mut packed: [Group8; GROUPS_PER_CHUNK] = [[0; group8::GROUP_BYTES]; GROUPS_PER_CHUNK];
         out.fill(0.0);
         let n_blocks = layout.n_blocks;
+        // Each vector's (packed groups, trailing blocks), split once per row.
+        let empty: (&[Group8], &[q8_0::BlockQ8_0]) = (&[], &[]);
+        let mut vectors = [empty; crate::moe::MAX_BATCH];
+        for (t, v) in vectors.iter_mut().enumerate().take(out.len()) {
+            *v = layout.split(acts.get(t * layout.bytes..(t + 1) * layout.bytes).unwrap_or(&[]));
+        }
         for c in 0..n_blocks.div_ceil(ACT_CHUNK_BLOCKS) {
             let (b0, b1) = (c * ACT_CHUNK_BLOCKS, ((c + 1) * ACT_CHUNK_BLOCKS).min(n_blocks));
             let (g0, g1) = (b0 / group8::BLOCKS, b1 / group8::BLOCKS);
@@ -374,8 +380,9 @@ impl<'a> Matrix<'a> {
                 }
             }
             let vector = |t: usize| {
-                let act = acts.get(t * layout.bytes..(t + 1) * layout.bytes).unwrap_or(&[]);
-                let (groups, tail_blocks) = layout.split(act);
+                let (groups, tail_blocks) = vectors.get(t).copied().unwrap_or_else(|| {
+                    layout.split(acts.get(t * layout.bytes..(t + 1) * layout.bytes).unwrap_or(&[]))
+                });
                 (groups.get(g0..g1).unwrap_or(&[]), tail_blocks)
             };
             let n = out.len();

@@ -6,6 +6,10 @@
 //! - `demo-m`: the bundled 3.4 MB Q8_0 demo model, which fits the L3 (8 MiB on the 2-core
 //!   EPYC VM we measure on; 32 MB on bigger parts), so the same kernels run from cache.
 //!
+//! Then batched prefill (`Model::forward_batch`, 32-token batches into a fresh cache) of the
+//! same models: each weight row is read once per batch, so prefill is bound by the kernels'
+//! compute, not by memory, and its tok/s is printed beside decode's.
+//!
 //! After the criterion groups it prints, per model and thread count, the achieved weight
 //! stream `bytes/token × tok/s` and its ratio to the read bandwidth at the same thread count,
 //! from the best (fastest) criterion sample of each. Models are decoded with a sliding
@@ -20,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use tinymla_core::sampler::argmax;
-use tinymla_core::{CacheOptions, CacheStorage, Gguf, LatentCache, Model, OverflowPolicy, Scratch};
+use tinymla_core::{
+    BatchScratch, CacheOptions, CacheStorage, Gguf, LatentCache, Model, OverflowPolicy, Scratch,
+};
 use tinymla_host::model_file::ModelFile;
 use tinymla_host::roofline::{timed_read, WeightTraffic};
 use tinymla_host::synth::{SynthSpec, WeightType};
@@ -139,6 +145,61 @@ fn decode(c: &mut Criterion, best: &Best, name: &str, path: &std::path::Path) {
     group.finish();
 }
 
+/// Prefill of [`PROMPT`] tokens as one batch into a cleared cache, per iteration.
+fn prefill(c: &mut Criterion, best: &Best, name: &str, path: &std::path::Path) {
+    let file = ModelFile::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let model = Model::load(file.bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let cfg = model.config();
+    let vocab = cfg.vocab_size as u32;
+    let prompt: Vec<u32> = (0..PROMPT as u32).map(|i| (i * 7 + 3) % vocab).collect();
+    let mut group = c.benchmark_group(format!("roofline_prefill_{name}"));
+    group.throughput(Throughput::Elements(PROMPT as u64));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(2));
+    group.measurement_time(Duration::from_secs(8));
+    for t in THREADS {
+        let threads = Threads::new(t).unwrap_or_else(|e| panic!("{e}"));
+        let options = CacheOptions::default();
+        let bytes = LatentCache::bytes_needed(cfg, CAPACITY, options.storage).unwrap_or(0);
+        let mut cache_mem = vec![0u8; bytes];
+        let mut scratch_mem = vec![0.0; cfg.scratch_elems(CAPACITY).unwrap_or(0)];
+        let sizes = BatchScratch::sizes(cfg, PROMPT).unwrap_or_else(|e| panic!("{e}"));
+        let (mut floats, mut blocks) = (vec![0.0; sizes.floats], vec![0u8; sizes.bytes]);
+        let mut cache = LatentCache::new(cfg, CAPACITY, options, &mut cache_mem)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut scratch =
+            Scratch::new(cfg, CAPACITY, &mut scratch_mem).unwrap_or_else(|e| panic!("{e}"));
+        let mut batch = BatchScratch::new(cfg, PROMPT, &mut floats, &mut blocks)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let what = format!("{name} prefill");
+        group.bench_function(BenchmarkId::new("threads", t), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    cache.clear();
+                    threads
+                        .install(|| {
+                            model
+                                .forward_batch(
+                                    &prompt,
+                                    &mut cache,
+                                    &mut scratch,
+                                    &mut batch,
+                                    &threads,
+                                )
+                                .map(argmax)
+                        })
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+                let total = start.elapsed();
+                record(best, &what, t, total.as_secs_f64() / iters.max(1) as f64 / PROMPT as f64);
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
 fn roofline(c: &mut Criterion) {
     let best: Best = RefCell::new(Vec::new());
     bandwidth(c, &best);
@@ -146,6 +207,7 @@ fn roofline(c: &mut Criterion) {
         [("v2-lite-scaled", large_model()), ("demo-m", repo_path("models/demo-m.q8_0.gguf"))];
     for (name, path) in &models {
         decode(c, &best, name, path);
+        prefill(c, &best, name, path);
     }
 
     println!("\nroofline (best samples; read bandwidth = {READ_BYTES} bytes / best time):");
@@ -155,8 +217,8 @@ fn roofline(c: &mut Criterion) {
         }
     }
     println!(
-        "  {:<16} {:>7} {:>14} {:>10} {:>12} {:>9}",
-        "model", "threads", "bytes/token", "tok/s", "weight GB/s", "roofline"
+        "  {:<16} {:>7} {:>14} {:>10} {:>12} {:>9} {:>16}",
+        "model", "threads", "bytes/token", "tok/s", "weight GB/s", "roofline", "prefill tok/s"
     );
     for (name, path) in &models {
         let file = ModelFile::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -170,14 +232,16 @@ fn roofline(c: &mut Criterion) {
             };
             let stream = per_token / step;
             let bw = READ_BYTES as f64 / read;
+            let prefill = best_of(&best, &format!("{name} prefill"), t).map_or(0.0, |s| 1.0 / s);
             println!(
-                "  {:<16} {:>7} {:>14} {:>10.2} {:>12.2} {:>8.1}%",
+                "  {:<16} {:>7} {:>14} {:>10.2} {:>12.2} {:>8.1}% {:>16.2}",
                 name,
                 t,
                 traffic.per_token(),
                 1.0 / step,
                 stream / 1e9,
-                100.0 * stream / bw
+                100.0 * stream / bw,
+                prefill
             );
         }
     }

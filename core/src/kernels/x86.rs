@@ -8,7 +8,7 @@
 use core::arch::x86_64::*;
 
 use super::GROUP_TILE;
-use crate::quant::group8::Group8;
+use crate::quant::group8::{Group8, GROUP_BYTES};
 use crate::quant::{block_term, q4_0::BlockQ4_0, q8_0::BlockQ8_0};
 
 /// Sum of the 8 lanes.
@@ -292,21 +292,23 @@ unsafe fn dot_groups_avx2(w: &[Group8], a: &[Group8]) -> f32 {
 /// [`dot_groups_avx2`] of one weight row against [`GROUP_TILE`] activation vectors at once:
 /// each weight row of a group is loaded and `abs`-ed once for all of them, and the vectors'
 /// running sums are independent dependency chains that overlap. Each result is bit-identical
-/// to [`dot_groups_avx2`]'s (every `a[t]` holds at least `w.len()` groups; callers check).
+/// to [`dot_groups_avx2`]'s.
 ///
 /// # Safety
-/// The CPU supports AVX2.
+/// The CPU supports AVX2, and every `a[t]` holds at least `w.len()` groups.
 #[target_feature(enable = "avx2")]
 unsafe fn dot_groups_tile_avx2(w: &[Group8], a: &[&[Group8]; GROUP_TILE]) -> [f32; GROUP_TILE] {
     let ones = _mm256_set1_epi16(1);
     let mut sums = [0.0f32; GROUP_TILE];
+    let bases: [*const u8; GROUP_TILE] = a.map(|at| at.as_ptr().cast::<u8>());
     for (i, wg) in w.iter().enumerate() {
-        let ap: [*const u8; GROUP_TILE] = a.map(|at| at.get(i).map_or(wg.as_ptr(), |g| g.as_ptr()));
+        // SAFETY: `i < w.len() <= a[t].len()` (the caller's contract), so group `i` of every
+        // vector is in bounds.
+        let ap: [*const u8; GROUP_TILE] = bases.map(|b| b.add(i * GROUP_BYTES));
         let wp = wg.as_ptr();
         let mut acc = [_mm256_setzero_si256(); GROUP_TILE];
-        // SAFETY (all loads): groups are 288 bytes, 32 of scales then 8 rows of 32 values
-        // (`ap[t]` falls back to the weight group if a vector were short, which callers rule
-        // out); loads are unaligned.
+        // SAFETY (all loads): groups are 288 bytes, 32 of scales then 8 rows of 32 values;
+        // loads are unaligned.
         for g in 0..8 {
             let qx = _mm256_loadu_si256(wp.add(32 + 32 * g).cast::<__m256i>());
             let ax = _mm256_abs_epi8(qx);
@@ -391,7 +393,7 @@ pub(super) mod entry {
         if a.iter().any(|at| at.len() < w.len()) {
             return a.map(|at| dot_groups(w, at));
         }
-        // SAFETY: as above (avx2); every vector covers `w`.
+        // SAFETY: as above (avx2); every vector covers `w`, checked just above.
         unsafe { dot_groups_tile_avx2(w, a) }
     }
 
