@@ -75,6 +75,9 @@ fn expert<'a>(cfg: &MoeConfig, w: &MoeWeights<'a>, e: usize, hidden_size: usize)
 /// The routing of one token: `router` holds the router's logits in its first
 /// `n_routed_experts` elements (and is work memory after them, `[2][n_routed_experts]` in
 /// all). Writes the chosen experts and their weights, best first, and returns how many.
+/// Out of line: inlined, its temporaries stayed in the caller's frame while the experts run,
+/// 0.4 KB more stack at a board's peak.
+#[inline(never)]
 fn route(
     cfg: &MoeConfig,
     opts: &ModelOptions,
