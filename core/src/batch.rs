@@ -13,7 +13,8 @@ struct Widths {
     q_a: usize,
     q: usize,
     kv_a: usize,
-    attn_out: usize,
+    /// Per-token attention state ([`crate::mla::AttnState`]).
+    attn: crate::mla::AttnState,
     rope: usize,
     /// MLP activation width (gate and up each).
     ffn: usize,
@@ -29,6 +30,8 @@ struct Widths {
 
 impl Widths {
     fn new(c: &ModelConfig) -> Result<Self, Error> {
+        let shape = crate::mla::MlaShape::of(c);
+        let attn = crate::mla::AttnState::new(&shape).ok_or(Error::SizeOverflow)?;
         let mul = |a: usize, b: usize| a.checked_mul(b).ok_or(Error::SizeOverflow);
         let hidden = c.hidden_size;
         let q_a = c.q_lora_rank.unwrap_or(0);
@@ -45,7 +48,7 @@ impl Widths {
             q_a,
             q,
             kv_a,
-            attn_out,
+            attn,
             rope: c.qk_rope_head_dim,
             ffn,
             router: mul(n_exp, 2)?,
@@ -64,7 +67,7 @@ impl Widths {
             self.q_a,
             self.q,
             self.kv_a,
-            self.attn_out,
+            self.attn.width,
             self.rope,
             self.ffn.checked_mul(2)?,
             self.router,
@@ -99,7 +102,8 @@ pub struct BatchScratch<'m> {
     pub(crate) q_a: &'m mut [f32],
     pub(crate) q: &'m mut [f32],
     pub(crate) kv_a: &'m mut [f32],
-    pub(crate) attn_out: &'m mut [f32],
+    /// Per-token attention state, `[n][AttnState::width]`.
+    pub(crate) attn: &'m mut [f32],
     pub(crate) rope: &'m mut [f32],
     pub(crate) ffn: &'m mut [f32],
     pub(crate) router: &'m mut [f32],
@@ -119,7 +123,7 @@ pub(crate) struct BatchWidths {
     pub(crate) q_a: usize,
     pub(crate) q: usize,
     pub(crate) kv_a: usize,
-    pub(crate) attn_out: usize,
+    pub(crate) attn: crate::mla::AttnState,
     pub(crate) rope: usize,
     pub(crate) ffn: usize,
 }
@@ -190,7 +194,7 @@ impl<'m> BatchScratch<'m> {
             q_a: take(w.q_a)?,
             q: take(w.q)?,
             kv_a: take(w.kv_a)?,
-            attn_out: take(w.attn_out)?,
+            attn: take(w.attn.width)?,
             rope: take(w.rope)?,
             ffn: take(w.ffn.checked_mul(2).ok_or(Error::SizeOverflow)?)?,
             router: take(w.router)?,
@@ -202,7 +206,7 @@ impl<'m> BatchScratch<'m> {
                 q_a: w.q_a,
                 q: w.q,
                 kv_a: w.kv_a,
-                attn_out: w.attn_out,
+                attn: w.attn,
                 rope: w.rope,
                 ffn: w.ffn,
             },

@@ -9,7 +9,7 @@
 
 use crate::cache::LatentCache;
 use crate::kernels;
-use crate::parallel::Parallel;
+use crate::parallel::{Parallel, Serial};
 use crate::rope;
 use crate::weights::{Matrix, Vector};
 
@@ -58,6 +58,21 @@ pub(crate) struct MlaShape {
     pub(crate) kv_lora: usize,
     pub(crate) eps: f32,
     pub(crate) scale: f32,
+}
+
+impl MlaShape {
+    /// The attention shape of `c`.
+    pub(crate) fn of(c: &crate::ModelConfig) -> Self {
+        MlaShape {
+            heads: c.num_attention_heads,
+            nope: c.qk_nope_head_dim,
+            rope: c.qk_rope_head_dim,
+            v_head: c.v_head_dim,
+            kv_lora: c.kv_lora_rank,
+            eps: c.rms_norm_eps,
+            scale: rope::softmax_scale(c),
+        }
+    }
 }
 
 /// Buffers one attention step works in (all from [`crate::Scratch`]).
@@ -127,6 +142,61 @@ pub(crate) fn forward(
     w.output.matvec(b.attn_out, b.out, par);
 }
 
+/// Per-token attention state of a batch, one region per token (so tokens can attend on
+/// different threads): the token's query (rotated in place), absorbed query, softmax state,
+/// weighted latents, a decoded cache row, and the heads' outputs. Offsets in `f32`s.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AttnState {
+    q: usize,
+    q_abs: usize,
+    scores: usize,
+    lat_out: usize,
+    decoded: usize,
+    attn_out: usize,
+    /// Elements per token.
+    pub(crate) width: usize,
+}
+
+impl AttnState {
+    /// The layout for `s`, or `None` on overflow.
+    pub(crate) fn new(s: &MlaShape) -> Option<Self> {
+        let row = s.kv_lora.checked_add(s.rope)?;
+        let sizes = [
+            s.heads.checked_mul(s.nope.checked_add(s.rope)?)?,
+            s.heads.checked_mul(row)?,
+            s.heads.checked_mul(2)?,
+            s.heads.checked_mul(s.kv_lora)?,
+            row,
+            s.heads.checked_mul(s.v_head)?,
+        ];
+        let mut at = [0usize; 7];
+        let mut end = 0usize;
+        for (start, n) in at.iter_mut().skip(1).zip(sizes) {
+            end = end.checked_add(n)?;
+            *start = end;
+        }
+        let [q, q_abs, scores, lat_out, decoded, attn_out, width] = at;
+        Some(AttnState { q, q_abs, scores, lat_out, decoded, attn_out, width })
+    }
+
+    /// Where the heads' outputs start in a token's region (the output projection's input).
+    pub(crate) fn attn_out_offset(&self) -> usize {
+        self.attn_out
+    }
+
+    /// One token's region as (query, attention buffers).
+    fn split<'r>(&self, region: &'r mut [f32]) -> (&'r mut [f32], AttendBuffers<'r>) {
+        let (q, rest) = region.split_at_mut(self.q_abs.min(region.len()));
+        let (q_abs, rest) = rest.split_at_mut((self.scores - self.q_abs).min(rest.len()));
+        let (scores, rest) = rest.split_at_mut((self.lat_out - self.scores).min(rest.len()));
+        let (lat_out, rest) = rest.split_at_mut((self.decoded - self.lat_out).min(rest.len()));
+        let (decoded, rest) = rest.split_at_mut((self.attn_out - self.decoded).min(rest.len()));
+        let attn_out = rest.get_mut(..self.width - self.attn_out).unwrap_or(&mut []);
+        let q = q.get_mut(self.q..).unwrap_or(&mut []);
+        (q, AttendBuffers { q_abs, scores, lat_out, decoded, attn_out })
+    }
+}
+
 /// Buffers of a batch of `n` tokens' attention, `[n][…]` each (from [`crate::BatchScratch`]).
 pub(crate) struct BatchMlaBuffers<'s> {
     /// Query LoRA latents, `[n][q_lora]`.
@@ -135,8 +205,8 @@ pub(crate) struct BatchMlaBuffers<'s> {
     pub(crate) q: &'s mut [f32],
     /// Cache rows, `[n][kv_lora + rope]`.
     pub(crate) kv_a: &'s mut [f32],
-    /// Head outputs, `[n][heads · v_head]`.
-    pub(crate) attn_out: &'s mut [f32],
+    /// Per-token attention state, `[n][AttnState::width]`.
+    pub(crate) attn: &'s mut [f32],
     /// RoPE tables, `[n][rope]`.
     pub(crate) rope: &'s [f32],
     /// Block outputs, `[n][hidden]`.
@@ -154,15 +224,16 @@ pub(crate) struct BatchStrides {
     pub(crate) q_a: usize,
     pub(crate) q: usize,
     pub(crate) kv_a: usize,
-    pub(crate) attn_out: usize,
     pub(crate) rope: usize,
+    pub(crate) attn: AttnState,
 }
 
 /// Layer `layer`'s attention for `n` consecutive tokens at once, each computed exactly as
 /// [`forward`] computes it on its own: the projections run as batched products (each weight
 /// row read once for the batch), each token's row goes to slot `len + i` of the cache
 /// (committed by the caller), and token `i` attends over the filled slots and the batch's
-/// rows `0..=i`. `xs` is `[n][hidden]`.
+/// rows `0..=i`. The tokens' attention runs in spans over `par` (every row is written first,
+/// so the tokens are independent). `xs` is `[n][hidden]`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_batch(
     s: &MlaShape,
@@ -173,7 +244,6 @@ pub(crate) fn forward_batch(
     st: &BatchStrides,
     cache: &mut LatentCache<'_>,
     b: BatchMlaBuffers<'_>,
-    one: AttendBuffers<'_>,
     par: &dyn Parallel,
 ) {
     let (tmp, blocks) = (&mut *b.tmp, &mut *b.blocks);
@@ -195,20 +265,33 @@ pub(crate) fn forward_batch(
         cache.write_batch_row(layer, i, row);
     }
 
-    let queries = b.q.chunks_exact_mut(st.q.max(1));
-    let outs = b.attn_out.chunks_exact_mut(st.attn_out.max(1));
-    let ropes = b.rope.chunks_exact(st.rope.max(1));
-    for (i, ((q, attn_out), rope)) in queries.zip(outs).zip(ropes).take(n).enumerate() {
-        let bufs = AttendBuffers {
-            q_abs: &mut *one.q_abs,
-            scores: &mut *one.scores,
-            lat_out: &mut *one.lat_out,
-            decoded: &mut *one.decoded,
-            attn_out,
-        };
-        attend(s, w, q, rope, cache, cache.batch_rows(layer, i), bufs, par);
-    }
-    w.output.matmul(b.attn_out, st.attn_out, n, b.out, st.hidden, tmp, blocks, par);
+    let layout = st.attn;
+    let width = layout.width.max(1);
+    let state = b.attn.get_mut(..n.saturating_mul(width)).unwrap_or(&mut []);
+    let (cache, queries, ropes) = (&*cache, &*b.q, b.rope);
+    // One "row" per token; its weight of work is at least a span's worth (the per-head
+    // products read `W_UK` and `W_UV`), so any two tokens may go to different threads.
+    crate::parallel::for_each_wide_span(
+        par,
+        state,
+        width,
+        crate::parallel::MIN_SPAN_BYTES,
+        &|span| {
+            let first = span.first_row();
+            for (k, region) in span.out().chunks_exact_mut(width).enumerate() {
+                let i = first + k;
+                let (q, bufs) = layout.split(region);
+                let start = i * st.q;
+                if let Some(src) = queries.get(start..start + q.len()) {
+                    q.copy_from_slice(src);
+                }
+                let rope = ropes.get(i * st.rope..(i + 1) * st.rope).unwrap_or(&[]);
+                attend(s, w, q, rope, cache, cache.batch_rows(layer, i), bufs, &Serial);
+            }
+        },
+    );
+    let attn_out = b.attn.get(layout.attn_out_offset()..).unwrap_or(&[]);
+    w.output.matmul(attn_out, width, n, b.out, st.hidden, tmp, blocks, par);
 }
 
 /// A `kv_a_mqa` output made a cache row in place: `attn_kv_a_norm` on the latent, RoPE on the

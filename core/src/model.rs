@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::ffn::Mlp;
 use crate::gguf::Gguf;
 use crate::kernels;
-use crate::mla::{self, AttendBuffers, LatentUp, MlaBuffers, MlaShape, MlaWeights, QueryProj};
+use crate::mla::{self, LatentUp, MlaBuffers, MlaShape, MlaWeights, QueryProj};
 use crate::moe::{self, BatchMoeBuffers, MoeBuffers, MoeWeights};
 use crate::parallel::{Parallel, Serial};
 use crate::rope;
@@ -89,15 +89,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             Some(_) => (t.matrix(output_id, [hidden, vocab, 1])?, false),
             None => (token_embd, true),
         };
-        let mla_shape = MlaShape {
-            heads: c.num_attention_heads,
-            nope: c.qk_nope_head_dim,
-            rope: c.qk_rope_head_dim,
-            v_head: c.v_head_dim,
-            kv_lora: c.kv_lora_rank,
-            eps: c.rms_norm_eps,
-            scale: rope::softmax_scale(c),
-        };
+        let mla_shape = MlaShape::of(c);
         let fingerprint = gguf.fingerprint();
         // The model is built once, with an empty layer vector that `load_layers` fills through
         // a reference. Loading the layers into a local vector and moving it in at the end
@@ -317,8 +309,8 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             q_a: w.q_a,
             q: w.q,
             kv_a: w.kv_a,
-            attn_out: w.attn_out,
             rope: w.rope,
+            attn: w.attn,
         };
 
         for (l, layer) in self.layers.iter().enumerate() {
@@ -329,31 +321,14 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
                 q_a: b.q_a,
                 q: b.q,
                 kv_a: b.kv_a,
-                attn_out: b.attn_out,
+                attn: b.attn,
                 rope: b.rope,
                 out: b.acc,
                 tmp: b.tmp,
                 blocks: b.blocks,
             };
-            let one = AttendBuffers {
-                q_abs: s.q_abs,
-                scores: s.scores,
-                lat_out: s.lat_out,
-                decoded: s.kv_a,
-                attn_out: s.attn_out,
-            };
-            mla::forward_batch(
-                &self.mla_shape,
-                &layer.attn,
-                l,
-                b.xn,
-                n,
-                &strides,
-                cache,
-                bufs,
-                one,
-                par,
-            );
+            let shape = &self.mla_shape;
+            mla::forward_batch(shape, &layer.attn, l, b.xn, n, &strides, cache, bufs, par);
             for (x, acc) in b.x.chunks_exact_mut(h).zip(b.acc.chunks_exact(h)).take(n) {
                 kernels::add_assign(x, acc);
             }
