@@ -400,7 +400,22 @@ impl<'a> Matrix<'a> {
                 } else {
                     k.dot_groups(packed, vector(t).0)
                 };
-                if !tail.is_empty() {
+                if !tail.is_empty() && g1 == g0 {
+                    // No groups in this chunk: the tail is the whole chunk, whose sum starts
+                    // at 0 as the one-vector kernels' does.
+                    let a = vector(t).1;
+                    let at = tail.start;
+                    sum = match self.ty {
+                        WeightType::Q4_0 => {
+                            let w = row.get(at * q4_0::BLOCK_BYTES..).unwrap_or(&[]);
+                            k.dot_q4_0(w.as_chunks().0, a)
+                        }
+                        _ => {
+                            let w = row.get(at * q8_0::BLOCK_BYTES..).unwrap_or(&[]);
+                            k.dot_q8_0(w.as_chunks().0, a)
+                        }
+                    };
+                } else if !tail.is_empty() {
                     let a = vector(t).1;
                     sum = match self.ty {
                         WeightType::Q4_0 => {
