@@ -269,7 +269,12 @@ impl<'a> Matrix<'a> {
             xs.get(start..start.saturating_add(self.cols)).unwrap_or(&[])
         };
         let quantised = matches!(self.ty, WeightType::Q8_0 | WeightType::Q4_0);
-        let grouped = quantised && kernels::active().has_group_kernel();
+        // Packing pays only with whole groups to multiply; the per-vector table below holds
+        // a batch step's most tokens.
+        let grouped = quantised
+            && kernels::active().has_group_kernel()
+            && self.cols >= GROUP_COLS
+            && n <= crate::moe::MAX_BATCH;
         let n_blocks = self.cols / QK;
         let layout = ActLayout::new(n_blocks, grouped);
         let acts = match blocks.get_mut(..n.saturating_mul(layout.bytes)) {
@@ -288,10 +293,22 @@ impl<'a> Matrix<'a> {
         parallel::for_each_wide_span(par, tmp, n, self.row_bytes, &|span| {
             let first = span.first_row();
             let rows = self.sub_rows(first, span.rows());
+            // Group path: each vector's (packed groups, trailing blocks) split once, and one
+            // buffer for a packed chunk of a row.
+            let empty: (&[Group8], &[q8_0::BlockQ8_0]) = (&[], &[]);
+            let mut vectors = [empty; crate::moe::MAX_BATCH];
+            let mut packed = [[0u8; group8::GROUP_BYTES]; GROUPS_PER_CHUNK];
+            if grouped {
+                for (t, v) in vectors.iter_mut().enumerate().take(n) {
+                    *v = layout
+                        .split(acts.get(t * layout.bytes..(t + 1) * layout.bytes).unwrap_or(&[]));
+                }
+            }
+            let vectors = vectors.get(..n).unwrap_or(&[]);
             let row_bytes = self.row_bytes.max(1);
             for (row, o) in rows.bytes.chunks_exact(row_bytes).zip(span.out().chunks_exact_mut(n)) {
                 if grouped {
-                    self.row_times_groups(row, acts, &layout, o);
+                    self.row_times_groups(row, vectors, &mut packed, layout.n_blocks, o);
                 } else if quantised {
                     self.row_times_blocks(row, acts.as_chunks().0, n_blocks, o);
                 } else {
@@ -345,21 +362,20 @@ impl<'a> Matrix<'a> {
     }
 
     /// [`Matrix::row_times_blocks`] with packed groups: each [`ACT_CHUNK_BLOCKS`] chunk of the
-    /// row is packed once (on the stack) and multiplied with every vector's packed chunk by
-    /// the group kernel; a chunk's last `n_blocks % 8` blocks continue its sum block by block.
-    /// Bit-identical to [`Matrix::row_times_blocks`].
-    fn row_times_groups(&self, row: &[u8], acts: &[u8], layout: &ActLayout, out: &mut [f32]) {
-        const GROUPS_PER_CHUNK: usize = ACT_CHUNK_BLOCKS / group8::BLOCKS;
+    /// row is packed once (into `packed`) and multiplied with every vector's packed chunk
+    /// (`vectors[t]`: its groups and trailing plain blocks) by the group kernel; a chunk's last
+    /// `n_blocks % 8` blocks continue its sum block by block. Bit-identical to
+    /// [`Matrix::row_times_blocks`].
+    fn row_times_groups(
+        &self,
+        row: &[u8],
+        vectors: &[(&[Group8], &[q8_0::BlockQ8_0])],
+        packed: &mut [Group8; GROUPS_PER_CHUNK],
+        n_blocks: usize,
+        out: &mut [f32],
+    ) {
         let k = kernels::active();
-        let mut packed: [Group8; GROUPS_PER_CHUNK] = [[0; group8::GROUP_BYTES]; GROUPS_PER_CHUNK];
         out.fill(0.0);
-        let n_blocks = layout.n_blocks;
-        // Each vector's (packed groups, trailing blocks), split once per row.
-        let empty: (&[Group8], &[q8_0::BlockQ8_0]) = (&[], &[]);
-        let mut vectors = [empty; crate::moe::MAX_BATCH];
-        for (t, v) in vectors.iter_mut().enumerate().take(out.len()) {
-            *v = layout.split(acts.get(t * layout.bytes..(t + 1) * layout.bytes).unwrap_or(&[]));
-        }
         for c in 0..n_blocks.div_ceil(ACT_CHUNK_BLOCKS) {
             let (b0, b1) = (c * ACT_CHUNK_BLOCKS, ((c + 1) * ACT_CHUNK_BLOCKS).min(n_blocks));
             let (g0, g1) = (b0 / group8::BLOCKS, b1 / group8::BLOCKS);
@@ -380,9 +396,7 @@ impl<'a> Matrix<'a> {
                 }
             }
             let vector = |t: usize| {
-                let (groups, tail_blocks) = vectors.get(t).copied().unwrap_or_else(|| {
-                    layout.split(acts.get(t * layout.bytes..(t + 1) * layout.bytes).unwrap_or(&[]))
-                });
+                let (groups, tail_blocks) = vectors.get(t).copied().unwrap_or((&[], &[]));
                 (groups.get(g0..g1).unwrap_or(&[]), tail_blocks)
             };
             let n = out.len();
@@ -447,6 +461,11 @@ impl<'a> Matrix<'a> {
         axpy_row(self.ty, out, 1.0, self.sub_rows(r, 1).bytes);
     }
 }
+
+/// Packed groups per [`ACT_CHUNK_BLOCKS`] chunk.
+const GROUPS_PER_CHUNK: usize = ACT_CHUNK_BLOCKS / group8::BLOCKS;
+/// Columns of one packed group.
+const GROUP_COLS: usize = group8::BLOCKS * QK;
 
 /// Where one vector's quantised blocks go in a batched product's activation bytes: plain
 /// Q8_0 blocks, or (for a table with a group kernel) packed [`Group8`]s followed by the last
