@@ -1,7 +1,7 @@
 //! Weight views: typed, shape-checked windows into the model file's bytes.
 
 use crate::error::Error;
-use crate::kernels;
+use crate::kernels::{self, Kernels};
 use crate::parallel::{self, Parallel};
 use crate::quant::group8::{self, Group8};
 use crate::quant::{block_scale, q4_0, q8_0, ACT_CHUNK_BLOCKS, QK};
@@ -263,6 +263,23 @@ impl<'a> Matrix<'a> {
         blocks: &mut [u8],
         par: &dyn Parallel,
     ) {
+        self.matmul_with(kernels::active(), xs, x_stride, n, out, out_stride, tmp, blocks, par);
+    }
+
+    /// [`Matrix::matmul`] with the kernel table `k` (tests run every table).
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_with(
+        &self,
+        k: &Kernels,
+        xs: &[f32],
+        x_stride: usize,
+        n: usize,
+        out: &mut [f32],
+        out_stride: usize,
+        tmp: &mut [f32],
+        blocks: &mut [u8],
+        par: &dyn Parallel,
+    ) {
         let n = n.max(1);
         let vector = |t: usize| {
             let start = t.saturating_mul(x_stride);
@@ -272,7 +289,7 @@ impl<'a> Matrix<'a> {
         // Packing pays only with whole groups to multiply; the per-vector table below holds
         // a batch step's most tokens.
         let grouped = quantised
-            && kernels::active().has_group_kernel()
+            && k.has_group_kernel()
             && self.cols >= GROUP_COLS
             && n <= crate::moe::MAX_BATCH;
         let n_blocks = self.cols / QK;
@@ -308,9 +325,9 @@ impl<'a> Matrix<'a> {
             let row_bytes = self.row_bytes.max(1);
             for (row, o) in rows.bytes.chunks_exact(row_bytes).zip(span.out().chunks_exact_mut(n)) {
                 if grouped {
-                    self.row_times_groups(row, vectors, &mut packed, layout.n_blocks, o);
+                    self.row_times_groups(k, row, vectors, &mut packed, layout.n_blocks, o);
                 } else if quantised {
-                    self.row_times_blocks(row, acts.as_chunks().0, n_blocks, o);
+                    self.row_times_blocks(k, row, acts.as_chunks().0, n_blocks, o);
                 } else {
                     for (t, ot) in o.iter_mut().enumerate() {
                         let mut one = [0.0f32];
@@ -335,12 +352,12 @@ impl<'a> Matrix<'a> {
     /// the row is read from memory once and reused from L1 for every vector.
     fn row_times_blocks(
         &self,
+        k: &Kernels,
         row: &[u8],
         acts: &[q8_0::BlockQ8_0],
         n_blocks: usize,
         out: &mut [f32],
     ) {
-        let k = kernels::active();
         let block_bytes = match self.ty {
             WeightType::Q4_0 => q4_0::BLOCK_BYTES,
             _ => q8_0::BLOCK_BYTES,
@@ -368,13 +385,13 @@ impl<'a> Matrix<'a> {
     /// [`Matrix::row_times_blocks`].
     fn row_times_groups(
         &self,
+        k: &Kernels,
         row: &[u8],
         vectors: &[(&[Group8], &[q8_0::BlockQ8_0])],
         packed: &mut [Group8; GROUPS_PER_CHUNK],
         n_blocks: usize,
         out: &mut [f32],
     ) {
-        let k = kernels::active();
         out.fill(0.0);
         for c in 0..n_blocks.div_ceil(ACT_CHUNK_BLOCKS) {
             let (b0, b1) = (c * ACT_CHUNK_BLOCKS, ((c + 1) * ACT_CHUNK_BLOCKS).min(n_blocks));
@@ -596,4 +613,136 @@ impl<'a> Vector<'a> {
 fn all_finite_f32(bytes: &[u8]) -> bool {
     let (v, _) = bytes.as_chunks::<4>();
     v.iter().all(|b| f32::from_le_bytes(*b).is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parallel::{RowSpan, Serial};
+    use std::vec::Vec;
+
+    /// The scalar table, the scalar table with the reference group kernel (so the packed path
+    /// runs on any machine), and this CPU's SIMD table if it has one.
+    fn tables() -> Vec<Kernels> {
+        let mut t = std::vec![Kernels::SCALAR, Kernels::SCALAR_GROUPS];
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        t.extend(Kernels::x86_avx2());
+        t
+    }
+
+    /// Runs spans in reverse on the calling thread.
+    struct Reversed(usize);
+
+    impl Parallel for Reversed {
+        fn ways(&self) -> usize {
+            self.0
+        }
+        fn run(&self, spans: &mut [RowSpan<'_>], work: &(dyn Fn(&mut RowSpan<'_>) + Sync)) {
+            for span in spans.iter_mut().rev() {
+                work(span);
+            }
+        }
+    }
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// `rows × cols` weights of type `ty` from random values.
+    fn matrix_bytes(ty: WeightType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+        let w = random(rows * cols, seed);
+        match ty {
+            WeightType::F32 => w.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            WeightType::F16 => {
+                w.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect()
+            }
+            WeightType::Q8_0 => {
+                let mut b = std::vec![[0u8; q8_0::BLOCK_BYTES]; rows * cols / QK];
+                q8_0::quantize(&w, &mut b);
+                b.concat()
+            }
+            WeightType::Q4_0 => {
+                // Random nibbles and scales (the format, not a quantiser, is under test).
+                let raw = random(rows * cols / QK * q4_0::BLOCK_BYTES, seed + 1);
+                let mut bytes: Vec<u8> = raw.iter().map(|v| (v.to_bits() >> 7) as u8).collect();
+                for (i, block) in bytes.chunks_exact_mut(q4_0::BLOCK_BYTES).enumerate() {
+                    let d = half::f16::from_f32(0.01 + (i % 7) as f32 * 0.003);
+                    block[..2].copy_from_slice(&d.to_le_bytes());
+                }
+                bytes
+            }
+            WeightType::BF16 => {
+                w.iter().flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes()).collect()
+            }
+        }
+    }
+
+    /// The batched product equals one matrix-vector product per vector, bit for bit, for every
+    /// weight type, widths with and without whole packed groups, chunk boundaries and trailing
+    /// blocks (65 and 67 blocks), batch sizes around the 8-vector tile, and split spans.
+    #[test]
+    fn matmul_equals_matvec_per_vector() {
+        let types = [
+            WeightType::Q8_0,
+            WeightType::Q4_0,
+            WeightType::F16,
+            WeightType::F32,
+            WeightType::BF16,
+        ];
+        for ty in types {
+            // Miri (the scalar tables only, ~1000× slower) gets the small widths.
+            let widths: &[usize] = if cfg!(miri) { &[32, 96] } else { &[32, 96, 256, 2080, 2144] };
+            for &cols in widths {
+                let rows = 19;
+                let bytes = matrix_bytes(ty, rows, cols, cols as u64);
+                let row_bytes = ty.row_bytes(cols).unwrap();
+                let m = Matrix { ty, rows, cols, row_bytes, bytes: &bytes };
+                for n in [1usize, 5, 8, 13, 32].into_iter().filter(|&n| !cfg!(miri) || n <= 8) {
+                    let stride = cols + 3;
+                    let xs = random(n * stride, 7 + n as u64);
+                    let out_stride = rows + 2;
+                    let mut out = std::vec![f32::NAN; n * out_stride];
+                    let mut tmp = std::vec![0.0f32; rows * n];
+                    let groups = cols.div_ceil(group8::BLOCKS * QK);
+                    let mut blocks = std::vec![0u8; n * groups * group8::GROUP_BYTES];
+                    for (k, par) in tables().iter().flat_map(|k| {
+                        [(k, &Serial as &dyn Parallel), (k, &Reversed(5) as &dyn Parallel)]
+                    }) {
+                        out.fill(f32::NAN);
+                        m.matmul_with(
+                            k,
+                            &xs,
+                            stride,
+                            n,
+                            &mut out,
+                            out_stride,
+                            &mut tmp,
+                            &mut blocks,
+                            par,
+                        );
+                        for t in 0..n {
+                            let mut want = std::vec![0.0f32; rows];
+                            m.matvec(&xs[t * stride..t * stride + cols], &mut want, &Serial);
+                            let got = &out[t * out_stride..t * out_stride + rows];
+                            for (r, (g, w)) in got.iter().zip(&want).enumerate() {
+                                assert_eq!(
+                                    g.to_bits(),
+                                    w.to_bits(),
+                                    "{k:?} {ty:?} cols {cols} n {n} t {t} row {r}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

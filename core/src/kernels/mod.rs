@@ -85,6 +85,12 @@ impl Kernels {
         dot_groups_tile: None,
     };
 
+    /// [`Self::SCALAR`] with the reference group kernel, so tests run the packed path of a
+    /// batched product on any machine.
+    #[cfg(test)]
+    pub(crate) const SCALAR_GROUPS: Kernels =
+        Kernels { name: "scalar+groups", dot_groups: Some(group8::dot), ..Self::SCALAR };
+
     /// The AVX2 + FMA + F16C kernels, if this CPU has those features.
     #[cfg(all(target_arch = "x86_64", not(miri), any(feature = "std", test)))]
     pub fn x86_avx2() -> Option<Kernels> {
