@@ -23,6 +23,11 @@
 //! # let _ = logits; Ok(()) }
 //! ```
 //!
+//! A prompt runs faster through [`ModelWith::forward_batch`], which takes up to
+//! [`BatchScratch::MAX_TOKENS`] tokens per step through each layer together (each weight row
+//! read once per step) and gives bit-for-bit the logits and cache of one `forward` per token;
+//! its buffers are a [`BatchScratch`] sized by [`BatchScratch::sizes`].
+//!
 //! Ground truth is Hugging Face transformers' `DeepseekV2ForCausalLM` /
 //! `DeepseekV3ForCausalLM`; the workspace's golden tests compare against logits it produced.
 
