@@ -697,15 +697,16 @@ mod tests {
             WeightType::F32,
             WeightType::BF16,
         ];
-        for ty in types {
-            // Miri (the scalar tables only, ~1000× slower) gets the small widths.
-            let widths: &[usize] = if cfg!(miri) { &[32, 96] } else { &[32, 96, 256, 2080, 2144] };
+        // Miri (safe scalar code only here, ~1000× slower) gets one small Q8_0 case.
+        let types = if cfg!(miri) { types.get(..1).unwrap_or(&[]) } else { &types[..] };
+        for &ty in types {
+            let widths: &[usize] = if cfg!(miri) { &[32] } else { &[32, 96, 256, 2080, 2144] };
             for &cols in widths {
                 let rows = 19;
                 let bytes = matrix_bytes(ty, rows, cols, cols as u64);
                 let row_bytes = ty.row_bytes(cols).unwrap();
                 let m = Matrix { ty, rows, cols, row_bytes, bytes: &bytes };
-                for n in [1usize, 5, 8, 13, 32].into_iter().filter(|&n| !cfg!(miri) || n <= 8) {
+                for n in [1usize, 5, 8, 13, 32].into_iter().filter(|&n| !cfg!(miri) || n == 5) {
                     let stride = cols + 3;
                     let xs = random(n * stride, 7 + n as u64);
                     let out_stride = rows + 2;
