@@ -11,10 +11,14 @@
 //! L3), and `64MB` (4096 columns, as many rows as make 64 MB of weights: DRAM-bound), plus
 //! `read_bandwidth/64MB`, a plain streaming read of 64 MB, for the memory ceiling.
 //!
+//! For Q8_0 and Q4_0 at `2048x2048`, `groups_tile8` times the batched product's kernel: rows
+//! packed into 8-block groups against 8 activation vectors per call.
+//!
 //! `cargo bench -p tinymla-host --bench bench_main -- kernels` runs only this group.
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use tinymla_core::kernels::Kernels;
+use tinymla_core::kernels::{Kernels, GROUP_TILE};
+use tinymla_core::quant::group8::{self, Group8};
 use tinymla_core::quant::{q4_0, q8_0, QK};
 
 #[derive(Clone, Copy, Debug)]
@@ -108,6 +112,84 @@ fn matvec(
     }
 }
 
+/// The batched product's kernel: every row packed into groups ([`group8`]) and multiplied with
+/// [`GROUP_TILE`] packed activation vectors per call (`dot_groups_tile`). Throughput counts the
+/// weight bytes once per vector, so the GiB/s compare with the one-vector rows (higher: each
+/// packed weight row serves the whole tile). Packing is outside the timing (a batched product
+/// packs a row chunk once per step).
+fn groups_tile(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    tables: &[Kernels],
+    kind: Kind,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    xq: &[q8_0::BlockQ8_0],
+) {
+    let pack = |blocks: &[u8]| -> Vec<Group8> {
+        let mut out = Vec::new();
+        let n_groups = cols / (QK * group8::BLOCKS);
+        match kind {
+            Kind::Q4_0 => {
+                for c in blocks.as_chunks::<{ q4_0::BLOCK_BYTES }>().0.as_chunks::<8>().0 {
+                    let mut g = [0u8; group8::GROUP_BYTES];
+                    group8::pack_q4_0(c, &mut g);
+                    out.push(g);
+                }
+            }
+            _ => {
+                for c in blocks.as_chunks::<{ q8_0::BLOCK_BYTES }>().0.as_chunks::<8>().0 {
+                    let mut g = [0u8; group8::GROUP_BYTES];
+                    group8::pack_q8_0(c, &mut g);
+                    out.push(g);
+                }
+            }
+        }
+        debug_assert_eq!(out.len() % n_groups.max(1), 0);
+        out
+    };
+    let wg = pack(w);
+    let act: Vec<u8> = xq.concat();
+    let ag = pack_act(&act);
+    let per_row = cols / (QK * group8::BLOCKS);
+    let tile: [&[Group8]; GROUP_TILE] = [&ag; GROUP_TILE];
+    let mut outs = vec![[0.0f32; GROUP_TILE]; rows];
+    group.throughput(Throughput::ElementsAndBytes {
+        elements: 2 * (rows * cols * GROUP_TILE) as u64,
+        bytes: (w.len() * GROUP_TILE) as u64,
+    });
+    for k in tables {
+        let id = BenchmarkId::new(
+            format!("{}/{}/groups_tile{GROUP_TILE}", kind.name(), k.name()),
+            "2048x2048",
+        );
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                for (o, row) in outs.iter_mut().zip(wg.chunks_exact(per_row)) {
+                    *o = k.dot_groups_tile(row, &tile);
+                }
+                outs[0][0]
+            })
+        });
+    }
+}
+
+/// Q8_0 activation blocks (as bytes) packed into groups.
+fn pack_act(blocks: &[u8]) -> Vec<Group8> {
+    blocks
+        .as_chunks::<{ q8_0::BLOCK_BYTES }>()
+        .0
+        .as_chunks::<8>()
+        .0
+        .iter()
+        .map(|c| {
+            let mut g = [0u8; group8::GROUP_BYTES];
+            group8::pack_q8_0(c, &mut g);
+            g
+        })
+        .collect()
+}
+
 fn kernels(c: &mut Criterion) {
     let mut tables = vec![Kernels::SCALAR];
     let best = Kernels::detect();
@@ -139,6 +221,13 @@ fn kernels(c: &mut Criterion) {
                         matvec(k, kind, &w, row_bytes, &x, &xq, &mut out);
                         out[0]
                     })
+                });
+            }
+            if matches!(kind, Kind::Q8_0 | Kind::Q4_0) && shape == "2048x2048" {
+                groups_tile(&mut group, &tables, kind, &w, rows, cols, &xq);
+                group.throughput(Throughput::ElementsAndBytes {
+                    elements: 2 * (rows * cols) as u64,
+                    bytes: w.len() as u64,
                 });
             }
         }
