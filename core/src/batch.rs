@@ -6,18 +6,19 @@ use crate::config::ModelConfig;
 use crate::error::{BufferKind, Error};
 use crate::quant::{group8, QK};
 
-/// Element counts of a batch scratch, per token unless named otherwise.
+/// Element counts of a batch scratch, per token unless named otherwise: the strides of its
+/// `[n][…]` buffers, and the sizes of its work memory.
 #[derive(Debug, Clone, Copy)]
-struct Widths {
-    hidden: usize,
-    q_a: usize,
-    q: usize,
-    kv_a: usize,
+pub(crate) struct BatchWidths {
+    pub(crate) hidden: usize,
+    pub(crate) q_a: usize,
+    pub(crate) q: usize,
+    pub(crate) kv_a: usize,
     /// Per-token attention state ([`crate::mla::AttnState`]).
-    attn: crate::mla::AttnState,
-    rope: usize,
+    pub(crate) attn: crate::mla::AttnState,
+    pub(crate) rope: usize,
     /// MLP activation width (gate and up each).
-    ffn: usize,
+    pub(crate) ffn: usize,
     router: usize,
     /// Routed experts' outputs of one token, `[num_experts_per_tok][hidden]`.
     experts: usize,
@@ -28,7 +29,7 @@ struct Widths {
     max_blocks: usize,
 }
 
-impl Widths {
+impl BatchWidths {
     fn new(c: &ModelConfig) -> Result<Self, Error> {
         let shape = crate::mla::MlaShape::of(c);
         let attn = crate::mla::AttnState::new(&shape).ok_or(Error::SizeOverflow)?;
@@ -43,7 +44,7 @@ impl Widths {
         let experts = mul(c.moe.map_or(0, |m| m.num_experts_per_tok), hidden)?;
         let max_rows = [q, q_a, kv_a, hidden, ffn, n_exp].into_iter().max().unwrap_or(0);
         let max_cols = [hidden, q_a, attn_out, ffn].into_iter().max().unwrap_or(0);
-        Ok(Widths {
+        Ok(BatchWidths {
             hidden,
             q_a,
             q,
@@ -116,18 +117,6 @@ pub struct BatchScratch<'m> {
     pub(crate) w: BatchWidths,
 }
 
-/// The per-token strides of a [`BatchScratch`]'s buffers.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BatchWidths {
-    pub(crate) hidden: usize,
-    pub(crate) q_a: usize,
-    pub(crate) q: usize,
-    pub(crate) kv_a: usize,
-    pub(crate) attn: crate::mla::AttnState,
-    pub(crate) rope: usize,
-    pub(crate) ffn: usize,
-}
-
 impl<'m> BatchScratch<'m> {
     /// The most tokens one batch holds; longer prompts are run as several batches.
     pub const MAX_TOKENS: usize = crate::moe::MAX_BATCH;
@@ -139,7 +128,7 @@ impl<'m> BatchScratch<'m> {
     /// [`Error::SizeOverflow`].
     pub fn sizes(config: &ModelConfig, max_tokens: usize) -> Result<BatchSizes, Error> {
         check_tokens(max_tokens)?;
-        let w = Widths::new(config)?;
+        let w = BatchWidths::new(config)?;
         let floats = w
             .floats_per_token()
             .and_then(|f| f.checked_mul(max_tokens))
@@ -166,7 +155,7 @@ impl<'m> BatchScratch<'m> {
         bytes: &'m mut [u8],
     ) -> Result<Self, Error> {
         let sizes = Self::sizes(config, max_tokens)?;
-        let w = Widths::new(config)?;
+        let w = BatchWidths::new(config)?;
         if bytes.len() < sizes.bytes {
             let (needed, given) = (sizes.bytes, bytes.len());
             return Err(Error::BufferTooSmall { buffer: BufferKind::BatchBlocks, needed, given });
@@ -201,15 +190,7 @@ impl<'m> BatchScratch<'m> {
             expert_out: take(w.experts)?,
             tmp: take(w.max_rows)?,
             blocks: bytes,
-            w: BatchWidths {
-                hidden: w.hidden,
-                q_a: w.q_a,
-                q: w.q,
-                kv_a: w.kv_a,
-                attn: w.attn,
-                rope: w.rope,
-                ffn: w.ffn,
-            },
+            w,
         })
     }
 

@@ -197,7 +197,8 @@ impl AttnState {
     }
 }
 
-/// Buffers of a batch of `n` tokens' attention, `[n][…]` each (from [`crate::BatchScratch`]).
+/// Buffers of a batch of `n` tokens' attention, `[n][…]` each (from [`crate::BatchScratch`],
+/// whose [`crate::batch::BatchWidths`] are their strides).
 pub(crate) struct BatchMlaBuffers<'s> {
     /// Query LoRA latents, `[n][q_lora]`.
     pub(crate) q_a: &'s mut [f32],
@@ -217,17 +218,6 @@ pub(crate) struct BatchMlaBuffers<'s> {
     pub(crate) blocks: &'s mut [u8],
 }
 
-/// Widths of a batch's rows, the strides of [`BatchMlaBuffers`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BatchStrides {
-    pub(crate) hidden: usize,
-    pub(crate) q_a: usize,
-    pub(crate) q: usize,
-    pub(crate) kv_a: usize,
-    pub(crate) rope: usize,
-    pub(crate) attn: AttnState,
-}
-
 /// Layer `layer`'s attention for `n` consecutive tokens at once, each computed exactly as
 /// [`forward`] computes it on its own: the projections run as batched products (each weight
 /// row read once for the batch), each token's row goes to slot `len + i` of the cache
@@ -241,7 +231,7 @@ pub(crate) fn forward_batch(
     layer: usize,
     xs: &[f32],
     n: usize,
-    st: &BatchStrides,
+    st: &crate::batch::BatchWidths,
     cache: &mut LatentCache<'_>,
     b: BatchMlaBuffers<'_>,
     par: &dyn Parallel,

@@ -304,14 +304,6 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
         for (i, rope) in b.rope.chunks_exact_mut(w.rope.max(1)).take(n).enumerate() {
             rope::fill_table(s.inv_freqs, pos0 + i as u64, rope);
         }
-        let strides = mla::BatchStrides {
-            hidden: w.hidden,
-            q_a: w.q_a,
-            q: w.q,
-            kv_a: w.kv_a,
-            rope: w.rope,
-            attn: w.attn,
-        };
 
         for (l, layer) in self.layers.iter().enumerate() {
             for (xn, x) in b.xn.chunks_exact_mut(h).zip(b.x.chunks_exact(h)).take(n) {
@@ -328,7 +320,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
                 blocks: b.blocks,
             };
             let shape = &self.mla_shape;
-            mla::forward_batch(shape, &layer.attn, l, b.xn, n, &strides, cache, bufs, par);
+            mla::forward_batch(shape, &layer.attn, l, b.xn, n, &w, cache, bufs, par);
             for (x, acc) in b.x.chunks_exact_mut(h).zip(b.acc.chunks_exact(h)).take(n) {
                 kernels::add_assign(x, acc);
             }

@@ -108,11 +108,11 @@ pub(crate) fn for_each_wide_span(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Runs spans in reverse order, to show that order does not matter.
-    struct Backwards(usize);
+    pub(crate) struct Backwards(pub(crate) usize);
 
     impl Parallel for Backwards {
         fn ways(&self) -> usize {

@@ -248,9 +248,9 @@ impl<'a> Matrix<'a> {
     /// same Q8_0 activation blocks and the same per-chunk sums), while each weight row is read
     /// once for all `n` vectors instead of once per vector.
     ///
-    /// Work memory: `tmp` holds `[rows][n]` results; `blocks` holds the quantised vectors
-    /// (`n · cols / 32` Q8_0 blocks) for quantised rows. Rows past what `tmp` or `out` hold are
-    /// not computed.
+    /// Work memory: `tmp` holds `[rows][n]` results; `blocks` holds the quantised vectors of
+    /// quantised rows (plain Q8_0 blocks, or packed groups: at most `n · ⌈cols / 256⌉ · 288`
+    /// bytes). [`crate::BatchScratch::sizes`] sizes both for every product of a step.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn matmul(
         &self,
@@ -294,6 +294,8 @@ impl<'a> Matrix<'a> {
             && n <= crate::moe::MAX_BATCH;
         let n_blocks = self.cols / QK;
         let layout = ActLayout::new(n_blocks, grouped);
+        debug_assert!(tmp.len() >= self.rows * n, "batch scratch sized for fewer rows");
+        debug_assert!(!quantised || blocks.len() >= n * layout.bytes, "batch scratch too small");
         let acts = match blocks.get_mut(..n.saturating_mul(layout.bytes)) {
             Some(a) if quantised => {
                 for (t, act) in a.chunks_exact_mut(layout.bytes.max(1)).enumerate() {
@@ -618,7 +620,7 @@ fn all_finite_f32(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parallel::{RowSpan, Serial};
+    use crate::parallel::{tests::Backwards, Serial};
     use std::vec::Vec;
 
     /// The scalar table, the scalar table with the reference group kernel (so the packed path
@@ -630,30 +632,9 @@ mod tests {
         t
     }
 
-    /// Runs spans in reverse on the calling thread.
-    struct Reversed(usize);
-
-    impl Parallel for Reversed {
-        fn ways(&self) -> usize {
-            self.0
-        }
-        fn run(&self, spans: &mut [RowSpan<'_>], work: &(dyn Fn(&mut RowSpan<'_>) + Sync)) {
-            for span in spans.iter_mut().rev() {
-                work(span);
-            }
-        }
-    }
-
+    /// Uniform values in −1..1 (the kernel tests' generator).
     fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect()
+        crate::kernels::tests::sample(n, seed, 1.0)
     }
 
     /// `rows × cols` weights of type `ty` from random values.
@@ -715,7 +696,7 @@ mod tests {
                     let groups = cols.div_ceil(group8::BLOCKS * QK);
                     let mut blocks = std::vec![0u8; n * groups * group8::GROUP_BYTES];
                     for (k, par) in tables().iter().flat_map(|k| {
-                        [(k, &Serial as &dyn Parallel), (k, &Reversed(5) as &dyn Parallel)]
+                        [(k, &Serial as &dyn Parallel), (k, &Backwards(5) as &dyn Parallel)]
                     }) {
                         out.fill(f32::NAN);
                         m.matmul_with(

@@ -268,13 +268,7 @@ impl<'m> LatentCache<'m> {
     /// [`Error::PositionBeyondContext`].
     pub(crate) fn begin(&mut self, context_length: usize) -> Result<u64, Error> {
         let pos = self.next_pos;
-        let beyond = usize::try_from(pos).map_or(true, |p| p >= context_length);
-        if (beyond && !self.options.allow_beyond_context) || u32::try_from(pos).is_err() {
-            return Err(Error::PositionBeyondContext {
-                pos,
-                context_length: u64::try_from(context_length).unwrap_or(u64::MAX),
-            });
-        }
+        self.check_position(pos, context_length)?;
         self.pending_slot = if self.len < self.capacity {
             self.len
         } else {
@@ -344,8 +338,9 @@ impl<'m> LatentCache<'m> {
         }
     }
 
-    /// The position check of [`LatentCache::begin`], for the first position in
-    /// `self.next_pos..=pos` that fails (positions only fail from some point on).
+    /// The position rule: every position in `self.next_pos..=pos` is inside the trained
+    /// context (unless the cache allows beyond it) and fits `u32`. Positions only fail from
+    /// some point on, so the error names the first that does.
     fn check_position(&self, pos: u64, context_length: usize) -> Result<(), Error> {
         let ctx = u64::try_from(context_length).unwrap_or(u64::MAX);
         let first_bad = if self.options.allow_beyond_context {

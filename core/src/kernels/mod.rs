@@ -305,4 +305,4 @@ pub fn active() -> &'static Kernels {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

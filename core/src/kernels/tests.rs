@@ -71,7 +71,8 @@ const BLOCK_COUNTS: &[usize] =
 /// Random inputs per block count.
 const SEEDS: u64 = if cfg!(miri) { 1 } else { 4 };
 
-fn sample(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+/// `n` xorshift values, uniform in `−scale..scale` (`seed | 1` seeds the generator).
+pub(crate) fn sample(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut s = seed | 1;
     (0..n)
         .map(|_| {
