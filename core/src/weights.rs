@@ -433,31 +433,18 @@ impl<'a> Matrix<'a> {
                 } else {
                     k.dot_groups(packed, vector(t).0)
                 };
-                if !tail.is_empty() && g1 == g0 {
-                    // No groups in this chunk: the tail is the whole chunk, whose sum starts
-                    // at 0 as the one-vector kernels' does.
-                    let a = vector(t).1;
-                    let at = tail.start;
-                    sum = match self.ty {
-                        WeightType::Q4_0 => {
-                            let w = row.get(at * q4_0::BLOCK_BYTES..).unwrap_or(&[]);
-                            k.dot_q4_0(w.as_chunks().0, a)
-                        }
-                        _ => {
-                            let w = row.get(at * q8_0::BLOCK_BYTES..).unwrap_or(&[]);
-                            k.dot_q8_0(w.as_chunks().0, a)
-                        }
-                    };
-                } else if !tail.is_empty() {
+                if !tail.is_empty() {
+                    // The chunk's trailing blocks continue its sum (from 0 when the chunk
+                    // has no groups, as the one-vector kernels' sum starts).
                     let a = vector(t).1;
                     sum = match self.ty {
                         WeightType::Q4_0 => {
                             let w = row.get(tail.start * q4_0::BLOCK_BYTES..).unwrap_or(&[]);
-                            q4_0::dot_q8_0_from(sum, w.as_chunks().0, a)
+                            k.dot_q4_0_from(sum, w.as_chunks().0, a)
                         }
                         _ => {
                             let w = row.get(tail.start * q8_0::BLOCK_BYTES..).unwrap_or(&[]);
-                            q8_0::dot_q8_0_from(sum, w.as_chunks().0, a)
+                            k.dot_q8_0_from(sum, w.as_chunks().0, a)
                         }
                     };
                 }

@@ -158,6 +158,28 @@ fn groups_tile(
         elements: 2 * (rows * cols * GROUP_TILE) as u64,
         bytes: (w.len() * GROUP_TILE) as u64,
     });
+    // One vector per call (`dot_groups`): the kernel a matrix-vector product over pre-packed
+    // rows would run.
+    group.throughput(Throughput::ElementsAndBytes {
+        elements: 2 * (rows * cols) as u64,
+        bytes: w.len() as u64,
+    });
+    let mut outs1 = vec![0.0f32; rows];
+    for k in tables {
+        let id = BenchmarkId::new(format!("{}/{}/groups1", kind.name(), k.name()), "2048x2048");
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                for (o, row) in outs1.iter_mut().zip(wg.chunks_exact(per_row)) {
+                    *o = k.dot_groups(row, &ag);
+                }
+                outs1[0]
+            })
+        });
+    }
+    group.throughput(Throughput::ElementsAndBytes {
+        elements: 2 * (rows * cols * GROUP_TILE) as u64,
+        bytes: (w.len() * GROUP_TILE) as u64,
+    });
     for k in tables {
         let id = BenchmarkId::new(
             format!("{}/{}/groups_tile{GROUP_TILE}", kind.name(), k.name()),

@@ -49,6 +49,11 @@ pub struct Kernels {
     dot_f16_le: fn(&[u8], &[f32]) -> f32,
     dot_q8_0: fn(&[BlockQ8_0], &[BlockQ8_0]) -> f32,
     dot_q4_0: fn(&[BlockQ4_0], &[BlockQ8_0]) -> f32,
+    /// `dot_q8_0` continuing a running sum: the trailing blocks after packed groups (the
+    /// reference `q8_0::dot_q8_0_from` where the table has none of its own).
+    dot_q8_0_from: Option<DotFromFn<BlockQ8_0>>,
+    /// `dot_q4_0` continuing a running sum (reference `q4_0::dot_q8_0_from`).
+    dot_q4_0_from: Option<DotFromFn<BlockQ4_0>>,
     /// A kernel for packed groups ([`group8`]), where the table has one that beats its
     /// one-vector kernels on reused data (the batched product packs only then).
     dot_groups: Option<GroupFn>,
@@ -59,6 +64,7 @@ pub struct Kernels {
 /// Activation vectors one call of [`Kernels::dot_groups_tile`] serves.
 pub const GROUP_TILE: usize = 8;
 
+type DotFromFn<W> = fn(f32, &[W], &[BlockQ8_0]) -> f32;
 type GroupFn = fn(&[Group8], &[Group8]) -> f32;
 type GroupTileFn = fn(&[Group8], &[&[Group8]; GROUP_TILE]) -> [f32; GROUP_TILE];
 
@@ -81,6 +87,8 @@ impl Kernels {
         dot_f16_le: scalar::dot_f16_le,
         dot_q8_0: q8_0::dot_q8_0,
         dot_q4_0: q4_0::dot_q8_0,
+        dot_q8_0_from: None,
+        dot_q4_0_from: None,
         dot_groups: None,
         dot_groups_tile: None,
     };
@@ -109,6 +117,8 @@ impl Kernels {
         dot_f16_le: x86::entry::dot_f16_le,
         dot_q8_0: x86::entry::dot_q8_0,
         dot_q4_0: x86::entry::dot_q4_0,
+        dot_q8_0_from: Some(x86::entry::dot_q8_0_from),
+        dot_q4_0_from: Some(x86::entry::dot_q4_0_from),
         dot_groups: Some(x86::entry::dot_groups),
         dot_groups_tile: Some(x86::entry::dot_groups_tile),
     };
@@ -136,6 +146,8 @@ impl Kernels {
         dot_f16_le: aarch64::entry::dot_f16_le,
         dot_q8_0: aarch64::entry::dot_q8_0,
         dot_q4_0: aarch64::entry::dot_q4_0,
+        dot_q8_0_from: None,
+        dot_q4_0_from: None,
         dot_groups: None,
         dot_groups_tile: None,
     };
@@ -221,6 +233,25 @@ impl Kernels {
     #[inline]
     pub fn dot_q4_0(&self, w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
         (self.dot_q4_0)(w, a)
+    }
+
+    /// `sum` plus the terms of `dot_q8_0(w, a)`, added to it block by block in order
+    /// (bit-identical to the reference `quant::q8_0::dot_q8_0_from`).
+    #[inline]
+    pub fn dot_q8_0_from(&self, sum: f32, w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
+        match self.dot_q8_0_from {
+            Some(f) => f(sum, w, a),
+            None => q8_0::dot_q8_0_from(sum, w, a),
+        }
+    }
+
+    /// `sum` plus the terms of `dot_q4_0(w, a)` in order (reference `quant::q4_0::dot_q8_0_from`).
+    #[inline]
+    pub fn dot_q4_0_from(&self, sum: f32, w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
+        match self.dot_q4_0_from {
+            Some(f) => f(sum, w, a),
+            None => q4_0::dot_q8_0_from(sum, w, a),
+        }
     }
 
     /// `[dot_groups(w, a[0]), …, dot_groups(w, a[GROUP_TILE - 1])]`, bit-identical to those

@@ -9,7 +9,7 @@ use core::arch::x86_64::*;
 
 use super::GROUP_TILE;
 use crate::quant::group8::{Group8, GROUP_BYTES};
-use crate::quant::{block_term, q4_0::BlockQ4_0, q8_0::BlockQ8_0};
+use crate::quant::{q4_0::BlockQ4_0, q8_0, q8_0::BlockQ8_0};
 
 /// Sum of the 8 lanes.
 ///
@@ -24,21 +24,6 @@ unsafe fn hsum_ps(v: __m256) -> f32 {
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
     _mm_cvtss_f32(s)
-}
-
-/// Sum of the 8 `i32` lanes (exact).
-///
-/// # Safety
-/// The CPU supports AVX2.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn hsum_epi32(v: __m256i) -> i32 {
-    let lo = _mm256_castsi256_si128(v);
-    let hi = _mm256_extracti128_si256::<1>(v);
-    let s = _mm_add_epi32(lo, hi);
-    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));
-    _mm_cvtsi128_si32(s)
 }
 
 /// `Σ w[i]·x[i]`, `w` little-endian `f32` bytes.
@@ -203,15 +188,17 @@ unsafe fn prefetch_ahead<const B: usize>(p: *const u8) {
 /// How far ahead of the kernel weights are prefetched.
 const PREFETCH_BYTES: usize = 1024;
 
-/// `Σ (d_w · d_a) · isum` over blocks, in block order and with the scalar reference's rounding
+/// `sum + Σ (d_w · d_a) · isum` over blocks, in block order and with the scalar reference's rounding
 /// (so bit-identical to it): eight blocks' integer sums, scales and products are computed in
-/// vectors, then added to the running sum one lane at a time.
+/// vectors, then added to the running sum one lane at a time. The last `len % 8` blocks go
+/// through the same vectors, padded with zero blocks whose lanes are not added.
 ///
 /// # Safety
 /// The CPU supports AVX2 and F16C.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn dot_blocks<const B: usize>(
+    mut sum: f32,
     w: &[[u8; B]],
     a: &[BlockQ8_0],
     lanes: unsafe fn(&[u8; B], &BlockQ8_0) -> __m256i,
@@ -219,26 +206,44 @@ unsafe fn dot_blocks<const B: usize>(
     let n = w.len().min(a.len());
     let (w8, w_tail) = w.get(..n).unwrap_or(&[]).as_chunks::<8>();
     let (a8, a_tail) = a.get(..n).unwrap_or(&[]).as_chunks::<8>();
-    let mut sum = 0.0f32;
     for (wc, ac) in w8.iter().zip(a8) {
         prefetch_ahead::<B>(wc.as_ptr().cast::<u8>());
-        let mut v = [_mm256_setzero_si256(); 8];
-        for ((vi, wb), ab) in v.iter_mut().zip(wc).zip(ac) {
-            *vi = lanes(wb, ab);
+        sum = add_lanes_in_order(sum, terms8(wc, ac, lanes));
+    }
+    if !w_tail.is_empty() {
+        let (mut wc, mut ac) = ([[0u8; B]; 8], [[0u8; q8_0::BLOCK_BYTES]; 8]);
+        for ((wp, ap), (wb, ab)) in wc.iter_mut().zip(ac.iter_mut()).zip(w_tail.iter().zip(a_tail))
+        {
+            (*wp, *ap) = (*wb, *ab);
         }
-        let isum = _mm256_cvtepi32_ps(hsum8_epi32(v)); // |isum| < 2^24: exact
-        let terms = _mm256_mul_ps(_mm256_mul_ps(scales8(wc), scales8(ac)), isum);
         let mut t = [0.0f32; 8];
         // SAFETY: `t` is 8 floats.
-        _mm256_storeu_ps(t.as_mut_ptr(), terms);
-        for ti in t {
+        _mm256_storeu_ps(t.as_mut_ptr(), terms8(&wc, &ac, lanes));
+        for ti in t.iter().take(w_tail.len()) {
             sum += ti;
         }
     }
-    for (wb, ab) in w_tail.iter().zip(a_tail) {
-        sum += block_term(wb, ab, hsum_epi32(lanes(wb, ab)));
-    }
     sum
+}
+
+/// The eight blocks' terms `(d_w · d_a) · isum`, block `j` in lane `j`, each rounded as
+/// `quant::block_term` rounds it.
+///
+/// # Safety
+/// The CPU supports AVX2 and F16C.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn terms8<const B: usize>(
+    wc: &[[u8; B]; 8],
+    ac: &[BlockQ8_0; 8],
+    lanes: unsafe fn(&[u8; B], &BlockQ8_0) -> __m256i,
+) -> __m256 {
+    let mut v = [_mm256_setzero_si256(); 8];
+    for ((vi, wb), ab) in v.iter_mut().zip(wc).zip(ac) {
+        *vi = lanes(wb, ab);
+    }
+    let isum = _mm256_cvtepi32_ps(hsum8_epi32(v)); // |isum| < 2^24: exact
+    _mm256_mul_ps(_mm256_mul_ps(scales8(wc), scales8(ac)), isum)
 }
 
 /// `sum + v[0] + v[1] + … + v[7]`, added one lane at a time in lane order (a scalar loop's
@@ -327,23 +332,23 @@ unsafe fn dot_groups_tile_avx2(w: &[Group8], a: &[&[Group8]; GROUP_TILE]) -> [f3
     sums
 }
 
-/// Q8_0 × Q8_0, bit-identical to the scalar reference (activations in −127..=127).
+/// `sum` + Q8_0 × Q8_0, bit-identical to the scalar reference (activations in −127..=127).
 ///
 /// # Safety
 /// The CPU supports AVX2 and F16C.
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn dot_q8_0_avx2(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-    dot_blocks(w, a, q8_0_lanes)
+unsafe fn dot_q8_0_avx2(sum: f32, w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
+    dot_blocks(sum, w, a, q8_0_lanes)
 }
 
-/// Q4_0 weights × Q8_0 activations (ggml's `vec_dot_q4_0_q8_0`), bit-identical to the scalar
+/// `sum` + Q4_0 weights × Q8_0 activations (ggml's `vec_dot_q4_0_q8_0`), bit-identical to the scalar
 /// reference for every input byte.
 ///
 /// # Safety
 /// The CPU supports AVX2 and F16C.
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn dot_q4_0_avx2(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
-    dot_blocks(w, a, q4_0_lanes)
+unsafe fn dot_q4_0_avx2(sum: f32, w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
+    dot_blocks(sum, w, a, q4_0_lanes)
 }
 
 /// The scalar reference body compiled with AVX2 enabled (LLVM vectorises it 8 wide; same
@@ -373,12 +378,22 @@ pub(super) mod entry {
 
     pub(in crate::kernels) fn dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
         // SAFETY: as above (avx2, f16c).
-        unsafe { dot_q8_0_avx2(w, a) }
+        unsafe { dot_q8_0_avx2(0.0, w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_q8_0_from(sum: f32, w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
+        // SAFETY: as above (avx2, f16c).
+        unsafe { dot_q8_0_avx2(sum, w, a) }
     }
 
     pub(in crate::kernels) fn dot_q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
         // SAFETY: as above (avx2, f16c).
-        unsafe { dot_q4_0_avx2(w, a) }
+        unsafe { dot_q4_0_avx2(0.0, w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_q4_0_from(sum: f32, w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
+        // SAFETY: as above (avx2, f16c).
+        unsafe { dot_q4_0_avx2(sum, w, a) }
     }
 
     pub(in crate::kernels) fn dot_groups(w: &[Group8], a: &[Group8]) -> f32 {
