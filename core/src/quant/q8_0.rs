@@ -34,8 +34,28 @@ pub(crate) fn quantize_block(xs: &[f32], scale: &mut [u8; 2], qs: &mut [u8]) {
         // |v · id| <= 127 for finite scales; the clamp covers a subnormal `d` whose inverse
         // overflows, and NaN becomes 0 in `as`, so the cast cannot truncate.
         #[allow(clippy::cast_possible_truncation)]
-        let qi = libm::roundf(v * id).clamp(-127.0, 127.0) as i8;
+        let qi = round_half_away(v * id).clamp(-127.0, 127.0) as i8;
         *q = qi.to_le_bytes()[0];
+    }
+}
+
+/// `roundf(y)` (halves away from zero) wherever the result is then clamped to `-127..=127`
+/// and cast to `i8`, as [`quantize_block`] does; unlike `libm::roundf` (a call per value) it
+/// is a truncating cast, a subtraction and two compares, which LLVM vectorises.
+/// `y as i32` truncates toward zero (NaN to 0, beyond `i32` saturating, where the clamp takes
+/// over), and `y - t` is exact for `|y| < 2^23`; above that every `f32` is an integer and the
+/// fraction is 0.
+#[inline(always)]
+fn round_half_away(y: f32) -> f32 {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)] // see above
+    let t = (y as i32) as f32;
+    let frac = y - t;
+    t + if frac >= 0.5 {
+        1.0
+    } else if frac <= -0.5 {
+        -1.0
+    } else {
+        0.0
     }
 }
 
@@ -67,4 +87,42 @@ pub(crate) fn dot_q8_0_from(mut sum: f32, w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f
         sum += block_term(wb, ab, isum);
     }
     sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `round_half_away` then clamp and cast equals `libm::roundf` then clamp and cast: every
+    /// value within a few ulps of each half-integer in -130..=130 (where the ties are), a
+    /// stride through all 2^32 bit patterns (NaN, infinities, subnormals, huge), and the
+    /// values past `i32`'s range.
+    #[test]
+    fn rounding_equals_roundf_after_the_clamp() {
+        let q = |y: f32| round_half_away(y).clamp(-127.0, 127.0) as i8;
+        let want = |y: f32| libm::roundf(y).clamp(-127.0, 127.0) as i8;
+        let mut checked = 0u64;
+        let mut check = |y: f32| {
+            assert_eq!(q(y), want(y), "y = {y:e} ({:#010x})", y.to_bits());
+            checked += 1;
+        };
+        for h in -260i32..=260 {
+            let centre = h as f32 / 2.0;
+            let bits = centre.to_bits();
+            for d in 0..=8u32 {
+                check(f32::from_bits(bits.wrapping_add(d)));
+                check(f32::from_bits(bits.wrapping_sub(d)));
+            }
+        }
+        let stride = if cfg!(miri) { 0x00ff_ffff } else { 0x0000_1fff };
+        let mut bits = 0u32;
+        while let Some(next) = bits.checked_add(stride) {
+            check(f32::from_bits(bits));
+            bits = next;
+        }
+        for y in [2.2e9f32, -2.2e9, 3e38, -3e38, f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+            check(y);
+        }
+        assert!(checked > 9_000);
+    }
 }
