@@ -299,7 +299,7 @@ impl<'a> Matrix<'a> {
         let acts = match blocks.get_mut(..n.saturating_mul(layout.bytes)) {
             Some(a) if quantised => {
                 for (t, act) in a.chunks_exact_mut(layout.bytes.max(1)).enumerate() {
-                    layout.quantize(vector(t), act);
+                    layout.quantize(k, vector(t), act);
                 }
                 &*a
             }
@@ -404,13 +404,13 @@ impl<'a> Matrix<'a> {
                 WeightType::Q4_0 => {
                     let blocks = row.get(b0 * q4_0::BLOCK_BYTES..).unwrap_or(&[]).as_chunks().0;
                     for (g, src) in packed.iter_mut().zip(blocks.as_chunks::<8>().0) {
-                        group8::pack_q4_0(src, g);
+                        k.pack_q4_0(src, g);
                     }
                 }
                 _ => {
                     let blocks = row.get(b0 * q8_0::BLOCK_BYTES..).unwrap_or(&[]).as_chunks().0;
                     for (g, src) in packed.iter_mut().zip(blocks.as_chunks::<8>().0) {
-                        group8::pack_q8_0(src, g);
+                        k.pack_q8_0(src, g);
                     }
                 }
             }
@@ -496,7 +496,7 @@ impl ActLayout {
     }
 
     /// Quantises `x` into `out` (`self.bytes`) with [`q8_0::quantize`]'s blocks.
-    fn quantize(&self, x: &[f32], out: &mut [u8]) {
+    fn quantize(&self, k: &Kernels, x: &[f32], out: &mut [u8]) {
         if !self.grouped {
             q8_0::quantize(x, out.as_chunks_mut().0);
             return;
@@ -513,7 +513,7 @@ impl ActLayout {
         {
             let mut blocks = [[0u8; q8_0::BLOCK_BYTES]; group8::BLOCKS];
             q8_0::quantize(xs, &mut blocks);
-            group8::pack_q8_0(&blocks, g);
+            k.pack_q8_0(&blocks, g);
         }
         q8_0::quantize(tail_x, tail.as_chunks_mut().0);
     }

@@ -54,6 +54,10 @@ pub struct Kernels {
     dot_q8_0_from: Option<DotFromFn<BlockQ8_0>>,
     /// `dot_q4_0` continuing a running sum (reference `q4_0::dot_q8_0_from`).
     dot_q4_0_from: Option<DotFromFn<BlockQ4_0>>,
+    /// Packs eight Q8_0 blocks into a [`Group8`] (reference [`group8::pack_q8_0`]).
+    pack_q8_0: fn(&[BlockQ8_0; group8::BLOCKS], &mut Group8),
+    /// Packs eight Q4_0 blocks (reference [`group8::pack_q4_0`]).
+    pack_q4_0: fn(&[BlockQ4_0; group8::BLOCKS], &mut Group8),
     /// A kernel for packed groups ([`group8`]), where the table has one that beats its
     /// one-vector kernels on reused data (the batched product packs only then).
     dot_groups: Option<GroupFn>,
@@ -89,6 +93,8 @@ impl Kernels {
         dot_q4_0: q4_0::dot_q8_0,
         dot_q8_0_from: None,
         dot_q4_0_from: None,
+        pack_q8_0: group8::pack_q8_0,
+        pack_q4_0: group8::pack_q4_0,
         dot_groups: None,
         dot_groups_tile: None,
     };
@@ -119,6 +125,8 @@ impl Kernels {
         dot_q4_0: x86::entry::dot_q4_0,
         dot_q8_0_from: Some(x86::entry::dot_q8_0_from),
         dot_q4_0_from: Some(x86::entry::dot_q4_0_from),
+        pack_q8_0: x86::entry::pack_q8_0,
+        pack_q4_0: x86::entry::pack_q4_0,
         dot_groups: Some(x86::entry::dot_groups),
         dot_groups_tile: Some(x86::entry::dot_groups_tile),
     };
@@ -148,6 +156,8 @@ impl Kernels {
         dot_q4_0: aarch64::entry::dot_q4_0,
         dot_q8_0_from: None,
         dot_q4_0_from: None,
+        pack_q8_0: group8::pack_q8_0,
+        pack_q4_0: group8::pack_q4_0,
         dot_groups: None,
         dot_groups_tile: None,
     };
@@ -252,6 +262,19 @@ impl Kernels {
             Some(f) => f(sum, w, a),
             None => q4_0::dot_q8_0_from(sum, w, a),
         }
+    }
+
+    /// Packs eight Q8_0 blocks into `out`, byte for byte as [`group8::pack_q8_0`] (finite
+    /// scales).
+    #[inline]
+    pub fn pack_q8_0(&self, blocks: &[BlockQ8_0; group8::BLOCKS], out: &mut Group8) {
+        (self.pack_q8_0)(blocks, out);
+    }
+
+    /// Packs eight Q4_0 blocks into `out`, byte for byte as [`group8::pack_q4_0`].
+    #[inline]
+    pub fn pack_q4_0(&self, blocks: &[BlockQ4_0; group8::BLOCKS], out: &mut Group8) {
+        (self.pack_q4_0)(blocks, out);
     }
 
     /// `[dot_groups(w, a[0]), …, dot_groups(w, a[GROUP_TILE - 1])]`, bit-identical to those

@@ -178,6 +178,27 @@ fn integer_dots_are_bit_identical_on_random_bytes_and_extreme_scales() {
     }
 }
 
+/// Every table's packing equals the reference byte for byte: Q8_0 (every byte, −128
+/// included) and Q4_0, scales from [`SCALES`].
+#[test]
+fn packing_equals_the_reference() {
+    use crate::quant::group8::{self, GROUP_BYTES};
+    for k in tables() {
+        for seed in 0..8 * SEEDS {
+            let w8 = random_blocks::<34>(8, seed, false);
+            let w4 = random_blocks::<18>(8, seed + 200, false);
+            let (w8, w4) = (w8.as_chunks::<8>().0[0], w4.as_chunks::<8>().0[0]);
+            let (mut got, mut want) = ([0u8; GROUP_BYTES], [0u8; GROUP_BYTES]);
+            k.pack_q8_0(&w8, &mut got);
+            group8::pack_q8_0(&w8, &mut want);
+            assert_eq!(got, want, "{k:?} q8_0 seed {seed}");
+            k.pack_q4_0(&w4, &mut got);
+            group8::pack_q4_0(&w4, &mut want);
+            assert_eq!(got, want, "{k:?} q4_0 seed {seed}");
+        }
+    }
+}
+
 /// Packed groups: every table's `dot_groups` equals the one-vector reference on the blocks
 /// packed, bit for bit, for Q8_0 weights (every byte, −128 included) and Q4_0 weights.
 #[test]

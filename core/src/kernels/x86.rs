@@ -9,7 +9,7 @@ use core::arch::x86_64::*;
 
 use super::GROUP_TILE;
 use crate::quant::group8::{Group8, GROUP_BYTES};
-use crate::quant::{block_term, q4_0::BlockQ4_0, q8_0::BlockQ8_0};
+use crate::quant::{block_term, q4_0::BlockQ4_0, q8_0, q8_0::BlockQ8_0};
 
 /// Sum of the 8 lanes.
 ///
@@ -270,6 +270,78 @@ unsafe fn add_lanes_in_order(sum: f32, v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
+/// Stores eight blocks' 32 values (`rows[j]`, as 8 four-byte words) and scales into a
+/// [`Group8`]: the scales as `f32`, then the 8×8 word transpose (`qs[g][j]` = word `g` of
+/// block `j`) by two rounds of unpacks and one of 128-bit lane moves.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn store_group(rows: [__m256i; 8], scales: __m256, out: &mut Group8) {
+    let [r0, r1, r2, r3, r4, r5, r6, r7] = rows;
+    // Per 128-bit half: words (w0, w1 | w4, w5) and (w2, w3 | w6, w7) of two blocks.
+    let (t0, t1) = (_mm256_unpacklo_epi32(r0, r1), _mm256_unpackhi_epi32(r0, r1));
+    let (t2, t3) = (_mm256_unpacklo_epi32(r2, r3), _mm256_unpackhi_epi32(r2, r3));
+    let (t4, t5) = (_mm256_unpacklo_epi32(r4, r5), _mm256_unpackhi_epi32(r4, r5));
+    let (t6, t7) = (_mm256_unpacklo_epi32(r6, r7), _mm256_unpackhi_epi32(r6, r7));
+    // Word w of blocks 0..4 (low half: w in 0..4, high half: w + 4), then blocks 4..8.
+    let lo = [
+        _mm256_unpacklo_epi64(t0, t2),
+        _mm256_unpackhi_epi64(t0, t2),
+        _mm256_unpacklo_epi64(t1, t3),
+        _mm256_unpackhi_epi64(t1, t3),
+    ];
+    let hi = [
+        _mm256_unpacklo_epi64(t4, t6),
+        _mm256_unpackhi_epi64(t4, t6),
+        _mm256_unpacklo_epi64(t5, t7),
+        _mm256_unpackhi_epi64(t5, t7),
+    ];
+    let p = out.as_mut_ptr();
+    // SAFETY: a group is 288 bytes: 32 of scales, then 8 rows of 32; stores are unaligned.
+    _mm256_storeu_ps(p.cast::<f32>(), scales);
+    for (w, (l, h)) in lo.into_iter().zip(hi).enumerate() {
+        _mm256_storeu_si256(
+            p.add(32 + 32 * w).cast::<__m256i>(),
+            _mm256_permute2x128_si256::<0x20>(l, h),
+        );
+        _mm256_storeu_si256(
+            p.add(32 + 32 * (w + 4)).cast::<__m256i>(),
+            _mm256_permute2x128_si256::<0x31>(l, h),
+        );
+    }
+}
+
+/// [`crate::quant::group8::pack_q8_0`], byte for byte (finite scales).
+///
+/// # Safety
+/// The CPU supports AVX2 and F16C.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn pack_q8_0_avx2(blocks: &[BlockQ8_0; 8], out: &mut Group8) {
+    prefetch_ahead::<{ q8_0::BLOCK_BYTES }>(blocks.as_ptr().cast::<u8>());
+    // SAFETY: each block is 34 bytes; bytes 2..34 are the 32 values; loads are unaligned.
+    let rows = blocks.each_ref().map(|b| _mm256_loadu_si256(b.as_ptr().add(2).cast::<__m256i>()));
+    store_group(rows, scales8(blocks), out);
+}
+
+/// [`crate::quant::group8::pack_q4_0`], byte for byte (finite scales): each block's nibbles
+/// spread to 32 bytes in element order (as [`q4_0_lanes`] does) and recentred to `q − 8`.
+///
+/// # Safety
+/// The CPU supports AVX2 and F16C.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn pack_q4_0_avx2(blocks: &[BlockQ4_0; 8], out: &mut Group8) {
+    let rows = blocks.each_ref().map(|b| {
+        // SAFETY: a Q4_0 block is 18 bytes, nibbles at 2..18; the load is unaligned.
+        let nib = _mm_loadu_si128(b.as_ptr().add(2).cast::<__m128i>());
+        let spread =
+            _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(nib), _mm_srli_epi16(nib, 4));
+        _mm256_sub_epi8(_mm256_and_si256(spread, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8))
+    });
+    store_group(rows, scales8(blocks), out);
+}
+
 /// Packed groups (see [`crate::quant::group8`]), bit-identical to
 /// [`crate::quant::group8::dot`]: lane `j`
 /// of every multiply-add belongs to block `j`, so eight `maddubs`/`madd` steps with vertical
@@ -416,6 +488,16 @@ pub(super) mod entry {
         }
         // SAFETY: as above (avx2); every vector covers `w`, checked just above.
         unsafe { dot_groups_tile_avx2(w, a) }
+    }
+
+    pub(in crate::kernels) fn pack_q8_0(blocks: &[BlockQ8_0; 8], out: &mut Group8) {
+        // SAFETY: as above (avx2, f16c).
+        unsafe { pack_q8_0_avx2(blocks, out) }
+    }
+
+    pub(in crate::kernels) fn pack_q4_0(blocks: &[BlockQ4_0; 8], out: &mut Group8) {
+        // SAFETY: as above (avx2, f16c).
+        unsafe { pack_q4_0_avx2(blocks, out) }
     }
 
     pub(in crate::kernels) fn dot(a: &[f32], b: &[f32]) -> f32 {
