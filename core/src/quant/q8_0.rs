@@ -25,38 +25,77 @@ pub fn quantize(x: &[f32], out: &mut [BlockQ8_0]) {
 /// `d = max|xs| / 127` into `scale`, `q = round(x / d)` into `qs` (its bytes past `xs.len()`
 /// zeroed). `q` is always in `-127..=127`.
 pub(crate) fn quantize_block(xs: &[f32], scale: &mut [u8; 2], qs: &mut [u8]) {
-    let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let d = amax / 127.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    *scale = f16::from_f32(d).to_le_bytes();
+    // A whole block (every block but a row's partial last one) as fixed-size arrays, so LLVM
+    // vectorises both loops; the general loop below computes the same values.
+    if let (Ok(x), Some(q)) = (<&[f32; QK]>::try_from(xs), qs.first_chunk_mut::<QK>()) {
+        let id = inverse_scale(amax(x), scale);
+        for (q, v) in q.iter_mut().zip(x) {
+            *q = quantize_value(*v, id);
+        }
+        return;
+    }
+    let id = inverse_scale(amax(xs), scale);
     qs.fill(0);
     for (q, v) in qs.iter_mut().zip(xs) {
-        // |v · id| <= 127 for finite scales; the clamp covers a subnormal `d` whose inverse
-        // overflows, and NaN becomes 0 in `as`, so the cast cannot truncate.
-        #[allow(clippy::cast_possible_truncation)]
-        let qi = round_half_away(v * id).clamp(-127.0, 127.0) as i8;
-        *q = qi.to_le_bytes()[0];
+        *q = quantize_value(*v, id);
     }
 }
 
-/// `roundf(y)` (halves away from zero) wherever the result is then clamped to `-127..=127`
-/// and cast to `i8`, as [`quantize_block`] does; unlike `libm::roundf` (a call per value) it
-/// is a truncating cast, a subtraction and two compares, which LLVM vectorises.
-/// `y as i32` truncates toward zero (NaN to 0, beyond `i32` saturating, where the clamp takes
-/// over), and `y - t` is exact for `|y| < 2^23`; above that every `f32` is an integer and the
-/// fraction is 0.
+/// `max |x|` over the values, ignoring NaN (as a fold of `f32::max` from 0 does), computed on
+/// the bit patterns (`|x|` orders as its bits do) in eight independent lanes, which LLVM
+/// vectorises where a float fold cannot.
 #[inline(always)]
-fn round_half_away(y: f32) -> f32 {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)] // see above
-    let t = (y as i32) as f32;
-    let frac = y - t;
-    t + if frac >= 0.5 {
-        1.0
-    } else if frac <= -0.5 {
-        -1.0
+fn amax(xs: &[f32]) -> f32 {
+    let mut lanes = [0i32; 8];
+    for chunk in xs.chunks(8) {
+        for (m, v) in lanes.iter_mut().zip(chunk) {
+            #[allow(clippy::cast_possible_wrap)] // the sign bit is cleared
+            let b = (v.to_bits() & 0x7fff_ffff) as i32;
+            let b = if b > 0x7f80_0000 { 0 } else { b };
+            *m = if b > *m { b } else { *m };
+        }
+    }
+    let bits = lanes.iter().fold(0i32, |m, b| m.max(*b));
+    f32::from_bits(bits.unsigned_abs())
+}
+
+/// Writes `d = amax / 127` (f16) into `scale` and returns `1 / d` (0 for `d == 0`).
+#[inline(always)]
+fn inverse_scale(amax: f32, scale: &mut [u8; 2]) -> f32 {
+    let d = amax / 127.0;
+    *scale = f16::from_f32(d).to_le_bytes();
+    if d != 0.0 {
+        1.0 / d
     } else {
         0.0
     }
+}
+
+/// `round(v · id)` as an `i8` byte. `|v · id| <= 127` for finite scales; the clamp covers a
+/// subnormal `d` whose inverse overflows, and NaN becomes 0.
+#[inline(always)]
+fn quantize_value(v: f32, id: f32) -> u8 {
+    round_to_i8(v * id).to_le_bytes()[0]
+}
+
+/// `roundf(y).clamp(-127.0, 127.0) as i8` (halves away from zero; NaN to 0), in arithmetic
+/// that LLVM vectorises (`libm::roundf` is a call per value, and a checked float-to-int cast
+/// is scalar code). NaN becomes 0 and `y` is clamped to `-128..=128` first (the final clamp
+/// gives the same result for anything beyond); `t` is `y` truncated toward zero, and
+/// `y - t` is exact.
+#[inline(always)]
+#[allow(unsafe_code)]
+fn round_to_i8(y: f32) -> i8 {
+    let y = if y.is_nan() { 0.0 } else { y.clamp(-128.0, 128.0) };
+    // SAFETY: `y` is finite and within -128..=128, so its truncation fits an `i32` (the one
+    // condition of `to_int_unchecked`); the checked `as` would be scalar code per value.
+    let t: i32 = unsafe { y.to_int_unchecked() };
+    #[allow(clippy::cast_precision_loss)] // |t| <= 128
+    let frac = y - t as f32;
+    let r = t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5);
+    #[allow(clippy::cast_possible_truncation)] // clamped into i8's range
+    let q = r.clamp(-127, 127) as i8;
+    q
 }
 
 /// `acc[i] += p · dequant(blocks)[i]`.
@@ -93,13 +132,13 @@ pub(crate) fn dot_q8_0_from(mut sum: f32, w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f
 mod tests {
     use super::*;
 
-    /// `round_half_away` then clamp and cast equals `libm::roundf` then clamp and cast: every
+    /// `round_to_i8` equals `libm::roundf` then clamp and cast: every
     /// value within a few ulps of each half-integer in -130..=130 (where the ties are), a
     /// stride through all 2^32 bit patterns (NaN, infinities, subnormals, huge), and the
     /// values past `i32`'s range.
     #[test]
     fn rounding_equals_roundf_after_the_clamp() {
-        let q = |y: f32| round_half_away(y).clamp(-127.0, 127.0) as i8;
+        let q = round_to_i8;
         let want = |y: f32| libm::roundf(y).clamp(-127.0, 127.0) as i8;
         let mut checked = 0u64;
         let mut check = |y: f32| {
@@ -124,5 +163,62 @@ mod tests {
             check(y);
         }
         assert!(checked > 9_000);
+    }
+
+    /// The block quantiser as first written (a float `max` fold, `libm::roundf`): the
+    /// vectorised one must equal it byte for byte.
+    fn quantize_block_plain(xs: &[f32], scale: &mut [u8; 2], qs: &mut [u8]) {
+        let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        *scale = f16::from_f32(d).to_le_bytes();
+        qs.fill(0);
+        for (q, v) in qs.iter_mut().zip(xs) {
+            *q = (libm::roundf(v * id).clamp(-127.0, 127.0) as i8).to_le_bytes()[0];
+        }
+    }
+
+    /// Whole and partial blocks of random values, halves, signed zeros, subnormals, huge
+    /// values, infinities and NaN (anywhere in the block, including the maximum's place).
+    #[test]
+    fn quantize_block_equals_the_plain_definition() {
+        let specials = [
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            1e-40,
+            -1e-40,
+            3e38,
+            -3e38,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            126.5,
+            -126.5,
+            1.0,
+        ];
+        let mut s = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for case in 0..4000 {
+            let len = if case % 3 == 0 { 1 + (next() % QK as u64) as usize } else { QK };
+            let xs: std::vec::Vec<f32> = (0..len)
+                .map(|_| match next() % 8 {
+                    0 => specials[(next() % specials.len() as u64) as usize],
+                    1 => f32::from_bits(next() as u32),
+                    _ => ((next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * 10.0,
+                })
+                .collect();
+            let (mut scale, mut qs) = ([0u8; 2], [0xaau8; QK]);
+            let (mut want_scale, mut want_qs) = ([0u8; 2], [0x55u8; QK]);
+            quantize_block(&xs, &mut scale, &mut qs);
+            quantize_block_plain(&xs, &mut want_scale, &mut want_qs);
+            assert_eq!((scale, qs), (want_scale, want_qs), "case {case}: {xs:?}");
+        }
     }
 }
