@@ -56,12 +56,18 @@ impl Mlp<'_> {
         if let Some(up_part) = hidden.get_mut(width..) {
             self.up.matmul(xs, x_stride, n, up_part, stride, tmp, blocks, par);
         }
-        for h in hidden.chunks_exact_mut(stride.max(1)).take(n) {
-            let (g, u) = h.split_at_mut(width.min(h.len()));
-            for (gi, ui) in g.iter_mut().zip(u.iter()).take(inter) {
-                *gi = kernels::silu(*gi) * ui;
+        // The gating, token rows spread over the threads like a product's rows (`expf` per
+        // value costs about what streaming `SILU_COST` weight bytes does).
+        const SILU_COST: usize = 16;
+        let rows = hidden.get_mut(..n.saturating_mul(stride)).unwrap_or(&mut []);
+        crate::parallel::for_each_wide_span(par, rows, stride, SILU_COST, &|span| {
+            for h in span.out().chunks_exact_mut(stride.max(1)) {
+                let (g, u) = h.split_at_mut(width.min(h.len()));
+                for (gi, ui) in g.iter_mut().zip(u.iter()).take(inter) {
+                    *gi = kernels::silu(*gi) * ui;
+                }
             }
-        }
+        });
         self.down.matmul(hidden, stride, n, out, out_stride, tmp, blocks, par);
     }
 }

@@ -339,13 +339,7 @@ impl<'a> Matrix<'a> {
                 }
             }
         });
-        for (r, results) in tmp.chunks_exact(n).enumerate() {
-            for (t, v) in results.iter().enumerate() {
-                if let Some(o) = out.get_mut(t.saturating_mul(out_stride).saturating_add(r)) {
-                    *o = *v;
-                }
-            }
-        }
+        transpose_into(tmp, n, out, out_stride);
     }
 
     /// One quantised row times every quantised vector of `acts` (`n_blocks` blocks each), into
@@ -474,6 +468,26 @@ const GROUPS_PER_CHUNK: usize = ACT_CHUNK_BLOCKS / group8::BLOCKS;
 const GROUP_COLS: usize = group8::BLOCKS * QK;
 
 /// Where one vector's quantised blocks go in a batched product's activation bytes: plain
+/// `out[t · out_stride + r] = tmp[r · n + t]`: a batched product's `[rows][n]` results into
+/// the callers' `[n][out_stride]` layout, eight rows at a time so that each output row gets
+/// 32 contiguous bytes per pass and the eight source rows stay in L1.
+fn transpose_into(tmp: &[f32], n: usize, out: &mut [f32], out_stride: usize) {
+    const ROWS: usize = 8;
+    let n = n.max(1);
+    for (b, block) in tmp.chunks(ROWS * n).enumerate() {
+        let r0 = b * ROWS;
+        let rows = block.len() / n;
+        for (t, dst) in out.chunks_mut(out_stride.max(1)).take(n).enumerate() {
+            let Some(dst) = dst.get_mut(r0..r0 + rows) else { continue };
+            for (i, d) in dst.iter_mut().enumerate() {
+                if let Some(v) = block.get(i * n + t) {
+                    *d = *v;
+                }
+            }
+        }
+    }
+}
+
 /// Q8_0 blocks, or (for a table with a group kernel) packed [`Group8`]s followed by the last
 /// `n_blocks % 8` blocks plain.
 #[derive(Debug, Clone, Copy)]
