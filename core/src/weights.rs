@@ -230,13 +230,18 @@ impl<'a> Matrix<'a> {
             let n_blocks = xs.len().div_ceil(QK);
             let act = act.get_mut(..n_blocks).unwrap_or(&mut []);
             q8_0::quantize(xs, act);
+            // The activation scales as f32 once for all rows (the kernels would convert
+            // them for every row).
+            let mut act_scales = [0.0f32; ACT_CHUNK_BLOCKS];
+            q8_0::scales(act, &mut act_scales);
+            let act_scales = act_scales.get(..n_blocks).unwrap_or(&[]);
             let start = c * chunk_bytes;
             let end = start + n_blocks * block_bytes;
             for (o, row) in out.iter_mut().zip(self.bytes.chunks_exact(self.row_bytes.max(1))) {
                 let seg = row.get(start..end).unwrap_or(&[]);
                 *o += match self.ty {
-                    WeightType::Q4_0 => k.dot_q4_0(seg.as_chunks().0, act),
-                    _ => k.dot_q8_0(seg.as_chunks().0, act),
+                    WeightType::Q4_0 => k.dot_q4_0_scaled(seg.as_chunks().0, act, act_scales),
+                    _ => k.dot_q8_0_scaled(seg.as_chunks().0, act, act_scales),
                 };
             }
         }

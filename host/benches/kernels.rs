@@ -245,6 +245,28 @@ fn kernels(c: &mut Criterion) {
                     })
                 });
             }
+            if matches!(kind, Kind::Q8_0 | Kind::Q4_0) {
+                // The activation scales converted once per vector (what matvec does).
+                let mut a_scales = vec![0.0f32; xq.len()];
+                q8_0::scales(&xq, &mut a_scales);
+                for k in &tables {
+                    let id =
+                        BenchmarkId::new(format!("{}/{}/act_scales", kind.name(), k.name()), shape);
+                    group.bench_function(id, |b| {
+                        b.iter(|| {
+                            for (o, r) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
+                                *o = match kind {
+                                    Kind::Q4_0 => {
+                                        k.dot_q4_0_scaled(r.as_chunks().0, &xq, &a_scales)
+                                    }
+                                    _ => k.dot_q8_0_scaled(r.as_chunks().0, &xq, &a_scales),
+                                };
+                            }
+                            out[0]
+                        })
+                    });
+                }
+            }
             if matches!(kind, Kind::Q8_0 | Kind::Q4_0) && shape == "2048x2048" {
                 groups_tile(&mut group, &tables, kind, &w, rows, cols, &xq);
                 group.throughput(Throughput::ElementsAndBytes {

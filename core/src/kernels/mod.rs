@@ -54,6 +54,10 @@ pub struct Kernels {
     dot_q8_0_from: Option<DotFromFn<BlockQ8_0>>,
     /// `dot_q4_0` continuing a running sum (reference `q4_0::dot_q8_0_from`).
     dot_q4_0_from: Option<DotFromFn<BlockQ4_0>>,
+    /// `dot_q8_0` with the activation scales given as `f32` (one per activation block).
+    dot_q8_0_scaled: Option<ScaledFn<BlockQ8_0>>,
+    /// `dot_q4_0` with the activation scales given as `f32`.
+    dot_q4_0_scaled: Option<ScaledFn<BlockQ4_0>>,
     /// Packs eight Q8_0 blocks into a [`Group8`] (reference [`group8::pack_q8_0`]).
     pack_q8_0: fn(&[BlockQ8_0; group8::BLOCKS], &mut Group8),
     /// Packs eight Q4_0 blocks (reference [`group8::pack_q4_0`]).
@@ -68,6 +72,7 @@ pub struct Kernels {
 /// Activation vectors one call of [`Kernels::dot_groups_tile`] serves.
 pub const GROUP_TILE: usize = 8;
 
+type ScaledFn<W> = fn(&[W], &[BlockQ8_0], &[f32]) -> f32;
 type DotFromFn<W> = fn(f32, &[W], &[BlockQ8_0]) -> f32;
 type GroupFn = fn(&[Group8], &[Group8]) -> f32;
 type GroupTileFn = fn(&[Group8], &[&[Group8]; GROUP_TILE]) -> [f32; GROUP_TILE];
@@ -93,6 +98,8 @@ impl Kernels {
         dot_q4_0: q4_0::dot_q8_0,
         dot_q8_0_from: None,
         dot_q4_0_from: None,
+        dot_q8_0_scaled: None,
+        dot_q4_0_scaled: None,
         pack_q8_0: group8::pack_q8_0,
         pack_q4_0: group8::pack_q4_0,
         dot_groups: None,
@@ -125,6 +132,8 @@ impl Kernels {
         dot_q4_0: x86::entry::dot_q4_0,
         dot_q8_0_from: Some(x86::entry::dot_q8_0_from),
         dot_q4_0_from: Some(x86::entry::dot_q4_0_from),
+        dot_q8_0_scaled: Some(x86::entry::dot_q8_0_scaled),
+        dot_q4_0_scaled: Some(x86::entry::dot_q4_0_scaled),
         pack_q8_0: x86::entry::pack_q8_0,
         pack_q4_0: x86::entry::pack_q4_0,
         dot_groups: Some(x86::entry::dot_groups),
@@ -156,6 +165,8 @@ impl Kernels {
         dot_q4_0: aarch64::entry::dot_q4_0,
         dot_q8_0_from: None,
         dot_q4_0_from: None,
+        dot_q8_0_scaled: None,
+        dot_q4_0_scaled: None,
         pack_q8_0: group8::pack_q8_0,
         pack_q4_0: group8::pack_q4_0,
         dot_groups: None,
@@ -261,6 +272,27 @@ impl Kernels {
         match self.dot_q4_0_from {
             Some(f) => f(sum, w, a),
             None => q4_0::dot_q8_0_from(sum, w, a),
+        }
+    }
+
+    /// [`Kernels::dot_q8_0`] given also the activation blocks' scales as `f32`
+    /// (`a_scales[i] = f16 scale of a[i]`, see [`q8_0::scales`]), which a matrix-vector
+    /// product converts once for all its rows. Bit-identical to `dot_q8_0(w, a)`.
+    #[inline]
+    pub fn dot_q8_0_scaled(&self, w: &[BlockQ8_0], a: &[BlockQ8_0], a_scales: &[f32]) -> f32 {
+        match self.dot_q8_0_scaled {
+            Some(f) => f(w, a, a_scales),
+            None => self.dot_q8_0(w, a),
+        }
+    }
+
+    /// [`Kernels::dot_q4_0`] given also the activation scales (see
+    /// [`Kernels::dot_q8_0_scaled`]). Bit-identical to `dot_q4_0(w, a)`.
+    #[inline]
+    pub fn dot_q4_0_scaled(&self, w: &[BlockQ4_0], a: &[BlockQ8_0], a_scales: &[f32]) -> f32 {
+        match self.dot_q4_0_scaled {
+            Some(f) => f(w, a, a_scales),
+            None => self.dot_q4_0(w, a),
         }
     }
 

@@ -149,7 +149,8 @@ fn q8_0_dot_is_bit_identical_to_scalar() {
     }
 }
 
-/// Also the running-sum forms (`dot_q8_0_from`, `dot_q4_0_from`) from a random start.
+/// Also the running-sum forms (`dot_q8_0_from`, `dot_q4_0_from`) from a random start, and
+/// the forms given the activation scales as `f32` (`dot_q8_0_scaled`, `dot_q4_0_scaled`).
 #[test]
 fn integer_dots_are_bit_identical_on_random_bytes_and_extreme_scales() {
     for k in tables() {
@@ -165,6 +166,16 @@ fn integer_dots_are_bit_identical_on_random_bytes_and_extreme_scales() {
                 assert_eq!(got.to_bits(), want.to_bits(), "{k:?} q8_0 n={n} seed={seed}");
                 let (got, want) = (k.dot_q4_0(&w4, &a), q4_0::dot_q8_0(&w4, &a));
                 assert_eq!(got.to_bits(), want.to_bits(), "{k:?} q4_0 n={n} seed={seed}");
+                // With the activation scales given as f32.
+                let mut scales = std::vec![0.0f32; n];
+                q8_0::scales(&a8, &mut scales);
+                let got = k.dot_q8_0_scaled(&w8, &a8, &scales);
+                let want = q8_0::dot_q8_0(&w8, &a8);
+                assert_eq!(got.to_bits(), want.to_bits(), "{k:?} q8_0 scaled n={n} seed={seed}");
+                q8_0::scales(&a, &mut scales);
+                let got = k.dot_q4_0_scaled(&w4, &a, &scales);
+                let want = q4_0::dot_q8_0(&w4, &a);
+                assert_eq!(got.to_bits(), want.to_bits(), "{k:?} q4_0 scaled n={n} seed={seed}");
                 // Continuing a running sum (the trailing blocks after packed groups).
                 let start = sample(1, seed + 400, 1e3)[0];
                 let got = k.dot_q8_0_from(start, &w8, &a8);

@@ -98,6 +98,13 @@ fn round_to_i8(y: f32) -> i8 {
     q
 }
 
+/// Each block's scale as `f32` into `out` (`out[i]` for `blocks[i]`, exact conversions).
+pub fn scales(blocks: &[BlockQ8_0], out: &mut [f32]) {
+    for (o, b) in out.iter_mut().zip(blocks) {
+        *o = block_scale(b);
+    }
+}
+
 /// `acc[i] += p · dequant(blocks)[i]`.
 pub fn axpy(acc: &mut [f32], p: f32, blocks: &[BlockQ8_0]) {
     for (block, out) in blocks.iter().zip(acc.chunks_mut(QK)) {
