@@ -35,7 +35,8 @@ echo "SMLAD instructions in the thumbv7em build: $n_smlad"
 [ "$n_smlad" -gt 0 ] || { echo "no SMLAD in the thumbv7em build of tinymla-core" >&2; exit 1; }
 
 # The other arches' kernels, run under QEMU user mode against the scalar references
-# (kernels::tests). aarch64: once on a CPU with the optional `dotprod` extension (QEMU's `max`)
+# (kernels::tests), and the batched product with each table against matrix-vector products
+# (weights::tests: the packed-group path with NEON + dotprod). aarch64: once on a CPU with the optional `dotprod` extension (QEMU's `max`)
 # and once without (Cortex-A72), then with dotprod compiled in (own target dir, so the flags
 # don't rebuild the others). Arm DSP: the real SXTB16/SMLAD on Thumb-2 v7-A Linux, which has
 # Cortex-M4's DSP instructions. Each run states which table detection must pick.
@@ -48,7 +49,7 @@ export CARGO_TARGET_THUMBV7NEON_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabi
 export CARGO_TARGET_THUMBV7NEON_UNKNOWN_LINUX_GNUEABIHF_RUNNER="qemu-arm -L /usr/arm-linux-gnueabihf"
 kernel_tests() {
     echo "kernel tests for $1 (QEMU_CPU=${QEMU_CPU:-default})"
-    cargo test -p tinymla-core --locked --lib --target "$1" kernels:: 2>&1 | tee -a "$test_log"
+    cargo test -p tinymla-core --locked --lib --target "$1" -- kernels:: weights:: 2>&1 | tee -a "$test_log"
 }
 QEMU_CPU=max TINYMLA_EXPECT_DETECT=neon+dotprod TINYMLA_EXPECT_COMPILE_TIME=neon \
     kernel_tests aarch64-unknown-linux-gnu

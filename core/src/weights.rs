@@ -630,11 +630,14 @@ mod tests {
     use std::vec::Vec;
 
     /// The scalar table, the scalar table with the reference group kernel (so the packed path
-    /// runs on any machine), and this CPU's SIMD table if it has one.
+    /// runs on any machine), and this CPU's SIMD tables (AVX2; NEON, with and without
+    /// `dotprod`, under `qemu-aarch64` in scripts/test.sh).
     fn tables() -> Vec<Kernels> {
         let mut t = std::vec![Kernels::SCALAR, Kernels::SCALAR_GROUPS];
         #[cfg(all(target_arch = "x86_64", not(miri)))]
         t.extend(Kernels::x86_avx2());
+        #[cfg(all(target_arch = "aarch64", not(miri)))]
+        t.extend([Kernels::aarch64_neon(false), Kernels::aarch64_neon(true)].into_iter().flatten());
         t
     }
 

@@ -15,6 +15,8 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
+use super::GROUP_TILE;
+use crate::quant::group8::{Group8, GROUP_BYTES};
 use crate::quant::{block_term, q4_0::BlockQ4_0, q8_0::BlockQ8_0};
 
 /// `Σ w[i]·x[i]`, `w` little-endian `f32` bytes: four 4-lane FMA accumulators.
@@ -235,6 +237,126 @@ unsafe fn dot_q4_0_sdot(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     sum
 }
 
+/// `acc + SDOT(x, y)`: lane `i` gains `Σ_k x[4i + k] · y[4i + k]`.
+///
+/// # Safety
+/// The CPU supports NEON and `dotprod`.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn sdot(mut acc: int32x4_t, x: int8x16_t, y: int8x16_t) -> int32x4_t {
+    // SAFETY: SDOT only reads and writes the named vector registers; callers have `dotprod`.
+    asm!(
+        "sdot {acc:v}.4s, {x:v}.16b, {y:v}.16b",
+        acc = inout(vreg) acc,
+        x = in(vreg) x,
+        y = in(vreg) y,
+        options(pure, nomem, nostack, preserves_flags),
+    );
+    acc
+}
+
+/// 16 bytes at `p` as `i8` lanes.
+///
+/// # Safety
+/// `p..p + 16` is readable; the CPU supports NEON.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn load_i8(p: *const u8) -> int8x16_t {
+    vreinterpretq_s8_u8(vld1q_u8(p))
+}
+
+/// Four little-endian `f32` at `p` (a byte load, so no alignment is assumed).
+///
+/// # Safety
+/// `p..p + 16` is readable; the CPU supports NEON.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn load_f32x4(p: *const u8) -> float32x4_t {
+    vreinterpretq_f32_u8(vld1q_u8(p))
+}
+
+/// `sum` plus a group's eight block terms `(d_w · d_a) · isum`, blocks 0..4 in `lo` and 4..8
+/// in `hi`, added one at a time in block order (the reference's rounding).
+///
+/// # Safety
+/// `wp` and `ap` point at whole groups; the CPU supports NEON.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn add_group_terms(
+    mut sum: f32,
+    wp: *const u8,
+    ap: *const u8,
+    lo: int32x4_t,
+    hi: int32x4_t,
+) -> f32 {
+    // SAFETY: a group starts with its eight scales as 32 bytes of f32.
+    let d_lo = vmulq_f32(load_f32x4(wp), load_f32x4(ap));
+    let d_hi = vmulq_f32(load_f32x4(wp.add(16)), load_f32x4(ap.add(16)));
+    // |isum| <= 2^19: the conversions are exact.
+    for t in [vmulq_f32(d_lo, vcvtq_f32_s32(lo)), vmulq_f32(d_hi, vcvtq_f32_s32(hi))] {
+        sum += vgetq_lane_f32::<0>(t);
+        sum += vgetq_lane_f32::<1>(t);
+        sum += vgetq_lane_f32::<2>(t);
+        sum += vgetq_lane_f32::<3>(t);
+    }
+    sum
+}
+
+/// Packed groups (see [`crate::quant::group8`]) with `SDOT`, bit-identical to
+/// [`crate::quant::group8::dot`]: a group's 32-byte row `g` is blocks 0..4's 4-byte slices
+/// then blocks 4..8's, so one `SDOT` per 16 bytes leaves block `j`'s partial sum in lane
+/// `j % 4` of one of two accumulators, exact for every `i8` input.
+///
+/// # Safety
+/// The CPU supports NEON and `dotprod`.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn dot_groups_sdot(w: &[Group8], a: &[Group8]) -> f32 {
+    let mut sum = 0.0f32;
+    for (wg, ag) in w.iter().zip(a) {
+        let (wp, ap) = (wg.as_ptr(), ag.as_ptr());
+        let (mut lo, mut hi) = (vdupq_n_s32(0), vdupq_n_s32(0));
+        // SAFETY (all loads): a group is 288 bytes, 32 of scales then 8 rows of 32 values.
+        for g in 0..8 {
+            let at = 32 + 32 * g;
+            lo = sdot(lo, load_i8(wp.add(at)), load_i8(ap.add(at)));
+            hi = sdot(hi, load_i8(wp.add(at + 16)), load_i8(ap.add(at + 16)));
+        }
+        sum = add_group_terms(sum, wp, ap, lo, hi);
+    }
+    sum
+}
+
+/// [`dot_groups_sdot`] of one weight row against [`GROUP_TILE`] activation vectors: each
+/// weight row of a group is loaded once for all of them (16 accumulators, 4 operand
+/// registers). Each result is bit-identical to [`dot_groups_sdot`]'s.
+///
+/// # Safety
+/// The CPU supports NEON and `dotprod`, and every `a[t]` holds at least `w.len()` groups.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn dot_groups_tile_sdot(w: &[Group8], a: &[&[Group8]; GROUP_TILE]) -> [f32; GROUP_TILE] {
+    let mut sums = [0.0f32; GROUP_TILE];
+    let bases: [*const u8; GROUP_TILE] = a.map(|at| at.as_ptr().cast::<u8>());
+    for (i, wg) in w.iter().enumerate() {
+        // SAFETY: `i < w.len() <= a[t].len()` (the caller's contract), so group `i` of every
+        // vector is in bounds; groups are 288 bytes as above.
+        let ap: [*const u8; GROUP_TILE] = bases.map(|b| b.add(i * GROUP_BYTES));
+        let wp = wg.as_ptr();
+        let mut acc = [(vdupq_n_s32(0), vdupq_n_s32(0)); GROUP_TILE];
+        for g in 0..8 {
+            let at = 32 + 32 * g;
+            let (w_lo, w_hi) = (load_i8(wp.add(at)), load_i8(wp.add(at + 16)));
+            for ((lo, hi), ap_t) in acc.iter_mut().zip(ap) {
+                *lo = sdot(*lo, w_lo, load_i8(ap_t.add(at)));
+                *hi = sdot(*hi, w_hi, load_i8(ap_t.add(at + 16)));
+            }
+        }
+        for ((sum, (lo, hi)), ap_t) in sums.iter_mut().zip(acc).zip(ap) {
+            *sum = add_group_terms(*sum, wp, ap_t, lo, hi);
+        }
+    }
+    sums
+}
+
 /// Safe entry points, installed in [`super::Kernels`] only once the features are known.
 pub(super) mod entry {
     use super::*;
@@ -274,5 +396,21 @@ pub(super) mod entry {
     pub(in crate::kernels) fn dot_q4_0_dotprod(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
         // SAFETY: as above (neon, dotprod).
         unsafe { dot_q4_0_sdot(w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_groups_dotprod(w: &[Group8], a: &[Group8]) -> f32 {
+        // SAFETY: as above (neon, dotprod).
+        unsafe { dot_groups_sdot(w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_groups_tile_dotprod(
+        w: &[Group8],
+        a: &[&[Group8]; GROUP_TILE],
+    ) -> [f32; GROUP_TILE] {
+        if a.iter().any(|at| at.len() < w.len()) {
+            return a.map(|at| dot_groups_dotprod(w, at));
+        }
+        // SAFETY: as above (neon, dotprod); every vector covers `w`, checked just above.
+        unsafe { dot_groups_tile_sdot(w, a) }
     }
 }

@@ -179,6 +179,8 @@ impl Kernels {
         name: "neon+dotprod",
         dot_q8_0: aarch64::entry::dot_q8_0_dotprod,
         dot_q4_0: aarch64::entry::dot_q4_0_dotprod,
+        dot_groups: Some(aarch64::entry::dot_groups_dotprod),
+        dot_groups_tile: Some(aarch64::entry::dot_groups_tile_dotprod),
         ..Self::NEON
     };
 
