@@ -11,8 +11,10 @@
 //! L3), and `64MB` (4096 columns, as many rows as make 64 MB of weights: DRAM-bound), plus
 //! `read_bandwidth/64MB`, a plain streaming read of 64 MB, for the memory ceiling.
 //!
-//! For Q8_0 and Q4_0 at `2048x2048`, `groups_tile8` times the batched product's kernel: rows
-//! packed into 8-block groups against 8 activation vectors per call.
+//! For Q8_0 and Q4_0, `act_scales` (every shape) times the one-vector kernel as `matvec` calls
+//! it, with the activation scales converted to f32 once per vector. At `2048x2048`,
+//! `groups1` times rows packed into 8-block groups against one vector, and `groups_tile8` the
+//! batched product's kernel: packed rows against 8 activation vectors per call.
 //!
 //! `cargo bench -p tinymla-host --bench bench_main -- kernels` runs only this group.
 
