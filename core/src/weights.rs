@@ -472,7 +472,6 @@ const GROUPS_PER_CHUNK: usize = ACT_CHUNK_BLOCKS / group8::BLOCKS;
 /// Columns of one packed group.
 const GROUP_COLS: usize = group8::BLOCKS * QK;
 
-/// Where one vector's quantised blocks go in a batched product's activation bytes: plain
 /// `out[t · out_stride + r] = tmp[r · n + t]`: a batched product's `[rows][n]` results into
 /// the callers' `[n][out_stride]` layout, eight rows at a time so that each output row gets
 /// 32 contiguous bytes per pass and the eight source rows stay in L1.
@@ -493,6 +492,7 @@ fn transpose_into(tmp: &[f32], n: usize, out: &mut [f32], out_stride: usize) {
     }
 }
 
+/// Where one vector's quantised blocks go in a batched product's activation bytes: plain
 /// Q8_0 blocks, or (for a table with a group kernel) packed [`Group8`]s followed by the last
 /// `n_blocks % 8` blocks plain.
 #[derive(Debug, Clone, Copy)]

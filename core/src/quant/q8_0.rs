@@ -155,7 +155,7 @@ mod tests {
         for h in -260i32..=260 {
             let centre = h as f32 / 2.0;
             let bits = centre.to_bits();
-            for d in 0..=8u32 {
+            for d in 0..=if cfg!(miri) { 1 } else { 8u32 } {
                 check(f32::from_bits(bits.wrapping_add(d)));
                 check(f32::from_bits(bits.wrapping_sub(d)));
             }
@@ -169,7 +169,7 @@ mod tests {
         for y in [2.2e9f32, -2.2e9, 3e38, -3e38, f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
             check(y);
         }
-        assert!(checked > 9_000);
+        assert!(checked > if cfg!(miri) { 2_000 } else { 9_000 });
     }
 
     /// The block quantiser as first written (a float `max` fold, `libm::roundf`): the
@@ -212,7 +212,9 @@ mod tests {
             s ^= s << 17;
             s
         };
-        for case in 0..4000 {
+        // Miri interprets every value: a few dozen blocks there, thousands natively.
+        let cases = if cfg!(miri) { 60 } else { 4000 };
+        for case in 0..cases {
             let len = if case % 3 == 0 { 1 + (next() % QK as u64) as usize } else { QK };
             let xs: std::vec::Vec<f32> = (0..len)
                 .map(|_| match next() % 8 {
