@@ -217,31 +217,45 @@ impl<'a> Matrix<'a> {
     /// Quantised rows: `x` is quantised [`ACT_CHUNK_BLOCKS`] blocks at a time on the stack and
     /// every row's partial dot product accumulated per chunk.
     fn matvec_quantised(&self, x: &[f32], out: &mut [f32]) {
+        let k = kernels::active();
+        if k.has_scaled_dots() {
+            self.matvec_quantised_with::<true>(k, x, out);
+        } else {
+            self.matvec_quantised_with::<false>(k, x, out);
+        }
+    }
+
+    /// [`Matrix::matvec_quantised`]; with `SCALED`, the activation scales are converted to
+    /// f32 once per chunk for all rows (the table's scaled kernels would otherwise convert
+    /// them for every row). Without it the scale buffer is dead and takes no stack, which
+    /// matters on the boards, whose tables have no scaled kernels.
+    fn matvec_quantised_with<const SCALED: bool>(&self, k: &Kernels, x: &[f32], out: &mut [f32]) {
         out.fill(0.0);
         let block_bytes = match self.ty {
             WeightType::Q4_0 => q4_0::BLOCK_BYTES,
             _ => q8_0::BLOCK_BYTES,
         };
         let chunk_bytes = ACT_CHUNK_BLOCKS * block_bytes;
-        let k = kernels::active();
         let mut act: [q8_0::BlockQ8_0; ACT_CHUNK_BLOCKS] =
             [[0; q8_0::BLOCK_BYTES]; ACT_CHUNK_BLOCKS];
+        let mut act_scales = [0.0f32; ACT_CHUNK_BLOCKS];
         for (c, xs) in x.get(..self.cols).unwrap_or(x).chunks(ACT_CHUNK_BLOCKS * QK).enumerate() {
             let n_blocks = xs.len().div_ceil(QK);
             let act = act.get_mut(..n_blocks).unwrap_or(&mut []);
             q8_0::quantize(xs, act);
-            // The activation scales as f32 once for all rows (the kernels would convert
-            // them for every row).
-            let mut act_scales = [0.0f32; ACT_CHUNK_BLOCKS];
-            q8_0::scales(act, &mut act_scales);
+            if SCALED {
+                q8_0::scales(act, &mut act_scales);
+            }
             let act_scales = act_scales.get(..n_blocks).unwrap_or(&[]);
             let start = c * chunk_bytes;
             let end = start + n_blocks * block_bytes;
             for (o, row) in out.iter_mut().zip(self.bytes.chunks_exact(self.row_bytes.max(1))) {
-                let seg = row.get(start..end).unwrap_or(&[]);
-                *o += match self.ty {
-                    WeightType::Q4_0 => k.dot_q4_0_scaled(seg.as_chunks().0, act, act_scales),
-                    _ => k.dot_q8_0_scaled(seg.as_chunks().0, act, act_scales),
+                let w = row.get(start..end).unwrap_or(&[]);
+                *o += match (self.ty, SCALED) {
+                    (WeightType::Q4_0, true) => k.dot_q4_0_scaled(w.as_chunks().0, act, act_scales),
+                    (WeightType::Q4_0, false) => k.dot_q4_0(w.as_chunks().0, act),
+                    (_, true) => k.dot_q8_0_scaled(w.as_chunks().0, act, act_scales),
+                    (_, false) => k.dot_q8_0(w.as_chunks().0, act),
                 };
             }
         }

@@ -321,6 +321,12 @@ impl Kernels {
         }
     }
 
+    /// True when this table has the kernels that take the activation scales as `f32`
+    /// ([`Kernels::dot_q8_0_scaled`]); without them, converting the scales first only costs.
+    pub fn has_scaled_dots(&self) -> bool {
+        self.dot_q8_0_scaled.is_some() && self.dot_q4_0_scaled.is_some()
+    }
+
     /// True when this table has a packed-group kernel: a batched product then packs its
     /// blocks into [`Group8`]s.
     pub fn has_group_kernel(&self) -> bool {
