@@ -114,12 +114,13 @@ fn matvec(
     }
 }
 
-/// The batched product's kernel: every row packed into groups ([`group8`]) and multiplied with
-/// [`GROUP_TILE`] packed activation vectors per call (`dot_groups_tile`). Throughput counts the
-/// weight bytes once per vector, so the GiB/s compare with the one-vector rows (higher: each
-/// packed weight row serves the whole tile). Packing is outside the timing (a batched product
-/// packs a row chunk once per step).
-fn groups_tile(
+/// The packed-group kernels: every row packed into groups ([`group8`]) and multiplied with one
+/// packed activation vector per call (`groups1`, `dot_groups`: what a matrix-vector product
+/// over pre-packed rows would run) and with [`GROUP_TILE`] per call (`groups_tile8`,
+/// `dot_groups_tile`: the batched product's kernel). Throughput counts the weight bytes once
+/// per vector, so the GiB/s compare with the one-vector rows. Packing is outside the timing (a
+/// batched product packs a row chunk once per step).
+fn packed_groups(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     tables: &[Kernels],
     kind: Kind,
@@ -128,40 +129,25 @@ fn groups_tile(
     cols: usize,
     xq: &[q8_0::BlockQ8_0],
 ) {
-    let pack = |blocks: &[u8]| -> Vec<Group8> {
-        let mut out = Vec::new();
-        let n_groups = cols / (QK * group8::BLOCKS);
-        match kind {
-            Kind::Q4_0 => {
-                for c in blocks.as_chunks::<{ q4_0::BLOCK_BYTES }>().0.as_chunks::<8>().0 {
-                    let mut g = [0u8; group8::GROUP_BYTES];
-                    group8::pack_q4_0(c, &mut g);
-                    out.push(g);
-                }
-            }
-            _ => {
-                for c in blocks.as_chunks::<{ q8_0::BLOCK_BYTES }>().0.as_chunks::<8>().0 {
-                    let mut g = [0u8; group8::GROUP_BYTES];
-                    group8::pack_q8_0(c, &mut g);
-                    out.push(g);
-                }
-            }
-        }
-        debug_assert_eq!(out.len() % n_groups.max(1), 0);
-        out
+    let wg: Vec<Group8> = match kind {
+        Kind::Q4_0 => w
+            .as_chunks::<{ q4_0::BLOCK_BYTES }>()
+            .0
+            .as_chunks::<8>()
+            .0
+            .iter()
+            .map(|c| {
+                let mut g = [0u8; group8::GROUP_BYTES];
+                group8::pack_q4_0(c, &mut g);
+                g
+            })
+            .collect(),
+        _ => pack_q8_0(w),
     };
-    let wg = pack(w);
-    let act: Vec<u8> = xq.concat();
-    let ag = pack_act(&act);
+    let ag = pack_q8_0(&xq.concat());
     let per_row = cols / (QK * group8::BLOCKS);
     let tile: [&[Group8]; GROUP_TILE] = [&ag; GROUP_TILE];
     let mut outs = vec![[0.0f32; GROUP_TILE]; rows];
-    group.throughput(Throughput::ElementsAndBytes {
-        elements: 2 * (rows * cols * GROUP_TILE) as u64,
-        bytes: (w.len() * GROUP_TILE) as u64,
-    });
-    // One vector per call (`dot_groups`): the kernel a matrix-vector product over pre-packed
-    // rows would run.
     group.throughput(Throughput::ElementsAndBytes {
         elements: 2 * (rows * cols) as u64,
         bytes: w.len() as u64,
@@ -198,8 +184,8 @@ fn groups_tile(
     }
 }
 
-/// Q8_0 activation blocks (as bytes) packed into groups.
-fn pack_act(blocks: &[u8]) -> Vec<Group8> {
+/// Q8_0 blocks (as bytes: weight rows or a quantised activation vector) packed into groups.
+fn pack_q8_0(blocks: &[u8]) -> Vec<Group8> {
     blocks
         .as_chunks::<{ q8_0::BLOCK_BYTES }>()
         .0
@@ -270,7 +256,7 @@ fn kernels(c: &mut Criterion) {
                 }
             }
             if matches!(kind, Kind::Q8_0 | Kind::Q4_0) && shape == "2048x2048" {
-                groups_tile(&mut group, &tables, kind, &w, rows, cols, &xq);
+                packed_groups(&mut group, &tables, kind, &w, rows, cols, &xq);
                 group.throughput(Throughput::ElementsAndBytes {
                     elements: 2 * (rows * cols) as u64,
                     bytes: w.len() as u64,

@@ -169,20 +169,7 @@ unsafe fn block_isum_neon(x: (int8x16_t, int8x16_t), y: (int8x16_t, int8x16_t)) 
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
 unsafe fn block_isum_sdot(x: (int8x16_t, int8x16_t), y: (int8x16_t, int8x16_t)) -> i32 {
-    let mut acc = vdupq_n_s32(0);
-    // SAFETY: SDOT only reads and writes the named vector registers; this function is only
-    // called with `dotprod` present (its own `target_feature`).
-    asm!(
-        "sdot {acc:v}.4s, {x0:v}.16b, {y0:v}.16b",
-        "sdot {acc:v}.4s, {x1:v}.16b, {y1:v}.16b",
-        acc = inout(vreg) acc,
-        x0 = in(vreg) x.0,
-        y0 = in(vreg) y.0,
-        x1 = in(vreg) x.1,
-        y1 = in(vreg) y.1,
-        options(pure, nomem, nostack, preserves_flags),
-    );
-    vaddvq_s32(acc)
+    vaddvq_s32(sdot(sdot(vdupq_n_s32(0), x.0, y.0), x.1, y.1))
 }
 
 /// Q8_0 × Q8_0 with `vmull_s8` + `vpadalq_s16`.

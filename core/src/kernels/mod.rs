@@ -163,14 +163,8 @@ impl Kernels {
         dot_f16_le: aarch64::entry::dot_f16_le,
         dot_q8_0: aarch64::entry::dot_q8_0,
         dot_q4_0: aarch64::entry::dot_q4_0,
-        dot_q8_0_from: None,
-        dot_q4_0_from: None,
-        dot_q8_0_scaled: None,
-        dot_q4_0_scaled: None,
-        pack_q8_0: group8::pack_q8_0,
-        pack_q4_0: group8::pack_q4_0,
-        dot_groups: None,
-        dot_groups_tile: None,
+        // The reference running-sum forms, scale handling, packing and group kernels.
+        ..Self::SCALAR
     };
 
     #[cfg(all(target_arch = "aarch64", not(miri)))]

@@ -213,6 +213,10 @@ const PREFETCH_BYTES: usize = 1024;
 /// summed one at a time (a horizontal sum and a scalar term each: cheaper on Zen 1 than one
 /// padded 8-block reduction, measured on the 4-block rows of the absorbed `W_UK`).
 ///
+/// `a_scales`, when given, holds the activation blocks' scales as `f32` (`a_scales[i]` for
+/// `a[i]`, converted once per vector by the caller); otherwise they are converted here, eight
+/// at a time. Either way the terms and their order are the same.
+///
 /// # Safety
 /// The CPU supports AVX2 and F16C.
 #[inline]
@@ -221,14 +225,21 @@ unsafe fn dot_blocks<const B: usize>(
     mut sum: f32,
     w: &[[u8; B]],
     a: &[BlockQ8_0],
+    a_scales: Option<&[f32]>,
     lanes: unsafe fn(&[u8; B], &BlockQ8_0) -> __m256i,
 ) -> f32 {
-    let n = w.len().min(a.len());
+    let n = w.len().min(a.len()).min(a_scales.map_or(usize::MAX, <[f32]>::len));
     let (w8, w_tail) = w.get(..n).unwrap_or(&[]).as_chunks::<8>();
     let (a8, a_tail) = a.get(..n).unwrap_or(&[]).as_chunks::<8>();
-    for (wc, ac) in w8.iter().zip(a8) {
+    let s8 = a_scales.map(|s| s.get(..n).unwrap_or(&[]).as_chunks::<8>().0);
+    for (i, (wc, ac)) in w8.iter().zip(a8).enumerate() {
         prefetch_ahead::<B>(wc.as_ptr().cast::<u8>());
-        sum = add_lanes_in_order(sum, terms8(wc, ac, lanes));
+        let da = match s8.and_then(|s| s.get(i)) {
+            // SAFETY: `sc` is 8 floats.
+            Some(sc) => _mm256_loadu_ps(sc.as_ptr()),
+            None => scales8(ac),
+        };
+        sum = add_lanes_in_order(sum, terms8(wc, ac, da, lanes));
     }
     for (wb, ab) in w_tail.iter().zip(a_tail) {
         sum += block_term(wb, ab, hsum_epi32(lanes(wb, ab)));
@@ -236,44 +247,8 @@ unsafe fn dot_blocks<const B: usize>(
     sum
 }
 
-/// [`dot_blocks`] with the activation blocks' scales given as `f32` (`a_scales[i]` is block
-/// `i`'s scale, converted once per vector instead of once per row): the same terms, the same
-/// order, bit-identical.
-///
-/// # Safety
-/// The CPU supports AVX2 and F16C.
-#[inline]
-#[target_feature(enable = "avx2,f16c")]
-unsafe fn dot_blocks_scaled<const B: usize>(
-    w: &[[u8; B]],
-    a: &[BlockQ8_0],
-    a_scales: &[f32],
-    lanes: unsafe fn(&[u8; B], &BlockQ8_0) -> __m256i,
-) -> f32 {
-    let n = w.len().min(a.len()).min(a_scales.len());
-    let (w8, w_tail) = w.get(..n).unwrap_or(&[]).as_chunks::<8>();
-    let (a8, a_tail) = a.get(..n).unwrap_or(&[]).as_chunks::<8>();
-    let (s8, _) = a_scales.get(..n).unwrap_or(&[]).as_chunks::<8>();
-    let mut sum = 0.0f32;
-    for ((wc, ac), sc) in w8.iter().zip(a8).zip(s8) {
-        prefetch_ahead::<B>(wc.as_ptr().cast::<u8>());
-        let mut v = [_mm256_setzero_si256(); 8];
-        for ((vi, wb), ab) in v.iter_mut().zip(wc).zip(ac) {
-            *vi = lanes(wb, ab);
-        }
-        let isum = _mm256_cvtepi32_ps(hsum8_epi32(v)); // |isum| < 2^24: exact
-                                                       // SAFETY: `sc` is 8 floats.
-        let da = _mm256_loadu_ps(sc.as_ptr());
-        sum = add_lanes_in_order(sum, _mm256_mul_ps(_mm256_mul_ps(scales8(wc), da), isum));
-    }
-    for (wb, ab) in w_tail.iter().zip(a_tail) {
-        sum += block_term(wb, ab, hsum_epi32(lanes(wb, ab)));
-    }
-    sum
-}
-
-/// The terms `(d_w · d_a) · isum` of eight blocks, block `j` in lane `j`, each rounded as
-/// `quant::block_term` rounds it.
+/// The terms `(d_w · d_a) · isum` of eight blocks (activation scales `da`), block `j` in lane
+/// `j`, each rounded as `quant::block_term` rounds it.
 ///
 /// # Safety
 /// The CPU supports AVX2 and F16C.
@@ -282,6 +257,7 @@ unsafe fn dot_blocks_scaled<const B: usize>(
 unsafe fn terms8<const B: usize>(
     wc: &[[u8; B]; 8],
     ac: &[BlockQ8_0; 8],
+    da: __m256,
     lanes: unsafe fn(&[u8; B], &BlockQ8_0) -> __m256i,
 ) -> __m256 {
     let mut v = [_mm256_setzero_si256(); 8];
@@ -289,7 +265,7 @@ unsafe fn terms8<const B: usize>(
         *vi = lanes(wb, ab);
     }
     let isum = _mm256_cvtepi32_ps(hsum8_epi32(v)); // |isum| < 2^24: exact
-    _mm256_mul_ps(_mm256_mul_ps(scales8(wc), scales8(ac)), isum)
+    _mm256_mul_ps(_mm256_mul_ps(scales8(wc), da), isum)
 }
 
 /// `sum + v[0] + v[1] + … + v[7]`, added one lane at a time in lane order (a scalar loop's
@@ -456,7 +432,7 @@ unsafe fn dot_groups_tile_avx2(w: &[Group8], a: &[&[Group8]; GROUP_TILE]) -> [f3
 /// The CPU supports AVX2 and F16C.
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn dot_q8_0_avx2(sum: f32, w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-    dot_blocks(sum, w, a, q8_0_lanes)
+    dot_blocks(sum, w, a, None, q8_0_lanes)
 }
 
 /// `sum` + Q4_0 weights × Q8_0 activations (ggml's `vec_dot_q4_0_q8_0`), bit-identical to the scalar
@@ -466,7 +442,7 @@ unsafe fn dot_q8_0_avx2(sum: f32, w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
 /// The CPU supports AVX2 and F16C.
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn dot_q4_0_avx2(sum: f32, w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
-    dot_blocks(sum, w, a, q4_0_lanes)
+    dot_blocks(sum, w, a, None, q4_0_lanes)
 }
 
 /// The scalar reference body compiled with AVX2 enabled (LLVM vectorises it 8 wide; same
@@ -542,12 +518,12 @@ pub(super) mod entry {
 
     pub(in crate::kernels) fn dot_q8_0_scaled(w: &[BlockQ8_0], a: &[BlockQ8_0], s: &[f32]) -> f32 {
         // SAFETY: as above (avx2, f16c).
-        unsafe { dot_blocks_scaled(w, a, s, q8_0_lanes) }
+        unsafe { dot_blocks(0.0, w, a, Some(s), q8_0_lanes) }
     }
 
     pub(in crate::kernels) fn dot_q4_0_scaled(w: &[BlockQ4_0], a: &[BlockQ8_0], s: &[f32]) -> f32 {
         // SAFETY: as above (avx2, f16c).
-        unsafe { dot_blocks_scaled(w, a, s, q4_0_lanes) }
+        unsafe { dot_blocks(0.0, w, a, Some(s), q4_0_lanes) }
     }
 
     pub(in crate::kernels) fn dot(a: &[f32], b: &[f32]) -> f32 {
