@@ -5,8 +5,8 @@
 
 use crate::common::{fixture_path, Expected, GOLDEN_MODELS};
 use tinymla_core::{
-    BatchScratch, CacheOptions, CacheStorage, Error, LatentCache, Model, OverflowPolicy, Parallel,
-    Scratch, Serial,
+    ActivationPrecision, BatchScratch, CacheOptions, CacheStorage, Error, Gguf, LatentCache, Model,
+    ModelOptions, OverflowPolicy, Parallel, Scratch, Serial,
 };
 use tinymla_host::synth::{SynthSpec, WeightType};
 use tinymla_host::threads::Threads;
@@ -90,8 +90,16 @@ fn assert_same(what: &str, want: &Run, got: &Run) {
     assert!(want.cache == got.cache, "{what}: cache bytes differ");
 }
 
+/// A model loaded with Int16 activations (batched products then take their vectors in
+/// batches that fit a block buffer sized for Int8).
+fn load_int16(bytes: &[u8]) -> Model<'_> {
+    let options = ModelOptions { activations: ActivationPrecision::Int16, ..Default::default() };
+    Model::from_gguf(&Gguf::parse(bytes).unwrap(), options).unwrap()
+}
+
 /// Every golden fixture in every weight type it ships, every cache storage, with batches of
-/// 1, 5 and the rest of the prompt, and batched steps of at most 1, 3 and 32 tokens.
+/// 1, 5 and the rest of the prompt, and batched steps of at most 1, 3 and 32 tokens; the
+/// quantised files also with Int16 activations (f32 cache rows).
 #[test]
 fn batched_prefill_equals_token_by_token_on_golden_fixtures() {
     let mut files = Vec::new();
@@ -121,6 +129,15 @@ fn batched_prefill_equals_token_by_token_on_golden_fixtures() {
                 assert_same(&format!("{file} {storage:?} batch {max_tokens}"), &want, &got);
             }
         }
+        if file.contains("q8_0") || file.contains("q4_0") {
+            let model = load_int16(&bytes);
+            let options = CacheOptions::default();
+            let want = one_by_one(&model, &tokens, &ends, n, options);
+            for max_tokens in [1, 3, 32] {
+                let got = batched(&model, &tokens, &ends, n, options, max_tokens, &Serial);
+                assert_same(&format!("{file} int16 batch {max_tokens}"), &want, &got);
+            }
+        }
     }
 }
 
@@ -148,6 +165,12 @@ fn batched_prefill_is_bit_identical_with_threads_and_split_products() {
         assert_same(&format!("{ty:?} two threads"), &want, &got);
         let got = threads.install(|| batched(&model, &tokens, &ends, 64, options, 16, &threads));
         assert_same(&format!("{ty:?} two threads, installed"), &want, &got);
+        if ty == WeightType::Q8_0 {
+            let model = load_int16(&file);
+            let want = one_by_one(&model, &tokens, &ends, 64, options);
+            let got = batched(&model, &tokens, &ends, 64, options, 32, &threads);
+            assert_same("Q8_0 int16 two threads", &want, &got);
+        }
     }
 }
 

@@ -104,6 +104,36 @@ pub enum SoftmaxGroupScore {
     Top2Sum,
 }
 
+/// How a quantised weight matrix (Q8_0, Q4_0) multiplies its input vector. Either way the
+/// vector is cut into 32-value blocks with an f16 scale and the products are integer sums per
+/// block, on the same kernels; float weights (F32, F16, BF16) always take the vector as f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ActivationPrecision {
+    /// One Q8_0 block per 32 values: `x ≈ d · q`, `q` in −127..=127 (what llama.cpp does).
+    /// Rounding moves each value by up to `max|x| / 254` of its block, so logits move by
+    /// about 0.01–0.05 on the demo models: enough to flip a greedy choice whose top two
+    /// logits are closer than that.
+    #[default]
+    Int8,
+    /// Two Q8_0 blocks per 32 values, the value and its rounding residual scaled by 256:
+    /// `x ≈ d₁ · q₁ + d₂ · q₂ / 256`, about 15 bits per value (rounding error up to
+    /// `max|x| / 64,516` of the block). Logits move by about 1e-4 on the demo models. Twice
+    /// the integer work, the weights read once: for small models, or whenever agreeing with
+    /// a float reference matters more than speed.
+    Int16,
+}
+
+impl ActivationPrecision {
+    /// Quantised blocks per 32 input values.
+    pub(crate) fn planes(self) -> usize {
+        match self {
+            ActivationPrecision::Int8 => 1,
+            ActivationPrecision::Int16 => 2,
+        }
+    }
+}
+
 /// Run-time choices that the GGUF file does not carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -113,6 +143,9 @@ pub struct ModelOptions {
     /// Scan every float weight at load and reject NaN or ±Inf with
     /// [`crate::Error::NonFiniteWeight`]. Off by default: it reads the whole file once.
     pub check_finite_weights: bool,
+    /// Precision of the input vectors of quantised matrix products; see
+    /// [`ActivationPrecision`].
+    pub activations: ActivationPrecision,
 }
 
 /// YaRN context extension, as transformers' `_compute_yarn_parameters` defines it.

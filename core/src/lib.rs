@@ -74,7 +74,7 @@ mod weights;
 
 pub use batch::{BatchScratch, BatchSizes};
 pub use cache::{CacheArena, CacheOptions, CacheStorage, LatentCache, OverflowPolicy};
-pub use config::{ModelConfig, ModelOptions};
+pub use config::{ActivationPrecision, ModelConfig, ModelOptions};
 pub use error::{BufferKind, ConfigError, Error, GgufError};
 pub use gguf::Gguf;
 pub use model::{Model, ModelWith, DEFAULT_MAX_LAYERS};

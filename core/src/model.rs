@@ -2,7 +2,7 @@
 
 use crate::batch::BatchScratch;
 use crate::cache::LatentCache;
-use crate::config::{ModelConfig, ModelOptions, MoeConfig};
+use crate::config::{ActivationPrecision, ModelConfig, ModelOptions, MoeConfig};
 use crate::error::Error;
 use crate::ffn::Mlp;
 use crate::gguf::Gguf;
@@ -80,7 +80,11 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             return Err(crate::ConfigError::InvalidValue(crate::config::KEY_BLOCK_COUNT).into());
         }
         let c = &config;
-        let t = Tensors { gguf, check_finite: options.check_finite_weights };
+        let t = Tensors {
+            gguf,
+            check_finite: options.check_finite_weights,
+            activations: options.activations,
+        };
         let (hidden, vocab) = (c.hidden_size as u64, c.vocab_size as u64);
         let token_embd = t.matrix(TensorId::global(TensorKind::TokenEmbd), [hidden, vocab, 1])?;
         let output_norm = t.vector(TensorId::global(TensorKind::OutputNorm), c.hidden_size)?;
@@ -377,6 +381,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
 struct Tensors<'g, 'a> {
     gguf: &'g Gguf<'a>,
     check_finite: bool,
+    activations: ActivationPrecision,
 }
 
 impl<'a> Tensors<'_, 'a> {
@@ -389,7 +394,7 @@ impl<'a> Tensors<'_, 'a> {
     }
 
     fn matrix(&self, id: TensorId, ne: [u64; 3]) -> Result<Matrix<'a>, Error> {
-        let m = Matrix::new(id, &self.get(id)?, ne)?;
+        let m = Matrix::new(id, &self.get(id)?, ne)?.with_activations(self.activations);
         if self.check_finite && !m.is_finite() {
             return Err(Error::NonFiniteWeight(id));
         }

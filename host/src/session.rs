@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use tinymla_core::{
-    BatchScratch, CacheOptions, CacheStorage, LatentCache, Model, OverflowPolicy, Scratch,
+    BatchScratch, CacheOptions, CacheStorage, Gguf, LatentCache, Model, ModelOptions,
+    OverflowPolicy, Scratch,
 };
 
 use crate::model_file::{ModelFile, OpenError};
@@ -92,6 +93,7 @@ impl std::error::Error for SessionError {}
 #[derive(Debug)]
 pub struct Loaded {
     file: ModelFile,
+    options: ModelOptions,
 }
 
 impl Loaded {
@@ -100,7 +102,14 @@ impl Loaded {
     /// # Errors
     /// [`SessionError::Open`].
     pub fn open(path: &Path) -> Result<Self, SessionError> {
-        Ok(Loaded { file: ModelFile::open(path).map_err(SessionError::Open)? })
+        let file = ModelFile::open(path).map_err(SessionError::Open)?;
+        Ok(Loaded { file, options: ModelOptions::default() })
+    }
+
+    /// The same file, loaded by [`Loaded::model`] with `options`.
+    #[must_use]
+    pub fn with_options(self, options: ModelOptions) -> Self {
+        Loaded { options, ..self }
     }
 
     /// The model, borrowing the map: parsed and validated by this call.
@@ -108,8 +117,9 @@ impl Loaded {
     /// # Errors
     /// [`SessionError::Model`] if the file is not a model tinymla can run.
     pub fn model(&self) -> Result<Model<'_>, SessionError> {
-        Model::load(self.file.bytes())
-            .map_err(|e| SessionError::Model(self.file.path().to_owned(), e))
+        let fail = |e| SessionError::Model(self.file.path().to_owned(), e);
+        let gguf = Gguf::parse(self.file.bytes()).map_err(|e| fail(e.into()))?;
+        Model::from_gguf(&gguf, self.options).map_err(fail)
     }
 
     /// The path the model was opened from.
