@@ -227,8 +227,12 @@ impl<'a> Matrix<'a> {
     fn matvec_quantised(&self, x: &[f32], out: &mut [f32]) {
         let k = kernels::active();
         match (self.acts, k.has_scaled_dots()) {
-            (ActivationPrecision::Int8, true) => self.matvec_chunks::<true>(k, x, out, None),
-            (ActivationPrecision::Int8, false) => self.matvec_chunks::<false>(k, x, out, None),
+            (ActivationPrecision::Int8, true) => {
+                self.matvec_chunks::<true, false>(k, x, out, (&mut [], &mut []));
+            }
+            (ActivationPrecision::Int8, false) => {
+                self.matvec_chunks::<false, false>(k, x, out, (&mut [], &mut []));
+            }
             (ActivationPrecision::Int16, true) => self.matvec_int16::<true>(k, x, out),
             (ActivationPrecision::Int16, false) => self.matvec_int16::<false>(k, x, out),
         }
@@ -242,22 +246,25 @@ impl<'a> Matrix<'a> {
         let mut blocks: [q8_0::BlockQ8_0; ACT_CHUNK_BLOCKS] =
             [[0; q8_0::BLOCK_BYTES]; ACT_CHUNK_BLOCKS];
         let mut scales = [0.0f32; ACT_CHUNK_BLOCKS];
-        self.matvec_chunks::<SCALED>(k, x, out, Some((&mut blocks, &mut scales)));
+        self.matvec_chunks::<SCALED, true>(k, x, out, (&mut blocks, &mut scales));
     }
 
-    /// [`Matrix::matvec_quantised`]; with `residual` (buffers for a chunk's residual blocks
-    /// and their scales), every row's chunk sum is [`with_residual`]`(value sum, residual
-    /// sum)`, as [`Matrix::matmul`] folds it. With `SCALED`, the activation scales are
-    /// converted to f32 once per chunk for all rows (the table's scaled kernels would
-    /// otherwise convert them for every row). Without it the scale buffer is dead and takes
-    /// no stack, which matters on the boards, whose tables have no scaled kernels.
-    fn matvec_chunks<const SCALED: bool>(
+    /// [`Matrix::matvec_quantised`]. With `RESIDUAL`, `residual` holds a chunk's residual
+    /// blocks and their scales, and every row's chunk sum is [`with_residual`]`(value sum,
+    /// residual sum)`, as [`Matrix::matmul`] folds it (without, the Int8 loop carries no
+    /// residual code: a second kernel call site in it cost the boards 12–40% per token).
+    /// With `SCALED`, the activation scales are converted to f32 once per chunk for all rows
+    /// (the table's scaled kernels would otherwise convert them for every row). Without it
+    /// the scale buffer is dead and takes no stack, which matters on the boards, whose
+    /// tables have no scaled kernels.
+    fn matvec_chunks<const SCALED: bool, const RESIDUAL: bool>(
         &self,
         k: &Kernels,
         x: &[f32],
         out: &mut [f32],
-        mut residual: Option<(&mut [q8_0::BlockQ8_0], &mut [f32])>,
+        residual: (&mut [q8_0::BlockQ8_0], &mut [f32]),
     ) {
+        let (res_blocks, res_scales) = residual;
         out.fill(0.0);
         let block_bytes = match self.ty {
             WeightType::Q4_0 => q4_0::BLOCK_BYTES,
@@ -271,20 +278,17 @@ impl<'a> Matrix<'a> {
             let n_blocks = xs.len().div_ceil(QK);
             let act = act.get_mut(..n_blocks).unwrap_or(&mut []);
             // The residual chunk: its blocks and their f32 scales.
-            let res = match residual.as_mut() {
-                Some((blocks, scales)) => {
-                    let blocks = blocks.get_mut(..n_blocks).unwrap_or(&mut []);
-                    q8_0::quantize_with_residual(xs, act, blocks);
-                    if SCALED {
-                        q8_0::scales(blocks, scales);
-                    }
-                    Some((&*blocks, scales.get(..n_blocks).unwrap_or(&[])))
+            let res_blocks = res_blocks.get_mut(..n_blocks).unwrap_or(&mut []);
+            if RESIDUAL {
+                q8_0::quantize_with_residual(xs, act, res_blocks);
+                if SCALED {
+                    q8_0::scales(res_blocks, res_scales);
                 }
-                None => {
-                    q8_0::quantize(xs, act);
-                    None
-                }
-            };
+            } else {
+                q8_0::quantize(xs, act);
+            }
+            let (res_blocks, res_scales) =
+                (&*res_blocks, res_scales.get(..n_blocks).unwrap_or(&[]));
             if SCALED {
                 q8_0::scales(act, &mut act_scales);
             }
@@ -294,11 +298,10 @@ impl<'a> Matrix<'a> {
             for (o, row) in out.iter_mut().zip(self.bytes.chunks_exact(self.row_bytes.max(1))) {
                 let w = row.get(start..end).unwrap_or(&[]);
                 let value = self.dot::<SCALED>(k, w, act, act_scales);
-                *o += match res {
-                    Some((blocks, scales)) => {
-                        with_residual(value, self.dot::<SCALED>(k, w, blocks, scales))
-                    }
-                    None => value,
+                *o += if RESIDUAL {
+                    with_residual(value, self.dot::<SCALED>(k, w, res_blocks, res_scales))
+                } else {
+                    value
                 };
             }
         }

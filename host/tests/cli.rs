@@ -143,6 +143,26 @@ fn logits_json_matches_the_reference() {
     assert!(json.contains("\"logits\""));
 }
 
+/// `--activations int16` reaches the model: on a Q8_0 file (demo-s; the golden fixtures'
+/// widths fall back to F16) its logits differ from int8's, by no more than int8 rounding
+/// moves them.
+#[test]
+fn logits_take_the_activation_precision() {
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/demo-s.q8_0.gguf");
+    let m = model.to_str().unwrap();
+    let logits = |a: &str| -> Vec<f64> {
+        let (json, _) = run_ok(&["logits", "-m", m, "--tokens", "1,2,3", "--activations", a]);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let rows = v["logits"].as_array().unwrap();
+        rows.iter()
+            .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+            .collect()
+    };
+    let (int8, int16) = (logits("int8"), logits("int16"));
+    let widest = int8.iter().zip(&int16).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(widest > 0.0 && widest < 0.5, "int8 vs int16: {widest}");
+}
+
 #[test]
 fn bench_prints_a_row_per_prompt_length() {
     let model = fixture("v3_dense_tied.gguf");

@@ -6,8 +6,8 @@ use core::mem::MaybeUninit;
 
 use tinymla_core::vocab::{Utf8Stream, Vocab};
 use tinymla_core::{
-    CacheOptions, CacheStorage, Error, Gguf, LatentCache, ModelConfig, ModelOptions, ModelWith,
-    OverflowPolicy, Sampler, SamplerConfig, Scratch,
+    ActivationPrecision, CacheOptions, CacheStorage, Error, Gguf, LatentCache, ModelConfig,
+    ModelOptions, ModelWith, OverflowPolicy, Sampler, SamplerConfig, Scratch,
 };
 
 use crate::{counter, exit::exit, stack, HEAP};
@@ -191,7 +191,12 @@ fn parse(bytes: &'static [u8]) -> Gguf<'static> {
 
 #[inline(never)]
 fn load_model<const L: usize>(gguf: &Gguf<'static>) -> Result<Model<L>, Error> {
-    Model::from_gguf(gguf, ModelOptions::default())
+    let activations = if cfg!(feature = "int16-activations") {
+        ActivationPrecision::Int16
+    } else {
+        ActivationPrecision::Int8
+    };
+    Model::from_gguf(gguf, ModelOptions { activations, ..ModelOptions::default() })
 }
 
 #[inline(never)]
