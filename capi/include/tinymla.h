@@ -102,6 +102,27 @@ typedef int32_t tinymla_cache_storage;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Precision of the input vectors of quantised (Q8_0, Q4_0) matrix products, the
+// `activations` argument of `tinymla_model_init_with` (passed as `int32_t`).
+enum tinymla_activations
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // One int8 block per 32 values (as llama.cpp): the fastest; logits move by ~0.03.
+  TINYMLA_ACTIVATIONS_INT8 = 0,
+  // An int8 block plus one of its rounding residual (~15 bits): logits within ~1e-4 of
+  // f32, for twice the integer work.
+  TINYMLA_ACTIVATIONS_INT16 = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tinymla_activations tinymla_activations;
+#else
+typedef int32_t tinymla_activations;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // A latent cache, as C sees it (opaque; from `tinymla_cache_init`).
 typedef struct tinymla_cache tinymla_cache;
 
@@ -136,6 +157,9 @@ size_t tinymla_model_size(void);
 // for as long as the model, or any cache, scratch or sampler made for it, is used. The
 // tokenizer vocabulary is read too if the file has one (`tinymla_decode` needs it).
 //
+// Quantised products take their input vectors as int8 blocks (`TINYMLA_ACTIVATIONS_INT8`);
+// `tinymla_model_init_with` chooses.
+//
 // Errors: `NULL_POINTER` (`mem`, `gguf` or `out_model`), `MISALIGNED`, `BUFFER_TOO_SMALL`,
 // `BAD_GGUF`, `UNSUPPORTED_MODEL` (including more layers than the handle holds: 64 on
 // hosted targets, 8 on bare metal), `BAD_TENSOR`, `SIZE_OVERFLOW`.
@@ -149,6 +173,21 @@ tinymla_status tinymla_model_init(uint8_t *mem,
                                   const uint8_t *gguf,
                                   size_t gguf_len,
                                   struct tinymla_model **out_model);
+
+// `tinymla_model_init` with the precision of the input vectors of quantised matrix products:
+// `activations` is a `tinymla_activations` value (`TINYMLA_ACTIVATIONS_INT16` for logits
+// within about 1e-4 of f32 arithmetic, at twice the integer work).
+//
+// Errors: as `tinymla_model_init`, and `INVALID_ARGUMENT` for an unknown `activations`.
+//
+// # Safety
+// As `tinymla_model_init`.
+tinymla_status tinymla_model_init_with(uint8_t *mem,
+                                       size_t mem_len,
+                                       const uint8_t *gguf,
+                                       size_t gguf_len,
+                                       int32_t activations,
+                                       struct tinymla_model **out_model);
 
 // Stores the model's vocabulary size (number of logits) in `*out`. Thread-safe.
 //

@@ -22,7 +22,7 @@ use tinymla_core::{
     SamplerConfig, Scratch,
 };
 
-use crate::status::{message, TinymlaCacheStorage, TinymlaStatus};
+use crate::status::{message, TinymlaActivations, TinymlaCacheStorage, TinymlaStatus};
 use crate::TINYMLA_ALIGN;
 
 /// Layer slots in a model handle: DeepSeek-V3's 61 fit on a host; bare-metal targets keep the
@@ -286,6 +286,9 @@ pub extern "C" fn tinymla_model_size() -> usize {
 /// for as long as the model, or any cache, scratch or sampler made for it, is used. The
 /// tokenizer vocabulary is read too if the file has one (`tinymla_decode` needs it).
 ///
+/// Quantised products take their input vectors as int8 blocks (`TINYMLA_ACTIVATIONS_INT8`);
+/// `tinymla_model_init_with` chooses.
+///
 /// Errors: `NULL_POINTER` (`mem`, `gguf` or `out_model`), `MISALIGNED`, `BUFFER_TOO_SMALL`,
 /// `BAD_GGUF`, `UNSUPPORTED_MODEL` (including more layers than the handle holds: 64 on
 /// hosted targets, 8 on bare metal), `BAD_TENSOR`, `SIZE_OVERFLOW`.
@@ -302,6 +305,27 @@ pub unsafe extern "C" fn tinymla_model_init(
     gguf_len: usize,
     out_model: *mut *mut ModelHandle,
 ) -> TinymlaStatus {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { tinymla_model_init_with(mem, mem_len, gguf, gguf_len, 0, out_model) }
+}
+
+/// `tinymla_model_init` with the precision of the input vectors of quantised matrix products:
+/// `activations` is a `tinymla_activations` value (`TINYMLA_ACTIVATIONS_INT16` for logits
+/// within about 1e-4 of f32 arithmetic, at twice the integer work).
+///
+/// Errors: as `tinymla_model_init`, and `INVALID_ARGUMENT` for an unknown `activations`.
+///
+/// # Safety
+/// As `tinymla_model_init`.
+#[no_mangle]
+pub unsafe extern "C" fn tinymla_model_init_with(
+    mem: *mut u8,
+    mem_len: usize,
+    gguf: *const u8,
+    gguf_len: usize,
+    activations: i32,
+    out_model: *mut *mut ModelHandle,
+) -> TinymlaStatus {
     // SAFETY: the caller's contract for `out_model`.
     done(unsafe { clear_out(out_model) }.and_then(|()| {
         check_mem(mem, mem_len, tinymla_model_size())?;
@@ -311,7 +335,9 @@ pub unsafe extern "C" fn tinymla_model_init(
         // SAFETY: non-null, and readable and unmodified for the model's life per the contract.
         let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(gguf, gguf_len) };
         let file = Gguf::parse(bytes).map_err(tinymla_core::Error::from)?;
-        let model = Model::from_gguf(&file, ModelOptions::default())?;
+        let activations =
+            TinymlaActivations::from_c(activations).ok_or(TinymlaStatus::InvalidArgument)?;
+        let model = Model::from_gguf(&file, ModelOptions { activations, ..Default::default() })?;
         let vocab = Vocab::new(&file).ok();
         let handle = mem.cast::<ModelObj>();
         // SAFETY: `mem` is aligned and holds a `ModelHandle` (checked); the memory is the

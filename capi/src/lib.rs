@@ -30,7 +30,7 @@ mod ffi;
 mod status;
 
 pub use ffi::*;
-pub use status::{TinymlaCacheStorage, TinymlaStatus};
+pub use status::{TinymlaActivations, TinymlaCacheStorage, TinymlaStatus};
 
 /// Alignment in bytes that every handle memory block (`mem` of each `*_init`) must have.
 pub const TINYMLA_ALIGN: usize = 8;

@@ -70,6 +70,30 @@ impl TinymlaCacheStorage {
     }
 }
 
+/// Precision of the input vectors of quantised (Q8_0, Q4_0) matrix products, the
+/// `activations` argument of `tinymla_model_init_with` (passed as `int32_t`).
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TinymlaActivations {
+    /// One int8 block per 32 values (as llama.cpp): the fastest; logits move by ~0.03.
+    Int8 = 0,
+    /// An int8 block plus one of its rounding residual (~15 bits): logits within ~1e-4 of
+    /// f32, for twice the integer work.
+    Int16 = 1,
+}
+
+impl TinymlaActivations {
+    /// The core precision for a C value, or `None` for an unknown one.
+    pub(crate) fn from_c(v: i32) -> Option<tinymla_core::ActivationPrecision> {
+        use tinymla_core::ActivationPrecision as A;
+        match v {
+            0 => Some(A::Int8),
+            1 => Some(A::Int16),
+            _ => None,
+        }
+    }
+}
+
 impl From<Error> for TinymlaStatus {
     fn from(e: Error) -> Self {
         match e {

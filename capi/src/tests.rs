@@ -385,3 +385,57 @@ fn model_without_vocab_runs_but_cannot_decode() {
     let st = unsafe { tinymla_decode(model, d, 1, buf.as_mut_ptr(), buf.len(), &mut n) };
     assert_eq!(st, S::NoVocab);
 }
+
+/// `tinymla_model_init_with`: `TINYMLA_ACTIVATIONS_INT16` gives the core's Int16 logits (not
+/// the Int8 ones), and an unknown value is `INVALID_ARGUMENT` with the handle left NULL.
+#[test]
+fn model_init_with_chooses_the_activation_precision() {
+    use tinymla_core::{ActivationPrecision, Gguf, ModelOptions};
+    let file = demo();
+    let init = |activations: i32| {
+        let m = mem(tinymla_model_size());
+        let mut out = null_mut();
+        let s = unsafe {
+            tinymla_model_init_with(
+                m.as_mut_ptr(),
+                m.len(),
+                file.as_ptr(),
+                file.len(),
+                activations,
+                &mut out,
+            )
+        };
+        (s, out)
+    };
+    for bad in [-1, 2, i32::MAX] {
+        assert_eq!(init(bad), (S::InvalidArgument, null_mut()), "activations {bad}");
+    }
+    let (s, model) = init(TinymlaActivations::Int16 as i32);
+    assert_eq!(s, S::Ok);
+    let (c, sc) = (cache(model, 8), scratch(model, 8));
+    let mut got = Vec::new();
+    for &t in &PROMPT[..4] {
+        let (mut logits, mut n) = (null(), 0);
+        assert_eq!(unsafe { tinymla_forward(model, c, sc, t, &mut logits, &mut n) }, S::Ok);
+        got = unsafe { core::slice::from_raw_parts(logits, n) }.to_vec();
+    }
+    let core_logits = |activations| {
+        let gguf = Gguf::parse(file).unwrap();
+        let model = Model::from_gguf(&gguf, ModelOptions { activations, ..Default::default() });
+        let model = model.unwrap();
+        let cfg = model.config();
+        let opts = CacheOptions::default();
+        let mut cm = vec![0u8; LatentCache::bytes_needed(cfg, 8, opts.storage).unwrap()];
+        let mut sm = vec![0f32; cfg.scratch_elems(8).unwrap()];
+        let mut cache = LatentCache::new(cfg, 8, opts, &mut cm).unwrap();
+        let mut scratch = Scratch::new(cfg, 8, &mut sm).unwrap();
+        let mut last = Vec::new();
+        for &t in &PROMPT[..4] {
+            last = model.forward(t, &mut cache, &mut scratch).unwrap().to_vec();
+        }
+        last
+    };
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&got), bits(&core_logits(ActivationPrecision::Int16)));
+    assert_ne!(bits(&got), bits(&core_logits(ActivationPrecision::Int8)));
+}

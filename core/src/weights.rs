@@ -901,8 +901,9 @@ mod tests {
 
     /// Int16 activations track the exact product of the stored weights: on Q8_0 and Q4_0
     /// rows (blocks of wide and narrow dynamic range in the vector), the largest error
-    /// relative to `Σ |w x|` is under 5e-6 and at least 100 times below Int8's. Measured:
-    /// Q8_0 8.6e-7 vs 2.5e-4, Q4_0 1.4e-6 vs 2.4e-4.
+    /// relative to `Σ |w x|` is under 2e-5 and at least 100 times below Int8's. Measured:
+    /// Q8_0 8.6e-7 vs 2.5e-4, Q4_0 1.4e-6 vs 2.4e-4 (16 × 2,048); Q4_0 5.5e-6 vs 1.1e-3 on
+    /// Miri's 2 × 64 (fewer terms average less).
     #[test]
     fn int16_activations_track_the_exact_product() {
         let (rows, cols) = if cfg!(miri) { (2, 64) } else { (16, 2048) };
@@ -934,7 +935,7 @@ mod tests {
                     .fold(0.0, f64::max)
             };
             let (e8, e16) = (worst(Int8), worst(Int16));
-            assert!(e16 < 5e-6 && e16 * 100.0 < e8, "{ty:?}: Int16 {e16:e}, Int8 {e8:e}");
+            assert!(e16 < 2e-5 && e16 * 100.0 < e8, "{ty:?}: Int16 {e16:e}, Int8 {e8:e}");
         }
     }
 }
