@@ -63,24 +63,37 @@ fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Runs `f` with a fresh cache of `cap` positions, its rows stored as `storage`, and a
+/// scratch for it.
+fn with_fresh_cache<R>(
+    model: &Model<'_>,
+    cap: usize,
+    storage: CacheStorage,
+    f: impl FnOnce(&mut LatentCache<'_>, &mut Scratch<'_>) -> R,
+) -> R {
+    let cfg = model.config();
+    let mut cache_mem = vec![0u8; LatentCache::bytes_needed(cfg, cap, storage).unwrap()];
+    let mut scratch_mem = vec![0.0; cfg.scratch_elems(cap).unwrap()];
+    let options = CacheOptions { storage, ..CacheOptions::default() };
+    let mut cache = LatentCache::new(cfg, cap, options, &mut cache_mem).unwrap();
+    let mut scratch = Scratch::new(cfg, cap, &mut scratch_mem).unwrap();
+    f(&mut cache, &mut scratch)
+}
+
 /// Greedy continuation: feeds `prompt`, then `n` argmax tokens.
 fn greedy(model: &Model<'_>, prompt: &[u32], n: usize) -> Vec<u32> {
-    let cfg = model.config();
-    let cap = prompt.len() + n;
-    let mut cache_mem = vec![0u8; LatentCache::bytes_needed(cfg, cap, Default::default()).unwrap()];
-    let mut scratch_mem = vec![0.0; cfg.scratch_elems(cap).unwrap()];
-    let mut cache = LatentCache::new(cfg, cap, CacheOptions::default(), &mut cache_mem).unwrap();
-    let mut scratch = Scratch::new(cfg, cap, &mut scratch_mem).unwrap();
-    let mut next = 0;
-    for &t in prompt {
-        next = argmax(model.forward(t, &mut cache, &mut scratch).unwrap());
-    }
-    let mut out = vec![next];
-    while out.len() < n {
-        next = argmax(model.forward(next, &mut cache, &mut scratch).unwrap());
-        out.push(next);
-    }
-    out
+    with_fresh_cache(model, prompt.len() + n, CacheStorage::F32, |cache, scratch| {
+        let mut next = 0;
+        for &t in prompt {
+            next = argmax(model.forward(t, cache, scratch).unwrap());
+        }
+        let mut out = vec![next];
+        while out.len() < n {
+            next = argmax(model.forward(next, cache, scratch).unwrap());
+            out.push(next);
+        }
+        out
+    })
 }
 
 /// Perplexity over windows that each start from a fresh cache at position 0: feed
@@ -96,24 +109,19 @@ fn scored(
     windows: &[Vec<u32>],
     storage: CacheStorage,
 ) -> (f64, Vec<(usize, f32)>) {
-    let cfg = model.config();
     let (mut nll, mut count, mut top) = (0.0f64, 0usize, Vec::new());
     for w in windows {
-        let cap = w.len() - 1;
-        let mut cache_mem = vec![0u8; LatentCache::bytes_needed(cfg, cap, storage).unwrap()];
-        let mut scratch_mem = vec![0.0; cfg.scratch_elems(cap).unwrap()];
-        let options = CacheOptions { storage, ..CacheOptions::default() };
-        let mut cache = LatentCache::new(cfg, cap, options, &mut cache_mem).unwrap();
-        let mut scratch = Scratch::new(cfg, cap, &mut scratch_mem).unwrap();
-        for pair in w.windows(2) {
-            let logits = model.forward(pair[0], &mut cache, &mut scratch).unwrap();
-            let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let lse =
-                f64::from(m) + logits.iter().map(|v| f64::from(v - m).exp()).sum::<f64>().ln();
-            nll += lse - f64::from(logits[pair[1] as usize]);
-            count += 1;
-            top.push(top_two(logits));
-        }
+        with_fresh_cache(model, w.len() - 1, storage, |cache, scratch| {
+            for pair in w.windows(2) {
+                let logits = model.forward(pair[0], cache, scratch).unwrap();
+                let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let lse =
+                    f64::from(m) + logits.iter().map(|v| f64::from(v - m).exp()).sum::<f64>().ln();
+                nll += lse - f64::from(logits[pair[1] as usize]);
+                count += 1;
+                top.push(top_two(logits));
+            }
+        });
     }
     ((nll / count as f64).exp(), top)
 }
@@ -144,38 +152,30 @@ fn top_two(logits: &[f32]) -> (usize, f32) {
 /// The f32 run's top-two logit margin at each of `want`'s steps, teacher-forced: feeds `prompt`
 /// then `want`, and records `logit[best] - logit[second]` before each of `want`'s tokens.
 fn margins(model: &Model<'_>, prompt: &[u32], want: &[u32]) -> Vec<f32> {
-    let cfg = model.config();
-    let cap = prompt.len() + want.len();
-    let mut cache_mem = vec![0u8; LatentCache::bytes_needed(cfg, cap, Default::default()).unwrap()];
-    let mut scratch_mem = vec![0.0; cfg.scratch_elems(cap).unwrap()];
-    let mut cache = LatentCache::new(cfg, cap, CacheOptions::default(), &mut cache_mem).unwrap();
-    let mut scratch = Scratch::new(cfg, cap, &mut scratch_mem).unwrap();
     let margin = |logits: &[f32]| top_two(logits).1;
-    let mut out = Vec::new();
-    let mut last = 0.0;
-    for &t in prompt {
-        last = margin(model.forward(t, &mut cache, &mut scratch).unwrap());
-    }
-    for &t in want {
-        out.push(last);
-        last = margin(model.forward(t, &mut cache, &mut scratch).unwrap());
-    }
-    out
+    with_fresh_cache(model, prompt.len() + want.len(), CacheStorage::F32, |cache, scratch| {
+        let mut out = Vec::new();
+        let mut last = 0.0;
+        for &t in prompt {
+            last = margin(model.forward(t, cache, scratch).unwrap());
+        }
+        for &t in want {
+            out.push(last);
+            last = margin(model.forward(t, cache, scratch).unwrap());
+        }
+        out
+    })
 }
 
 /// Teacher-forced logits after every token of `seq` but the last (`[len - 1][vocab]`, flat).
 fn all_logits(model: &Model<'_>, seq: &[u32]) -> Vec<f32> {
-    let cfg = model.config();
-    let cap = seq.len();
-    let mut cache_mem = vec![0u8; LatentCache::bytes_needed(cfg, cap, Default::default()).unwrap()];
-    let mut scratch_mem = vec![0.0; cfg.scratch_elems(cap).unwrap()];
-    let mut cache = LatentCache::new(cfg, cap, CacheOptions::default(), &mut cache_mem).unwrap();
-    let mut scratch = Scratch::new(cfg, cap, &mut scratch_mem).unwrap();
-    let mut out = Vec::new();
-    for &t in &seq[..seq.len() - 1] {
-        out.extend_from_slice(model.forward(t, &mut cache, &mut scratch).unwrap());
-    }
-    out
+    with_fresh_cache(model, seq.len(), CacheStorage::F32, |cache, scratch| {
+        let mut out = Vec::new();
+        for &t in &seq[..seq.len() - 1] {
+            out.extend_from_slice(model.forward(t, cache, scratch).unwrap());
+        }
+        out
+    })
 }
 
 /// Margin (logits) below which the f32 run's greedy choice counts as a near tie: odds under

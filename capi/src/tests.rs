@@ -71,6 +71,21 @@ fn sampler(model: *const ModelHandle) -> *mut SamplerHandle {
 
 const PROMPT: [u32; 8] = [0, 318, 422, 271, 280, 291, 696, 303];
 
+/// Runs `f` with a fresh core cache of `capacity` f32 rows for `model` and its scratch.
+fn with_core_cache<R>(
+    model: &Model<'_>,
+    capacity: usize,
+    f: impl FnOnce(&mut LatentCache<'_>, &mut Scratch<'_>) -> R,
+) -> R {
+    let cfg = model.config();
+    let opts = CacheOptions::default();
+    let mut cm = vec![0u8; LatentCache::bytes_needed(cfg, capacity, opts.storage).unwrap()];
+    let mut sm = vec![0f32; cfg.scratch_elems(capacity).unwrap()];
+    let mut cache = LatentCache::new(cfg, capacity, opts, &mut cm).unwrap();
+    let mut scratch = Scratch::new(cfg, capacity, &mut sm).unwrap();
+    f(&mut cache, &mut scratch)
+}
+
 #[test]
 fn greedy_ids_and_text_match_the_core() {
     let (m, c, s, sa) = {
@@ -107,23 +122,20 @@ fn greedy_ids_and_text_match_the_core() {
     // The same run through the core.
     let file = demo();
     let model = Model::load(file).unwrap();
-    let cfg = model.config();
-    let opts = CacheOptions::default();
-    let mut cm = vec![0u8; LatentCache::bytes_needed(cfg, 64, opts.storage).unwrap()];
-    let mut sm = vec![0f32; cfg.scratch_elems(64).unwrap()];
-    let mut cache = LatentCache::new(cfg, 64, opts, &mut cm).unwrap();
-    let mut scratch = Scratch::new(cfg, 64, &mut sm).unwrap();
-    let mut sampler = Sampler::new(SamplerConfig::default());
-    let mut work = vec![0u32; cfg.vocab_size];
-    let mut want = Vec::new();
-    for &t in &PROMPT {
-        model.forward(t, &mut cache, &mut scratch).unwrap();
-    }
-    for _ in 0..16 {
-        let t = sampler.sample(scratch.logits_mut(), &mut work).unwrap();
-        want.push(t);
-        model.forward(t, &mut cache, &mut scratch).unwrap();
-    }
+    let want = with_core_cache(&model, 64, |cache, scratch| {
+        let mut sampler = Sampler::new(SamplerConfig::default());
+        let mut work = vec![0u32; model.config().vocab_size];
+        let mut want = Vec::new();
+        for &t in &PROMPT {
+            model.forward(t, cache, scratch).unwrap();
+        }
+        for _ in 0..16 {
+            let t = sampler.sample(scratch.logits_mut(), &mut work).unwrap();
+            want.push(t);
+            model.forward(t, cache, scratch).unwrap();
+        }
+        want
+    });
     assert_eq!(ids, want);
     assert!(std::str::from_utf8(&text).is_ok() && !text.is_empty(), "{text:?}");
 }
@@ -423,17 +435,13 @@ fn model_init_with_chooses_the_activation_precision() {
         let gguf = Gguf::parse(file).unwrap();
         let model = Model::from_gguf(&gguf, ModelOptions { activations, ..Default::default() });
         let model = model.unwrap();
-        let cfg = model.config();
-        let opts = CacheOptions::default();
-        let mut cm = vec![0u8; LatentCache::bytes_needed(cfg, 8, opts.storage).unwrap()];
-        let mut sm = vec![0f32; cfg.scratch_elems(8).unwrap()];
-        let mut cache = LatentCache::new(cfg, 8, opts, &mut cm).unwrap();
-        let mut scratch = Scratch::new(cfg, 8, &mut sm).unwrap();
-        let mut last = Vec::new();
-        for &t in &PROMPT[..4] {
-            last = model.forward(t, &mut cache, &mut scratch).unwrap().to_vec();
-        }
-        last
+        with_core_cache(&model, 8, |cache, scratch| {
+            let mut last = Vec::new();
+            for &t in &PROMPT[..4] {
+                last = model.forward(t, cache, scratch).unwrap().to_vec();
+            }
+            last
+        })
     };
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&got), bits(&core_logits(ActivationPrecision::Int16)));

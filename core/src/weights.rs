@@ -440,7 +440,8 @@ impl<'a> Matrix<'a> {
             let row_bytes = self.row_bytes.max(1);
             for (row, o) in rows.bytes.chunks_exact(row_bytes).zip(span.out().chunks_exact_mut(n)) {
                 if grouped {
-                    self.row_times_groups(k, row, vectors, &mut packed, layout.n_blocks, o);
+                    let n_blocks = layout.n_blocks;
+                    self.row_times_groups(k, row, vectors, &mut packed, n_blocks, planes, o);
                 } else if quantised {
                     self.row_times_blocks(k, row, acts.as_chunks().0, n_blocks, planes, o);
                 } else {
@@ -484,10 +485,7 @@ impl<'a> Matrix<'a> {
                 self.dot::<false>(k, seg, act, &[])
             };
             for (t, o) in out.iter_mut().enumerate() {
-                *o += match planes {
-                    2 => with_residual(dot(2 * t), dot(2 * t + 1)),
-                    _ => dot(t),
-                };
+                *o += fold_planes(planes, t, dot);
             }
         }
     }
@@ -497,6 +495,7 @@ impl<'a> Matrix<'a> {
     /// (`vectors[p]`: its groups and trailing plain blocks; `out.len() · planes` of them) by
     /// the group kernel; a chunk's last `n_blocks % 8` blocks continue its sum block by
     /// block. Bit-identical to [`Matrix::row_times_blocks`].
+    #[allow(clippy::too_many_arguments)]
     fn row_times_groups(
         &self,
         k: &Kernels,
@@ -504,6 +503,7 @@ impl<'a> Matrix<'a> {
         vectors: &[(&[Group8], &[q8_0::BlockQ8_0])],
         packed: &mut [Group8; GROUPS_PER_CHUNK],
         n_blocks: usize,
+        planes: usize,
         out: &mut [f32],
     ) {
         out.fill(0.0);
@@ -564,12 +564,8 @@ impl<'a> Matrix<'a> {
                 *s = sum;
             }
             let sum = |p: usize| chunk_sums.get(p).copied().unwrap_or(0.0);
-            let planes = n / out.len().max(1);
             for (t, o) in out.iter_mut().enumerate() {
-                *o += match planes {
-                    2 => with_residual(sum(2 * t), sum(2 * t + 1)),
-                    _ => sum(t),
-                };
+                *o += fold_planes(planes, t, sum);
             }
         }
     }
@@ -594,6 +590,16 @@ impl<'a> Matrix<'a> {
 #[inline(always)]
 fn with_residual(value: f32, residual: f32) -> f32 {
     value + residual * (1.0 / q8_0::RESIDUAL_SCALE)
+}
+
+/// Result `t` of a batched product from the sums of its quantised vectors, `sum(p)` for
+/// vector `p`: `planes` (1 or 2) vectors per result, value then residual.
+#[inline(always)]
+fn fold_planes(planes: usize, t: usize, sum: impl Fn(usize) -> f32) -> f32 {
+    match planes {
+        2 => with_residual(sum(2 * t), sum(2 * t + 1)),
+        _ => sum(t),
+    }
 }
 
 /// Packed groups per [`ACT_CHUNK_BLOCKS`] chunk.
@@ -648,25 +654,28 @@ impl ActLayout {
     /// then its residual blocks.
     fn quantize(&self, k: &Kernels, x: &[f32], out: &mut [u8]) {
         let (value, rest) = out.split_at_mut(self.bytes.min(out.len()));
-        let mut residual = rest.get_mut(..self.bytes).filter(|r| !r.is_empty());
-        let group_bytes =
-            if self.grouped { self.n_blocks / group8::BLOCKS * group8::GROUP_BYTES } else { 0 };
+        let residual = rest.get_mut(..self.bytes).filter(|r| !r.is_empty());
+        let group_bytes = self.group_bytes();
         let (groups, tail) = value.split_at_mut(group_bytes.min(value.len()));
+        // The residual plane split as the value plane is: packed groups, then plain blocks.
+        let (mut r_groups, r_tail) = match residual {
+            Some(r) => {
+                let (g, t) = r.split_at_mut(group_bytes.min(r.len()));
+                (Some(g.as_chunks_mut::<{ group8::GROUP_BYTES }>().0.iter_mut()), Some(t))
+            }
+            None => (None, None),
+        };
         let group_values = group8::BLOCKS * QK;
         let (gx, tail_x) =
             x.split_at(x.len().min(groups.len() / group8::GROUP_BYTES * group_values));
-        for (i, (g, xs)) in groups
+        for (g, xs) in groups
             .as_chunks_mut::<{ group8::GROUP_BYTES }>()
             .0
             .iter_mut()
             .zip(gx.chunks(group_values))
-            .enumerate()
         {
             let mut v = [[0u8; q8_0::BLOCK_BYTES]; group8::BLOCKS];
-            let r_group = residual
-                .as_deref_mut()
-                .and_then(|r| r.as_chunks_mut::<{ group8::GROUP_BYTES }>().0.get_mut(i));
-            match r_group {
+            match r_groups.as_mut().and_then(Iterator::next) {
                 Some(rg) => {
                     let mut r = [[0u8; q8_0::BLOCK_BYTES]; group8::BLOCKS];
                     q8_0::quantize_with_residual(xs, &mut v, &mut r);
@@ -676,7 +685,7 @@ impl ActLayout {
             }
             k.pack_q8_0(&v, g);
         }
-        match residual.and_then(|r| r.get_mut(group_bytes..)) {
+        match r_tail {
             Some(r_tail) => q8_0::quantize_with_residual(
                 tail_x,
                 tail.as_chunks_mut().0,
@@ -686,9 +695,18 @@ impl ActLayout {
         }
     }
 
+    /// Bytes of a vector's packed groups (0 in the plain layout).
+    fn group_bytes(&self) -> usize {
+        if self.grouped {
+            self.n_blocks / group8::BLOCKS * group8::GROUP_BYTES
+        } else {
+            0
+        }
+    }
+
     /// A vector's bytes as (packed groups, trailing plain blocks).
     fn split<'b>(&self, act: &'b [u8]) -> (&'b [Group8], &'b [q8_0::BlockQ8_0]) {
-        let at = (self.n_blocks / group8::BLOCKS * group8::GROUP_BYTES).min(act.len());
+        let at = self.group_bytes().min(act.len());
         let (groups, tail) = act.split_at(at);
         (groups.as_chunks().0, tail.as_chunks().0)
     }
