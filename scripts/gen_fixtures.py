@@ -16,7 +16,12 @@ For every fixture in FIXTURES this script
   6. for the fixtures in SLIDE_SINKS, writes sliding-window-with-attention-sinks
      logits `<name>.slide_c<C>_s<S>.expected.bin` (one full forward with a custom
      4-D additive mask, checked against numpy_ref's streaming ring-cache decode);
-  7. writes `<name>.f16.gguf` and `<name>.q8_0.gguf` with the tensor types that
+  7. for the fixtures in SHIFT_CASES, writes context-shift logits
+     `<name>.shift_c<C>_s<S>_d<D>.expected.bin` (token by token through transformers'
+     own latent DynamicCache, whose rows are dropped and whose k_pe is rotated again by
+     transformers' own RoPE functions at the shifted positions; checked against
+     numpy_ref's shifting decode);
+  8. writes `<name>.f16.gguf` and `<name>.q8_0.gguf` with the tensor types that
      llama.cpp's convert_hf_to_gguf.py picks for --outtype f16 / q8_0;
 and finally writes `tests/fixtures/PROVENANCE.md`.
 
@@ -78,6 +83,13 @@ MIN_SLIDE_CHANGE = 1e-4
 # Sliding window with attention sinks: latent-cache capacity C and the sink counts S per fixture.
 SLIDE_CAPACITY = 8
 SLIDE_SINKS = {"v3_qlora_grouped": (2, 0), "v2_lite_moe": (2,)}
+# Context shift: latent-cache capacity C and (sinks S, tokens dropped per shift D) per fixture:
+# half the non-sink rows (each row re-rotated at most once) for S = 0, 1, 4, and D = 1 (a row is
+# re-rotated at every token until it is dropped). Two YaRN fixtures (V2's complex-number RoPE,
+# V3's interleaved one) and the plain-RoPE one.
+SHIFT_CAPACITY = 8
+SHIFT_CASES = {name: ((0, 4), (1, 3), (4, 2), (1, 1))
+               for name in ("v2_lite_moe", "v3_qlora_grouped", "v3_dense_tied")}
 
 F32, F16, Q8_0 = (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16,
                   gguf.GGMLQuantizationType.Q8_0)
@@ -563,6 +575,105 @@ def write_slide(model, fx: Fixture, tokens: list[int], full: np.ndarray, gguf_pa
                        float(change.max()), diff_numpy, float(np.mean(ring.argmax(-1) == logits.argmax(-1))))
 
 
+# --------------------------------------------------------------------------- context shift
+
+
+def rope_key(model, k_raw: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """k_pe [1, 1, L, dr] rotated for `positions` [1, L] exactly as the model's attention does it:
+    the model's own rotary embedding and its module's own rotation function."""
+    attn = model.model.layers[0].self_attn
+    module = sys.modules[type(attn).__module__]
+    emb = model.model.rotary_emb(k_raw, positions)
+    dummy_q = torch.zeros_like(k_raw)
+    if isinstance(model.config, DeepseekV2Config):
+        return module.apply_rotary_emb(dummy_q, k_raw, emb)[1]
+    if model.config.rope_interleave:
+        return module.apply_rotary_pos_emb_interleave(dummy_q, k_raw, *emb)[1]
+    return module.apply_rotary_pos_emb(dummy_q, k_raw, *emb)[1]
+
+
+@torch.no_grad()
+def run_shifted(model, tokens: list[int], capacity: int, n_sink: int, discard: int) -> tuple[np.ndarray, int]:
+    """Logits [T, vocab] of a token-by-token decode whose latent cache of `capacity` rows shifts
+    when full: slots n_sink .. n_sink + discard - 1 are dropped, the later rows move down, and
+    slot i always holds position i. transformers 5.23 caches exactly the latent pair per layer
+    (keys = normed c_kv [1, 1, L, R], values = rotated k_pe [1, 1, L, dr]); a shift slices both
+    and replaces the values with each kept token's unrotated k_pe (captured from
+    kv_a_proj_with_mqa by a hook) rotated for its new slot by `rope_key`. Returns the logits and
+    the number of shifts."""
+    layers = model.model.layers
+    kv_lora = model.config.kv_lora_rank
+    raw: list[list[torch.Tensor]] = [[] for _ in layers]  # per layer, per token: [1, 1, 1, dr]
+
+    def capture(il):
+        return lambda _mod, _inp, out: raw[il].append(out[..., kv_lora:].reshape(1, 1, 1, -1).clone())
+
+    hooks = [layer.self_attn.kv_a_proj_with_mqa.register_forward_hook(capture(il))
+             for il, layer in enumerate(layers)]
+    cache, order, logits, shifts = DynamicCache(config=model.config), [], [], 0
+    try:
+        for t, token in enumerate(tokens):
+            if len(order) == capacity:
+                keep = list(range(n_sink)) + list(range(n_sink + discard, capacity))
+                order = [order[j] for j in keep]
+                positions = torch.arange(len(order))[None]
+                for il, layer in enumerate(cache.layers):
+                    layer.keys = layer.keys[:, :, keep].contiguous()
+                    k_raw = torch.cat([raw[il][i] for i in order], dim=2)
+                    layer.values = rope_key(model, k_raw, positions).contiguous()
+                shifts += 1
+            assert cache.get_seq_length() == len(order)
+            out = model(input_ids=torch.tensor([[token]]), position_ids=torch.tensor([[len(order)]]),
+                        past_key_values=cache, use_cache=True)
+            order.append(t)
+            logits.append(out.logits[0, -1].float().numpy())
+    finally:
+        for h in hooks:
+            h.remove()
+    return np.stack(logits), shifts
+
+
+@dataclass
+class ShiftResult:
+    """One context-shift expected file and its checks."""
+
+    n_sink: int
+    discard: int
+    path: Path
+    shifts: int
+    noise_before: float  # max |shift - plain| over positions < C
+    min_change: float  # min over positions >= C of max |shift - plain|
+    min_vs_slide: float  # min over positions >= C of max |shift - ring slide|, same sinks
+    diff_numpy: float  # max |numpy_ref.forward_shift - shift|
+    argmax_numpy: float
+
+
+def write_shift(model, fx: Fixture, tokens: list[int], full: np.ndarray, gguf_path: Path,
+                n_sink: int, discard: int) -> ShiftResult:
+    """`<name>.shift_c<C>_s<S>_d<D>.expected.bin`, checked three ways: before the first shift it
+    is the plain forward; after, it differs from the plain forward and from the ring slide (so a
+    test can tell them apart); and numpy_ref's float64 shifting decode agrees."""
+    capacity = SHIFT_CAPACITY
+    logits, shifts = run_shifted(model, tokens, capacity, n_sink, discard)
+    assert shifts == 1 + (len(tokens) - capacity - 1) // discard, shifts
+    change = np.abs(logits - full).max(axis=-1)
+    assert (change[:capacity] <= TOL_INCREMENTAL).all(), change
+    assert change[capacity:].min() > MIN_SLIDE_CHANGE, change
+    ring = run_masked(model, tokens, additive_mask(slide_allow(len(tokens), capacity, n_sink)))
+    vs_slide = np.abs(logits - ring).max(axis=-1)
+    assert vs_slide[capacity:].min() > MIN_SLIDE_CHANGE if n_sink < capacity - 1 else True, vs_slide
+    ref, _ = numpy_ref.forward_shift(gguf_path, tokens, capacity, n_sink, discard)
+    diff_numpy = float(np.abs(ref - logits).max())
+    assert diff_numpy < TOL_NUMPY_REF, diff_numpy
+    path = FIXTURE_DIR / f"{fx.name}.shift_c{capacity}_s{n_sink}_d{discard}.expected.bin"
+    write_expected(path, tokens, logits)
+    read_tokens, read_logits = numpy_ref.read_expected(path)
+    assert read_tokens == tokens and np.array_equal(read_logits, logits)
+    return ShiftResult(n_sink, discard, path, shifts, float(change[:capacity].max()),
+                       float(change[capacity:].min()), float(vs_slide[capacity:].min()), diff_numpy,
+                       float(np.mean(ref.argmax(-1) == logits.argmax(-1))))
+
+
 # --------------------------------------------------------------------------- quantized copies
 
 
@@ -699,6 +810,7 @@ class Result:
     files: list[Path]
     mask_check: dict[str, float] | None  # check_mask_api, for fixtures with sliding-window files
     slides: list[SlideResult]
+    shifts: list[ShiftResult]
     quants: list[QuantResult]
 
 
@@ -746,12 +858,20 @@ def generate(fx: Fixture, hf_out: Path | None) -> Result:
         mask_check["ring_no_evict"] = float(np.abs(no_evict - ref).max())
         assert mask_check["ring_no_evict"] < 1e-12, mask_check
         slides = [write_slide(model, fx, tokens, full, gguf_path, n_sink) for n_sink in SLIDE_SINKS[fx.name]]
+    shifts = [write_shift(model, fx, tokens, full, gguf_path, n_sink, discard)
+              for n_sink, discard in SHIFT_CASES.get(fx.name, ())]
+    if shifts:
+        # The shifting decode that never fills its cache is the plain causal forward.
+        no_shift, _ = run_shifted(model, tokens, N_POS, 0, 1)
+        assert np.abs(no_shift - full).max() < TOL_INCREMENTAL
     quants = write_quantized(fx, metadata, arrays, tensors, tokens, full)
 
-    files = [gguf_path, expected_path, *(s.path for s in slides), *(q.path for q in quants)]
+    files = [gguf_path, expected_path, *(s.path for s in slides), *(s.path for s in shifts),
+             *(q.path for q in quants)]
     result = Result(fx, cfg, sum(p.numel() for p in model.parameters()), tokens, float(np.abs(full).max()),
                     diff_incremental, diff_numpy_ref, argmax_agree, stats, inv_freq.tolist(),
-                    model.model.layers[0].self_attn.scaling, expert_split_diff, files, mask_check, slides, quants)
+                    model.model.layers[0].self_attn.scaling, expert_split_diff, files, mask_check, slides,
+                    shifts, quants)
     print(f"{fx.name}: params {result.n_params}, max|logit| {result.max_logit:.3f}, "
           f"max|full-incr| {diff_incremental:.2e}, max|numpy_ref-expected| {diff_numpy_ref:.2e}, "
           f"min routing margin {stats['margin']:.3e}")
@@ -761,6 +881,9 @@ def generate(fx: Fixture, hf_out: Path | None) -> Result:
     for sl in slides:
         print(f"  {sl.path.name}: first differing position {sl.first_diff} (noise before {sl.noise_before:.1e}), "
               f"min change at >= C {sl.min_change:.2e}, max|forward_ring - HF| {sl.diff_numpy:.2e}")
+    for sh in shifts:
+        print(f"  {sh.path.name}: {sh.shifts} shifts, min change at >= C {sh.min_change:.2e} (vs slide "
+              f"{sh.min_vs_slide:.2e}), max|forward_shift - HF| {sh.diff_numpy:.2e}")
     for q in quants:
         print(f"  {q.path.name}: {q.counts}, fallbacks to F16 {q.fallbacks}, max weight err "
               f"{q.max_weight_err:.2e}, max|numpy_ref - expected| {q.diff_numpy:.2e}, argmax {q.argmax_numpy:.0%}")
@@ -825,6 +948,43 @@ def sliding_section(results: list[Result]) -> list[str]:
     return lines
 
 
+def shift_section(results: list[Result]) -> list[str]:
+    """PROVENANCE.md: context-shift expected files."""
+    cap = SHIFT_CAPACITY
+    lines = [
+        "",
+        "## Context shift",
+        "",
+        f"`<name>.shift_c{{C}}_s{{S}}_d{{D}}.expected.bin` (C = {cap}) is what an engine with a latent cache of",
+        "C rows must produce when slot i always holds position i and, once all C slots are full, the next",
+        "token first drops the rows in slots S .. S+D-1, moves the later rows down behind the S sinks and",
+        "re-rotates their k_pe for their new slots (the cached c_kv, computed when its token was processed,",
+        "is kept as is); the token then takes position C - D.",
+        "",
+        "- HF reference: the same transformers model (eager, float32) decodes token by token through a",
+        "  `DynamicCache` with explicit `position_ids`. transformers 5.23 caches exactly MLA's latent pair",
+        "  per layer (normed c_kv and rotated k_pe); a shift slices both and replaces each kept token's k_pe",
+        "  by its unrotated k_pe (captured from `kv_a_proj_with_mqa`) rotated for the new position with the",
+        "  model's own `rotary_emb` and its module's own `apply_rotary_emb` (V2) /",
+        "  `apply_rotary_pos_emb[_interleave]` (V3).",
+        "- Checks: positions < C equal `<name>.expected.bin` (to f32 incremental noise); every position >= C",
+        "  differs from it and from the ring slide with the same sinks (so a test can tell the three",
+        "  apart); with C >= T the same decode reproduces `<name>.expected.bin`; and",
+        "  `numpy_ref.forward_shift` (float64, reads only the GGUF, keeps k_pe unrotated and rotates it",
+        "  for its current slot at every step) agrees.",
+        "",
+        "| file | C | S | D | shifts | max \\|shift - plain\\| at pos < C | min over pos >= C of max "
+        "\\|shift - plain\\| | same, vs ring slide | max \\|forward_shift - HF\\| | argmax agree |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for sh in r.shifts:
+            lines.append(f"| `{sh.path.name}` | {cap} | {sh.n_sink} | {sh.discard} | {sh.shifts} | "
+                         f"{sh.noise_before:.1e} | {sh.min_change:.2e} | {sh.min_vs_slide:.2e} | "
+                         f"{sh.diff_numpy:.2e} | {sh.argmax_numpy:.0%} |")
+    return lines
+
+
 def quantized_section(results: list[Result], q8_selftest: dict[str, int]) -> list[str]:
     """PROVENANCE.md: F16 / Q8_0 copies."""
     lines = [
@@ -871,6 +1031,10 @@ def quantized_section(results: list[Result], q8_selftest: dict[str, int]) -> lis
 def describe(path: Path) -> str:
     """One-line description of a fixture file for the Files table."""
     name = path.name
+    if ".shift_c" in name:
+        cap, rest = name.split(".shift_c")[1].split(".")[0].split("_s")
+        sink, discard = rest.split("_d")
+        return f"HF logits, context-shifting latent cache C={cap}, S={sink} sinks, D={discard} per shift"
     if ".slide_c" in name:
         cap, sink = name.split(".slide_c")[1].split(".")[0].split("_s")
         return f"HF logits, latent cache C={cap}, S={sink} sinks"
@@ -989,7 +1153,7 @@ def provenance(results: list[Result], argv: list[str], q8_selftest: dict[str, in
     lines += ["", "RoPE inverse frequencies (transformers, f32) and softmax scale, for unit tests of the rope tables:", ""]
     lines += [f"- `{r.fx.name}`: inv_freq `{[float(f'{f:.8g}') for f in r.inv_freq]}`, kq_scale `{r.kq_scale:.10g}`"
               for r in results]
-    lines += sliding_section(results) + quantized_section(results, q8_selftest)
+    lines += sliding_section(results) + shift_section(results) + quantized_section(results, q8_selftest)
     total = 0
     lines += ["", "## Files", "", "| file | what | bytes | sha256 |", "|---|---|---|---|"]
     for r in results:
@@ -1008,6 +1172,9 @@ def provenance(results: list[Result], argv: list[str], q8_selftest: dict[str, in
         "",
         "`<name>.slide_c<C>_s<S>.expected.bin`: the same format, same token ids as `<name>.expected.bin`;",
         "logits of the streaming decode with a C-row latent cache and S attention sinks (see above).",
+        "",
+        "`<name>.shift_c<C>_s<S>_d<D>.expected.bin`: the same format and token ids; logits of the decode",
+        "with a C-row context-shifting latent cache, S sinks, D rows dropped per shift (see above).",
         "",
         "`<name>.f16.gguf` / `<name>.q8_0.gguf`: the F32 file's metadata plus `general.file_type`",
         "(u32, 1 = MOSTLY_F16 / 7 = MOSTLY_Q8_0) and `general.quantization_version` (u32, 2), inserted",

@@ -367,11 +367,7 @@ def forward(path: str | Path, tokens: list[int]) -> tuple[np.ndarray, dict]:
     for il in range(hp.n_layer):
         p = f"blk.{il}."
         x = x + attention(hp, w, il, rms_norm(x, w[p + "attn_norm.weight"], hp.rms_eps), inv_freq)
-        h = rms_norm(x, w[p + "ffn_norm.weight"], hp.rms_eps)
-        if il < hp.n_dense_lead:
-            x = x + swiglu(h, w[p + "ffn_gate.weight"], w[p + "ffn_up.weight"], w[p + "ffn_down.weight"])
-        else:
-            x = x + moe(hp, w, il, h, stats)
+        x = x + ffn(hp, w, il, x, stats)
     x = rms_norm(x, w["output_norm.weight"], hp.rms_eps)
     head = w.get("output.weight", w["token_embd.weight"])  # tied when output.weight is absent
     return x @ head.T, stats
@@ -406,17 +402,61 @@ def forward_ring(path: str | Path, tokens: list[int], capacity: int, n_sink: int
         slot, used = ring_slot(n, capacity, n_sink), min(n + 1, capacity)
         x = w["token_embd.weight"][[token]]  # [1, n_embd]
         for il in range(hp.n_layer):
-            p = f"blk.{il}."
-            h = rms_norm(x, w[p + "attn_norm.weight"], hp.rms_eps)
+            h = rms_norm(x, w[f"blk.{il}.attn_norm.weight"], hp.rms_eps)
             q_lat, q_pe, c_kv, k_pe, v_b = mla_project(hp, w, il, h, np.array([float(n)]), inv_freq)
             c_ring[il, slot], k_ring[il, slot] = c_kv[0], k_pe[0]
             x = x + mla_attend(hp, w, il, q_lat, q_pe, c_ring[il, :used], k_ring[il, :used], v_b,
                                np.ones((1, used), dtype=bool))
-            h = rms_norm(x, w[p + "ffn_norm.weight"], hp.rms_eps)
-            if il < hp.n_dense_lead:
-                x = x + swiglu(h, w[p + "ffn_gate.weight"], w[p + "ffn_up.weight"], w[p + "ffn_down.weight"])
-            else:
-                x = x + moe(hp, w, il, h, stats)
+            x = x + ffn(hp, w, il, x, stats)
+        logits.append((rms_norm(x, w["output_norm.weight"], hp.rms_eps) @ head.T)[0])
+    return np.stack(logits), stats
+
+
+def ffn(hp: Hparams, w: dict[str, np.ndarray], il: int, x: np.ndarray, stats: dict) -> np.ndarray:
+    """Layer il's feed-forward block on the residual stream x (normed here): dense or MoE."""
+    p = f"blk.{il}."
+    h = rms_norm(x, w[p + "ffn_norm.weight"], hp.rms_eps)
+    if il < hp.n_dense_lead:
+        return swiglu(h, w[p + "ffn_gate.weight"], w[p + "ffn_up.weight"], w[p + "ffn_down.weight"])
+    return moe(hp, w, il, h, stats)
+
+
+def forward_shift(path: str | Path, tokens: list[int], capacity: int, n_sink: int,
+                  discard: int) -> tuple[np.ndarray, dict]:
+    """Streaming absorbed-MLA decode with a context-shifting latent cache (StreamingLLM positions).
+
+    The cache's slot i always holds position i. Tokens are fed one at a time; when all `capacity`
+    slots are full, the rows in slots n_sink .. n_sink + discard - 1 are dropped and the later
+    rows move down, so the next token takes position capacity - discard. Here every cached k_pe
+    is kept unrotated and rotated for its current slot whenever it is attended (an engine
+    re-rotates the stored key instead; RoPE rotations compose, so the scores are the same).
+    Returns (logits [T, n_vocab] float64, routing stats).
+    """
+    if not (discard >= 1 and n_sink + discard <= capacity):
+        raise ValueError(f"need discard >= 1 and n_sink + discard <= capacity, got {n_sink}, {discard}")
+    hp, w = read_gguf(path)
+    inv_freq = rope_inv_freq(hp)
+    stats = {"margin": math.inf, "decisions": 0, "group_changed": 0, "bias_changed": 0}
+    c_rows = [[] for _ in range(hp.n_layer)]  # per layer: c_kv of each slot
+    k_raw = [[] for _ in range(hp.n_layer)]  # per layer: unrotated k_pe of each slot
+    head = w.get("output.weight", w["token_embd.weight"])
+    logits = []
+    for token in tokens:
+        if len(c_rows[0]) == capacity:
+            for rows in (*c_rows, *k_raw):
+                del rows[n_sink:n_sink + discard]
+        pos = len(c_rows[0])
+        x = w["token_embd.weight"][[token]]  # [1, n_embd]
+        for il in range(hp.n_layer):
+            h = rms_norm(x, w[f"blk.{il}.attn_norm.weight"], hp.rms_eps)
+            q_lat, q_pe, c_kv, _, v_b = mla_project(hp, w, il, h, np.array([float(pos)]), inv_freq)
+            c_rows[il].append(c_kv[0])
+            k_raw[il].append((h @ w[f"blk.{il}.attn_kv_a_mqa.weight"].T)[0, hp.kv_lora_rank:])
+            used = pos + 1
+            k_pe = rope_adjacent(np.stack(k_raw[il]), np.arange(used, dtype=np.float64), inv_freq)
+            x = x + mla_attend(hp, w, il, q_lat, q_pe, np.stack(c_rows[il]), k_pe, v_b,
+                               np.ones((1, used), dtype=bool))
+            x = x + ffn(hp, w, il, x, stats)
         logits.append((rms_norm(x, w["output_norm.weight"], hp.rms_eps) @ head.T)[0])
     return np.stack(logits), stats
 

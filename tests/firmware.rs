@@ -141,6 +141,7 @@ fn parse(log: &str) -> FwRun {
                 top_k: field(r, "top_k").parse().unwrap(),
                 top_p: field(r, "top_p").parse().unwrap(),
                 seed: field(r, "seed").parse().unwrap(),
+                ..SamplerConfig::default()
             };
         } else if let Some(r) = rest.strip_prefix("prompt_ids ") {
             run.prompt_ids = ids(r);

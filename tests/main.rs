@@ -9,5 +9,6 @@ mod demo;
 mod firmware;
 mod golden;
 mod hostile;
+mod shift;
 mod threads;
 mod tokenizer;

@@ -694,7 +694,9 @@ pub unsafe extern "C" fn tinymla_sampler_init(
                 let work: &'static mut [u32] = unsafe {
                     tail(mem, mem_len, handle_bytes::<SamplerObj>(), m.model.config().vocab_size)
                 };
-                let sampler = Sampler::new(SamplerConfig { temperature, top_k, top_p, seed });
+                let config =
+                    SamplerConfig { temperature, top_k, top_p, seed, ..SamplerConfig::default() };
+                let sampler = Sampler::new(config);
                 let handle = mem.cast::<SamplerObj>();
                 // SAFETY: aligned, large enough (checked) and the caller's to give.
                 unsafe {

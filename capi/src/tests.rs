@@ -315,7 +315,8 @@ fn every_code_has_text() {
 
 #[test]
 fn sampled_ids_match_the_core() {
-    let cfg = SamplerConfig { temperature: 0.8, top_k: 40, top_p: 0.95, seed: 2 };
+    let cfg =
+        SamplerConfig { temperature: 0.8, top_k: 40, top_p: 0.95, seed: 2, ..Default::default() };
     let m = new_model();
     let (c, s) = (cache(m, 32), scratch(m, 32));
     let mut n = 0;

@@ -269,7 +269,11 @@ impl fmt::Display for Error {
                 "position {pos} is past the model's trained context of {context_length} tokens"
             ),
             Error::InvalidCacheOptions => {
-                write!(f, "invalid cache options: capacity must be > 0 and sinks < capacity")
+                write!(
+                    f,
+                    "invalid cache options: capacity must be > 0, sinks < capacity, and a shift \
+                     must drop at least 1 token and no more than capacity - sinks"
+                )
             }
             Error::Snapshot(e) => write!(f, "{e}"),
             Error::BufferTooSmall { buffer, needed, given } => {

@@ -229,7 +229,9 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
     /// token, but up to [`BatchScratch::max_tokens`] tokens go through each layer together,
     /// so every weight row is read once per batch instead of once per token (prefill is
     /// bound by compute, not memory bandwidth). Tokens that would evict (a full cache under
-    /// [`crate::OverflowPolicy::Slide`]) run one at a time.
+    /// [`crate::OverflowPolicy::Slide`]) run one at a time; under
+    /// [`crate::OverflowPolicy::Shift`] the token that meets a full cache runs alone (it
+    /// shifts the cache) and batching resumes in the freed slots.
     ///
     /// Everything is checked before anything is stored: on error the cache is unchanged.
     ///
@@ -265,7 +267,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
         while !rest.is_empty() {
             let n = cache.free_slots().min(batch.max_tokens).min(rest.len());
             if n == 0 {
-                // A full sliding cache: this token evicts, so it runs on its own.
+                // A full sliding cache: this token evicts (or shifts), so it runs on its own.
                 if let Some((&token, tail)) = rest.split_first() {
                     self.forward_with(token, cache, scratch, par)?;
                     rest = tail;

@@ -48,14 +48,53 @@ fn correction_range(y: &Yarn, dim: usize, theta: f64) -> (f64, f64) {
     (low, high)
 }
 
+/// What the rotary frequencies of a model depend on: a few bytes that a cache keeps to
+/// re-rotate its keys (see [`shift_rotation`]) without the model at hand.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RopeParams {
+    /// `qk_rope_head_dim`.
+    pub(crate) dim: usize,
+    /// `rope_theta`.
+    pub(crate) theta: f32,
+    /// YaRN scaling, if any.
+    pub(crate) yarn: Option<Yarn>,
+}
+
+impl RopeParams {
+    /// The parameters of `config`'s model.
+    pub(crate) fn of(config: &ModelConfig) -> Self {
+        RopeParams { dim: config.qk_rope_head_dim, theta: config.rope_theta, yarn: config.yarn }
+    }
+
+    /// Inverse frequency of rotary pair `i` (`< dim / 2`).
+    pub(crate) fn inv_freq(&self, i: usize) -> f32 {
+        inv_freq(i, self.dim, f64::from(self.theta), self.yarn.as_ref())
+    }
+}
+
 /// Fills `inv_freqs` (`qk_rope_head_dim / 2` values) with the model's rotary frequencies:
 /// constant per model, so computed once when the scratch is set up, not per token.
 pub(crate) fn fill_inv_freqs(config: &ModelConfig, inv_freqs: &mut [f32]) {
-    let dim = config.qk_rope_head_dim;
-    let theta = f64::from(config.rope_theta);
+    let params = RopeParams::of(config);
     for (i, f) in inv_freqs.iter_mut().enumerate() {
-        *f = inv_freq(i, dim, theta, config.yarn.as_ref());
+        *f = params.inv_freq(i);
     }
+}
+
+/// The angle the reference rotates pair `inv_freq` by at position `pos`: the product in
+/// `f32` (`inv_freq @ position_ids.float()`), widened.
+fn angle(inv_freq: f32, pos: u64) -> f64 {
+    f64::from(inv_freq * pos as f32)
+}
+
+/// `[cos, sin]` of the rotation that turns a pair rotated for position `from` into the same
+/// pair rotated for position `to` (a context shift moves cached keys this way). RoPE
+/// rotations compose, so this is the rotation by the difference of the two angles; both are
+/// the reference's own `f32` angles, and the difference is taken in `f64`, so the shifted key
+/// equals the key rotated for `to` directly up to the `f32` rounding of the products.
+pub(crate) fn shift_rotation(inv_freq: f32, from: u64, to: u64) -> [f32; 2] {
+    let delta = angle(inv_freq, to) - angle(inv_freq, from);
+    [libm::cos(delta) as f32, libm::sin(delta) as f32]
 }
 
 /// Fills `table` (`[cos; dim/2]` then `[sin; dim/2]`) for absolute position `pos`, from the
@@ -63,8 +102,7 @@ pub(crate) fn fill_inv_freqs(config: &ModelConfig, inv_freqs: &mut [f32]) {
 pub(crate) fn fill_table(inv_freqs: &[f32], pos: u64, table: &mut [f32]) {
     let (cos, sin) = table.split_at_mut(inv_freqs.len().min(table.len()));
     for ((c, s), f) in cos.iter_mut().zip(sin.iter_mut()).zip(inv_freqs) {
-        // The reference multiplies in f32 (`inv_freq @ position_ids.float()`).
-        let a = f64::from(f * pos as f32);
+        let a = angle(*f, pos);
         *c = libm::cos(a) as f32;
         *s = libm::sin(a) as f32;
     }
@@ -76,9 +114,13 @@ pub(crate) fn rotate(x: &mut [f32], table: &[f32]) {
     let (cos, sin) = table.split_at(half);
     let (pairs, _) = x.as_chunks_mut::<2>();
     for ((p, c), s) in pairs.iter_mut().zip(cos).zip(sin) {
-        let [x0, x1] = *p;
-        *p = [x0 * c - x1 * s, x1 * c + x0 * s];
+        *p = rotate_pair(*p, [*c, *s]);
     }
+}
+
+/// One pair `(x0, x1)` rotated by the angle whose `[cos, sin]` is given.
+pub(crate) fn rotate_pair([x0, x1]: [f32; 2], [c, s]: [f32; 2]) -> [f32; 2] {
+    [x0 * c - x1 * s, x1 * c + x0 * s]
 }
 
 /// The attention softmax scale: `qk_head_dim^-0.5`, times `mscale²` under YaRN, where
@@ -137,6 +179,30 @@ mod tests {
         rotate(&mut x, &t5);
         let norm: f32 = x.iter().map(|v| v * v).sum();
         assert!((norm - 30.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn a_shift_rotation_composes_to_the_direct_rotation() {
+        let y = yarn(4.0, 32);
+        let params = RopeParams { dim: 16, theta: 1e4, yarn: Some(y) };
+        let freqs: Vec<f32> = (0..8).map(|i| params.inv_freq(i)).collect();
+        let key: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin() + 0.5).collect();
+        for (from, to) in [(9u64, 3u64), (255, 128), (4095, 2048), (7, 7), (3, 9)] {
+            let mut at_from = [0.0f32; 16];
+            fill_table(&freqs, from, &mut at_from);
+            let mut shifted = key.clone();
+            rotate(&mut shifted, &at_from);
+            for (p, f) in shifted.as_chunks_mut::<2>().0.iter_mut().zip(&freqs) {
+                *p = rotate_pair(*p, shift_rotation(*f, from, to));
+            }
+            let mut at_to = [0.0f32; 16];
+            fill_table(&freqs, to, &mut at_to);
+            let mut direct = key.clone();
+            rotate(&mut direct, &at_to);
+            for (a, b) in shifted.iter().zip(&direct) {
+                assert!((a - b).abs() < 4e-6, "{from}->{to}: {shifted:?} vs {direct:?}");
+            }
+        }
     }
 
     #[test]

@@ -28,6 +28,9 @@ struct Args {
     command: Command,
 }
 
+/// The repetition penalty when sampling and none is given.
+const DEFAULT_REPEAT_PENALTY: f32 = 1.1;
+
 /// Latent-cache row storage.
 #[derive(Clone, Copy, ValueEnum)]
 enum CacheArg {
@@ -92,21 +95,35 @@ impl From<TypeArg> for OutType {
     }
 }
 
-/// Model, sampling and runtime options shared by `run` and `chat`.
+/// Model, sampling and runtime options shared by `run` and `chat`. The sampling defaults are
+/// llama.cpp's CLI defaults (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05) with a mild
+/// repetition penalty over the last 64 tokens (see the README's chat section for how they
+/// were measured on the demo models); `--temp 0` is plain greedy decoding, penalty included
+/// only if `--repeat-penalty` is given.
 #[derive(clap::Args)]
 struct Generation {
     /// The GGUF model (default: the bundled demo model).
     #[arg(short, long)]
     model: Option<PathBuf>,
     /// Sampling temperature (0 = greedy).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.8)]
     temp: f32,
     /// Keep only the K most likely tokens (0 = all).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 40)]
     top_k: usize,
-    /// Nucleus sampling threshold (1 = off).
-    #[arg(long, default_value_t = 1.0)]
+    /// Nucleus sampling: keep the most likely tokens up to this probability mass (1 = off).
+    #[arg(long, default_value_t = 0.95)]
     top_p: f32,
+    /// Keep only tokens at least this fraction as likely as the most likely one (0 = off).
+    #[arg(long, default_value_t = 0.05)]
+    min_p: f32,
+    /// Divide positive logits (multiply negative ones) of recently seen tokens by this
+    /// (1 = off). Default: 1.1 when sampling, 1 (off) with --temp 0.
+    #[arg(long)]
+    repeat_penalty: Option<f32>,
+    /// How many of the latest tokens (prompt and reply) the repetition penalty looks at.
+    #[arg(long, default_value_t = 64)]
+    repeat_last_n: usize,
     /// Sampler seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -126,10 +143,14 @@ struct Generation {
 
 impl Generation {
     fn sampler(&self) -> SamplerConfig {
+        let default_penalty = if self.temp > 0.0 { DEFAULT_REPEAT_PENALTY } else { 1.0 };
         SamplerConfig {
             temperature: self.temp,
             top_k: self.top_k,
             top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty.unwrap_or(default_penalty),
+            repeat_last_n: self.repeat_last_n,
             seed: self.seed,
         }
     }
@@ -153,18 +174,24 @@ enum Command {
         /// A system prompt.
         #[arg(short, long)]
         system: Option<String>,
-        /// Most tokens per reply.
-        #[arg(short = 'n', long, default_value_t = 256)]
-        n_tokens: usize,
+        /// Most tokens per reply (default: half the context, at most 512).
+        #[arg(short = 'n', long)]
+        n_tokens: Option<usize>,
         #[command(flatten)]
         gen: Generation,
-        /// When the context is full: `error` starts a new conversation, `slide` drops the
-        /// oldest tokens (keeping the first --sinks) and goes on.
-        #[arg(long, value_enum, default_value_t = OverflowArg::Slide)]
+        /// When the context is full: `shift` drops the oldest tokens after the first --sinks
+        /// and moves the rest down (positions stay inside the context: the conversation goes
+        /// on forever); `slide` overwrites the oldest token but keeps counting positions (it
+        /// stops at the model's trained context, then starts a new conversation); `error`
+        /// starts a new conversation.
+        #[arg(long, value_enum, default_value_t = OverflowArg::Shift)]
         overflow: OverflowArg,
-        /// Tokens kept at the start of the context when sliding (attention sinks).
+        /// Tokens kept at the start of the context when shifting or sliding (attention sinks).
         #[arg(long, default_value_t = 4)]
         sinks: u32,
+        /// Tokens one context shift drops (default: half of those after the sinks).
+        #[arg(long)]
+        discard: Option<u32>,
     },
     /// Show a GGUF file's metadata, hyperparameters, tensors and memory needs.
     Inspect {
@@ -250,6 +277,7 @@ enum Command {
 enum OverflowArg {
     Error,
     Slide,
+    Shift,
 }
 
 /// Shapes `tinymla synth` writes.
@@ -311,21 +339,29 @@ fn run(args: Args) -> anyhow::Result<()> {
                 stats.prompt_tokens as f64 / stats.prompt_secs.max(1e-9),
                 stats.generated,
                 stats.generated as f64 / stats.gen_secs.max(1e-9),
-                if stats.hit_context_limit { " (stopped: context full)" } else { "" }
+                match stats.shifts {
+                    0 => String::new(),
+                    k => format!(" ({k} context shifts)"),
+                }
             );
         }
-        Command::Chat { system, n_tokens, gen, overflow, sinks } => {
+        Command::Chat { system, n_tokens, gen, overflow, sinks, discard } => {
             let loaded = Loaded::open(&model_or_demo(gen.model.clone())?)?
                 .with_options(gen.activations.options());
-            let policy = match overflow {
-                OverflowArg::Error => OverflowPolicy::Error,
-                OverflowArg::Slide => OverflowPolicy::Slide { sinks },
+            let ctx = gen.ctx.unwrap_or(loaded.default_context()?);
+            let policy = match (overflow, discard) {
+                (OverflowArg::Error, _) => OverflowPolicy::Error,
+                (OverflowArg::Slide, _) => OverflowPolicy::Slide { sinks },
+                (OverflowArg::Shift, Some(discard)) => OverflowPolicy::Shift { sinks, discard },
+                // No room after the sinks: the cache refuses it with the reason.
+                (OverflowArg::Shift, None) => OverflowPolicy::shift_half(ctx, sinks)
+                    .unwrap_or(OverflowPolicy::Shift { sinks, discard: 0 }),
             };
             let args = cli::chat::ChatArgs {
                 system,
-                n_tokens,
+                n_tokens: n_tokens.unwrap_or((ctx / 2).clamp(1, 512)),
                 sampler: gen.sampler(),
-                ctx: gen.ctx,
+                ctx: Some(ctx),
                 cache: gen.cache.into(),
                 policy,
                 threads: gen.threads,
@@ -340,8 +376,8 @@ fn run(args: Args) -> anyhow::Result<()> {
                 &mut std::io::stderr(),
             )?;
             eprintln!(
-                "\n{} turns, {} tokens read, {} generated, {} context resets",
-                stats.turns, stats.fed, stats.generated, stats.resets
+                "\n{} turns, {} tokens read, {} generated, {} context shifts, {} context resets",
+                stats.turns, stats.fed, stats.generated, stats.shifts, stats.resets
             );
         }
         Command::Inspect { file, ctx } => {

@@ -96,6 +96,10 @@ pub struct Loaded {
     options: ModelOptions,
 }
 
+/// The largest context [`Loaded::default_context`] picks (a 4K-token latent cache of
+/// DeepSeek-V2-Lite is 255 MB at f32 rows).
+pub const DEFAULT_MAX_CONTEXT: usize = 4096;
+
 impl Loaded {
     /// Maps `path` (the model is parsed and checked by [`Loaded::model`]).
     ///
@@ -120,6 +124,15 @@ impl Loaded {
         let fail = |e| SessionError::Model(self.file.path().to_owned(), e);
         let gguf = Gguf::parse(self.file.bytes()).map_err(|e| fail(e.into()))?;
         Model::from_gguf(&gguf, self.options).map_err(fail)
+    }
+
+    /// The context `run` and `chat` use without `--ctx`: the model's trained context, at
+    /// most [`DEFAULT_MAX_CONTEXT`] tokens.
+    ///
+    /// # Errors
+    /// As [`Loaded::model`].
+    pub fn default_context(&self) -> Result<usize, SessionError> {
+        Ok(self.model()?.config().context_length.min(DEFAULT_MAX_CONTEXT))
     }
 
     /// The path the model was opened from.

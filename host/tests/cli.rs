@@ -75,13 +75,16 @@ fn run_err(args: &[&str]) -> String {
 fn run_streams_text_and_reports_speed() {
     let model = fixture("v3_qlora_grouped.gguf");
     let m = model.to_str().unwrap();
-    let (text, stderr) = run_ok(&["run", "-m", m, "-p", "the cat", "-n", "12"]);
+    let greedy = ["run", "-m", m, "-p", "the cat", "-n", "12", "--temp", "0"];
+    let (text, stderr) = run_ok(&greedy);
     assert!(!text.trim_end_matches('\n').is_empty());
     assert!(stderr.contains("prompt: ") && stderr.contains("generated: 12 tokens"), "{stderr}");
-    // Greedy is deterministic; a seeded sampler is reproducible and differs from greedy.
-    assert_eq!(run_ok(&["run", "-m", m, "-p", "the cat", "-n", "12"]).0, text);
+    // Greedy is deterministic; a seeded sampler (the default) is reproducible.
+    assert_eq!(run_ok(&greedy).0, text);
     let sampled = ["run", "-m", m, "-p", "the cat", "-n", "12", "--temp", "1.0", "--seed", "5"];
     assert_eq!(run_ok(&sampled).0, run_ok(&sampled).0);
+    let defaults = ["run", "-m", m, "-p", "the cat", "-n", "12"];
+    assert_eq!(run_ok(&defaults).0, run_ok(&defaults).0);
     // Every cache storage runs; -n 0 only prefills.
     for cache in ["f16", "q8"] {
         run_ok(&["run", "-m", m, "-p", "hi", "-n", "4", "--cache", cache]);
@@ -89,9 +92,13 @@ fn run_streams_text_and_reports_speed() {
     let (none, stderr) = run_ok(&["run", "-m", m, "-p", "hi", "-n", "0"]);
     assert_eq!(none.trim(), "");
     assert!(stderr.contains("generated: 0 tokens"), "{stderr}");
-    // A small context stops generation instead of failing.
-    let (_, stderr) = run_ok(&["run", "-m", m, "-p", "hi", "-n", "50", "--ctx", "8"]);
-    assert!(stderr.contains("stopped: context full"), "{stderr}");
+    // Past a small context, generation shifts the context and goes on.
+    let (_, stderr) =
+        run_ok(&["run", "-m", m, "-p", "hi", "-n", "50", "--ctx", "8", "--temp", "0"]);
+    assert!(
+        stderr.contains("generated: 50 tokens") && stderr.contains("context shifts"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -272,7 +279,7 @@ fn chat_keeps_the_cache_across_turns() {
     let args = ["-n", "12", "--temp", "0"];
     let (text, stderr, ok) = chat(&args, "Hello there\nWhat is a cat?\n");
     assert!(ok, "{stderr}");
-    assert!(stderr.contains("plain (the model has no) template"), "{stderr}");
+    assert!(stderr.contains("plain User:/Assistant: turns (the model has no chat template)"));
     let t = turns(&stderr);
     assert_eq!(t.len(), 2, "{stderr}");
     // Turn 2 reads only its own text: the cache grows by exactly what was fed and generated.
@@ -288,6 +295,13 @@ fn chat_keeps_the_cache_across_turns() {
 #[test]
 fn chat_handles_a_full_context_per_policy() {
     let input = "tell me a long story please\n".repeat(6);
+    // Shift (the default): never resets, shifts, and the cache never passes its capacity.
+    let (_, stderr, ok) = chat(&["-n", "20", "--ctx", "48"], &input);
+    assert!(ok && !stderr.contains("context full"), "{stderr}");
+    let t = turns(&stderr);
+    assert_eq!(t.len(), 6, "{stderr}");
+    assert!(t.iter().all(|&(_, c)| c < 48), "{stderr}");
+    assert!(stderr.contains("context shifted") && stderr.contains("0 context resets"), "{stderr}");
     // Slide: never resets, the cache stays at capacity.
     let (_, stderr, ok) = chat(&["-n", "20", "--ctx", "48", "--overflow", "slide"], &input);
     assert!(ok && !stderr.contains("context full"), "{stderr}");
@@ -314,7 +328,7 @@ fn chat_uses_the_files_template() {
     let path = demo_s_with_template(template, "ok");
     let p = path.to_str().unwrap();
     let (_, stderr, ok) = chat(&["-m", p, "-n", "6", "--temp", "0"], "Hi\nAgain\n");
-    assert!(ok && stderr.contains("the model's template"), "{stderr}");
+    assert!(ok && stderr.contains("the model's chat template"), "{stderr}");
     let t = turns(&stderr);
     // "<BOS>Q: Hi\nA:" then "<EOS><BOS>Q: Again\nA:" (or fewer tokens if the reply hit EOS).
     assert_eq!(t.len(), 2, "{stderr}");
@@ -348,4 +362,99 @@ fn chat_rejects_bad_options_with_one_line() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+/// Issue #27's acceptance run: twenty varied messages to the bundled demo model with the
+/// default options (a fixed seed only) are all answered, the conversation runs well past the
+/// model's 256-token context by shifting it, and the program exits 0.
+#[test]
+fn chat_answers_twenty_messages_with_default_options() {
+    let messages = [
+        "Tell me a joke about programmers",
+        "What is life?",
+        "Why is the sky blue?",
+        "Write a short poem about the sea",
+        "Who was the first person on the moon?",
+        "Give me some advice about money",
+        "What do cats dream about?",
+        "How do I fix a bug in my code?",
+        "Tell me something about love",
+        "What is the best way to learn to cook?",
+        "Say something wise",
+        "Describe a rainy day in the city",
+        "What would you do with a million dollars?",
+        "Why do people tell fortunes?",
+        "Recommend a good book",
+        "What is the meaning of happiness?",
+        "Tell me a story about a dragon",
+        "How do computers think?",
+        "What happens after we die?",
+        "Goodbye, and thanks for the chat",
+    ];
+    let input: String = messages.iter().map(|m| format!("{m}\n")).collect();
+    let (text, stderr, ok) = chat(&["--seed", "7"], &input);
+    assert!(ok, "{stderr}");
+    let t = turns(&stderr);
+    assert_eq!(t.len(), 20, "{stderr}");
+    assert!(stderr.contains("\n20 turns, "), "{stderr}");
+    // Tokens read and generated over the conversation, from the closing line.
+    let closing = stderr.lines().find(|l| l.starts_with("20 turns, ")).unwrap();
+    let count = |what: &str| -> usize {
+        closing
+            .split(", ")
+            .find(|f| f.ends_with(what))
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (read, generated, shifts) =
+        (count("tokens read"), count("generated"), count("context shifts"));
+    assert!(read + generated > 4 * 256, "{closing}");
+    assert!(shifts >= 3 && closing.ends_with("0 context resets"), "{closing}");
+    assert!(t.iter().all(|&(_, cache)| cache < 256), "{stderr}");
+    // Replies are text, and not all the same.
+    assert!(!text.trim().is_empty());
+    eprintln!("{stderr}\n{text}");
+}
+
+/// `--temp 0` is plain greedy decoding whatever the sampling defaults: `run`'s text equals an
+/// argmax loop over the library's logits (no penalty, no truncation), on the bundled model.
+#[test]
+fn run_with_temp_0_is_plain_greedy() {
+    use tinymla_core::sampler::argmax;
+    use tinymla_core::vocab::SpecialTokens;
+    use tinymla_core::{CacheOptions, LatentCache, Scratch};
+    use tinymla_host::session::Loaded;
+
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/demo-m.q8_0.gguf");
+    let (prompt, n) = ("A programmer", 48);
+    let loaded = Loaded::open(&path).unwrap();
+    let (model, tokenizer) = (loaded.model().unwrap(), loaded.tokenizer().unwrap());
+    let cfg = model.config();
+    let mut mem = vec![0u8; LatentCache::bytes_needed(cfg, 256, Default::default()).unwrap()];
+    let mut cache = LatentCache::new(cfg, 256, CacheOptions::default(), &mut mem).unwrap();
+    let mut scratch_mem = vec![0.0; cfg.scratch_elems(256).unwrap()];
+    let mut scratch = Scratch::new(cfg, 256, &mut scratch_mem).unwrap();
+    let mut logits = Vec::new();
+    for &t in &tokenizer.encode(prompt, tokenizer.add_bos_default()) {
+        logits = model.forward(t, &mut cache, &mut scratch).unwrap().to_vec();
+    }
+    let mut ids = Vec::new();
+    while ids.len() < n {
+        let next = argmax(&logits);
+        if tokenizer.is_end_of_generation(next) {
+            break;
+        }
+        ids.push(next);
+        logits = model.forward(next, &mut cache, &mut scratch).unwrap().to_vec();
+    }
+    let want =
+        String::from_utf8(tokenizer.decode_bytes(&ids, SpecialTokens::Skip).unwrap()).unwrap();
+    let m = path.to_str().unwrap();
+    let (text, _) = run_ok(&["run", "-m", m, "-p", prompt, "-n", &n.to_string(), "--temp", "0"]);
+    assert_eq!(text.strip_suffix('\n').unwrap(), want);
+    assert!(ids.len() > 10, "{want:?}");
 }

@@ -13,16 +13,18 @@ fuzz_target!(|data: &[u8]| {
     let Ok(model) = Model::load(file) else { return };
     let cfg = model.config();
     let capacity = 2;
-    let storage = match tokens[0] % 3 {
+    let storage = match tokens[0] % 4 {
         0 => CacheStorage::F32,
         1 => CacheStorage::F16,
-        _ => CacheStorage::Q8,
+        2 => CacheStorage::Q8,
+        _ => CacheStorage::Q8Compact,
     };
-    let options = CacheOptions {
-        storage,
-        policy: OverflowPolicy::Slide { sinks: u32::from(tokens[1] % 2) },
-        allow_beyond_context: tokens[2] % 2 == 0,
+    // The third step meets a full cache: it slides, or shifts (re-rotating the kept key).
+    let policy = match tokens[1] % 4 {
+        s @ 0..=1 => OverflowPolicy::Slide { sinks: u32::from(s) },
+        s => OverflowPolicy::Shift { sinks: u32::from(s - 2), discard: 1 },
     };
+    let options = CacheOptions { storage, policy, allow_beyond_context: tokens[2] % 2 == 0 };
     let (Ok(cache_bytes), Ok(scratch_elems)) =
         (LatentCache::bytes_needed(cfg, capacity, storage), cfg.scratch_elems(capacity))
     else {

@@ -10,7 +10,8 @@ pub use snapshot::{SnapshotError, SNAPSHOT_HEADER_BYTES};
 
 use crate::config::ModelConfig;
 use crate::error::{BufferKind, Error};
-use row::RowFormat;
+use crate::rope::{self, RopeParams};
+use row::{RowFormat, ROPE_PAIRS_PER_CALL};
 
 /// What a full cache does with the next token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,12 +21,40 @@ pub enum OverflowPolicy {
     #[default]
     Error,
     /// Keep the first `sinks` tokens forever (attention sinks) and overwrite the oldest of the
-    /// others. Positions keep counting: every cached `k_pe` keeps the rotation of its own
-    /// absolute position, so no re-rotation is needed. `sinks < capacity`.
+    /// others, one per token. Positions keep counting: every cached `k_pe` keeps the rotation
+    /// of its own absolute position, so no row is ever re-rotated or re-quantised, but the
+    /// trained-context guard still stops the cache at `context_length` tokens. For a cache
+    /// smaller than the trained context (a board's RAM) that needs exact positions up to
+    /// there. `sinks < capacity`.
     Slide {
         /// Tokens at the start that are never evicted.
         sinks: u32,
     },
+    /// Context shift (StreamingLLM-style positions): keep the first `sinks` tokens forever;
+    /// when the cache is full, drop the `discard` oldest of the others, move the rest down to
+    /// follow the sinks, and re-rotate their `k_pe` to their new positions (the latent `c_kv`
+    /// carries no position, so it only moves). Slot `i` always holds position `i`: positions
+    /// never reach `capacity`, so a conversation runs forever inside the trained context.
+    /// A row is re-rotated (and, in int8 or f16 storage, re-rounded) once per shift it
+    /// survives; with `discard` half of the non-sink slots, at most once.
+    /// `discard >= 1` and `sinks + discard <= capacity`.
+    Shift {
+        /// Tokens at the start that are never evicted.
+        sinks: u32,
+        /// Tokens dropped by one shift.
+        discard: u32,
+    },
+}
+
+impl OverflowPolicy {
+    /// A context shift that keeps `sinks` tokens and drops half of the others (at least one)
+    /// per shift, as llama.cpp's context shift does: each row is re-rotated at most once.
+    /// `None` if `sinks >= capacity`.
+    pub fn shift_half(capacity: usize, sinks: u32) -> Option<Self> {
+        let window = capacity.checked_sub(usize::try_from(sinks).ok()?).filter(|w| *w > 0)?;
+        let discard = u32::try_from((window / 2).max(1)).ok()?;
+        Some(OverflowPolicy::Shift { sinks, discard })
+    }
 }
 
 /// How a cache stores rows and what it does when full.
@@ -48,9 +77,10 @@ pub struct CacheOptions {
 /// `attn_kv_a_norm`) followed by `k_pe` already rotated for the slot's position.
 ///
 /// Slots fill in order `0, 1, …`. When all `capacity` slots are filled, the next token either
-/// fails with [`Error::CacheFull`] (nothing changes) or, under
-/// [`OverflowPolicy::Slide`], overwrites the slot of the oldest non-sink token. Attention always
-/// runs over every filled slot; slot order does not matter to it.
+/// fails with [`Error::CacheFull`] (nothing changes), or, under [`OverflowPolicy::Slide`],
+/// overwrites the slot of the oldest non-sink token, or, under [`OverflowPolicy::Shift`],
+/// first frees `discard` slots by a context shift. Attention always runs over every filled
+/// slot; slot order does not matter to it.
 #[derive(Debug)]
 pub struct LatentCache<'m> {
     mem: &'m mut [u8],
@@ -60,12 +90,16 @@ pub struct LatentCache<'m> {
     capacity: usize,
     /// Filled slots (`<= capacity`).
     len: usize,
-    /// Absolute position of the next token (= tokens ever accepted).
+    /// Position of the next token (tokens accepted, less those dropped by shifts).
     next_pos: u64,
     /// Under `Slide`, the ring index (`0..capacity - sinks`) of the next slot to overwrite.
     ring_next: usize,
     /// The slot the token in flight writes, set by `begin`.
     pending_slot: usize,
+    /// The model's rotary frequencies, for re-rotating keys in a shift.
+    rope: RopeParams,
+    /// Context shifts so far (not part of snapshots).
+    shifts: u64,
 }
 
 impl<'m> LatentCache<'m> {
@@ -94,8 +128,9 @@ impl<'m> LatentCache<'m> {
     ///
     /// # Errors
     /// [`Error::BufferTooSmall`] if `mem` is shorter than [`Self::bytes_needed`];
-    /// [`Error::InvalidCacheOptions`] if `capacity` is 0, larger than `u32::MAX`, or a slide
-    /// policy keeps `sinks >= capacity`.
+    /// [`Error::InvalidCacheOptions`] if `capacity` is 0, larger than `u32::MAX`, a slide
+    /// policy keeps `sinks >= capacity`, or a shift policy has `discard == 0` or
+    /// `sinks + discard > capacity`.
     pub fn new(
         config: &ModelConfig,
         capacity: usize,
@@ -105,10 +140,16 @@ impl<'m> LatentCache<'m> {
         if capacity == 0 || u32::try_from(capacity).is_err() {
             return Err(Error::InvalidCacheOptions);
         }
-        if let OverflowPolicy::Slide { sinks } = options.policy {
-            if usize::try_from(sinks).map_or(true, |s| s >= capacity) {
-                return Err(Error::InvalidCacheOptions);
+        let valid = match options.policy {
+            OverflowPolicy::Error => true,
+            OverflowPolicy::Slide { sinks } => usize::try_from(sinks).is_ok_and(|s| s < capacity),
+            OverflowPolicy::Shift { sinks, discard } => {
+                let kept = u64::from(sinks) + u64::from(discard);
+                discard > 0 && kept <= capacity as u64
             }
+        };
+        if !valid {
+            return Err(Error::InvalidCacheOptions);
         }
         let needed = Self::bytes_needed(config, capacity, options.storage)?;
         if mem.len() < needed {
@@ -128,6 +169,8 @@ impl<'m> LatentCache<'m> {
             next_pos: 0,
             ring_next: 0,
             pending_slot: 0,
+            rope: RopeParams::of(config),
+            shifts: 0,
         })
     }
 
@@ -151,9 +194,15 @@ impl<'m> LatentCache<'m> {
         self.len >= self.capacity
     }
 
-    /// Absolute position the next token will take (tokens accepted so far).
+    /// Position the next token will take: the tokens accepted so far, less those a context
+    /// shift dropped ([`OverflowPolicy::Shift`] keeps it below `capacity`).
     pub fn position(&self) -> u64 {
         self.next_pos
+    }
+
+    /// Context shifts done since the cache was made or cleared.
+    pub fn shifts(&self) -> u64 {
+        self.shifts
     }
 
     /// The options this cache was built with.
@@ -176,6 +225,7 @@ impl<'m> LatentCache<'m> {
         self.len = 0;
         self.next_pos = 0;
         self.ring_next = 0;
+        self.shifts = 0;
     }
 
     /// Decodes the row of `layer` in `slot` into `out` (`kv_lora_rank + qk_rope_head_dim`
@@ -191,8 +241,9 @@ impl<'m> LatentCache<'m> {
     /// Appends one token whose rows were computed elsewhere (for example by a batched prefill,
     /// or to import a latent cache): `rows` is `[num_hidden_layers][kv_lora_rank +
     /// qk_rope_head_dim]`, each row `c_kv` after `attn_kv_a_norm` then `k_pe` rotated for the
-    /// token's position, which is [`Self::position`]. Follows the overflow policy and context
-    /// guard exactly like [`crate::Model::forward`].
+    /// token's position, which is [`Self::position`] as read before the call. Follows the
+    /// overflow policy and context guard exactly like [`crate::Model::forward`]: if the push
+    /// starts with a context shift, the token's `k_pe` is re-rotated to its shifted position.
     ///
     /// # Errors
     /// [`Error::CacheMismatch`] if `rows` has the wrong length; otherwise as `forward`'s cache
@@ -202,9 +253,13 @@ impl<'m> LatentCache<'m> {
         if rows.len() != width.saturating_mul(self.n_layers) {
             return Err(Error::CacheMismatch);
         }
-        self.begin(context_length)?;
+        let computed_for = self.next_pos;
+        let pos = self.begin(context_length)?;
         for (layer, row) in rows.chunks_exact(width.max(1)).enumerate() {
             self.write(layer, row);
+        }
+        if pos != computed_for {
+            self.rotate_slot(self.pending_slot, computed_for, pos);
         }
         self.commit();
         Ok(())
@@ -260,13 +315,21 @@ impl<'m> LatentCache<'m> {
             && self.format == row_format(config, self.options.storage)
     }
 
-    /// Picks the slot for the next token and checks the position, before anything is written.
-    /// Returns the absolute position of the token.
+    /// Picks the slot for the next token and checks the position, before anything is written
+    /// (a full cache under [`OverflowPolicy::Shift`] shifts first). Returns the position of
+    /// the token.
     ///
     /// # Errors
     /// [`Error::CacheFull`] (full under [`OverflowPolicy::Error`]),
-    /// [`Error::PositionBeyondContext`].
+    /// [`Error::PositionBeyondContext`]; on error nothing changed.
     pub(crate) fn begin(&mut self, context_length: usize) -> Result<u64, Error> {
+        if let (true, OverflowPolicy::Shift { sinks, discard }) =
+            (self.is_full(), self.options.policy)
+        {
+            let after = self.capacity.saturating_sub(usize::try_from(discard).unwrap_or(0));
+            self.check_position(after as u64, context_length)?;
+            self.shift(usize::try_from(sinks).unwrap_or(0), usize::try_from(discard).unwrap_or(0));
+        }
         let pos = self.next_pos;
         self.check_position(pos, context_length)?;
         self.pending_slot = if self.len < self.capacity {
@@ -281,9 +344,55 @@ impl<'m> LatentCache<'m> {
                 OverflowPolicy::Slide { sinks } => {
                     usize::try_from(sinks).unwrap_or(0).saturating_add(self.ring_next)
                 }
+                // `shift` above freed slots; not reached.
+                OverflowPolicy::Shift { .. } => self.len.min(self.capacity - 1),
             }
         };
         Ok(pos)
+    }
+
+    /// The context shift of [`OverflowPolicy::Shift`] on a full cache: drops slots
+    /// `sinks .. sinks + discard`, moves the later rows down to follow the sinks, and
+    /// re-rotates each moved row's `k_pe` from its old position to its new one (its slot).
+    /// Afterwards `len == position() == capacity - discard`.
+    fn shift(&mut self, sinks: usize, discard: usize) {
+        let first_kept = sinks.saturating_add(discard).min(self.capacity);
+        let moved = self.capacity - first_kept;
+        let rb = self.row_bytes();
+        for layer in 0..self.n_layers {
+            let base = self.row_range(layer, 0).map_or(0, |r| r.start);
+            let src = base + first_kept * rb..base + self.capacity * rb;
+            if src.end <= self.mem.len() {
+                self.mem.copy_within(src, base + sinks * rb);
+            }
+        }
+        for slot in sinks..sinks + moved {
+            let from = u64::from(self.read_pos(slot + discard));
+            self.rotate_slot(slot, from, slot as u64);
+            self.write_pos(slot, u32::try_from(slot).unwrap_or(u32::MAX));
+        }
+        self.len = sinks + moved;
+        self.next_pos = self.len as u64;
+        self.ring_next = 0;
+        self.shifts += 1;
+    }
+
+    /// Re-rotates the `k_pe` of every layer's row in `slot` from position `from` to `to`.
+    fn rotate_slot(&mut self, slot: usize, from: u64, to: u64) {
+        let pairs = self.format.rope / 2;
+        let format = self.format;
+        for first in (0..pairs).step_by(ROPE_PAIRS_PER_CALL) {
+            let mut rotations = [[0.0f32; 2]; ROPE_PAIRS_PER_CALL];
+            let n = (pairs - first).min(ROPE_PAIRS_PER_CALL);
+            for (i, r) in rotations.iter_mut().take(n).enumerate() {
+                *r = rope::shift_rotation(self.rope.inv_freq(first + i), from, to);
+            }
+            for layer in 0..self.n_layers {
+                if let Some(row) = self.row_range(layer, slot).and_then(|r| self.mem.get_mut(r)) {
+                    format.rotate_rope(row, first, rotations.get(..n).unwrap_or(&[]));
+                }
+            }
+        }
     }
 
     /// Writes this token's row (`[c_kv | k_pe]`, f32) for `layer` into the pending slot.
@@ -323,6 +432,10 @@ impl<'m> LatentCache<'m> {
     /// As [`LatentCache::begin`] would return for the first token that fails.
     pub(crate) fn check_room(&self, n: usize, context_length: usize) -> Result<(), Error> {
         let free = self.free_slots();
+        if let (OverflowPolicy::Shift { .. }, true) = (self.options.policy, n > free) {
+            // Positions climb to `capacity - 1`, shift down, and climb there again.
+            return self.check_position(self.capacity as u64 - 1, context_length);
+        }
         if matches!(self.options.policy, OverflowPolicy::Error) && n > free {
             // Token-by-token, the first `free` tokens would pass the position check first.
             self.check_position(self.next_pos.saturating_add(free as u64), context_length)?;

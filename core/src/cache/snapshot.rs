@@ -8,8 +8,8 @@
 //! | 0 | magic `TMLC` |
 //! | 4 | format version `u32` = 1 |
 //! | 8 | model fingerprint `u64` ([`crate::Model::fingerprint`]) |
-//! | 16 | storage id `u8`, policy kind `u8` (0 error, 1 slide), 2 bytes zero |
-//! | 20 | sinks `u32` |
+//! | 16 | storage id `u8`, policy kind `u8` (0 error, 1 slide, 2 shift), 2 bytes zero |
+//! | 20 | sinks `u32` (a shift's `discard` is not stored: it only decides future shifts) |
 //! | 24 | capacity `u32` |
 //! | 28 | layers `u32` |
 //! | 32 | kv_lora_rank `u32` |
@@ -105,6 +105,7 @@ fn policy_fields(p: OverflowPolicy) -> (u8, u32) {
     match p {
         OverflowPolicy::Error => (0, 0),
         OverflowPolicy::Slide { sinks } => (1, sinks),
+        OverflowPolicy::Shift { sinks, .. } => (2, sinks),
     }
 }
 
@@ -297,10 +298,24 @@ impl LatentCache<'_> {
         {
             return Err(SnapshotError::Corrupt.into());
         }
-
-        // Everything is checked: copy the payload in.
         let payload = body.get(SNAPSHOT_HEADER_BYTES..).unwrap_or(&[]);
         let (positions, mut rows) = payload.split_at(len.saturating_mul(4).min(payload.len()));
+        // A shifting cache keeps position `i` in slot `i` (its shift relies on it).
+        let in_slot_order = || {
+            positions
+                .as_chunks::<4>()
+                .0
+                .iter()
+                .enumerate()
+                .all(|(i, p)| u32::try_from(i).is_ok_and(|i| i == u32::from_le_bytes(*p)))
+        };
+        if matches!(self.options.policy, OverflowPolicy::Shift { .. })
+            && (h.next_pos != h.len as u64 || ring_next != 0 || !in_slot_order())
+        {
+            return Err(SnapshotError::Corrupt.into());
+        }
+
+        // Everything is checked: copy the payload in.
         if let Some(dst) = self.mem.get_mut(..positions.len()) {
             dst.copy_from_slice(positions);
         }
@@ -316,6 +331,7 @@ impl LatentCache<'_> {
         self.len = len;
         self.ring_next = ring_next;
         self.next_pos = h.next_pos;
+        self.shifts = 0;
         Ok(())
     }
 }

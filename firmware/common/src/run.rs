@@ -19,9 +19,16 @@ pub const PROMPT: &str = "The meaning of life is";
 pub const PROMPT_IDS: [u32; 8] = [0, 318, 422, 271, 280, 291, 696, 303];
 /// Tokens generated per run (greedy, then sampled).
 pub const N_GENERATE: usize = 32;
-/// The sampled run's settings (the README's `tinymla run` example).
-pub const SAMPLER: SamplerConfig =
-    SamplerConfig { temperature: 0.8, top_k: 0, top_p: 0.95, seed: 2 };
+/// The sampled run's settings: temperature 0.8, top-p 0.95, seed 2 (no top-k, min-p or penalty).
+pub const SAMPLER: SamplerConfig = SamplerConfig {
+    temperature: 0.8,
+    top_k: 0,
+    top_p: 0.95,
+    min_p: 0.0,
+    repeat_penalty: 1.0,
+    repeat_last_n: 0,
+    seed: 2,
+};
 /// The cache rows: int8 `c_kv` and `k_pe` with no block padding (52 bytes per token and
 /// layer for demo-s, against 66 for `Q8`), so demo-s at context 256 fits a 64 KiB-class MCU.
 pub const STORAGE: CacheStorage = CacheStorage::Q8Compact;

@@ -4,9 +4,14 @@
 //! the text past what its cache already holds, so a turn costs its own tokens, not the
 //! history's. If the template rewrites earlier turns (so the cache no longer holds a prefix
 //! of the rendering), the conversation is fed again from the start. When the cache fills up,
-//! the cache's overflow policy decides: `Slide` evicts the oldest tokens (keeping the sinks)
-//! and the conversation goes on; `Error` ends the reply, says so, and starts a fresh
-//! conversation (keeping the system prompt) at the next turn.
+//! the cache's overflow policy decides: `Shift` drops the oldest tokens after the sinks and
+//! the conversation goes on forever; `Slide` evicts the oldest token (keeping the sinks) until
+//! positions reach the trained context; `Error` (and `Slide` at the trained context) ends the
+//! reply, says so, and starts a fresh conversation (keeping the system prompt) at the next
+//! turn.
+//!
+//! A reply ends at an end-of-generation token (EOS, the template's end of turn), at the plain
+//! format's next `User:` turn, or at the reply limit, which it says in one line.
 
 use std::io::{BufRead, Write};
 use std::time::Instant;
@@ -54,17 +59,70 @@ pub struct ChatStats {
     pub generated: usize,
     /// Times the conversation was started afresh because the cache was full.
     pub resets: usize,
+    /// Context shifts (each dropped part of the history and went on).
+    pub shifts: u64,
+    /// Replies stopped by the reply limit.
+    pub cut: usize,
 }
 
 /// Why a reply ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReplyEnd {
-    /// The model produced EOS.
-    Eos,
+    /// The model produced an end-of-generation token.
+    EndOfTurn,
+    /// The model started the next user turn (plain format).
+    StopText,
     /// The reply reached `n_tokens`.
     Length,
-    /// The cache is full under `OverflowPolicy::Error`.
-    CacheFull,
+    /// The context is full (`OverflowPolicy::Error`, or `Slide` at the trained context).
+    ContextFull,
+}
+
+/// True for the errors that mean "this conversation has no room left": a full cache under
+/// `OverflowPolicy::Error`, or positions at the trained context under `Slide`.
+fn is_context_full(e: &Error) -> bool {
+    matches!(e, Error::CacheFull { .. } | Error::PositionBeyondContext { .. })
+}
+
+/// Text that ends a reply in the plain `User:`/`Assistant:` format: the model writing the
+/// next user turn itself.
+const PLAIN_STOP: &str = "\nUser:";
+
+/// Streams reply text, holding back what may be the start of a stop string so that a reply
+/// that ends with it never shows it.
+#[derive(Debug, Default)]
+struct StopFilter {
+    stop: Option<&'static str>,
+    held: String,
+}
+
+impl StopFilter {
+    /// Adds `piece`; returns the text that is safe to show, and true when the stop string is
+    /// complete (the text before it is returned, the rest is dropped).
+    fn push(&mut self, piece: &str) -> (String, bool) {
+        self.held.push_str(piece);
+        let Some(stop) = self.stop else { return (std::mem::take(&mut self.held), false) };
+        if let Some(at) = self.held.find(stop) {
+            let shown = self.held[..at].to_owned();
+            self.held.clear();
+            return (shown, true);
+        }
+        // Keep the longest tail of the held text that could grow into the stop string.
+        let len = self.held.len();
+        let keep = (1..=stop.len().min(len))
+            .rev()
+            .find(|&n| {
+                self.held.is_char_boundary(len - n) && stop.starts_with(&self.held[len - n..])
+            })
+            .unwrap_or(0);
+        let tail = self.held.split_off(len - keep);
+        (std::mem::replace(&mut self.held, tail), false)
+    }
+
+    /// The text still held back (the reply ended without the stop string).
+    fn finish(&mut self) -> String {
+        std::mem::take(&mut self.held)
+    }
 }
 
 /// The model side of a conversation: cache, scratch, and the text the cache holds.
@@ -81,14 +139,37 @@ struct Conversation<'m, 'b> {
     cached_text: String,
     /// Logits after the last token fed.
     logits: Vec<f32>,
+    /// The tokens fed, oldest first, for the repetition penalty (kept to the last
+    /// [`HISTORY_KEPT`] or so).
+    history: Vec<u32>,
+    /// Context shifts of conversations before the current one.
+    shifts_before: u64,
     add_bos: bool,
 }
 
+/// Tokens of history kept for the repetition penalty (`--repeat-last-n` beyond it sees only
+/// these).
+const HISTORY_KEPT: usize = 1 << 16;
+
 impl Conversation<'_, '_> {
     fn reset(&mut self) {
+        self.shifts_before += self.cache.shifts();
         self.cache.clear();
         self.cached_text.clear();
         self.logits.clear();
+        self.history.clear();
+    }
+
+    /// Context shifts so far, over every conversation.
+    fn shifts(&self) -> u64 {
+        self.shifts_before + self.cache.shifts()
+    }
+
+    fn remember(&mut self, tokens: &[u32]) {
+        self.history.extend_from_slice(tokens);
+        if self.history.len() > 2 * HISTORY_KEPT {
+            self.history.drain(..self.history.len() - HISTORY_KEPT);
+        }
     }
 
     /// Feeds the tokens of `rendered` past `cached_text` (all of it, after a reset, if the
@@ -107,6 +188,7 @@ impl Conversation<'_, '_> {
         if !ids.is_empty() {
             self.feed(&ids)?;
         }
+        self.remember(&ids);
         self.cached_text.push_str(&delta);
         Ok(ids.len())
     }
@@ -134,8 +216,10 @@ impl Conversation<'_, '_> {
             let logits = model.forward_with(token, cache, scratch, threads)?;
             out.clear();
             out.extend_from_slice(logits);
-            Ok(())
-        })
+            Ok::<(), Error>(())
+        })?;
+        self.remember(&[token]);
+        Ok(())
     }
 }
 
@@ -155,8 +239,7 @@ pub fn chat(
     let model = loaded.model()?;
     let tokenizer = loaded.tokenizer()?;
     let template = template_of(&tokenizer)?;
-    let trained = model.config().context_length;
-    let ctx = args.ctx.unwrap_or_else(|| trained.min(4096));
+    let ctx = args.ctx.map_or_else(|| loaded.default_context(), Ok)?;
     let mut buffers = Buffers::new(&model, ctx, args.cache)?;
     buffers.options.policy = args.policy;
     let threads = Threads::new(args.threads).map_err(SessionError::Threads)?;
@@ -170,6 +253,8 @@ pub fn chat(
         batch,
         cached_text: String::new(),
         logits: Vec::new(),
+        history: Vec::new(),
+        shifts_before: 0,
         // A file's template writes BOS itself; the plain format relies on the tokenizer.
         add_bos: !template.is_from_file() && tokenizer.add_bos_default(),
     };
@@ -178,10 +263,16 @@ pub fn chat(
         args.system.iter().map(|s| Message { role: Role::System, content: s.clone() }).collect();
     let mut messages = system.clone();
     let mut stats = ChatStats::default();
+    let format = if template.is_from_file() {
+        "the model's chat template"
+    } else {
+        "plain User:/Assistant: turns (the model has no chat template)"
+    };
     let _ = writeln!(
         log,
-        "chat: context {ctx} tokens, {} template; /reset starts over, /quit ends",
-        if template.is_from_file() { "the model's" } else { "plain (the model has no)" }
+        "chat: context {ctx} tokens, {format}, replies up to {} tokens; /reset starts over, \
+         /quit ends",
+        args.n_tokens
     );
 
     let mut line = String::new();
@@ -212,7 +303,7 @@ pub fn chat(
         let rendered = template.render(&messages, true).map_err(SessionError::Template)?;
         let fed = match conv.feed_rendered(&rendered) {
             Ok(n) => n,
-            Err(Error::CacheFull { .. }) => {
+            Err(e) if is_context_full(&e) => {
                 // Start afresh with only the system prompt and this message.
                 stats.resets += 1;
                 messages = system.iter().cloned().chain(messages.pop()).collect();
@@ -223,7 +314,7 @@ pub fn chat(
                         let _ = writeln!(log, "[context full: earlier turns dropped]");
                         n
                     }
-                    Err(Error::CacheFull { .. }) => {
+                    Err(e) if is_context_full(&e) => {
                         let _ = writeln!(log, "[this message does not fit in {ctx} tokens]");
                         messages = system.clone();
                         conv.reset();
@@ -239,54 +330,83 @@ pub fn chat(
 
         // Reply.
         let start = Instant::now();
+        let shifts_before = conv.shifts();
         let mut stream = tokenizer.stream(SpecialTokens::Skip);
-        let mut reply = String::new();
+        let mut filter = StopFilter {
+            stop: (!template.is_from_file()).then_some(PLAIN_STOP),
+            ..StopFilter::default()
+        };
+        // `generated`: the text of every token fed back (what the cache holds); `reply`: the
+        // text shown, without a stop string.
+        let (mut generated, mut reply) = (String::new(), String::new());
         let mut n = 0;
         let end = loop {
             if n == args.n_tokens {
                 break ReplyEnd::Length;
             }
-            let next = sampler.sample(&mut conv.logits, work).map_err(SessionError::Step)?;
+            let next = sampler
+                .sample_after(&mut conv.logits, work, &conv.history)
+                .map_err(SessionError::Step)?;
             n += 1;
-            if Some(next) == tokenizer.eos() {
-                break ReplyEnd::Eos;
+            if tokenizer.is_end_of_generation(next) {
+                break ReplyEnd::EndOfTurn;
             }
             let piece = stream
                 .push(next)
                 .map_err(|e| SessionError::Tokenizer(loaded.path().to_owned(), e))?;
-            let _ = out.write_all(piece.as_bytes()).and_then(|()| out.flush());
-            reply.push_str(&piece);
+            generated.push_str(&piece);
+            let (shown, stopped) = filter.push(&piece);
+            let _ = out.write_all(shown.as_bytes()).and_then(|()| out.flush());
+            reply.push_str(&shown);
             match conv.step(next) {
+                Ok(()) if stopped => break ReplyEnd::StopText,
                 Ok(()) => {}
-                Err(Error::CacheFull { .. }) => break ReplyEnd::CacheFull,
+                Err(e) if is_context_full(&e) => break ReplyEnd::ContextFull,
                 Err(e) => return Err(SessionError::Step(e)),
             }
         };
-        let tail = stream.finish();
-        reply.push_str(&tail);
-        let _ = writeln!(out, "{tail}").and_then(|()| out.flush());
+        if end != ReplyEnd::StopText {
+            let tail = stream.finish();
+            generated.push_str(&tail);
+            let (shown, _) = filter.push(&tail);
+            let shown = shown + &filter.finish();
+            let _ = out.write_all(shown.as_bytes());
+            reply.push_str(&shown);
+        }
+        let _ = writeln!(out).and_then(|()| out.flush());
         stats.generated += n;
         stats.turns += 1;
         let gen_secs = start.elapsed().as_secs_f64();
+        let shifted = conv.shifts() - shifts_before;
         let _ = writeln!(
             log,
-            "[prefill {fed} tokens, {:.1} tok/s; reply {n} tokens, {:.1} tok/s; cache {}/{}]",
+            "[prefill {fed} tokens, {:.1} tok/s; reply {n} tokens, {:.1} tok/s; cache {}/{}{}]",
             fed as f64 / prefill_secs.max(1e-9),
             n as f64 / gen_secs.max(1e-9),
             conv.cache.len(),
             conv.cache.capacity(),
+            match shifted {
+                0 => String::new(),
+                k => format!("; context shifted {k}x, oldest turns dropped"),
+            }
         );
+        if end == ReplyEnd::Length {
+            stats.cut += 1;
+            let _ = writeln!(log, "[reply cut at the {}-token limit; -n sets it]", args.n_tokens);
+        }
 
-        // The reply joins the history; the cache holds its text (the tokens fed so far).
-        conv.cached_text.push_str(&reply);
-        messages.push(Message { role: Role::Assistant, content: reply });
-        if end == ReplyEnd::CacheFull {
+        // The reply joins the history; the cache holds the text generated (the tokens fed).
+        conv.cached_text.push_str(&generated);
+        let content = if end == ReplyEnd::StopText { reply.trim_end().to_owned() } else { reply };
+        messages.push(Message { role: Role::Assistant, content });
+        if end == ReplyEnd::ContextFull {
             stats.resets += 1;
             let _ = writeln!(log, "[context full: the next turn starts a new conversation]");
             messages = system.clone();
             conv.reset();
         }
     }
+    stats.shifts = conv.shifts();
     Ok(stats)
 }
 

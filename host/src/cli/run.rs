@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use tinymla_core::vocab::SpecialTokens;
-use tinymla_core::{CacheStorage, Error, Sampler, SamplerConfig};
+use tinymla_core::{CacheStorage, OverflowPolicy, Sampler, SamplerConfig};
 
 use crate::session::{Buffers, Loaded, SessionError};
 use crate::threads::Threads;
@@ -14,7 +14,8 @@ use crate::threads::Threads;
 pub struct RunArgs {
     /// The prompt text.
     pub prompt: String,
-    /// Tokens to generate (stops earlier at EOS or when the context is full).
+    /// Tokens to generate (stops earlier at an end-of-generation token). Past the context,
+    /// the cache shifts ([`RUN_SINKS`] sinks, half the rest dropped per shift) and goes on.
     pub n_tokens: usize,
     /// Sampling settings.
     pub sampler: SamplerConfig,
@@ -37,9 +38,12 @@ pub struct RunStats {
     pub generated: usize,
     /// Seconds spent generating.
     pub gen_secs: f64,
-    /// True when generation stopped because the context was full.
-    pub hit_context_limit: bool,
+    /// Context shifts made to go on past the context.
+    pub shifts: u64,
 }
+
+/// Attention sinks `run` keeps when it shifts the context.
+pub const RUN_SINKS: u32 = 4;
 
 /// Runs the prompt and streams generated text to `out` as it is produced.
 ///
@@ -56,9 +60,10 @@ pub fn run(
     if prompt.is_empty() {
         return Err(SessionError::EmptyPrompt);
     }
-    let trained = model.config().context_length;
-    let ctx = args.ctx.unwrap_or_else(|| trained.min(4096));
+    let ctx = args.ctx.map_or_else(|| loaded.default_context(), Ok)?;
     let mut buffers = Buffers::new(&model, ctx, args.cache)?;
+    buffers.options.policy = OverflowPolicy::shift_half(ctx, RUN_SINKS.min(ctx as u32 / 2))
+        .unwrap_or(OverflowPolicy::Error);
     if prompt.len() > ctx {
         return Err(SessionError::PromptTooLong { tokens: prompt.len(), ctx });
     }
@@ -90,27 +95,23 @@ pub fn run(
 
     let start = Instant::now();
     let mut stream = tokenizer.stream(SpecialTokens::Skip);
-    let (mut generated, mut hit_context_limit) = (0, false);
+    // The prompt and what follows, for the repetition penalty.
+    let mut history = prompt.clone();
+    let mut generated = 0;
     while generated < args.n_tokens {
-        let next = sampler.sample(&mut logits, work).map_err(SessionError::Step)?;
+        let next = sampler.sample_after(&mut logits, work, &history).map_err(SessionError::Step)?;
         generated += 1;
-        if Some(next) == tokenizer.eos() {
+        if tokenizer.is_end_of_generation(next) {
             break;
         }
+        history.push(next);
         let text =
             stream.push(next).map_err(|e| SessionError::Tokenizer(loaded.path().to_owned(), e))?;
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
         if generated == args.n_tokens {
             break;
         }
-        match step(next, &mut logits) {
-            Ok(()) => {}
-            Err(Error::CacheFull { .. }) => {
-                hit_context_limit = true;
-                break;
-            }
-            Err(e) => return Err(SessionError::Step(e)),
-        }
+        step(next, &mut logits).map_err(SessionError::Step)?;
     }
     let _ = out.write_all(stream.finish().as_bytes()).and_then(|()| out.flush());
     Ok(RunStats {
@@ -118,6 +119,6 @@ pub fn run(
         prompt_secs,
         generated,
         gen_secs: start.elapsed().as_secs_f64(),
-        hit_context_limit,
+        shifts: cache.shifts(),
     })
 }

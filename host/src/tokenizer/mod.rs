@@ -23,6 +23,27 @@ pub use added::{AddedTokens, Segment};
 pub use bpe::{Bpe, MergeError};
 pub use pretokenize::{Flavour, PreTokenizer};
 
+/// GGUF key of the end-of-turn token, where a converter wrote one.
+pub const KEY_EOT: &str = "tokenizer.ggml.eot_token_id";
+/// GGUF key of the end-of-message token (tool calls), where a converter wrote one.
+pub const KEY_EOM: &str = "tokenizer.ggml.eom_token_id";
+
+/// Texts of control tokens that end a turn in the chat templates of MLA-family and other
+/// common models (DeepSeek, ChatML, Llama 3, Gemma, Phi, GLM), counted as end of generation
+/// when a file names no end-of-turn token: llama.cpp's vocabulary loader uses the same rule.
+pub const END_OF_TURN_TEXTS: &[&str] = &[
+    "<｜end▁of▁sentence｜>",
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|user|>",
+    "<|observation|>",
+    "<EOT>",
+];
+
 /// Why a tokenizer could not be built or used.
 #[derive(Debug)]
 pub enum TokenizerError {
@@ -99,6 +120,9 @@ pub struct Tokenizer {
     types: Vec<TokenType>,
     bos: Option<u32>,
     eos: Option<u32>,
+    /// Tokens that end a reply: EOS, `tokenizer.ggml.eot_token_id` / `eom_token_id`, and the
+    /// control tokens named in [`END_OF_TURN_TEXTS`]; sorted, no duplicates.
+    end_of_generation: Vec<u32>,
     add_bos: bool,
     /// `tokenizer.chat_template` (read here because this is where the file is parsed).
     chat_template: Result<Option<Box<str>>, Error>,
@@ -149,12 +173,32 @@ impl Tokenizer {
                 .map(|(id, (text, ty))| (&**text, id, *ty != TokenType::UserDefined)),
         );
         let pre = PreTokenizer::new(flavour).map_err(TokenizerError::Regex)?;
+        let id_key = |key: &'static str| match gguf.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .and_then(|id| u32::try_from(id).ok())
+                .filter(|id| (*id as usize) < n_vocab)
+                .map(Some)
+                .ok_or(Error::Config(ConfigError::WrongKeyType(key))),
+        };
+        let named_in_text = (0u32..).zip(tokens.iter().zip(&types)).filter(|(_, (text, ty))| {
+            **ty == TokenType::Control && END_OF_TURN_TEXTS.iter().any(|t| t.as_bytes() == &***text)
+        });
+        let mut end_of_generation: Vec<u32> = [vocab.eos(), id_key(KEY_EOT)?, id_key(KEY_EOM)?]
+            .into_iter()
+            .flatten()
+            .chain(named_in_text.map(|(id, _)| id))
+            .collect();
+        end_of_generation.sort_unstable();
+        end_of_generation.dedup();
         Ok(Tokenizer {
             pre,
             bpe,
             added,
             bos: vocab.bos(),
             eos: vocab.eos(),
+            end_of_generation,
             add_bos: vocab.add_bos().unwrap_or(false),
             tokens,
             types,
@@ -277,6 +321,13 @@ impl Tokenizer {
     /// EOS id, if the vocabulary has one.
     pub fn eos(&self) -> Option<u32> {
         self.eos
+    }
+
+    /// True for a token that ends a reply: EOS, the file's end-of-turn and end-of-message
+    /// tokens, and control tokens spelled like a chat template's end of turn
+    /// ([`END_OF_TURN_TEXTS`]).
+    pub fn is_end_of_generation(&self, id: u32) -> bool {
+        self.end_of_generation.binary_search(&id).is_ok()
     }
 
     /// Whether the file asks for BOS at the start of a prompt (`tokenizer.ggml.add_bos_token`).
