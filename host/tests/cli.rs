@@ -309,6 +309,11 @@ fn chat_handles_a_full_context_per_policy() {
     assert_eq!(t.len(), 6, "{stderr}");
     assert!(t.iter().all(|&(_, c)| c <= 48) && t[5].1 == 48, "{stderr}");
     assert!(stderr.contains("0 context resets"), "{stderr}");
+    // Slide past the model's trained context (256): a new conversation, not an exit.
+    let long = "tell me a long story please\n".repeat(12);
+    let (_, stderr, ok) = chat(&["-n", "20", "--ctx", "48", "--overflow", "slide"], &long);
+    assert!(ok && stderr.contains("[context full"), "{stderr}");
+    assert_eq!(turns(&stderr).len(), 12, "{stderr}");
     // Error: the conversation starts afresh instead of failing.
     let (_, stderr, ok) = chat(&["-n", "20", "--ctx", "48", "--overflow", "error"], &input);
     assert!(ok && stderr.contains("[context full"), "{stderr}");
