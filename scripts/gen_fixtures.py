@@ -71,7 +71,7 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURE_DIR = REPO / "tests" / "fixtures"
 ARCH = "deepseek2"
 N_POS = 20
-MAX_TOTAL_BYTES = 4_000_000
+MAX_TOTAL_BYTES = 4_500_000
 # Tolerances for the in-script checks (float32 HF vs itself / vs float64 NumPy).
 TOL_INCREMENTAL = 1e-4
 TOL_NUMPY_REF = 1e-4
@@ -162,6 +162,17 @@ FIXTURES = [
         rope_interleave=True, rope_parameters=yarn(4.0, 1.0), max_position_embeddings=128,
         tie_word_embeddings=False)),
 ]
+
+
+# A long-context golden: a dense V3 with YaRN over LONG_POS tokens (a cache of that many rows
+# is cut into attention partitions), its logits kept at LONG_KEEP positions spread over the range.
+LONG = Fixture("v3_long", "v3", 1006, "split", dict(
+    vocab_size=260, hidden_size=32, intermediate_size=64, num_hidden_layers=2, first_k_dense_replace=2,
+    num_attention_heads=2, q_lora_rank=16, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=16,
+    v_head_dim=16, rope_interleave=True, rope_parameters=yarn(4.0, 1.0, original=1024),
+    max_position_embeddings=4096, tie_word_embeddings=False))
+LONG_POS = 2048
+LONG_KEEP = list(range(0, LONG_POS, 64)) + [LONG_POS - 1]
 
 
 # --------------------------------------------------------------------------- HF model
@@ -489,6 +500,77 @@ def write_expected(path: Path, tokens: list[int], logits: np.ndarray) -> None:
         f.write(struct.pack("<4sIII", b"TMLE", 1, n_pos, n_vocab))
         f.write(struct.pack(f"<{n_pos}I", *tokens))
         f.write(np.ascontiguousarray(logits, dtype="<f4").tobytes())
+
+
+def write_expected_at(path: Path, tokens: list[int], positions: list[int], logits: np.ndarray) -> None:
+    """TMLE v2: b"TMLE", u32 2, u32 n_tokens, u32 n_pos, u32 n_vocab, the token ids, the positions
+    whose logits are kept, then those logits [n_pos][n_vocab] f32."""
+    n_pos, n_vocab = logits.shape
+    assert n_pos == len(positions)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<4sIIII", b"TMLE", 2, len(tokens), n_pos, n_vocab))
+        f.write(struct.pack(f"<{len(tokens)}I", *tokens))
+        f.write(struct.pack(f"<{n_pos}I", *positions))
+        f.write(np.ascontiguousarray(logits, dtype="<f4").tobytes())
+
+
+@dataclass
+class LongResult:
+    """The long-context golden and its checks."""
+
+    n_params: int
+    files: list[Path]
+    max_logit: float
+    diff_numpy: float  # max |numpy_ref.forward - HF| over the kept positions
+    argmax_numpy: float
+
+
+@torch.no_grad()
+def generate_long() -> LongResult:
+    """`v3_long.gguf` and `v3_long.expected_at.bin`: one causal forward over LONG_POS seeded ids,
+    logits kept at LONG_KEEP, checked against numpy_ref's float64 forward there."""
+    fx = LONG
+    model = build_model(fx)
+    check_architecture(model, fx)
+    cfg = model.config
+    rng = np.random.default_rng(fx.seed)
+    tokens = [int(t) for t in rng.integers(0, cfg.vocab_size, size=LONG_POS)]
+    full = model(input_ids=torch.tensor([tokens]), use_cache=False).logits[0].float().numpy()
+    kept = full[LONG_KEEP]
+    tensors = gguf_tensors(model, fx)
+    metadata, arrays = gguf_metadata(fx, cfg), tokenizer_arrays(cfg.vocab_size)
+    gguf_path = FIXTURE_DIR / f"{fx.name}.gguf"
+    write_gguf(gguf_path, metadata, arrays, tensors)
+    check_gguf(gguf_path, metadata, arrays, tensors)
+    expected_path = FIXTURE_DIR / f"{fx.name}.expected_at.bin"
+    write_expected_at(expected_path, tokens, LONG_KEEP, kept)
+    read_tokens, read_positions, read_logits = numpy_ref.read_expected_at(expected_path)
+    assert read_tokens == tokens and read_positions == LONG_KEEP and np.array_equal(read_logits, kept)
+    ref, _ = numpy_ref.forward(gguf_path, tokens)
+    diff = float(np.abs(ref[LONG_KEEP] - kept).max())
+    assert diff < TOL_NUMPY_REF, diff
+    argmax = float(np.mean(ref[LONG_KEEP].argmax(-1) == kept.argmax(-1)))
+    print(f"{fx.name}: {LONG_POS} tokens, logits kept at {len(LONG_KEEP)} positions, "
+          f"max|numpy_ref - HF| {diff:.2e}, argmax agree {argmax:.0%}")
+    return LongResult(sum(p.numel() for p in model.parameters()), [gguf_path, expected_path],
+                      float(np.abs(kept).max()), diff, argmax)
+
+
+def long_section(r: LongResult) -> list[str]:
+    """PROVENANCE.md: the long-context golden."""
+    return [
+        "",
+        "## Long context",
+        "",
+        f"`{LONG.name}.gguf`: a dense DeepSeek-V3 (seed {LONG.seed}, {r.n_params:,} parameters: vocab 260,",
+        "hidden 32, 2 dense layers, 2 heads, q LoRA 16, kv LoRA 32, nope/rope/v 16/16/16, YaRN x4 from 1024,",
+        f"interleaved RoPE, max_pos 4096), built like the others. `{LONG.name}.expected_at.bin` (TMLE v2): one",
+        f"causal forward over {LONG_POS} ids from `numpy.random.default_rng({LONG.seed}).integers(0, 260)`, the",
+        f"logits kept at positions {LONG_KEEP[0]}, {LONG_KEEP[1]}, ..., {LONG_KEEP[-2]} (every 64th) and {LONG_KEEP[-1]}.",
+        f"max |logit| {r.max_logit:.4f}; max |numpy_ref.forward - expected| over those positions {r.diff_numpy:.2e},",
+        f"argmax agree {r.argmax_numpy:.0%}. Dense on purpose: over 2,048 positions a tiny random MoE meets",
+        "routing near-ties, which f32 rounding alone would flip.",
+    ]
 
 
 # --------------------------------------------------------------------------- sliding window
@@ -1247,11 +1329,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         q8_selftest = selftest_q8_0(Path(tmp))
     results = [generate(fx, args.hf_out) for fx in FIXTURES]
-    total = sum(p.stat().st_size for r in results for p in r.files)
+    long = generate_long()
+    total = sum(p.stat().st_size for r in results for p in r.files) + sum(p.stat().st_size for p in long.files)
     assert total < MAX_TOTAL_BYTES, f"fixtures too large: {total} bytes"
     # Record the command without the machine-specific --hf-out path.
     argv: list[str] = []  # PROVENANCE.md must not depend on --hf-out (it is not committed)
-    (FIXTURE_DIR / "PROVENANCE.md").write_text(provenance(results, argv, q8_selftest))
+    (FIXTURE_DIR / "PROVENANCE.md").write_text(provenance(results, argv, q8_selftest) + "\n".join(long_section(long)) + "\n")
     print(f"wrote {len(results)} fixtures, {total:,} bytes, in {time.time() - start:.1f} s")
     return 0
 

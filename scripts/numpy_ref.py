@@ -472,6 +472,19 @@ def read_expected(path: str | Path) -> tuple[list[int], np.ndarray]:
     return tokens, logits.reshape(n_pos, n_vocab)
 
 
+def read_expected_at(path: str | Path) -> tuple[list[int], list[int], np.ndarray]:
+    """Read a `TMLE` v2 file: (token ids, the positions with logits, logits [n_pos, n_vocab] f32)."""
+    data = Path(path).read_bytes()
+    magic, version, n_tokens, n_pos, n_vocab = struct.unpack_from("<4sIIII", data, 0)
+    if magic != b"TMLE" or version != 2:
+        raise ValueError(f"{path}: not a TMLE v2 file")
+    tokens = list(struct.unpack_from(f"<{n_tokens}I", data, 20))
+    positions = list(struct.unpack_from(f"<{n_pos}I", data, 20 + 4 * n_tokens))
+    offset = 20 + 4 * (n_tokens + n_pos)
+    logits = np.frombuffer(data, dtype="<f4", count=n_pos * n_vocab, offset=offset)
+    return tokens, positions, logits.reshape(n_pos, n_vocab)
+
+
 SLIDE_FILE = re.compile(r"\.slide_c(\d+)_s(\d+)\.expected\.bin$")
 QUANT_SUFFIXES = (".f16", ".q8_0")
 

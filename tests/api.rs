@@ -52,12 +52,15 @@ fn token_out_of_range_full_cache_and_small_buffers_are_typed_errors() {
 }
 
 #[test]
-fn scratch_does_not_depend_on_the_context() {
-    // Attention keeps running per-head statistics, so one scratch serves any cache.
+fn scratch_is_bounded_and_serves_any_context() {
+    // Attention keeps running per-head statistics per partition, and a cache is cut into at
+    // most 8 partitions: the scratch stops growing at 4,096 rows, and one scratch serves any
+    // cache.
     let file = read_fixture("v2_lite_moe.gguf");
     let model = Model::load(&file).unwrap();
     let cfg = model.config();
-    assert_eq!(cfg.scratch_elems(1).unwrap(), cfg.scratch_elems(1 << 20).unwrap());
+    assert_eq!(cfg.scratch_elems(4096).unwrap(), cfg.scratch_elems(1 << 20).unwrap());
+    assert!(cfg.scratch_elems(1).unwrap() < cfg.scratch_elems(4096).unwrap());
     let expected = Expected::load("v2_lite_moe");
     let (mut cache_mem, _) = buffers(&model, 64);
     let mut scratch_mem = vec![0.0; cfg.scratch_elems(1).unwrap()];

@@ -170,3 +170,34 @@ fn to_value(v: &MetadataValue<'_>) -> Value {
         other => panic!("fixture metadata type not handled by the test writer: {other:?}"),
     }
 }
+
+/// Expected logits at some positions of a long prompt: `<name>.expected_at.bin`.
+///
+/// Format (little-endian): `TMLE`, u32 version = 2, u32 n_tokens, u32 n_pos, u32 n_vocab,
+/// n_tokens × u32 token ids, n_pos × u32 positions, n_pos × n_vocab × f32 logits.
+pub struct ExpectedAt {
+    pub tokens: Vec<u32>,
+    /// `(position, logits)` for each kept position, in order.
+    pub rows: Vec<(usize, Vec<f32>)>,
+}
+
+impl ExpectedAt {
+    pub fn load(name: &str) -> Self {
+        let bytes = read_fixture(&format!("{name}.expected_at.bin"));
+        assert_eq!(&bytes[..4], b"TMLE", "{name}: bad magic");
+        let word = |i: usize| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap());
+        assert_eq!(word(1), 2, "{name}: version");
+        let (n_tokens, n_pos, n_vocab) = (word(2) as usize, word(3) as usize, word(4) as usize);
+        let tokens: Vec<u32> = (0..n_tokens).map(|i| word(5 + i)).collect();
+        let positions: Vec<usize> = (0..n_pos).map(|i| word(5 + n_tokens + i) as usize).collect();
+        let start = 4 * (5 + n_tokens + n_pos);
+        let logits: Vec<f32> = bytes[start..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(logits.len(), n_pos * n_vocab, "{name}: logits length");
+        let rows =
+            positions.into_iter().zip(logits.chunks_exact(n_vocab).map(<[f32]>::to_vec)).collect();
+        ExpectedAt { tokens, rows }
+    }
+}

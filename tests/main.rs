@@ -9,6 +9,7 @@ mod demo;
 mod firmware;
 mod golden;
 mod hostile;
+mod long;
 mod shift;
 mod threads;
 mod tokenizer;

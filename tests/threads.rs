@@ -1,7 +1,10 @@
 //! Threaded matrix-vector products give bit-identical logits for any thread count.
 
 use crate::common::{fixture_path, read_fixture, run_tokens, run_tokens_with, GOLDEN_MODELS};
-use tinymla_core::{CacheOptions, Model, Parallel, RowSpan};
+use tinymla_core::{
+    BatchScratch, CacheOptions, CacheStorage, LatentCache, Model, Parallel, RowSpan, Scratch,
+    Serial,
+};
 use tinymla_host::synth::{SynthSpec, WeightType};
 use tinymla_host::threads::Threads;
 
@@ -92,4 +95,57 @@ fn golden_fixtures_are_unchanged_by_threads() {
 fn zero_threads_is_an_error() {
     let err = Threads::new(0).unwrap_err();
     assert_eq!(err.to_string(), "--threads must be at least 1");
+}
+
+/// A long context cuts attention into partitions that run on the threads (flash-decoding):
+/// logits stay bit-identical for any thread count, for a scratch too small to hold every
+/// partition (they then run one after another), and for batched prefill.
+#[test]
+fn long_context_attention_is_bit_identical_across_threads() {
+    let file = read_fixture("v3_qlora_grouped.gguf");
+    let model = Model::load(&file).unwrap();
+    let cfg = model.config();
+    let (capacity, n) = (2048, 1300);
+    let tokens: Vec<u32> = (0..n as u32).map(|i| (i * 37 + 11) % 300).collect();
+    for storage in [CacheStorage::F32, CacheStorage::Q8] {
+        let opts = CacheOptions { storage, ..CacheOptions::default() };
+        let serial = run_tokens(&model, &tokens, capacity, opts).unwrap();
+        for n_threads in [2, 3] {
+            let threads = Threads::new(n_threads).unwrap();
+            let threaded = threads
+                .install(|| run_tokens_with(&model, &tokens, capacity, opts, &threads))
+                .unwrap();
+            assert_identical(&format!("{storage:?} × {n_threads} threads"), &serial, &threaded);
+        }
+        let reversed = Reversed { ways: 7, spans_run: Default::default() };
+        let split = run_tokens_with(&model, &tokens, capacity, opts, &reversed).unwrap();
+        assert_identical(&format!("{storage:?} reversed spans"), &serial, &split);
+
+        // Scratch for a 1-row cache: one partition area, partitions in turn.
+        let mut mem = vec![0u8; LatentCache::bytes_needed(cfg, capacity, storage).unwrap()];
+        let mut cache = LatentCache::new(cfg, capacity, opts, &mut mem).unwrap();
+        let mut small = vec![0.0; cfg.scratch_elems(1).unwrap()];
+        assert!(small.len() < cfg.scratch_elems(capacity).unwrap());
+        let mut scratch = Scratch::new(cfg, 1, &mut small).unwrap();
+        let threads = Threads::new(2).unwrap();
+        for (pos, &t) in tokens.iter().enumerate() {
+            let got = threads.install(|| model.forward_with(t, &mut cache, &mut scratch, &threads));
+            let same =
+                got.unwrap().iter().zip(&serial[pos]).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{storage:?}: small scratch differs at {pos}");
+        }
+
+        // Batched prefill of the same tokens.
+        let mut mem = vec![0u8; LatentCache::bytes_needed(cfg, capacity, storage).unwrap()];
+        let mut cache = LatentCache::new(cfg, capacity, opts, &mut mem).unwrap();
+        let mut scratch_mem = vec![0.0; cfg.scratch_elems(capacity).unwrap()];
+        let mut scratch = Scratch::new(cfg, capacity, &mut scratch_mem).unwrap();
+        let sizes = BatchScratch::sizes(cfg, 32).unwrap();
+        let (mut floats, mut bytes) = (vec![0.0f32; sizes.floats], vec![0u8; sizes.bytes]);
+        let mut batch = BatchScratch::new(cfg, 32, &mut floats, &mut bytes).unwrap();
+        let last = model.forward_batch(&tokens, &mut cache, &mut scratch, &mut batch, &Serial);
+        let same =
+            last.unwrap().iter().zip(&serial[n - 1]).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{storage:?}: batched prefill differs");
+    }
 }

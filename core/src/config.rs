@@ -358,15 +358,16 @@ impl ModelConfig {
     }
 
     /// `f32` elements of activation scratch that [`crate::Scratch::new`] needs for a cache of
-    /// `capacity` positions. Attention keeps only running per-head statistics, so the size
-    /// does not depend on `capacity` (kept in the signature so callers size buffers per
-    /// context, as they must for the cache): one scratch serves a cache of any capacity.
+    /// `capacity` positions. Attention keeps only running per-head statistics per partition
+    /// of the cache, so the size grows with `capacity` only by the partitions' work areas
+    /// (from 1,024 rows on, one per 512 rows, at most 8): bounded, whatever the context. A
+    /// scratch sized for one capacity serves a cache of any other (partitions then run one
+    /// after another, with the same result).
     ///
     /// # Errors
     /// [`Error::SizeOverflow`] if the total does not fit in `usize`.
     pub fn scratch_elems(&self, capacity: usize) -> Result<usize, Error> {
-        let _ = capacity;
-        crate::scratch::Layout::new(self).map(|l| l.total)
+        crate::scratch::Layout::new(self, capacity).map(|l| l.total)
     }
 }
 

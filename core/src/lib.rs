@@ -57,6 +57,7 @@ pub mod gguf;
 pub mod kernels;
 pub mod tensor;
 
+mod attend;
 mod batch;
 pub mod cache;
 mod ffn;

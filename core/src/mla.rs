@@ -7,8 +7,8 @@
 //! token cost is `O(context × (kv_lora_rank + qk_rope_head_dim))` per head, and nothing but
 //! the latent rows is ever cached. llama.cpp's `deepseek2` graph computes the same thing.
 
+use crate::attend::{self, AttnDims};
 use crate::cache::LatentCache;
-use crate::kernels;
 use crate::parallel::{Parallel, Serial};
 use crate::rope;
 use crate::weights::{Matrix, Vector};
@@ -58,6 +58,8 @@ pub(crate) struct MlaShape {
     pub(crate) kv_lora: usize,
     pub(crate) eps: f32,
     pub(crate) scale: f32,
+    /// The attention's work shape.
+    pub(crate) attn: AttnDims,
 }
 
 impl MlaShape {
@@ -71,8 +73,19 @@ impl MlaShape {
             kv_lora: c.kv_lora_rank,
             eps: c.rms_norm_eps,
             scale: rope::softmax_scale(c),
+            attn: attn_dims(c),
         }
     }
+}
+
+/// The attention work shape of `c` (sizes were checked when the config was read).
+pub(crate) fn attn_dims(c: &crate::ModelConfig) -> AttnDims {
+    AttnDims::new(c.num_attention_heads, c.kv_lora_rank, c.qk_rope_head_dim).unwrap_or(AttnDims {
+        heads: 0,
+        kv: 0,
+        width: 0,
+        tile: 1,
+    })
 }
 
 /// Buffers one attention step works in (all from [`crate::Scratch`]).
@@ -84,6 +97,8 @@ pub(crate) struct MlaBuffers<'s> {
     pub(crate) scores: &'s mut [f32],
     pub(crate) lat_out: &'s mut [f32],
     pub(crate) attn_out: &'s mut [f32],
+    /// The attention's partition work areas.
+    pub(crate) attn_work: &'s mut [f32],
     /// RoPE table for the current position.
     pub(crate) rope: &'s [f32],
     /// Where the block's output goes, `[hidden]`.
@@ -98,8 +113,8 @@ pub(crate) struct AttendBuffers<'s> {
     pub(crate) scores: &'s mut [f32],
     /// Weighted latent per head, `[heads][kv_lora]`.
     pub(crate) lat_out: &'s mut [f32],
-    /// One decoded cache row, `[kv_lora + rope]`.
-    pub(crate) decoded: &'s mut [f32],
+    /// Partition work areas (`crate::attend`), at least one.
+    pub(crate) work: &'s mut [f32],
     /// The heads' outputs after `W_UV`, `[heads][v_head]`.
     pub(crate) attn_out: &'s mut [f32],
 }
@@ -135,7 +150,7 @@ pub(crate) fn forward(
         q_abs: b.q_abs,
         scores: b.scores,
         lat_out: b.lat_out,
-        decoded: b.kv_a,
+        work: b.attn_work,
         attn_out: b.attn_out,
     };
     attend(s, w, b.q, b.rope, cache, cache.rows(layer), bufs, par);
@@ -144,14 +159,15 @@ pub(crate) fn forward(
 
 /// Per-token attention state of a batch, one region per token (so tokens can attend on
 /// different threads): the token's query (rotated in place), absorbed query, softmax state,
-/// weighted latents, a decoded cache row, and the heads' outputs. Offsets in `f32`s.
+/// weighted latents, one attention partition's work area, and the heads' outputs. Offsets in
+/// `f32`s.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AttnState {
     q: usize,
     q_abs: usize,
     scores: usize,
     lat_out: usize,
-    decoded: usize,
+    work: usize,
     attn_out: usize,
     /// Elements per token.
     pub(crate) width: usize,
@@ -166,7 +182,7 @@ impl AttnState {
             s.heads.checked_mul(row)?,
             s.heads.checked_mul(2)?,
             s.heads.checked_mul(s.kv_lora)?,
-            row,
+            s.attn.part_elems()?,
             s.heads.checked_mul(s.v_head)?,
         ];
         let mut at = [0usize; 7];
@@ -175,8 +191,8 @@ impl AttnState {
             end = end.checked_add(n)?;
             *start = end;
         }
-        let [q, q_abs, scores, lat_out, decoded, attn_out, width] = at;
-        Some(AttnState { q, q_abs, scores, lat_out, decoded, attn_out, width })
+        let [q, q_abs, scores, lat_out, work, attn_out, width] = at;
+        Some(AttnState { q, q_abs, scores, lat_out, work, attn_out, width })
     }
 
     /// Where the heads' outputs start in a token's region (the output projection's input).
@@ -189,11 +205,11 @@ impl AttnState {
         let (q, rest) = region.split_at_mut(self.q_abs.min(region.len()));
         let (q_abs, rest) = rest.split_at_mut((self.scores - self.q_abs).min(rest.len()));
         let (scores, rest) = rest.split_at_mut((self.lat_out - self.scores).min(rest.len()));
-        let (lat_out, rest) = rest.split_at_mut((self.decoded - self.lat_out).min(rest.len()));
-        let (decoded, rest) = rest.split_at_mut((self.attn_out - self.decoded).min(rest.len()));
+        let (lat_out, rest) = rest.split_at_mut((self.work - self.lat_out).min(rest.len()));
+        let (work, rest) = rest.split_at_mut((self.attn_out - self.work).min(rest.len()));
         let attn_out = rest.get_mut(..self.width - self.attn_out).unwrap_or(&mut []);
         let q = q.get_mut(self.q..).unwrap_or(&mut []);
-        (q, AttendBuffers { q_abs, scores, lat_out, decoded, attn_out })
+        (q, AttendBuffers { q_abs, scores, lat_out, work, attn_out })
     }
 }
 
@@ -311,8 +327,6 @@ fn attend(
     let row = (s.kv_lora + s.rope).max(1);
     let kv_lora = s.kv_lora.max(1);
     let v_head = s.v_head.max(1);
-    let format = *cache.format();
-    let row_bytes = cache.row_bytes().max(1);
 
     // Absorbed queries, laid out like cache rows: [W_UKᵀ q_nope (kv_lora) | rotated q_pe].
     // Split layout: every head's W_UK_h q_nope_h in one product (into `lat_out`, free until
@@ -344,42 +358,12 @@ fn attend(
         }
     }
 
-    // One pass over the cached rows with an online softmax per head: each row is decoded
-    // once (into `decoded`), scored by every head, and added to the head's
-    // probability-weighted latent, rescaled whenever the head's running max grows.
-    // `scores` holds each head's running max, then its running sum of exp(score - max).
+    // Every head over the cached rows: tiles, online softmax, partitions (`crate::attend`).
     let heads = s.heads.min(b.scores.len() / 2);
-    let (maxes, sums) = b.scores.split_at_mut(heads);
-    maxes.fill(f32::NEG_INFINITY);
-    sums.fill(0.0);
-    b.lat_out.fill(0.0);
-    let decoded = &mut *b.decoded;
-    let k = kernels::active();
-    for c_row in rows.chunks_exact(row_bytes) {
-        format.decode(c_row, decoded);
-        let c = decoded.get(..s.kv_lora).unwrap_or(&[]);
-        let per_head = b.q_abs.chunks_exact(row).zip(b.lat_out.chunks_exact_mut(kv_lora));
-        for ((q_abs_h, lat_h), (max, sum)) in per_head.zip(maxes.iter_mut().zip(sums.iter_mut())) {
-            let score = k.dot(q_abs_h, decoded) * s.scale;
-            let weight = if score > *max {
-                // exp(-inf) = 0 for the first row: nothing to rescale yet.
-                let rescale = libm::expf(*max - score);
-                kernels::scale_in_place(lat_h, rescale);
-                *sum *= rescale;
-                *max = score;
-                1.0
-            } else {
-                libm::expf(score - *max)
-            };
-            kernels::axpy(lat_h, weight, c);
-            *sum += weight;
-        }
-    }
-    for (lat_h, sum) in b.lat_out.chunks_exact_mut(kv_lora).zip(sums.iter()) {
-        if *sum > 0.0 {
-            kernels::scale_in_place(lat_h, 1.0 / *sum);
-        }
-    }
+    let d = AttnDims { heads, ..s.attn };
+    let (format, capacity) = (cache.format(), cache.capacity());
+    let (state, q_abs) = (&mut *b.scores, &*b.q_abs);
+    attend::attend(&d, s.scale, q_abs, rows, format, capacity, state, b.lat_out, b.work, par);
 
     // W_UV per head.
     match &w.up {

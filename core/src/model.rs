@@ -195,6 +195,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
                 scores: s.scores,
                 lat_out: s.lat_out,
                 attn_out: s.attn_out,
+                attn_work: s.attn_work,
                 rope: s.rope,
                 out: s.acc,
             };

@@ -15,6 +15,7 @@ pub(crate) struct Layout {
     pub(crate) scores: usize,
     pub(crate) lat_out: usize,
     pub(crate) attn_out: usize,
+    pub(crate) attn_work: usize,
     pub(crate) ffn_hidden: usize,
     pub(crate) router: usize,
     pub(crate) rope: usize,
@@ -24,7 +25,8 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
-    pub(crate) fn new(c: &ModelConfig) -> Result<Self, Error> {
+    /// The layout for `c` and a cache of `capacity` rows.
+    pub(crate) fn new(c: &ModelConfig, capacity: usize) -> Result<Self, Error> {
         let heads = c.num_attention_heads;
         let mul = |a: usize, b: usize| a.checked_mul(b).ok_or(Error::SizeOverflow);
         let hidden = c.hidden_size;
@@ -39,6 +41,8 @@ impl Layout {
         let scores = mul(heads, 2)?;
         let lat_out = mul(heads, c.kv_lora_rank)?;
         let attn_out = mul(heads, c.v_head_dim)?;
+        // Attention partitions: one work area per partition the cache can be cut into.
+        let attn_work = crate::mla::attn_dims(c).work_elems(capacity).ok_or(Error::SizeOverflow)?;
         let ffn_hidden = mul(c.ffn_hidden_max().ok_or(Error::SizeOverflow)?, 2)?;
         // Router: expert scores, then the biased/masked selection scores.
         let router = mul(c.moe.map_or(0, |m| m.n_routed_experts), 2)?;
@@ -55,6 +59,7 @@ impl Layout {
             scores,
             lat_out,
             attn_out,
+            attn_work,
             ffn_hidden,
             router,
             rope,
@@ -74,6 +79,7 @@ impl Layout {
             scores,
             lat_out,
             attn_out,
+            attn_work,
             ffn_hidden,
             router,
             rope,
@@ -86,8 +92,9 @@ impl Layout {
 
 /// Activation buffers for [`crate::Model::forward`], borrowed from caller memory.
 ///
-/// Sized by [`ModelConfig::scratch_elems`], the same for any cache capacity; holding it does
-/// not allocate. The logits of the last step live here until the next step overwrites them.
+/// Sized by [`ModelConfig::scratch_elems`]: it grows with the cache capacity only by the
+/// attention's partition work areas (one per 512 cached rows from 1,024 on, at most 8, so it
+/// stays bounded); holding it does not allocate. The logits of the last step live here until the next step overwrites them.
 #[derive(Debug)]
 pub struct Scratch<'m> {
     /// The residual stream, `[hidden_size]`.
@@ -112,6 +119,8 @@ pub struct Scratch<'m> {
     pub(crate) lat_out: &'m mut [f32],
     /// Attention output per head after `W_UV`, `[heads][v_head_dim]`.
     pub(crate) attn_out: &'m mut [f32],
+    /// The attention's partition work areas, `[parts][crate::attend::AttnDims::part_elems]`.
+    pub(crate) attn_work: &'m mut [f32],
     /// FFN gate and up activations, `[2][widest FFN]`.
     pub(crate) ffn_hidden: &'m mut [f32],
     /// Router scores then selection scores, `[2][n_routed_experts]`.
@@ -125,15 +134,16 @@ pub struct Scratch<'m> {
 }
 
 impl<'m> Scratch<'m> {
-    /// Carves scratch for `config` out of `mem`. `capacity` (the cache's) does not change the
-    /// size; see [`ModelConfig::scratch_elems`].
+    /// Carves scratch for `config` and a cache of `capacity` rows out of `mem`; see
+    /// [`ModelConfig::scratch_elems`]. Scratch made for another capacity still works with any
+    /// cache (with less work memory, attention partitions run one after another, with the
+    /// same result).
     ///
     /// # Errors
     /// [`Error::BufferTooSmall`] if `mem` is shorter than
     /// [`ModelConfig::scratch_elems`]`(capacity)`.
     pub fn new(config: &ModelConfig, capacity: usize, mem: &'m mut [f32]) -> Result<Self, Error> {
-        let _ = capacity;
-        let l = Layout::new(config)?;
+        let l = Layout::new(config, capacity)?;
         let given = mem.len();
         let too_small =
             Error::BufferTooSmall { buffer: BufferKind::Scratch, needed: l.total, given };
@@ -156,6 +166,7 @@ impl<'m> Scratch<'m> {
             scores: take(l.scores)?,
             lat_out: take(l.lat_out)?,
             attn_out: take(l.attn_out)?,
+            attn_work: take(l.attn_work)?,
             ffn_hidden: take(l.ffn_hidden)?,
             router: take(l.router)?,
             rope: take(l.rope)?,

@@ -11,7 +11,8 @@ pub use snapshot::{SnapshotError, SNAPSHOT_HEADER_BYTES};
 use crate::config::ModelConfig;
 use crate::error::{BufferKind, Error};
 use crate::rope::{self, RopeParams};
-use row::{RowFormat, ROPE_PAIRS_PER_CALL};
+pub(crate) use row::RowFormat;
+use row::ROPE_PAIRS_PER_CALL;
 
 /// What a full cache does with the next token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

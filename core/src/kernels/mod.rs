@@ -9,6 +9,7 @@
 //! Weight operands are raw little-endian bytes borrowed from the model file, so no alignment
 //! is assumed.
 
+pub mod attn;
 pub mod scalar;
 // Reached through runtime detection (`std`) or compile-time target features; a plain no_std
 // x86 build without AVX2 enabled uses neither, hence the allowance.
@@ -67,7 +68,15 @@ pub struct Kernels {
     dot_groups: Option<GroupFn>,
     /// The group kernel for [`GROUP_TILE`] activation vectors at once.
     dot_groups_tile: Option<GroupTileFn>,
+    /// Every head's scores against a tile of cache rows (reference [`attn::tile_scores`]).
+    tile_scores: TileScoresFn,
+    /// A tile's probability-weighted rows added to every head's latent (reference
+    /// [`attn::tile_accumulate`]).
+    tile_accumulate: TileAccumulateFn,
 }
+
+type TileScoresFn = fn(&[f32], usize, &[f32], &mut [f32]);
+type TileAccumulateFn = fn(&[f32], &[f32], usize, &mut [f32], usize);
 
 /// Activation vectors one call of [`Kernels::dot_groups_tile`] serves.
 pub const GROUP_TILE: usize = 8;
@@ -104,6 +113,8 @@ impl Kernels {
         pack_q4_0: group8::pack_q4_0,
         dot_groups: None,
         dot_groups_tile: None,
+        tile_scores: attn::tile_scores,
+        tile_accumulate: attn::tile_accumulate,
     };
 
     /// [`Self::SCALAR`] with the reference group kernel, so tests run the packed path of a
@@ -138,6 +149,8 @@ impl Kernels {
         pack_q4_0: x86::entry::pack_q4_0,
         dot_groups: Some(x86::entry::dot_groups),
         dot_groups_tile: Some(x86::entry::dot_groups_tile),
+        tile_scores: x86::entry::tile_scores,
+        tile_accumulate: x86::entry::tile_accumulate,
     };
 
     /// The NEON kernels if this CPU has NEON: with `SDOT` integer dots when it also has
@@ -226,6 +239,27 @@ impl Kernels {
     #[inline]
     pub fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
         (self.dot)(a, b)
+    }
+
+    /// `out[h][r] = q[h] · rows[r]`: `q` `[heads][width]`, `rows` `[t][width]`, `out`
+    /// `[heads][t]`; each score is exactly [`scalar::dot`]'s.
+    #[inline]
+    pub fn tile_scores(&self, q: &[f32], width: usize, rows: &[f32], out: &mut [f32]) {
+        (self.tile_scores)(q, width, rows, out);
+    }
+
+    /// `lat[h][j] += Σ_r p[h][r] · rows[r][j]` for `j < kv`: `p` `[heads][t]`, `rows`
+    /// `[t][width]`, `lat` `[heads][kv]`; rows added in order, as one `axpy` per row and head.
+    #[inline]
+    pub fn tile_accumulate(
+        &self,
+        p: &[f32],
+        rows: &[f32],
+        width: usize,
+        lat: &mut [f32],
+        kv: usize,
+    ) {
+        (self.tile_accumulate)(p, rows, width, lat, kv);
     }
 
     /// `Σ w[i]·x[i]`, `w` little-endian `f32` bytes.

@@ -455,9 +455,84 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     super::scalar::dot(a, b)
 }
 
+/// [`super::attn::tile_scores`]: four rows per pass, one 8-lane accumulator each, every chunk
+/// of the query loaded once for the four; multiply then add (no FMA) and [`hsum_ps`]'s
+/// reduction, the reference's order, so each score is exactly `scalar::dot`'s.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn tile_scores_avx2(q: &[f32], width: usize, rows: &[f32], out: &mut [f32]) {
+    const L: usize = 8;
+    let width = width.max(1);
+    let t = rows.len() / width;
+    if t == 0 {
+        return;
+    }
+    let chunks = width / L;
+    let tail = chunks * L;
+    for (q_h, out_h) in q.chunks_exact(width).zip(out.chunks_exact_mut(t)) {
+        let mut r = 0;
+        while r + 4 <= t {
+            let base = rows.as_ptr().add(r * width);
+            let qp = q_h.as_ptr();
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for c in 0..chunks {
+                let x = _mm256_loadu_ps(qp.add(c * L));
+                for (k, a) in acc.iter_mut().enumerate() {
+                    let y = _mm256_loadu_ps(base.add(k * width + c * L));
+                    *a = _mm256_add_ps(*a, _mm256_mul_ps(x, y));
+                }
+            }
+            for (k, a) in acc.iter().enumerate() {
+                let mut sum = hsum_ps(*a);
+                let row = rows.get((r + k) * width..(r + k + 1) * width).unwrap_or(&[]);
+                for (x, y) in
+                    q_h.get(tail..).unwrap_or(&[]).iter().zip(row.get(tail..).unwrap_or(&[]))
+                {
+                    sum += x * y;
+                }
+                if let Some(o) = out_h.get_mut(r + k) {
+                    *o = sum;
+                }
+            }
+            r += 4;
+        }
+        for (o, row) in out_h.iter_mut().zip(rows.chunks_exact(width)).skip(r) {
+            *o = dot_avx2(q_h, row);
+        }
+    }
+}
+
+/// See [`tile_scores_avx2`].
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_accumulate_avx2(p: &[f32], rows: &[f32], width: usize, lat: &mut [f32], kv: usize) {
+    super::attn::tile_accumulate_body(p, rows, width, lat, kv);
+}
+
 /// Safe entry points, installed in [`super::Kernels`] only once the features are known.
 pub(super) mod entry {
     use super::*;
+
+    pub(in crate::kernels) fn tile_scores(q: &[f32], width: usize, rows: &[f32], out: &mut [f32]) {
+        // SAFETY: only reachable through a `Kernels` table built after detecting (or compiling
+        // with) avx2 and fma; see `Kernels::x86_avx2`.
+        unsafe { tile_scores_avx2(q, width, rows, out) }
+    }
+
+    pub(in crate::kernels) fn tile_accumulate(
+        p: &[f32],
+        rows: &[f32],
+        width: usize,
+        lat: &mut [f32],
+        kv: usize,
+    ) {
+        // SAFETY: as above (avx2, fma).
+        unsafe { tile_accumulate_avx2(p, rows, width, lat, kv) }
+    }
 
     pub(in crate::kernels) fn dot_f32_le(w: &[u8], x: &[f32]) -> f32 {
         // SAFETY: only reachable through a `Kernels` table built after detecting (or compiling
