@@ -149,9 +149,17 @@ pub(crate) fn attend(
             merge(d, Part::split(d, area), maxes, sums, lat_out);
         }
     } else if let Some(area) = work.get_mut(..part_elems) {
-        for p in 0..n_parts {
-            run_part(d, scale, q_abs, part_rows_of(p), format, Part::split(d, area));
-            merge(d, Part::split(d, area), maxes, sums, lat_out);
+        if n_parts == 1 {
+            // One partition: its state is the result (a merge into the empty state would copy
+            // it exactly), so it runs straight into the output.
+            let Part { rows: tile_rows, probs, .. } = Part::split(d, area);
+            let part = Part { rows: tile_rows, probs, maxes, sums, lat: lat_out };
+            run_part(d, scale, q_abs, part_rows_of(0), format, part);
+        } else {
+            for p in 0..n_parts {
+                run_part(d, scale, q_abs, part_rows_of(p), format, Part::split(d, area));
+                merge(d, Part::split(d, area), maxes, sums, lat_out);
+            }
         }
     }
     for (lat_h, sum) in lat_out.chunks_exact_mut(d.kv.max(1)).zip(sums.iter()) {

@@ -40,12 +40,14 @@ def prompt_tokens(n, vocab):
     return out
 
 
-def llamacpp(path, threads, n_prompt, n_gen, n_batch):
+def llamacpp(path, threads, n_prompt, n_gen, n_batch, cache_type=0, flash_attn=False):
     """(prefill tok/s, decode tok/s), timed around llama.cpp's C API (`llama_decode`, then
-    `llama_synchronize`) with no Python work inside the timed region but the ctypes calls."""
+    `llama_synchronize`) with no Python work inside the timed region but the ctypes calls.
+    `cache_type` is the KV cache's ggml type (0 f32, 1 f16, 8 q8_0)."""
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_prompt + n_gen + 8, n_threads=threads,
                           n_threads_batch=threads, n_batch=max(n_batch, 1),
-                          n_ubatch=max(n_batch, 1), type_k=0, type_v=0, verbose=False)
+                          n_ubatch=max(n_batch, 1), type_k=cache_type, type_v=cache_type,
+                          flash_attn=flash_attn, verbose=False)
     tokens = prompt_tokens(n_prompt + n_gen, llm.n_vocab())
     ctx = llm._ctx.ctx
 
@@ -68,10 +70,10 @@ def llamacpp(path, threads, n_prompt, n_gen, n_batch):
     return prefill, decode_tok_s
 
 
-def tinymla(binary, path, threads, n_prompt, n_gen, batch):
+def tinymla(binary, path, threads, n_prompt, n_gen, batch, cache="f32"):
     """{threads: (prefill tok/s, decode tok/s)} parsed from `tinymla bench --batch BATCH`."""
     cmd = [str(binary), "bench", "-m", str(path), "--prompt", str(n_prompt), "-n", str(n_gen),
-           "-t", ",".join(map(str, threads)), "--batch", str(batch)]
+           "-t", ",".join(map(str, threads)), "--batch", str(batch), "--cache", cache]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     rows = {}
     # prompt, batch, decode, threads, prefill tok/s, decode tok/s

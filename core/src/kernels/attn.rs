@@ -145,12 +145,37 @@ fn accumulate_columns(p: &[f32], rows: &[f32], width: usize, lat: &mut [f32], fr
     }
 }
 
-/// The reference [`tile_scores_body`].
+/// [`tile_scores_body`] (tables with 32 vector registers: NEON).
 pub fn tile_scores(q: &[f32], width: usize, rows: &[f32], out: &mut [f32]) {
     tile_scores_body(q, width, rows, out);
 }
 
-/// The reference [`tile_accumulate_body`].
+/// [`tile_accumulate_body`] (tables with 32 vector registers: NEON).
 pub fn tile_accumulate(p: &[f32], rows: &[f32], width: usize, lat: &mut [f32], kv: usize) {
     tile_accumulate_body(p, rows, width, lat, kv);
+}
+
+/// The definition of [`tile_scores_body`]: one [`scalar::dot`] per (head, row). What a core
+/// with few registers runs (the blocked form spills there); the same results.
+pub fn tile_scores_by_row(q: &[f32], width: usize, rows: &[f32], out: &mut [f32]) {
+    let width = width.max(1);
+    let t = rows.len() / width;
+    for (q_h, out_h) in q.chunks_exact(width).zip(out.chunks_exact_mut(t.max(1))) {
+        for (o, row) in out_h.iter_mut().zip(rows.chunks_exact(width)) {
+            *o = scalar::dot(q_h, row);
+        }
+    }
+}
+
+/// The definition of [`tile_accumulate_body`]: one [`scalar::axpy`] per (row, head), rows in
+/// order; the same results.
+pub fn tile_accumulate_by_row(p: &[f32], rows: &[f32], width: usize, lat: &mut [f32], kv: usize) {
+    let (width, kv) = (width.max(1), kv.max(1));
+    let t = rows.len() / width;
+    for (r, row) in rows.chunks_exact(width).enumerate() {
+        let x = row.get(..kv).unwrap_or(&[]);
+        for (p_h, lat_h) in p.chunks_exact(t.max(1)).zip(lat.chunks_exact_mut(kv)) {
+            scalar::axpy(lat_h, p_h.get(r).copied().unwrap_or(0.0), x);
+        }
+    }
 }
