@@ -137,7 +137,13 @@ pub(crate) fn tile_accumulate_body(
 /// One head's `lat[j - from] += Σ_r p[r] · rows[r][j]` for the columns `lat` covers, rows in
 /// order.
 #[inline(always)]
-fn accumulate_columns(p: &[f32], rows: &[f32], width: usize, lat: &mut [f32], from: usize) {
+pub(crate) fn accumulate_columns(
+    p: &[f32],
+    rows: &[f32],
+    width: usize,
+    lat: &mut [f32],
+    from: usize,
+) {
     for (w, row) in p.iter().zip(rows.chunks_exact(width)) {
         for (s, xi) in lat.iter_mut().zip(row.get(from..).unwrap_or(&[])) {
             *s += w * xi;

@@ -455,62 +455,179 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     super::scalar::dot(a, b)
 }
 
-/// [`super::attn::tile_scores`]: four rows per pass, one 8-lane accumulator each, every chunk
-/// of the query loaded once for the four; multiply then add (no FMA) and [`hsum_ps`]'s
-/// reduction, the reference's order, so each score is exactly `scalar::dot`'s.
+/// [`super::attn::tile_scores`]: two heads × four rows per pass (eight independent 8-lane
+/// accumulators, enough to hide the add latency), every chunk of the queries and rows loaded
+/// once for the block; multiply then add (no FMA) and [`hsum_ps`]'s reduction, the
+/// reference's order, so each score is exactly `scalar::dot`'s.
 ///
 /// # Safety
 /// The CPU supports AVX2.
 #[target_feature(enable = "avx2")]
 unsafe fn tile_scores_avx2(q: &[f32], width: usize, rows: &[f32], out: &mut [f32]) {
-    const L: usize = 8;
+    const H: usize = 2;
+    const R: usize = 4;
     let width = width.max(1);
     let t = rows.len() / width;
     if t == 0 {
         return;
     }
-    let chunks = width / L;
-    let tail = chunks * L;
-    for (q_h, out_h) in q.chunks_exact(width).zip(out.chunks_exact_mut(t)) {
+    let mut q_pairs = q.chunks_exact(width * H);
+    let mut out_pairs = out.chunks_exact_mut(t * H);
+    for (q2, o2) in (&mut q_pairs).zip(&mut out_pairs) {
         let mut r = 0;
-        while r + 4 <= t {
-            let base = rows.as_ptr().add(r * width);
-            let qp = q_h.as_ptr();
-            let mut acc = [_mm256_setzero_ps(); 4];
-            for c in 0..chunks {
-                let x = _mm256_loadu_ps(qp.add(c * L));
-                for (k, a) in acc.iter_mut().enumerate() {
-                    let y = _mm256_loadu_ps(base.add(k * width + c * L));
-                    *a = _mm256_add_ps(*a, _mm256_mul_ps(x, y));
+        while r + R <= t {
+            let sums = scores_block::<H, R>(q2, width, rows.get(r * width..).unwrap_or(&[]));
+            for (h, sums_h) in sums.iter().enumerate() {
+                for (k, sum) in sums_h.iter().enumerate() {
+                    if let Some(o) = o2.get_mut(h * t + r + k) {
+                        *o = *sum;
+                    }
                 }
             }
-            for (k, a) in acc.iter().enumerate() {
-                let mut sum = hsum_ps(*a);
-                let row = rows.get((r + k) * width..(r + k + 1) * width).unwrap_or(&[]);
-                for (x, y) in
-                    q_h.get(tail..).unwrap_or(&[]).iter().zip(row.get(tail..).unwrap_or(&[]))
-                {
-                    sum += x * y;
-                }
-                if let Some(o) = out_h.get_mut(r + k) {
-                    *o = sum;
-                }
-            }
-            r += 4;
+            r += R;
         }
-        for (o, row) in out_h.iter_mut().zip(rows.chunks_exact(width)).skip(r) {
+        for (h, (q_h, o_h)) in q2.chunks_exact(width).zip(o2.chunks_exact_mut(t)).enumerate() {
+            let _ = h;
+            for (o, row) in o_h.iter_mut().zip(rows.chunks_exact(width)).skip(r) {
+                *o = dot_avx2(q_h, row);
+            }
+        }
+    }
+    for (q_h, o_h) in
+        q_pairs.remainder().chunks_exact(width).zip(out_pairs.into_remainder().chunks_exact_mut(t))
+    {
+        let mut r = 0;
+        while r + R <= t {
+            let sums = scores_block::<1, R>(q_h, width, rows.get(r * width..).unwrap_or(&[]));
+            for (k, sum) in sums.iter().flatten().enumerate() {
+                if let Some(o) = o_h.get_mut(r + k) {
+                    *o = *sum;
+                }
+            }
+            r += R;
+        }
+        for (o, row) in o_h.iter_mut().zip(rows.chunks_exact(width)).skip(r) {
             *o = dot_avx2(q_h, row);
         }
     }
 }
 
-/// See [`tile_scores_avx2`].
+/// `H` heads' queries (`q`: `[H][width]`) against the first `R` rows of `rows` (`[≥R][width]`):
+/// `[h][r]` scores, each exactly `scalar::dot`'s (8 lanes in chunk order, [`hsum_ps`], then
+/// the tail in order). Short inputs give zeros for what is missing.
 ///
 /// # Safety
-/// The CPU supports AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
+/// The CPU supports AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn scores_block<const H: usize, const R: usize>(
+    q: &[f32],
+    width: usize,
+    rows: &[f32],
+) -> [[f32; R]; H] {
+    const L: usize = 8;
+    let mut sums = [[0.0f32; R]; H];
+    if q.len() < H * width || rows.len() < R * width {
+        return sums;
+    }
+    let chunks = width / L;
+    let tail = chunks * L;
+    let (qp, rp) = (q.as_ptr(), rows.as_ptr());
+    let mut acc = [[_mm256_setzero_ps(); R]; H];
+    for c in 0..chunks {
+        let mut y = [_mm256_setzero_ps(); R];
+        for (k, y_k) in y.iter_mut().enumerate() {
+            // SAFETY: k < R rows of `width` and c * L + L <= width, checked above.
+            *y_k = unsafe { _mm256_loadu_ps(rp.add(k * width + c * L)) };
+        }
+        for (h, acc_h) in acc.iter_mut().enumerate() {
+            // SAFETY: h < H queries of `width`, c * L + L <= width.
+            let x = unsafe { _mm256_loadu_ps(qp.add(h * width + c * L)) };
+            for (a, y_k) in acc_h.iter_mut().zip(&y) {
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(x, *y_k));
+            }
+        }
+    }
+    for (h, (acc_h, sums_h)) in acc.iter().zip(sums.iter_mut()).enumerate() {
+        let q_tail = q.get(h * width + tail..(h + 1) * width).unwrap_or(&[]);
+        for (k, (a, sum)) in acc_h.iter().zip(sums_h.iter_mut()).enumerate() {
+            let mut s = hsum_ps(*a);
+            let row_tail = rows.get(k * width + tail..(k + 1) * width).unwrap_or(&[]);
+            for (x, y) in q_tail.iter().zip(row_tail) {
+                s += x * y;
+            }
+            *sum = s;
+        }
+    }
+    sums
+}
+
+/// [`super::attn::tile_accumulate`]: four heads × sixteen columns per pass (eight independent
+/// accumulators), each loaded row chunk serving the four heads; per element the rows are
+/// added in order as `lat + p·x` (multiply, then add), the reference's arithmetic.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
 unsafe fn tile_accumulate_avx2(p: &[f32], rows: &[f32], width: usize, lat: &mut [f32], kv: usize) {
-    super::attn::tile_accumulate_body(p, rows, width, lat, kv);
+    const H: usize = 4;
+    const C: usize = 16;
+    let (width, kv) = (width.max(1), kv.max(1));
+    let t = rows.len() / width;
+    if t == 0 || kv > width {
+        return;
+    }
+    let mut p_groups = p.chunks_exact(t * H);
+    let mut lat_groups = lat.chunks_exact_mut(kv * H);
+    for (pg, lg) in (&mut p_groups).zip(&mut lat_groups) {
+        let lp = lg.as_mut_ptr();
+        let mut j = 0;
+        while j + C <= kv {
+            let mut acc = [[_mm256_setzero_ps(); 2]; H];
+            for (h, a) in acc.iter_mut().enumerate() {
+                // SAFETY: h < H rows of `kv` in `lg`, j + C <= kv.
+                unsafe {
+                    a[0] = _mm256_loadu_ps(lp.add(h * kv + j));
+                    a[1] = _mm256_loadu_ps(lp.add(h * kv + j + 8));
+                }
+            }
+            for (r, row) in rows.chunks_exact(width).enumerate() {
+                // SAFETY: j + C <= kv <= width = row.len().
+                let (x0, x1) = unsafe {
+                    (_mm256_loadu_ps(row.as_ptr().add(j)), _mm256_loadu_ps(row.as_ptr().add(j + 8)))
+                };
+                for (h, a) in acc.iter_mut().enumerate() {
+                    let w = _mm256_set1_ps(pg.get(h * t + r).copied().unwrap_or(0.0));
+                    a[0] = _mm256_add_ps(a[0], _mm256_mul_ps(w, x0));
+                    a[1] = _mm256_add_ps(a[1], _mm256_mul_ps(w, x1));
+                }
+            }
+            for (h, a) in acc.iter().enumerate() {
+                // SAFETY: as for the loads.
+                unsafe {
+                    _mm256_storeu_ps(lp.add(h * kv + j), a[0]);
+                    _mm256_storeu_ps(lp.add(h * kv + j + 8), a[1]);
+                }
+            }
+            j += C;
+        }
+        if j < kv {
+            for (p_h, l) in pg.chunks_exact(t).zip(lg.chunks_exact_mut(kv)) {
+                super::attn::accumulate_columns(
+                    p_h,
+                    rows,
+                    width,
+                    l.get_mut(j..).unwrap_or(&mut []),
+                    j,
+                );
+            }
+        }
+    }
+    for (p_h, l) in
+        p_groups.remainder().chunks_exact(t).zip(lat_groups.into_remainder().chunks_exact_mut(kv))
+    {
+        super::attn::accumulate_columns(p_h, rows, width, l, 0);
+    }
 }
 
 /// Safe entry points, installed in [`super::Kernels`] only once the features are known.
@@ -530,7 +647,7 @@ pub(super) mod entry {
         lat: &mut [f32],
         kv: usize,
     ) {
-        // SAFETY: as above (avx2, fma).
+        // SAFETY: as above (avx2).
         unsafe { tile_accumulate_avx2(p, rows, width, lat, kv) }
     }
 
