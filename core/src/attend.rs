@@ -195,19 +195,22 @@ fn run_part(d: &AttnDims, scale: f32, q_abs: &[f32], rows: &[u8], format: &RowFo
             if tile_max > *max {
                 // Nothing to rescale before the first tile (exp(-inf) = 0).
                 if *max > f32::NEG_INFINITY {
-                    let rescale = libm::expf(*max - tile_max);
+                    let rescale = exp(*max - tile_max);
                     kernels::scale_in_place(lat_h, rescale);
                     *sum *= rescale;
                 }
                 *max = tile_max;
             }
-            for v in s_h.iter_mut() {
-                *v = libm::expf(*v - *max);
-                *sum += *v;
-            }
+            *sum += k.softmax_weights(s_h, *max);
         }
         k.tile_accumulate(probs, x, width, p.lat, kv);
     }
+}
+
+/// `exp(x)` for the softmax's `x <= 0` (the kernels' polynomial: the same bits on every
+/// table and board).
+fn exp(x: f32) -> f32 {
+    kernels::attn::exp_nonpositive(x)
 }
 
 /// Folds a partition's state into the running one (`maxes`, `sums` `[heads]`, `lat`
@@ -222,7 +225,9 @@ fn merge(d: &AttnDims, p: Part<'_>, maxes: &mut [f32], sums: &mut [f32], lat: &m
             continue;
         }
         let top = max.max(*m);
-        let (a, b) = (libm::expf(*max - top), libm::expf(*m - top));
+        // The empty running state (max -inf) gets weight exp(-inf) = 0.
+        let a = if *max > f32::NEG_INFINITY { exp(*max - top) } else { 0.0 };
+        let b = exp(*m - top);
         *sum = *sum * a + *s * b;
         for (l, x) in lat_h.iter_mut().zip(part_h) {
             *l = *l * a + *x * b;

@@ -74,6 +74,9 @@ pub struct Kernels {
     /// A tile's probability-weighted rows added to every head's latent (reference
     /// [`attn::tile_accumulate_by_row`]).
     tile_accumulate: TileAccumulateFn,
+    /// One head's tile of softmax weights and their sum (reference
+    /// [`attn::softmax_weights`]).
+    softmax_weights: fn(&mut [f32], f32) -> f32,
 }
 
 type TileScoresFn = fn(&[f32], usize, &[f32], &mut [f32]);
@@ -116,6 +119,7 @@ impl Kernels {
         dot_groups_tile: None,
         tile_scores: attn::tile_scores_by_row,
         tile_accumulate: attn::tile_accumulate_by_row,
+        softmax_weights: attn::softmax_weights,
     };
 
     /// [`Self::SCALAR`] with the reference group kernel, so tests run the packed path of a
@@ -152,6 +156,7 @@ impl Kernels {
         dot_groups_tile: Some(x86::entry::dot_groups_tile),
         tile_scores: x86::entry::tile_scores,
         tile_accumulate: x86::entry::tile_accumulate,
+        softmax_weights: x86::entry::softmax_weights,
     };
 
     /// The NEON kernels if this CPU has NEON: with `SDOT` integer dots when it also has
@@ -264,6 +269,13 @@ impl Kernels {
         kv: usize,
     ) {
         (self.tile_accumulate)(p, rows, width, lat, kv);
+    }
+
+    /// `s[i] = exp(s[i] - max)` (for `s[i] <= max`), returning their sum added in order;
+    /// exactly [`attn::softmax_weights`].
+    #[inline]
+    pub fn softmax_weights(&self, s: &mut [f32], max: f32) -> f32 {
+        (self.softmax_weights)(s, max)
     }
 
     /// `Σ w[i]·x[i]`, `w` little-endian `f32` bytes.

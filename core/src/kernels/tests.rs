@@ -391,3 +391,38 @@ fn attention_tile_kernels_match_the_reference_on_every_table() {
         }
     }
 }
+
+/// The softmax's `exp`: within 3 ulp-ish (4e-7 relative) of `f64::exp` over `[-87, 0]`, 0..=1,
+/// and every table's `softmax_weights` bit-identical to the reference, sums included.
+#[test]
+fn softmax_exp_is_accurate_and_identical_on_every_table() {
+    let steps = if cfg!(miri) { 2_000 } else { 400_000 };
+    let mut worst = 0.0f64;
+    for i in 0..=steps {
+        let x = -87.0 * i as f32 / steps as f32;
+        let got = attn::exp_nonpositive(x);
+        let want = f64::from(x).exp();
+        let rel = (f64::from(got) - want).abs() / want;
+        worst = worst.max(rel);
+        assert!((0.0..=1.0).contains(&got), "exp({x}) = {got}");
+    }
+    assert!(worst < 4e-7, "worst relative error {worst:e}");
+    assert_eq!(attn::exp_nonpositive(0.0), 1.0);
+    assert_eq!(attn::exp_nonpositive(5.0), 1.0);
+    assert!(attn::exp_nonpositive(f32::NAN) < 1e-37);
+    for k in tables() {
+        for n in [0usize, 1, 7, 8, 16, 33] {
+            let base = sample(n, n as u64 + 5, 30.0);
+            let max = base.iter().copied().fold(f32::NEG_INFINITY, f32::max).max(0.0);
+            let (mut a, mut b) = (base.clone(), base.clone());
+            let sa = k.softmax_weights(&mut a, max);
+            let sb = attn::softmax_weights(&mut b, max);
+            assert_eq!(sa.to_bits(), sb.to_bits(), "{}: sum n={n}", k.name());
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{} n={n}",
+                k.name()
+            );
+        }
+    }
+}

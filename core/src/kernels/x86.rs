@@ -630,9 +630,63 @@ unsafe fn tile_accumulate_avx2(p: &[f32], rows: &[f32], width: usize, lat: &mut 
     }
 }
 
+/// [`super::attn::softmax_weights`] eight at a time: [`super::attn::exp_nonpositive`]'s steps
+/// as vector operations (the same multiplies and adds, truncating conversion, exponent bits),
+/// then the sum in order.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn softmax_weights_avx2(s: &mut [f32], max: f32) -> f32 {
+    use super::attn::{EXP_MIN, EXP_P, LN2_HI, LN2_LO};
+    let mut chunks = s.chunks_exact_mut(8);
+    let c = |v: f32| _mm256_set1_ps(v);
+    for ch in &mut chunks {
+        // SAFETY: `ch` holds 8 floats.
+        let v = unsafe { _mm256_loadu_ps(ch.as_ptr()) };
+        let x = _mm256_sub_ps(v, c(max));
+        // max(x, MIN) returns MIN for NaN, like f32::max; then min(., 0).
+        let x = _mm256_min_ps(_mm256_max_ps(x, c(EXP_MIN)), c(0.0));
+        let neg = _mm256_sub_ps(c(0.0), x);
+        let n = _mm256_cvttps_epi32(_mm256_add_ps(
+            _mm256_mul_ps(neg, c(core::f32::consts::LOG2_E)),
+            c(0.5),
+        ));
+        let nf = _mm256_cvtepi32_ps(n);
+        let r = _mm256_add_ps(
+            _mm256_add_ps(x, _mm256_mul_ps(nf, c(LN2_HI))),
+            _mm256_mul_ps(nf, c(LN2_LO)),
+        );
+        let z = _mm256_mul_ps(r, r);
+        let mut p = c(EXP_P[0]);
+        for coef in &EXP_P[1..] {
+            p = _mm256_add_ps(_mm256_mul_ps(p, r), c(*coef));
+        }
+        let y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(p, z), r), c(1.0));
+        let bits = _mm256_slli_epi32::<23>(_mm256_sub_epi32(_mm256_set1_epi32(127), n));
+        let out = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+        // SAFETY: as for the load.
+        unsafe { _mm256_storeu_ps(ch.as_mut_ptr(), out) };
+    }
+    for v in chunks.into_remainder() {
+        *v = super::attn::exp_nonpositive(*v - max);
+    }
+    let mut sum = 0.0f32;
+    for v in s.iter() {
+        sum += *v;
+    }
+    sum
+}
+
 /// Safe entry points, installed in [`super::Kernels`] only once the features are known.
 pub(super) mod entry {
     use super::*;
+
+    pub(in crate::kernels) fn softmax_weights(s: &mut [f32], max: f32) -> f32 {
+        // SAFETY: only reachable through a `Kernels` table built after detecting (or compiling
+        // with) avx2; see `Kernels::x86_avx2`.
+        unsafe { softmax_weights_avx2(s, max) }
+    }
 
     pub(in crate::kernels) fn tile_scores(q: &[f32], width: usize, rows: &[f32], out: &mut [f32]) {
         // SAFETY: only reachable through a `Kernels` table built after detecting (or compiling
