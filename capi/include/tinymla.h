@@ -255,9 +255,11 @@ tinymla_status tinymla_cache_len(const struct tinymla_cache *cache, size_t *out)
 tinymla_status tinymla_cache_clear(struct tinymla_cache *cache);
 
 // Stores in `*out` the bytes of memory `tinymla_scratch_init` needs for `model` (the handle
-// plus the activations and logits). Attention keeps only running per-head statistics, so the
-// size does not depend on `capacity` and one scratch serves a cache of any capacity; the
-// argument stays so that buffers are sized per context, as the cache's are. Thread-safe.
+// plus the activations and logits) with a cache of `capacity` positions. Attention keeps
+// running per-head statistics per partition of the cache, so the size grows with `capacity`
+// only by the partitions' work areas (from 1,024 positions on, at most 8: bounded); a
+// scratch made for one capacity serves a cache of any other, with the same results.
+// Thread-safe.
 //
 // Errors: `NULL_POINTER`, `MISALIGNED`, `BAD_HANDLE`, `SIZE_OVERFLOW`.
 //
