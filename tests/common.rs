@@ -201,3 +201,47 @@ impl ExpectedAt {
         ExpectedAt { tokens, rows }
     }
 }
+
+/// Owned memory for one run: a latent cache of `capacity` rows, the step scratch, and the
+/// batched-prefill scratch for `max_batch` tokens.
+pub struct RunMemory {
+    cache: Vec<u8>,
+    scratch: Vec<f32>,
+    floats: Vec<f32>,
+    bytes: Vec<u8>,
+    capacity: usize,
+    max_batch: usize,
+}
+
+impl RunMemory {
+    pub fn new(
+        cfg: &tinymla_core::ModelConfig,
+        capacity: usize,
+        storage: tinymla_core::CacheStorage,
+        max_batch: usize,
+    ) -> Self {
+        let sizes = tinymla_core::BatchScratch::sizes(cfg, max_batch).unwrap();
+        RunMemory {
+            cache: vec![0u8; LatentCache::bytes_needed(cfg, capacity, storage).unwrap()],
+            scratch: vec![0.0; cfg.scratch_elems(capacity).unwrap()],
+            floats: vec![0.0; sizes.floats],
+            bytes: vec![0u8; sizes.bytes],
+            capacity,
+            max_batch,
+        }
+    }
+
+    /// An empty cache with `options`, the scratch and the batch scratch.
+    pub fn views(
+        &mut self,
+        cfg: &tinymla_core::ModelConfig,
+        options: CacheOptions,
+    ) -> (LatentCache<'_>, Scratch<'_>, tinymla_core::BatchScratch<'_>) {
+        let cache = LatentCache::new(cfg, self.capacity, options, &mut self.cache).unwrap();
+        let scratch = Scratch::new(cfg, self.capacity, &mut self.scratch).unwrap();
+        let batch =
+            tinymla_core::BatchScratch::new(cfg, self.max_batch, &mut self.floats, &mut self.bytes)
+                .unwrap();
+        (cache, scratch, batch)
+    }
+}

@@ -2,8 +2,10 @@
 //! tokens, where attention runs tiled and cut into partitions; every cache storage token by
 //! token, batched prefill and threads against the same reference.
 
-use crate::common::{max_abs, max_abs_diff, read_fixture, run_tokens, run_tokens_with, ExpectedAt};
-use tinymla_core::{BatchScratch, CacheOptions, CacheStorage, LatentCache, Model, Scratch, Serial};
+use crate::common::{
+    max_abs, max_abs_diff, read_fixture, run_tokens, run_tokens_with, ExpectedAt, RunMemory,
+};
+use tinymla_core::{CacheOptions, CacheStorage, Model, Serial};
 use tinymla_host::threads::Threads;
 
 /// max |Δlogit| / max |logit| at every kept position. f32 rows: the golden bound. f16 rows and
@@ -63,13 +65,8 @@ fn long_prefill_batched_and_threaded_equals_token_by_token() {
         threads.install(|| run_tokens_with(&model, tokens, capacity, opts, &threads)).unwrap();
     assert!(single == threaded, "threads changed the logits");
 
-    let mut mem = vec![0u8; LatentCache::bytes_needed(cfg, capacity, opts.storage).unwrap()];
-    let mut cache = LatentCache::new(cfg, capacity, opts, &mut mem).unwrap();
-    let mut scratch_mem = vec![0.0; cfg.scratch_elems(capacity).unwrap()];
-    let mut scratch = Scratch::new(cfg, capacity, &mut scratch_mem).unwrap();
-    let sizes = BatchScratch::sizes(cfg, 32).unwrap();
-    let (mut floats, mut bytes) = (vec![0.0f32; sizes.floats], vec![0u8; sizes.bytes]);
-    let mut batch = BatchScratch::new(cfg, 32, &mut floats, &mut bytes).unwrap();
+    let mut mem = RunMemory::new(cfg, capacity, opts.storage, 32);
+    let (mut cache, mut scratch, mut batch) = mem.views(cfg, opts);
     // Token 0 alone, then 64 at a time: each batch ends on a kept position.
     let mut done = 0;
     while done < tokens.len() {

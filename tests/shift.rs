@@ -3,11 +3,10 @@
 //! (`<name>.shift_c<C>_s<S>_d<D>.expected.bin`), in every row storage, token by token and
 //! batched; positions stay below the capacity; snapshots; bad options.
 
-use crate::common::{max_abs, max_abs_diff, read_fixture, run_tokens, Expected};
+use crate::common::{max_abs, max_abs_diff, read_fixture, run_tokens, Expected, RunMemory};
 use tinymla_core::cache::SnapshotError;
 use tinymla_core::{
-    BatchScratch, CacheOptions, CacheStorage, Error, LatentCache, Model, OverflowPolicy, Scratch,
-    Serial,
+    CacheOptions, CacheStorage, Error, LatentCache, Model, OverflowPolicy, Scratch, Serial,
 };
 
 /// The fixtures with shift files: two YaRN models (V2's RoPE, V3's interleaved RoPE) and the
@@ -114,14 +113,10 @@ fn batched_prefill_shifts_like_token_by_token() {
         for (sinks, discard) in SHIFT_CASES {
             let expected = Expected::load(&format!("{name}.shift_c{CAPACITY}_s{sinks}_d{discard}"));
             let opts = CacheOptions { policy: shift(sinks, discard), ..Default::default() };
-            let cache_bytes = LatentCache::bytes_needed(cfg, CAPACITY, opts.storage).unwrap();
-            let (mut mem_a, mut mem_b) = (vec![0u8; cache_bytes], vec![0u8; cache_bytes]);
-            let mut scratch_mem = vec![0.0; cfg.scratch_elems(CAPACITY).unwrap()];
-            let mut scratch = Scratch::new(cfg, CAPACITY, &mut scratch_mem).unwrap();
-            let sizes = BatchScratch::sizes(cfg, 8).unwrap();
-            let (mut floats, mut bytes) = (vec![0.0f32; sizes.floats], vec![0u8; sizes.bytes]);
-            let mut batch = BatchScratch::new(cfg, 8, &mut floats, &mut bytes).unwrap();
-            let mut batched = LatentCache::new(cfg, CAPACITY, opts, &mut mem_a).unwrap();
+            let mut mem = RunMemory::new(cfg, CAPACITY, opts.storage, 8);
+            let (mut batched, mut scratch, mut batch) = mem.views(cfg, opts);
+            let mut mem_b =
+                vec![0u8; LatentCache::bytes_needed(cfg, CAPACITY, opts.storage).unwrap()];
             let mut single = LatentCache::new(cfg, CAPACITY, opts, &mut mem_b).unwrap();
             let mut done = 0;
             for chunk in [5, 7, 1, 6, 1] {

@@ -1,9 +1,10 @@
 //! Threaded matrix-vector products give bit-identical logits for any thread count.
 
-use crate::common::{fixture_path, read_fixture, run_tokens, run_tokens_with, GOLDEN_MODELS};
+use crate::common::{
+    fixture_path, read_fixture, run_tokens, run_tokens_with, RunMemory, GOLDEN_MODELS,
+};
 use tinymla_core::{
-    BatchScratch, CacheOptions, CacheStorage, LatentCache, Model, Parallel, RowSpan, Scratch,
-    Serial,
+    CacheOptions, CacheStorage, LatentCache, Model, Parallel, RowSpan, Scratch, Serial,
 };
 use tinymla_host::synth::{SynthSpec, WeightType};
 use tinymla_host::threads::Threads;
@@ -136,13 +137,8 @@ fn long_context_attention_is_bit_identical_across_threads() {
         }
 
         // Batched prefill of the same tokens.
-        let mut mem = vec![0u8; LatentCache::bytes_needed(cfg, capacity, storage).unwrap()];
-        let mut cache = LatentCache::new(cfg, capacity, opts, &mut mem).unwrap();
-        let mut scratch_mem = vec![0.0; cfg.scratch_elems(capacity).unwrap()];
-        let mut scratch = Scratch::new(cfg, capacity, &mut scratch_mem).unwrap();
-        let sizes = BatchScratch::sizes(cfg, 32).unwrap();
-        let (mut floats, mut bytes) = (vec![0.0f32; sizes.floats], vec![0u8; sizes.bytes]);
-        let mut batch = BatchScratch::new(cfg, 32, &mut floats, &mut bytes).unwrap();
+        let mut mem = RunMemory::new(cfg, capacity, storage, 32);
+        let (mut cache, mut scratch, mut batch) = mem.views(cfg, opts);
         let last = model.forward_batch(&tokens, &mut cache, &mut scratch, &mut batch, &Serial);
         let same =
             last.unwrap().iter().zip(&serial[n - 1]).all(|(a, b)| a.to_bits() == b.to_bits());
