@@ -2,9 +2,16 @@
 //!
 //! `cargo bench -p tinymla-host` runs them all.
 
+mod attention;
 mod context;
 mod decode;
 mod kernels;
 mod roofline;
 
-criterion::criterion_main!(decode::benches, context::benches, kernels::benches, roofline::benches);
+criterion::criterion_main!(
+    decode::benches,
+    context::benches,
+    kernels::benches,
+    attention::benches,
+    roofline::benches
+);
