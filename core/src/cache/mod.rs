@@ -260,7 +260,8 @@ impl<'m> LatentCache<'m> {
             self.write(layer, row);
         }
         if pos != computed_for {
-            self.rotate_slot(self.pending_slot, computed_for, pos);
+            let slot = self.pending_slot;
+            self.rotate_slots(slot..slot + 1, |_, _| (computed_for, pos));
         }
         self.commit();
         Ok(())
@@ -367,9 +368,12 @@ impl<'m> LatentCache<'m> {
                 self.mem.copy_within(src, base + sinks * rb);
             }
         }
+        // Every moved row's old position is still stored at `slot + discard` until the loop
+        // below rewrites the positions.
+        self.rotate_slots(sinks..sinks + moved, |cache, slot| {
+            (u64::from(cache.read_pos(slot + discard)), slot as u64)
+        });
         for slot in sinks..sinks + moved {
-            let from = u64::from(self.read_pos(slot + discard));
-            self.rotate_slot(slot, from, slot as u64);
             self.write_pos(slot, u32::try_from(slot).unwrap_or(u32::MAX));
         }
         self.len = sinks + moved;
@@ -378,18 +382,33 @@ impl<'m> LatentCache<'m> {
         self.shifts += 1;
     }
 
-    /// Re-rotates the `k_pe` of every layer's row in `slot` from position `from` to `to`.
-    fn rotate_slot(&mut self, slot: usize, from: u64, to: u64) {
+    /// Re-rotates the `k_pe` of every layer's row in each of `slots` from position `from` to
+    /// `to`, `(from, to) = positions(self, slot)` (read before any row is touched). The
+    /// frequencies are computed once per call, not per slot.
+    fn rotate_slots(
+        &mut self,
+        slots: core::ops::Range<usize>,
+        positions: impl Fn(&Self, usize) -> (u64, u64),
+    ) {
         let pairs = self.format.rope / 2;
         let format = self.format;
         for first in (0..pairs).step_by(ROPE_PAIRS_PER_CALL) {
-            let mut rotations = [[0.0f32; 2]; ROPE_PAIRS_PER_CALL];
             let n = (pairs - first).min(ROPE_PAIRS_PER_CALL);
-            for (i, r) in rotations.iter_mut().take(n).enumerate() {
-                *r = rope::shift_rotation(self.rope.inv_freq(first + i), from, to);
+            let mut inv_freqs = [0.0f32; ROPE_PAIRS_PER_CALL];
+            for (i, f) in inv_freqs.iter_mut().take(n).enumerate() {
+                *f = self.rope.inv_freq(first + i);
             }
-            for layer in 0..self.n_layers {
-                if let Some(row) = self.row_range(layer, slot).and_then(|r| self.mem.get_mut(r)) {
+            for slot in slots.clone() {
+                let (from, to) = positions(self, slot);
+                let mut rotations = [[0.0f32; 2]; ROPE_PAIRS_PER_CALL];
+                for (r, f) in rotations.iter_mut().zip(&inv_freqs).take(n) {
+                    *r = rope::shift_rotation(*f, from, to);
+                }
+                for layer in 0..self.n_layers {
+                    let Some(row) = self.row_range(layer, slot).and_then(|r| self.mem.get_mut(r))
+                    else {
+                        continue;
+                    };
                     format.rotate_rope(row, first, rotations.get(..n).unwrap_or(&[]));
                 }
             }

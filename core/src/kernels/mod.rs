@@ -68,11 +68,10 @@ pub struct Kernels {
     dot_groups: Option<GroupFn>,
     /// The group kernel for [`GROUP_TILE`] activation vectors at once.
     dot_groups_tile: Option<GroupTileFn>,
-    /// Every head's scores against a tile of cache rows (reference
-    /// [`attn::tile_scores_by_row`]).
+    /// Every head's scores against a tile of cache rows (reference [`attn::tile_scores`]).
     tile_scores: TileScoresFn,
     /// A tile's probability-weighted rows added to every head's latent (reference
-    /// [`attn::tile_accumulate_by_row`]).
+    /// [`attn::tile_accumulate`]).
     tile_accumulate: TileAccumulateFn,
     /// One head's tile of softmax weights and their sum (reference
     /// [`attn::softmax_weights`]).
@@ -117,8 +116,8 @@ impl Kernels {
         pack_q4_0: group8::pack_q4_0,
         dot_groups: None,
         dot_groups_tile: None,
-        tile_scores: attn::tile_scores_by_row,
-        tile_accumulate: attn::tile_accumulate_by_row,
+        tile_scores: attn::tile_scores,
+        tile_accumulate: attn::tile_accumulate,
         softmax_weights: attn::softmax_weights,
     };
 
@@ -182,9 +181,6 @@ impl Kernels {
         dot_f16_le: aarch64::entry::dot_f16_le,
         dot_q8_0: aarch64::entry::dot_q8_0,
         dot_q4_0: aarch64::entry::dot_q4_0,
-        // 32 vector registers: the blocked attention tile kernels pay.
-        tile_scores: attn::tile_scores,
-        tile_accumulate: attn::tile_accumulate,
         // The reference running-sum forms, scale handling, packing and group kernels.
         ..Self::SCALAR
     };

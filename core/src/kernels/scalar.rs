@@ -5,7 +5,7 @@
 
 /// Independent accumulators per dot product: enough for LLVM to fill an AVX2 register pair and
 /// hide FMA latency, few enough for the 16 FP registers of a Cortex-M4F.
-pub(crate) const LANES: usize = 8;
+const LANES: usize = 8;
 
 /// `Σ a[i]·b[i]` over `f32` slices.
 #[inline]
@@ -84,7 +84,7 @@ pub fn f16_to_f32(bytes: [u8; 2]) -> f32 {
 
 /// Pairwise sum of the accumulators (a fixed order, so results are reproducible).
 #[inline]
-pub(crate) fn reduce(acc: [f32; LANES]) -> f32 {
+fn reduce(acc: [f32; LANES]) -> f32 {
     let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
     ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
 }

@@ -62,8 +62,9 @@ pub fn run(
     }
     let ctx = args.ctx.map_or_else(|| loaded.default_context(), Ok)?;
     let mut buffers = Buffers::new(&model, ctx, args.cache)?;
-    buffers.options.policy = OverflowPolicy::shift_half(ctx, RUN_SINKS.min(ctx as u32 / 2))
-        .unwrap_or(OverflowPolicy::Error);
+    buffers.options.policy =
+        OverflowPolicy::shift_half(ctx, RUN_SINKS.min(u32::try_from(ctx / 2).unwrap_or(u32::MAX)))
+            .unwrap_or(OverflowPolicy::Error);
     if prompt.len() > ctx {
         return Err(SessionError::PromptTooLong { tokens: prompt.len(), ctx });
     }
