@@ -28,8 +28,9 @@ per-layer latent cache is a ring of fixed capacity C that keeps the first S
 tokens ("attention sinks") and overwrites the oldest of the rest once full
 (tinymla's sliding-window policy). With C >= len(tokens) it equals `forward`.
 
-F16 and Q8_0 tensors are dequantized with gguf's own `gguf.quants.dequantize`
-(so `*.f16.gguf` / `*.q8_0.gguf` fixtures can be evaluated too).
+F16, BF16 and quantized tensors (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, IQ4_NL,
+IQ4_XS) are dequantized with gguf's own `gguf.quants.dequantize` (so `*.f16.gguf`,
+`*.q8_0.gguf` and llama.cpp-quantized fixtures can be evaluated too).
 
 Usage:
     python scripts/numpy_ref.py tests/fixtures/NAME.gguf [more.gguf ...]
@@ -55,9 +56,13 @@ from gguf.quants import dequantize
 ARCH = "deepseek2"
 GATING_SOFTMAX = 1
 GATING_SIGMOID = 2
-# Tensor types read_gguf accepts; F16 and Q8_0 are dequantized to float64.
+# Tensor types read_gguf accepts; all but F32 are dequantized (gguf.quants) to float64.
 SUPPORTED_TYPES = (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.Q8_0,
-                   GGMLQuantizationType.Q4_0, GGMLQuantizationType.BF16)
+                   GGMLQuantizationType.Q4_0, GGMLQuantizationType.BF16,
+                   GGMLQuantizationType.Q4_1, GGMLQuantizationType.Q5_0, GGMLQuantizationType.Q5_1,
+                   GGMLQuantizationType.Q2_K, GGMLQuantizationType.Q3_K, GGMLQuantizationType.Q4_K,
+                   GGMLQuantizationType.Q5_K, GGMLQuantizationType.Q6_K,
+                   GGMLQuantizationType.IQ4_NL, GGMLQuantizationType.IQ4_XS)
 
 
 @dataclass
@@ -104,7 +109,7 @@ def _field(reader: GGUFReader, key: str, default=None):
 
 
 def read_gguf(path: str | Path) -> tuple[Hparams, dict[str, np.ndarray]]:
-    """Parse a deepseek2 GGUF into hyper-parameters and float64 tensors (F16 / Q8_0 dequantized).
+    """Parse a deepseek2 GGUF into hyper-parameters and float64 tensors (non-F32 ones dequantized).
 
     Tensors are returned in row-major (torch) order, i.e. the reverse of the
     ggml `ne` order: `token_embd.weight` is `[n_vocab, n_embd]`.
@@ -120,7 +125,7 @@ def read_gguf(path: str | Path) -> tuple[Hparams, dict[str, np.ndarray]]:
     tensors = {}
     for t in reader.tensors:
         if t.tensor_type not in SUPPORTED_TYPES:
-            raise ValueError(f"{t.name}: only F32, F16, BF16, Q8_0 and Q4_0 tensors are supported here")
+            raise ValueError(f"{t.name}: type {t.tensor_type.name} is not supported here")
         shape = tuple(int(d) for d in reversed(t.shape))
         data = t.data if t.tensor_type == GGMLQuantizationType.F32 else dequantize(t.data, t.tensor_type)
         tensors[t.name] = np.asarray(data, dtype=np.float64).reshape(shape)

@@ -9,6 +9,7 @@ mod demo;
 mod firmware;
 mod golden;
 mod hostile;
+mod kquant;
 mod long;
 mod shift;
 mod threads;

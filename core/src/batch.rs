@@ -134,11 +134,13 @@ impl<'m> BatchScratch<'m> {
             .and_then(|f| f.checked_mul(max_tokens))
             .ok_or(Error::SizeOverflow)?;
         // Packed groups take 288 bytes per 8 blocks (the plain layout 272), and a trailing
-        // partial group is stored plain: a whole group per started group covers either.
+        // partial group is stored plain: a whole group per started group covers either. A
+        // Q8_K block (the K-quants' activations) takes 292 bytes per 256 values.
+        let per_group = group8::GROUP_BYTES.max(crate::quant::q8_k::BLOCK_BYTES);
         let bytes = w
             .max_blocks
             .div_ceil(group8::BLOCKS)
-            .checked_mul(group8::GROUP_BYTES)
+            .checked_mul(per_group)
             .and_then(|b| b.checked_mul(max_tokens))
             .ok_or(Error::SizeOverflow)?;
         Ok(BatchSizes { floats, bytes })

@@ -44,6 +44,8 @@ pub enum GgmlType {
     Q8_K,
     /// 32 weights, 18 bytes, id 20.
     IQ4_NL,
+    /// 256 weights, 136 bytes, id 23.
+    IQ4_XS,
     /// int8, id 24.
     I8,
     /// int16, id 25.
@@ -78,6 +80,7 @@ impl GgmlType {
             14 => Q6_K,
             15 => Q8_K,
             20 => IQ4_NL,
+            23 => IQ4_XS,
             24 => I8,
             25 => I16,
             26 => I32,
@@ -107,6 +110,7 @@ impl GgmlType {
             Q6_K => 14,
             Q8_K => 15,
             IQ4_NL => 20,
+            IQ4_XS => 23,
             I8 => 24,
             I16 => 25,
             I32 => 26,
@@ -136,6 +140,7 @@ impl GgmlType {
             Q5_K => (256, 176),
             Q6_K => (256, 210),
             Q8_K => (256, 292),
+            IQ4_XS => (256, 136),
         }
     }
 
@@ -158,6 +163,7 @@ impl GgmlType {
             Q6_K => "Q6_K",
             Q8_K => "Q8_K",
             IQ4_NL => "IQ4_NL",
+            IQ4_XS => "IQ4_XS",
             I8 => "I8",
             I16 => "I16",
             I32 => "I32",

@@ -4,8 +4,11 @@ use crate::config::ActivationPrecision;
 use crate::error::Error;
 use crate::kernels::{self, Kernels};
 use crate::parallel::{self, Parallel};
+use crate::quant::format::{ActBlocks, BlockFormat};
 use crate::quant::group8::{self, Group8};
-use crate::quant::{block_scale, q4_0, q8_0, ACT_CHUNK_BLOCKS, QK};
+use crate::quant::{
+    block_scale, f16_at, q4_0, q8_0, q8_k, ACT_CHUNK_BLOCKS, ACT_CHUNK_SUPER, QK, QK_K,
+};
 use crate::tensor::{GgmlType, TensorId, TensorView};
 
 /// Storage of a weight matrix this build can compute with.
@@ -18,6 +21,8 @@ pub(crate) enum WeightType {
     Q8_0,
     /// ggml `Q4_0` blocks; rows are whole blocks.
     Q4_0,
+    /// Another ggml block format (K-quants, IQ4, Q4_1, Q5_0, Q5_1); rows are whole blocks.
+    Blocks(BlockFormat),
 }
 
 impl WeightType {
@@ -28,8 +33,27 @@ impl WeightType {
             GgmlType::BF16 => WeightType::BF16,
             GgmlType::Q8_0 => WeightType::Q8_0,
             GgmlType::Q4_0 => WeightType::Q4_0,
-            _ => return None,
+            other => WeightType::Blocks(BlockFormat::of(other)?),
         })
+    }
+
+    /// Bytes per block of a block format (0 for the float types).
+    fn block_bytes(self) -> usize {
+        match self {
+            WeightType::F32 | WeightType::F16 | WeightType::BF16 => 0,
+            WeightType::Q8_0 => q8_0::BLOCK_BYTES,
+            WeightType::Q4_0 => q4_0::BLOCK_BYTES,
+            WeightType::Blocks(f) => f.block_bytes(),
+        }
+    }
+
+    /// True for the formats multiplied against Q8_0 activation blocks.
+    fn takes_q8_0(self) -> bool {
+        match self {
+            WeightType::Q8_0 | WeightType::Q4_0 => true,
+            WeightType::Blocks(f) => f.acts() == ActBlocks::Q8_0,
+            WeightType::F32 | WeightType::F16 | WeightType::BF16 => false,
+        }
     }
 
     /// Bytes of a row of `cols` elements (`None` if `cols` is not a whole number of blocks).
@@ -39,6 +63,7 @@ impl WeightType {
             WeightType::F16 | WeightType::BF16 => cols.checked_mul(2),
             WeightType::Q8_0 => cols.is_multiple_of(QK).then(|| cols / QK * q8_0::BLOCK_BYTES),
             WeightType::Q4_0 => cols.is_multiple_of(QK).then(|| cols / QK * q4_0::BLOCK_BYTES),
+            WeightType::Blocks(f) => f.row_bytes(cols),
         }
     }
 }
@@ -123,6 +148,10 @@ impl<'a> Matrix<'a> {
                 .0
                 .iter()
                 .all(|b| block_scale(b).is_finite()),
+            WeightType::Blocks(f) => self
+                .bytes
+                .chunks_exact(f.block_bytes())
+                .all(|b| f.scale_offsets().iter().all(|at| f16_at(b, *at).is_finite())),
         }
     }
 
@@ -219,6 +248,39 @@ impl<'a> Matrix<'a> {
                 }
             }
             WeightType::Q8_0 | WeightType::Q4_0 => self.matvec_quantised(x, out),
+            WeightType::Blocks(f) => match f.acts() {
+                ActBlocks::Q8_0 => self.matvec_quantised(x, out),
+                ActBlocks::Q8K => self.matvec_super(k, f, x, out),
+            },
+        }
+    }
+
+    /// Rows of a format taking Q8_K activations: `x` is quantised [`ACT_CHUNK_SUPER`] blocks
+    /// at a time on the stack (at Int16 with a residual plane, folded by [`with_residual`])
+    /// and every row's partial dot product accumulated per chunk, as the Q8_0 path does.
+    #[inline(never)]
+    fn matvec_super(&self, k: &Kernels, f: BlockFormat, x: &[f32], out: &mut [f32]) {
+        out.fill(0.0);
+        let int16 = self.acts == ActivationPrecision::Int16;
+        let mut value = [[0u8; q8_k::BLOCK_BYTES]; ACT_CHUNK_SUPER];
+        let mut residual = [[0u8; q8_k::BLOCK_BYTES]; ACT_CHUNK_SUPER];
+        let chunk_bytes = ACT_CHUNK_SUPER * f.block_bytes();
+        for (c, xs) in x.get(..self.cols).unwrap_or(x).chunks(ACT_CHUNK_SUPER * QK_K).enumerate() {
+            let n_blocks = xs.len().div_ceil(QK_K);
+            let value = value.get_mut(..n_blocks).unwrap_or(&mut []);
+            let residual = residual.get_mut(..n_blocks).unwrap_or(&mut []);
+            if int16 {
+                q8_k::quantize_with_residual(xs, value, residual);
+            } else {
+                q8_k::quantize(xs, value);
+            }
+            let start = c * chunk_bytes;
+            let end = start + n_blocks * f.block_bytes();
+            for (o, row) in out.iter_mut().zip(self.bytes.chunks_exact(self.row_bytes.max(1))) {
+                let w = row.get(start..end).unwrap_or(&[]);
+                let v = f.dot_q8_k(k, w, value);
+                *o += if int16 { with_residual(v, f.dot_q8_k(k, w, residual)) } else { v };
+            }
         }
     }
 
@@ -266,10 +328,7 @@ impl<'a> Matrix<'a> {
     ) {
         let (res_blocks, res_scales) = residual;
         out.fill(0.0);
-        let block_bytes = match self.ty {
-            WeightType::Q4_0 => q4_0::BLOCK_BYTES,
-            _ => q8_0::BLOCK_BYTES,
-        };
+        let block_bytes = self.ty.block_bytes();
         let chunk_bytes = ACT_CHUNK_BLOCKS * block_bytes;
         let mut act: [q8_0::BlockQ8_0; ACT_CHUNK_BLOCKS] =
             [[0; q8_0::BLOCK_BYTES]; ACT_CHUNK_BLOCKS];
@@ -319,6 +378,7 @@ impl<'a> Matrix<'a> {
         scales: &[f32],
     ) -> f32 {
         match (self.ty, SCALED) {
+            (WeightType::Blocks(f), _) => f.dot_q8_0(k, w, act),
             (WeightType::Q4_0, true) => k.dot_q4_0_scaled(w.as_chunks().0, act, scales),
             (WeightType::Q4_0, false) => k.dot_q4_0(w.as_chunks().0, act),
             (_, true) => k.dot_q8_0_scaled(w.as_chunks().0, act, scales),
@@ -369,7 +429,13 @@ impl<'a> Matrix<'a> {
             let start = t.saturating_mul(x_stride);
             xs.get(start..start.saturating_add(self.cols)).unwrap_or(&[])
         };
-        let quantised = matches!(self.ty, WeightType::Q8_0 | WeightType::Q4_0);
+        if let WeightType::Blocks(f) = self.ty {
+            if f.acts() == ActBlocks::Q8K {
+                let (out, vectors) = ((out, out_stride), (xs, x_stride, n));
+                return self.matmul_super(k, f, vectors, out, tmp, blocks, par);
+            }
+        }
+        let quantised = self.ty.takes_q8_0();
         let planes = self.acts.planes();
         // `blocks` is sized for Int8 (`BatchScratch::sizes`); at Int16 a vector takes twice
         // the bytes, so the vectors go in batches that fit, or one by one through `matvec`
@@ -396,7 +462,7 @@ impl<'a> Matrix<'a> {
         }
         // Packing pays only with whole groups to multiply; the per-vector table below holds
         // a batch step's most tokens.
-        let grouped = quantised
+        let grouped = matches!(self.ty, WeightType::Q8_0 | WeightType::Q4_0)
             && k.has_group_kernel()
             && self.cols >= GROUP_COLS
             && n <= crate::moe::MAX_BATCH;
@@ -470,10 +536,7 @@ impl<'a> Matrix<'a> {
         planes: usize,
         out: &mut [f32],
     ) {
-        let block_bytes = match self.ty {
-            WeightType::Q4_0 => q4_0::BLOCK_BYTES,
-            _ => q8_0::BLOCK_BYTES,
-        };
+        let block_bytes = self.ty.block_bytes();
         out.fill(0.0);
         let chunks = n_blocks.div_ceil(ACT_CHUNK_BLOCKS);
         for c in 0..chunks {
@@ -570,6 +633,88 @@ impl<'a> Matrix<'a> {
         }
     }
 
+    /// [`Matrix::matmul_with`] for a format taking Q8_K activations: each vector quantised
+    /// once (`planes` planes of `cols / 256` blocks, in `blocks`), then every row chunk of
+    /// [`ACT_CHUNK_SUPER`] super-blocks multiplied with every vector's chunk while it is in
+    /// L1, summed per chunk exactly as [`Matrix::matvec_super`] sums it.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_super(
+        &self,
+        k: &Kernels,
+        f: BlockFormat,
+        (xs, x_stride, n): (&[f32], usize, usize),
+        (out, out_stride): (&mut [f32], usize),
+        tmp: &mut [f32],
+        blocks: &mut [u8],
+        par: &dyn Parallel,
+    ) {
+        let vector = |t: usize| {
+            let start = t.saturating_mul(x_stride);
+            xs.get(start..start.saturating_add(self.cols)).unwrap_or(&[])
+        };
+        let planes = self.acts.planes();
+        let n_blocks = self.cols / QK_K;
+        let plane_bytes = n_blocks * q8_k::BLOCK_BYTES;
+        let fit = blocks.len().checked_div(plane_bytes.saturating_mul(planes)).unwrap_or(n);
+        if fit == 0 {
+            for (t, o) in out.chunks_mut(out_stride.max(1)).take(n).enumerate() {
+                self.matvec(vector(t), o, par);
+            }
+            return;
+        }
+        if fit < n {
+            for t0 in (0..n).step_by(fit) {
+                let xs = xs.get(t0.saturating_mul(x_stride)..).unwrap_or(&[]);
+                let out = match out.get_mut(t0.saturating_mul(out_stride)..) {
+                    Some(o) => o,
+                    None => &mut [],
+                };
+                let m = fit.min(n - t0);
+                self.matmul_super(k, f, (xs, x_stride, m), (out, out_stride), tmp, blocks, par);
+            }
+            return;
+        }
+        let acts = match blocks.get_mut(..n * planes * plane_bytes) {
+            Some(a) => a,
+            None => &mut [],
+        };
+        for (t, act) in acts.chunks_exact_mut((planes * plane_bytes).max(1)).enumerate() {
+            let (value, residual) = act.split_at_mut(plane_bytes.min(act.len()));
+            if planes == 2 {
+                let (v, r) = (value.as_chunks_mut().0, residual.as_chunks_mut().0);
+                q8_k::quantize_with_residual(vector(t), v, r);
+            } else {
+                q8_k::quantize(vector(t), value.as_chunks_mut().0);
+            }
+        }
+        let acts: &[q8_k::BlockQ8K] = acts.as_chunks().0;
+        let tmp = match tmp.get_mut(..self.rows.saturating_mul(n)) {
+            Some(t) => t,
+            None => tmp,
+        };
+        let bb = f.block_bytes();
+        parallel::for_each_wide_span(par, tmp, n, self.row_bytes, &|span| {
+            let rows = self.sub_rows(span.first_row(), span.rows());
+            for (row, o) in
+                rows.bytes.chunks_exact(self.row_bytes.max(1)).zip(span.out().chunks_exact_mut(n))
+            {
+                o.fill(0.0);
+                for b0 in (0..n_blocks).step_by(ACT_CHUNK_SUPER) {
+                    let b1 = (b0 + ACT_CHUNK_SUPER).min(n_blocks);
+                    let seg = row.get(b0 * bb..b1 * bb).unwrap_or(&[]);
+                    let dot = |p: usize| {
+                        let act = acts.get(p * n_blocks + b0..p * n_blocks + b1).unwrap_or(&[]);
+                        f.dot_q8_k(k, seg, act)
+                    };
+                    for (t, o) in o.iter_mut().enumerate() {
+                        *o += fold_planes(planes, t, dot);
+                    }
+                }
+            }
+        });
+        transpose_into(tmp, n, out, out_stride);
+    }
+
     /// `out[c] = Σ_r x[r] · W[r][c]` (the transposed product), `out.len() == cols`.
     pub(crate) fn matvec_transposed(&self, x: &[f32], out: &mut [f32]) {
         out.fill(0.0);
@@ -580,6 +725,11 @@ impl<'a> Matrix<'a> {
 
     /// Row `r` converted to `f32` into `out` (the embedding lookup).
     pub(crate) fn row_into(&self, r: usize, out: &mut [f32]) {
+        if let WeightType::Blocks(f) = self.ty {
+            out.fill(0.0);
+            f.dequantize(self.sub_rows(r, 1).bytes, out);
+            return;
+        }
         out.fill(0.0);
         axpy_row(self.ty, out, 1.0, self.sub_rows(r, 1).bytes);
     }
@@ -732,6 +882,18 @@ fn axpy_row(ty: WeightType, out: &mut [f32], a: f32, row: &[u8]) {
         }
         WeightType::Q8_0 => q8_0::axpy(out, a, row.as_chunks().0),
         WeightType::Q4_0 => q4_0::axpy(out, a, row.as_chunks().0),
+        WeightType::Blocks(f) => {
+            // Block by block through a stack buffer: `out[i] += a · dequant(row)[i]`.
+            let mut values = [0.0f32; QK_K];
+            let elems = f.block_elems();
+            for (block, out) in row.chunks_exact(f.block_bytes()).zip(out.chunks_mut(elems)) {
+                let values = values.get_mut(..elems).unwrap_or(&mut []);
+                f.dequantize(block, values);
+                for (o, v) in out.iter_mut().zip(values.iter()) {
+                    *o += a * v;
+                }
+            }
+        }
     }
 }
 
@@ -840,8 +1002,35 @@ mod tests {
             WeightType::BF16 => {
                 w.iter().flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes()).collect()
             }
+            WeightType::Blocks(f) => {
+                // Random bytes with finite scales (the format, not a quantiser, is under test).
+                let n_blocks = rows * cols / f.block_elems();
+                let raw = random(n_blocks * f.block_bytes(), seed + 1);
+                let mut bytes: Vec<u8> = raw.iter().map(|v| (v.to_bits() >> 7) as u8).collect();
+                for (i, block) in bytes.chunks_exact_mut(f.block_bytes()).enumerate() {
+                    for (j, at) in f.scale_offsets().iter().enumerate() {
+                        let d = half::f16::from_f32(0.001 + ((i + j) % 7) as f32 * 0.0003);
+                        block[*at..*at + 2].copy_from_slice(&d.to_le_bytes());
+                    }
+                }
+                bytes
+            }
         }
     }
+
+    /// Every block format beyond Q8_0 / Q4_0.
+    const BLOCK_FORMATS: [BlockFormat; 10] = [
+        BlockFormat::Q4_1,
+        BlockFormat::Q5_0,
+        BlockFormat::Q5_1,
+        BlockFormat::Iq4Nl,
+        BlockFormat::Q2K,
+        BlockFormat::Q3K,
+        BlockFormat::Q4K,
+        BlockFormat::Q5K,
+        BlockFormat::Q6K,
+        BlockFormat::Iq4Xs,
+    ];
 
     /// The batched product equals one matrix-vector product per vector, bit for bit, for every
     /// weight type, widths with and without whole packed groups, chunk boundaries and trailing
@@ -850,18 +1039,22 @@ mod tests {
     /// batches, or vector by vector for one vector) and for Int16.
     #[test]
     fn matmul_equals_matvec_per_vector() {
-        let types = [
+        let mut types = std::vec![
             WeightType::Q8_0,
             WeightType::Q4_0,
             WeightType::F16,
             WeightType::F32,
             WeightType::BF16,
         ];
+        types.extend(BLOCK_FORMATS.map(WeightType::Blocks));
         // Miri (safe scalar code only here, ~1000× slower) gets one small Q8_0 case.
         let types = if cfg!(miri) { types.get(..1).unwrap_or(&[]) } else { &types[..] };
         for &ty in types {
-            let widths: &[usize] = if cfg!(miri) { &[32] } else { &[32, 96, 256, 2080, 2144] };
-            for &cols in widths {
+            let widths: &[usize] =
+                if cfg!(miri) { &[32] } else { &[32, 96, 256, 2080, 2144, 2304] };
+            // Widths that are whole blocks of the type (256 for the K-quants); 2,304 is nine
+            // super-blocks, one past a chunk.
+            for &cols in widths.iter().filter(|&&c| ty.row_bytes(c).is_some()) {
                 let rows = 19;
                 let bytes = matrix_bytes(ty, rows, cols, cols as u64);
                 let row_bytes = ty.row_bytes(cols).unwrap();
@@ -883,7 +1076,8 @@ mod tests {
                     let mut out = std::vec![f32::NAN; n * out_stride];
                     let mut tmp = std::vec![0.0f32; rows * n];
                     let groups = cols.div_ceil(group8::BLOCKS * QK);
-                    let mut blocks = std::vec![0u8; room * n * groups * group8::GROUP_BYTES];
+                    let per_group = group8::GROUP_BYTES.max(q8_k::BLOCK_BYTES);
+                    let mut blocks = std::vec![0u8; room * n * groups * per_group];
                     for (k, par) in tables().iter().flat_map(|k| {
                         [(k, &Serial as &dyn Parallel), (k, &Backwards(5) as &dyn Parallel)]
                     }) {
@@ -925,7 +1119,11 @@ mod tests {
     #[test]
     fn int16_activations_track_the_exact_product() {
         let (rows, cols) = if cfg!(miri) { (2, 64) } else { (16, 2048) };
-        for ty in [WeightType::Q8_0, WeightType::Q4_0] {
+        let mut types = std::vec![WeightType::Q8_0, WeightType::Q4_0];
+        if !cfg!(miri) {
+            types.extend(BLOCK_FORMATS.map(WeightType::Blocks));
+        }
+        for ty in types {
             let bytes = matrix_bytes(ty, rows, cols, 99);
             let row_bytes = ty.row_bytes(cols).unwrap();
             let m8 = Matrix { ty, rows, cols, row_bytes, bytes: &bytes, acts: Int8 };
@@ -953,6 +1151,7 @@ mod tests {
                     .fold(0.0, f64::max)
             };
             let (e8, e16) = (worst(Int8), worst(Int16));
+            std::eprintln!("{ty:?}: Int8 {e8:.2e}, Int16 {e16:.2e}");
             assert!(e16 < 2e-5 && e16 * 100.0 < e8, "{ty:?}: Int16 {e16:e}, Int8 {e8:e}");
         }
     }

@@ -297,3 +297,17 @@ fn data_past_end_of_file_is_rejected() {
     b.tensor_info("a", &[16], 0, 0).data(32, 63);
     assert_eq!(b.parse().unwrap_err(), GgufError::DataOutOfRange { index: 0 });
 }
+
+/// A K-quant tensor (256-weight super-blocks) whose rows hold 100 values is a typed error,
+/// as is an IQ4_XS one of 288; a whole super-block parses with its 144 bytes.
+#[test]
+fn k_quant_rows_must_be_whole_super_blocks() {
+    for (ne0, ty) in [(100u64, 12u32), (288, 23), (32, 14)] {
+        let mut b = Builder::header(3, 1, 0);
+        b.tensor_info("w", &[ne0, 2], ty, 0).data(32, 600);
+        assert_eq!(b.parse().unwrap_err(), GgufError::RowNotBlockMultiple { index: 0 }, "{ty}");
+    }
+    let mut b = Builder::header(3, 1, 0);
+    b.tensor_info("w", &[256, 2], 12, 0).data(32, 2 * 144);
+    assert_eq!(b.parse().unwrap().tensor("w").unwrap().bytes.len(), 288);
+}

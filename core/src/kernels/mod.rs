@@ -35,8 +35,19 @@ pub use scalar::{
 };
 
 use crate::quant::group8::{self, Group8};
+use crate::quant::iq4_nl::{self, BlockIq4Nl};
+use crate::quant::iq4_xs::{self, BlockIq4Xs};
+use crate::quant::q2_k::{self, BlockQ2K};
+use crate::quant::q3_k::{self, BlockQ3K};
 use crate::quant::q4_0::{self, BlockQ4_0};
+use crate::quant::q4_1::{self, BlockQ4_1};
+use crate::quant::q4_k::{self, BlockQ4K};
+use crate::quant::q5_0::{self, BlockQ5_0};
+use crate::quant::q5_1::{self, BlockQ5_1};
+use crate::quant::q5_k::{self, BlockQ5K};
+use crate::quant::q6_k::{self, BlockQ6K};
 use crate::quant::q8_0::{self, BlockQ8_0};
+use crate::quant::q8_k::BlockQ8K;
 
 /// The dot-product kernels the model calls, chosen once per process. Every entry computes
 /// the same result as the scalar reference: bit-identical for the integer Q8_0 / Q4_0 paths
@@ -76,6 +87,51 @@ pub struct Kernels {
     /// One head's tile of softmax weights and their sum (reference
     /// [`attn::softmax_weights`]).
     softmax_weights: fn(&mut [f32], f32) -> f32,
+    /// The integer dot products of the other block formats.
+    block_dots: BlockDots,
+}
+
+/// The integer dot products of the block formats beyond Q8_0 / Q4_0, one entry per format,
+/// each bit-identical to its reference in [`crate::quant`] (the 32-weight formats against
+/// Q8_0 activation blocks, the 256-weight ones against Q8_K blocks).
+#[derive(Clone, Copy)]
+pub struct BlockDots {
+    /// Reference [`q4_1::dot_q8_0`].
+    pub q4_1: fn(&[BlockQ4_1], &[BlockQ8_0]) -> f32,
+    /// Reference [`q5_0::dot_q8_0`].
+    pub q5_0: fn(&[BlockQ5_0], &[BlockQ8_0]) -> f32,
+    /// Reference [`q5_1::dot_q8_0`].
+    pub q5_1: fn(&[BlockQ5_1], &[BlockQ8_0]) -> f32,
+    /// Reference [`iq4_nl::dot_q8_0`].
+    pub iq4_nl: fn(&[BlockIq4Nl], &[BlockQ8_0]) -> f32,
+    /// Reference [`q2_k::dot_q8_k`].
+    pub q2_k: fn(&[BlockQ2K], &[BlockQ8K]) -> f32,
+    /// Reference [`q3_k::dot_q8_k`].
+    pub q3_k: fn(&[BlockQ3K], &[BlockQ8K]) -> f32,
+    /// Reference [`q4_k::dot_q8_k`].
+    pub q4_k: fn(&[BlockQ4K], &[BlockQ8K]) -> f32,
+    /// Reference [`q5_k::dot_q8_k`].
+    pub q5_k: fn(&[BlockQ5K], &[BlockQ8K]) -> f32,
+    /// Reference [`q6_k::dot_q8_k`].
+    pub q6_k: fn(&[BlockQ6K], &[BlockQ8K]) -> f32,
+    /// Reference [`iq4_xs::dot_q8_k`].
+    pub iq4_xs: fn(&[BlockIq4Xs], &[BlockQ8K]) -> f32,
+}
+
+impl BlockDots {
+    /// The references.
+    pub const SCALAR: BlockDots = BlockDots {
+        q4_1: q4_1::dot_q8_0,
+        q5_0: q5_0::dot_q8_0,
+        q5_1: q5_1::dot_q8_0,
+        iq4_nl: iq4_nl::dot_q8_0,
+        q2_k: q2_k::dot_q8_k,
+        q3_k: q3_k::dot_q8_k,
+        q4_k: q4_k::dot_q8_k,
+        q5_k: q5_k::dot_q8_k,
+        q6_k: q6_k::dot_q8_k,
+        iq4_xs: iq4_xs::dot_q8_k,
+    };
 }
 
 type TileScoresFn = fn(&[f32], usize, &[f32], &mut [f32]);
@@ -119,6 +175,7 @@ impl Kernels {
         tile_scores: attn::tile_scores,
         tile_accumulate: attn::tile_accumulate,
         softmax_weights: attn::softmax_weights,
+        block_dots: BlockDots::SCALAR,
     };
 
     /// [`Self::SCALAR`] with the reference group kernel, so tests run the packed path of a
@@ -156,6 +213,18 @@ impl Kernels {
         tile_scores: x86::entry::tile_scores,
         tile_accumulate: x86::entry::tile_accumulate,
         softmax_weights: x86::entry::softmax_weights,
+        block_dots: BlockDots {
+            q4_1: x86::entry::dot_q4_1,
+            q5_0: x86::entry::dot_q5_0,
+            q5_1: x86::entry::dot_q5_1,
+            iq4_nl: x86::entry::dot_iq4_nl,
+            q4_k: x86::entry::dot_q4_k,
+            q5_k: x86::entry::dot_q5_k,
+            q6_k: x86::entry::dot_q6_k,
+            iq4_xs: x86::entry::dot_iq4_xs,
+            // Q2_K and Q3_K run the references.
+            ..BlockDots::SCALAR
+        },
     };
 
     /// The NEON kernels if this CPU has NEON: with `SDOT` integer dots when it also has
@@ -238,6 +307,12 @@ impl Kernels {
     /// `"arm-dsp"`, `"arm-mve"`).
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The integer dot products of the block formats beyond Q8_0 / Q4_0.
+    #[inline]
+    pub fn block_dots(&self) -> &BlockDots {
+        &self.block_dots
     }
 
     /// `Σ a[i]·b[i]`.

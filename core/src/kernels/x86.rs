@@ -7,6 +7,8 @@
 
 use core::arch::x86_64::*;
 
+mod blocks;
+
 use super::GROUP_TILE;
 use crate::quant::group8::{Group8, GROUP_BYTES};
 use crate::quant::{block_term, q4_0::BlockQ4_0, q8_0, q8_0::BlockQ8_0};
@@ -32,7 +34,7 @@ unsafe fn hsum_ps(v: __m256) -> f32 {
 /// The CPU supports AVX2.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn hsum_epi32(v: __m256i) -> i32 {
+pub(super) unsafe fn hsum_epi32(v: __m256i) -> i32 {
     let lo = _mm256_castsi256_si128(v);
     let hi = _mm256_extracti128_si256::<1>(v);
     let s = _mm_add_epi32(lo, hi);
@@ -152,7 +154,7 @@ unsafe fn q4_0_lanes(wb: &BlockQ4_0, ab: &BlockQ8_0) -> __m256i {
 /// The CPU supports AVX2.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn hsum8_epi32(v: [__m256i; 8]) -> __m256i {
+pub(super) unsafe fn hsum8_epi32(v: [__m256i; 8]) -> __m256i {
     let [v0, v1, v2, v3, v4, v5, v6, v7] = v;
     // Per 128-bit half: [v0, v1, v2, v3] partial sums, then the same for v4..v7.
     let s0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
@@ -196,7 +198,7 @@ unsafe fn scales8<const B: usize>(blocks: &[[u8; B]; 8]) -> __m256 {
 /// The CPU supports SSE (every x86_64 does).
 #[inline]
 #[target_feature(enable = "sse")]
-unsafe fn prefetch_ahead<const B: usize>(p: *const u8) {
+pub(super) unsafe fn prefetch_ahead<const B: usize>(p: *const u8) {
     let mut off = PREFETCH_BYTES;
     while off < PREFETCH_BYTES + 8 * B + 64 {
         _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off).cast::<i8>());
@@ -221,7 +223,7 @@ const PREFETCH_BYTES: usize = 1024;
 /// The CPU supports AVX2 and F16C.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn dot_blocks<const B: usize>(
+pub(super) unsafe fn dot_blocks<const B: usize>(
     mut sum: f32,
     w: &[[u8; B]],
     a: &[BlockQ8_0],
@@ -275,7 +277,7 @@ unsafe fn terms8<const B: usize>(
 /// The CPU supports AVX.
 #[inline]
 #[target_feature(enable = "avx")]
-unsafe fn add_lanes_in_order(sum: f32, v: __m256) -> f32 {
+pub(super) unsafe fn add_lanes_in_order(sum: f32, v: __m256) -> f32 {
     let mut s = _mm_set_ss(sum);
     for half in [_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v)] {
         s = _mm_add_ss(s, half);
@@ -681,6 +683,15 @@ unsafe fn softmax_weights_avx2(s: &mut [f32], max: f32) -> f32 {
 /// Safe entry points, installed in [`super::Kernels`] only once the features are known.
 pub(super) mod entry {
     use super::*;
+    use crate::quant::iq4_nl::BlockIq4Nl;
+    use crate::quant::iq4_xs::BlockIq4Xs;
+    use crate::quant::q4_1::BlockQ4_1;
+    use crate::quant::q4_k::BlockQ4K;
+    use crate::quant::q5_0::BlockQ5_0;
+    use crate::quant::q5_1::BlockQ5_1;
+    use crate::quant::q5_k::BlockQ5K;
+    use crate::quant::q6_k::BlockQ6K;
+    use crate::quant::q8_k::BlockQ8K;
 
     pub(in crate::kernels) fn softmax_weights(s: &mut [f32], max: f32) -> f32 {
         // SAFETY: only reachable through a `Kernels` table built after detecting (or compiling
@@ -775,5 +786,45 @@ pub(super) mod entry {
     pub(in crate::kernels) fn dot(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: as above (avx2).
         unsafe { dot_avx2(a, b) }
+    }
+
+    pub(in crate::kernels) fn dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
+        // SAFETY: as above (avx2, f16c).
+        unsafe { super::blocks::dot_q4_k_avx2(w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
+        // SAFETY: as above (avx2, f16c).
+        unsafe { super::blocks::dot_q5_k_avx2(w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
+        // SAFETY: as above (avx2, f16c).
+        unsafe { super::blocks::dot_q6_k_avx2(w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_iq4_xs(w: &[BlockIq4Xs], a: &[BlockQ8K]) -> f32 {
+        // SAFETY: as above (avx2, f16c).
+        unsafe { super::blocks::dot_iq4_xs_avx2(w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_q4_1(w: &[BlockQ4_1], a: &[BlockQ8_0]) -> f32 {
+        // SAFETY: as above (avx2).
+        unsafe { super::blocks::dot_q4_1_avx2(w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
+        // SAFETY: as above (avx2, f16c).
+        unsafe { super::blocks::dot_q5_0_avx2(w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_q5_1(w: &[BlockQ5_1], a: &[BlockQ8_0]) -> f32 {
+        // SAFETY: as above (avx2).
+        unsafe { super::blocks::dot_q5_1_avx2(w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_iq4_nl(w: &[BlockIq4Nl], a: &[BlockQ8_0]) -> f32 {
+        // SAFETY: as above (avx2, f16c).
+        unsafe { super::blocks::dot_iq4_nl_avx2(w, a) }
     }
 }

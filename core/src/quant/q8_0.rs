@@ -73,7 +73,7 @@ pub(crate) fn quantize_block(xs: &[f32], scale: &mut [u8; 2], qs: &mut [u8]) {
 /// the bit patterns (`|x|` orders as its bits do) in eight independent lanes, which LLVM
 /// vectorises where a float fold cannot.
 #[inline(always)]
-fn amax(xs: &[f32]) -> f32 {
+pub(crate) fn amax(xs: &[f32]) -> f32 {
     let mut lanes = [0i32; 8];
     for chunk in xs.chunks(8) {
         for (m, v) in lanes.iter_mut().zip(chunk) {
@@ -113,7 +113,7 @@ fn quantize_value(v: f32, id: f32) -> u8 {
 /// `y - t` is exact.
 #[inline(always)]
 #[allow(unsafe_code)]
-fn round_to_i8(y: f32) -> i8 {
+pub(crate) fn round_to_i8(y: f32) -> i8 {
     let y = if y.is_nan() { 0.0 } else { y.clamp(-128.0, 128.0) };
     // SAFETY: `y` is finite and within -128..=128, so its truncation fits an `i32` (the one
     // condition of `to_int_unchecked`); the checked `as` would be scalar code per value.
