@@ -31,6 +31,22 @@ fn inspect_reports_hyperparameters_tensors_and_cache_size() {
     }
 }
 
+/// A file from llama.cpp's quantizer: `inspect` lists each storage type's share and bits per
+/// weight, and the file loads.
+#[test]
+fn inspect_reports_the_type_mix_of_a_k_quant_file() {
+    let path = fixture("kquant/kq_aligned.q4_k_m.gguf");
+    let (text, _) = run_ok(&["inspect", path.to_str().unwrap()]);
+    let line = |ty: &str| {
+        text.lines().find(|l| l.trim_start().starts_with(&format!("{ty} "))).unwrap_or("")
+    };
+    assert!(line("Q4_K").trim_end().ends_with("4.500"), "Q4_K line: {:?}\n{text}", line("Q4_K"));
+    assert!(line("Q6_K").trim_end().ends_with("6.562"), "Q6_K line: {:?}\n{text}", line("Q6_K"));
+    assert!(line("Q5_0").contains('%'), "{text}");
+    assert!(text.contains("all tensors: 5.0"), "{text}");
+    assert!(text.contains("loads: yes"), "{text}");
+}
+
 #[test]
 fn inspect_of_a_truncated_file_fails_with_one_line() {
     let bytes = std::fs::read(fixture("v3_dense_tied.gguf")).unwrap();

@@ -82,6 +82,7 @@ pub fn run(bytes: &[u8], ctx: usize, out: &mut impl Write) -> Result<(), Inspect
         n_params += t.n_elements();
     }
     writeln!(out, "  total parameters: {n_params}")?;
+    write_type_mix(&gguf, out)?;
     if let Some(t) = WeightTraffic::of(&gguf) {
         writeln!(
             out,
@@ -102,6 +103,46 @@ pub fn run(bytes: &[u8], ctx: usize, out: &mut impl Write) -> Result<(), Inspect
         Err(e) => writeln!(out, "\nloads: no: {e}")?,
     }
     Ok(())
+}
+
+/// One line per storage type: tensors, parameters, bytes, share of all tensor bytes and
+/// bits per weight (a K-quant file's mix as llama.cpp's quantizer chose it), then the whole
+/// file's bits per weight.
+fn write_type_mix(gguf: &Gguf<'_>, out: &mut impl Write) -> io::Result<()> {
+    // (tensors, parameters, bytes) per type name, in the order types first appear.
+    let mut mix: Vec<(&str, u64, u64, u64)> = Vec::new();
+    for t in gguf.tensors() {
+        let name = t.ggml_type.name();
+        let i = match mix.iter().position(|m| m.0 == name) {
+            Some(i) => i,
+            None => {
+                mix.push((name, 0, 0, 0));
+                mix.len() - 1
+            }
+        };
+        if let Some(m) = mix.get_mut(i) {
+            m.1 += 1;
+            m.2 += t.n_elements();
+            m.3 += t.bytes.len() as u64;
+        }
+    }
+    let bits = |bytes: u64, params: u64| 8.0 * bytes as f64 / params.max(1) as f64;
+    let (all_params, all_bytes) = mix.iter().fold((0, 0), |(p, b), m| (p + m.2, b + m.3));
+    writeln!(out, "\ntypes:")?;
+    writeln!(
+        out,
+        "  {:<8} {:>8} {:>14} {:>14} {:>8} {:>10}",
+        "type", "tensors", "parameters", "bytes", "share", "bits/w"
+    )?;
+    for (name, n, params, bytes) in &mix {
+        writeln!(
+            out,
+            "  {name:<8} {n:>8} {params:>14} {bytes:>14} {:>7.1}% {:>10.3}",
+            100.0 * *bytes as f64 / all_bytes.max(1) as f64,
+            bits(*bytes, *params)
+        )?;
+    }
+    writeln!(out, "  all tensors: {:.3} bits per weight", bits(all_bytes, all_params))
 }
 
 fn write_config(c: &ModelConfig, ctx: usize, out: &mut impl Write) -> io::Result<()> {
