@@ -86,13 +86,6 @@ unsafe fn dot_super<const B: usize, const MIN: bool>(
     let (w8, w_tail) = w.get(..n).unwrap_or(&[]).as_chunks::<8>();
     let (a8, a_tail) = a.get(..n).unwrap_or(&[]).as_chunks::<8>();
     let mut sum = 0.0f32;
-    let f16s = |blocks: &[[u8; B]; 8], at: usize| {
-        let h = |i: usize| {
-            let b = blocks.get(i).and_then(|b| b.get(at..)).and_then(<[u8]>::first_chunk::<2>);
-            b.map_or(0, |b| i16::from_le_bytes(*b))
-        };
-        _mm256_cvtph_ps(_mm_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7)))
-    };
     for (wc, ac) in w8.iter().zip(a8) {
         super::prefetch_ahead::<B>(wc.as_ptr().cast::<u8>());
         let mut sumi = [_mm256_setzero_si256(); 8];
@@ -111,10 +104,10 @@ unsafe fn dot_super<const B: usize, const MIN: bool>(
             q8_k::scale(&ac[7]),
         );
         let si = _mm256_cvtepi32_ps(super::hsum8_epi32(sumi));
-        let mut terms = _mm256_mul_ps(_mm256_mul_ps(da, f16s(wc, d_at)), si);
+        let mut terms = _mm256_mul_ps(_mm256_mul_ps(da, f16x8(wc, d_at)), si);
         if MIN {
             let sm = _mm256_cvtepi32_ps(super::hsum8_epi32(mins));
-            let t_min = _mm256_mul_ps(_mm256_mul_ps(da, f16s(wc, dmin_at)), sm);
+            let t_min = _mm256_mul_ps(_mm256_mul_ps(da, f16x8(wc, dmin_at)), sm);
             terms = _mm256_sub_ps(terms, t_min);
         }
         sum = super::add_lanes_in_order(sum, terms);
@@ -129,6 +122,21 @@ unsafe fn dot_super<const B: usize, const MIN: bool>(
         };
     }
     sum
+}
+
+/// The f16 at byte `at` of each of eight blocks, as eight `f32` lanes.
+///
+/// # Safety
+/// AVX2 and F16C.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn f16x8<const B: usize>(blocks: &[[u8; B]; 8], at: usize) -> __m256 {
+    let mut h = [0u16; 8];
+    for (h, b) in h.iter_mut().zip(blocks) {
+        *h = b.get(at..).and_then(<[u8]>::first_chunk::<2>).map_or(0, |b| u16::from_le_bytes(*b));
+    }
+    // SAFETY: `h` is 16 bytes.
+    _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr().cast()))
 }
 
 /// A Q4_K / Q5_K super-block's eight scales and eight mins as 16 `i16` lanes of one 128-bit
