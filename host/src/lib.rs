@@ -3,6 +3,7 @@
 pub mod chat_template;
 pub mod cli;
 pub mod convert;
+pub mod durable;
 pub mod gguf_writer;
 pub mod model_file;
 pub mod roofline;

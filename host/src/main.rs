@@ -412,8 +412,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                 SynthShape::V2LiteAttention => SynthSpec::v2_lite_attention(2, ty),
             };
             let bytes = spec.to_gguf(seed);
-            std::fs::write(&output, &bytes)
-                .with_context(|| format!("writing {}", output.display()))?;
+            tinymla_host::durable::write_atomically(&output, anyhow::Error::from, |w| {
+                Ok(w.write_all(&bytes)?)
+            })
+            .with_context(|| format!("writing {}", output.display()))?;
             eprintln!(
                 "{}: {} parameters, {} bytes",
                 output.display(),

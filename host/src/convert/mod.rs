@@ -17,8 +17,7 @@ pub mod plan;
 pub mod quantize;
 pub mod vocab;
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -28,6 +27,7 @@ pub use error::ConvertError;
 pub use hf_config::HfConfig;
 pub use quantize::OutType;
 
+use crate::durable;
 use crate::gguf_writer::{self, TensorInfo, Value};
 
 /// What to convert and how.
@@ -65,8 +65,8 @@ pub struct Report {
 /// Converts `opts.input` to `opts.output`.
 ///
 /// Everything is checked (config, tokenizer, every tensor's presence and shape) before the
-/// first byte is written. Data goes to `OUTPUT.partial`, which is renamed over `OUTPUT` at the
-/// end and removed on failure, so a failed run never leaves a truncated GGUF behind.
+/// first byte is written. The file is written with [`durable::write_atomically`]: a failed or
+/// killed run leaves an existing `OUTPUT` as it was and never a truncated GGUF behind.
 ///
 /// # Errors
 /// [`ConvertError`]: a missing or malformed input file, an unsupported model or tokenizer, a
@@ -112,16 +112,7 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
         })
         .collect();
 
-    let partial = partial_path(&opts.output);
-    let written = write_file(&partial, &metadata, &infos, &tensors, &types, opts.progress)
-        .and_then(|()| {
-            std::fs::rename(&partial, &opts.output)
-                .map_err(|e| ConvertError::Io(opts.output.clone(), e))
-        });
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&partial);
-        return Err(e);
-    }
+    write_file(&opts.output, &metadata, &infos, &tensors, &types, opts.progress)?;
 
     let mut type_counts: Vec<(&'static str, usize)> = Vec::new();
     for ty in &types {
@@ -148,12 +139,6 @@ fn model_name(dir: &Path) -> String {
     canonical.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
 }
 
-fn partial_path(output: &Path) -> PathBuf {
-    let mut name = output.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".partial");
-    output.with_file_name(name)
-}
-
 fn write_file(
     path: &Path,
     metadata: &[(String, Value)],
@@ -163,8 +148,22 @@ fn write_file(
     progress: bool,
 ) -> Result<(), ConvertError> {
     let io_err = |e| ConvertError::Io(path.to_owned(), e);
-    let file = File::create(path).map_err(io_err)?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    durable::write_atomically(path, io_err, |out| {
+        write_gguf(out, metadata, infos, tensors, types, progress, path)
+    })
+}
+
+/// The GGUF bytes of [`write_file`]: header, then every tensor's rows encoded in `types`.
+fn write_gguf(
+    mut out: &mut dyn Write,
+    metadata: &[(String, Value)],
+    infos: &[TensorInfo],
+    tensors: &[plan::OutTensor<'_>],
+    types: &[GgmlType],
+    progress: bool,
+    path: &Path,
+) -> Result<(), ConvertError> {
+    let io_err = |e| ConvertError::Io(path.to_owned(), e);
     gguf_writer::write_header(&mut out, metadata, infos).map_err(io_err)?;
 
     let total: u64 = infos.iter().map(|t| t.n_bytes).sum();
@@ -200,7 +199,6 @@ fn write_file(
         encoded.clear();
         gguf_writer::write_padding(&mut out, info.n_bytes).map_err(io_err)?;
     }
-    out.flush().map_err(io_err)?;
     bar.finish_and_clear();
     Ok(())
 }

@@ -68,10 +68,65 @@ fn convert_err(dir: &Path, out: &Path, ty: &str) -> String {
     assert!(err.starts_with("tinymla: ") && !err.contains("panicked"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     assert!(!out.exists(), "a failed conversion left {}", out.display());
-    let mut partial = out.as_os_str().to_owned();
-    partial.push(".partial");
-    assert!(!Path::new(&partial).exists(), "a failed conversion left {partial:?}");
+    assert_no_temporary_files(out);
     err
+}
+
+/// No file in `out`'s folder but `out` itself carries its name (a temporary file of the
+/// atomic write would: `.out.gguf.XXXX`).
+fn assert_no_temporary_files(out: &Path) {
+    let (Some(folder), Some(name)) = (out.parent(), out.file_name()) else { return };
+    let Ok(entries) = std::fs::read_dir(folder) else { return };
+    let name = name.to_string_lossy();
+    for entry in entries {
+        let other = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(other == *name || !other.contains(&*name), "a conversion left {other}");
+    }
+}
+
+/// `convert` under a file-size limit (`RLIMIT_FSIZE`, 64 KiB, set by `sh -c ulimit` in the
+/// child) far below its output: with SIGXFSZ ignored, the write fails midway with EFBIG;
+/// with the default action, the kernel kills the process midway. Either way the existing
+/// output keeps its old bytes and no temporary file is left; the failure is one error line.
+#[test]
+fn interrupted_writes_keep_the_old_file() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let dir = scratch_dir("fsize");
+    let out = dir.join("out.gguf");
+    let old = b"the previous conversion, which must survive".repeat(10);
+    let run = |ignore_sigxfsz: bool| {
+        std::fs::write(&out, &old).unwrap();
+        let trap = if ignore_sigxfsz { "trap '' XFSZ; " } else { "" };
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -f 128; {trap}exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_tinymla"))
+            .arg("convert")
+            .arg(hf("v2_lite_moe"))
+            .arg("-o")
+            .arg(&out)
+            .args(["--type", "f32"])
+            .output()
+            .unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), old, "the old file was damaged");
+        assert_no_temporary_files(&out);
+        o
+    };
+
+    let failed = run(true);
+    let err = String::from_utf8(failed.stderr).unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("tinymla: ") && err.contains("out.gguf: File too large"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+
+    let killed = run(false);
+    assert_eq!(killed.status.signal(), Some(25), "not killed by SIGXFSZ: {:?}", killed.status);
+
+    // Without the limit the same command replaces the file.
+    convert_ok(&hf("v2_lite_moe"), &out, "f32");
+    assert!(std::fs::metadata(&out).unwrap().len() > 128 * 1024);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Whether a key is expected to differ between our file and a reference: llama.cpp and the
@@ -426,7 +481,7 @@ fn bad_checkpoints_fail_with_one_line_and_leave_no_file() {
     // An output folder that does not exist.
     let nowhere = dir.join("no-such-dir").join("out.gguf");
     let err = convert_err(&hf("v3_dense_tied"), &nowhere, "f16");
-    assert!(err.contains("out.gguf.partial: No such file or directory"), "{err}");
+    assert!(err.contains("out.gguf: No such file or directory"), "{err}");
 
     // An unknown --type is a usage error from the argument parser.
     let o = convert(&hf("v3_dense_tied"), &out, "q5_k");
