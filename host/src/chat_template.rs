@@ -12,6 +12,19 @@ pub const KEY_CHAT_TEMPLATE: &str = "tokenizer.chat_template";
 /// special tokens, readable by any base model. An assistant turn is written exactly as
 /// generated after the `Assistant:` prompt (with its leading space), so a rendered
 /// conversation always extends the text the model has already read.
+/// Longest template source accepted, in bytes. Real chat templates are 1–20 KB; a longer
+/// `tokenizer.chat_template` is refused before it is compiled.
+pub const MAX_TEMPLATE_BYTES: usize = 256 << 10;
+
+/// Jinja instructions one render may execute (minijinja's fuel): a DeepSeek-V3-style
+/// template renders a 5,000-message conversation within it (tested), while a hostile
+/// template's nested loops stop within a second with an error.
+pub const TEMPLATE_FUEL: u64 = 5_000_000;
+
+/// Longest rendered prompt, in bytes (far above any context a model reads, about 4 M
+/// tokens); a template that writes more stops with [`TemplateError::OutputTooLong`].
+pub const MAX_RENDERED_BYTES: usize = 16 << 20;
+
 const PLAIN_TEMPLATE: &str = "{% for m in messages %}\
 {% if m.role == 'system' %}{{ m.content }}\n\n\
 {% elif m.role == 'user' %}User: {{ m.content }}\n\n\
@@ -65,12 +78,31 @@ pub enum TemplateError {
     Jinja(JinjaError),
     /// `tokenizer.chat_template` is not a string.
     NotAString,
+    /// The template source is longer than [`MAX_TEMPLATE_BYTES`].
+    TooLong {
+        /// Its length in bytes.
+        bytes: usize,
+    },
+    /// Rendering wrote more than [`MAX_RENDERED_BYTES`].
+    OutputTooLong,
 }
 
 impl std::fmt::Display for TemplateError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let e = match self {
             TemplateError::NotAString => return write!(f, "{KEY_CHAT_TEMPLATE} is not a string"),
+            TemplateError::TooLong { bytes } => {
+                return write!(
+                    f,
+                    "chat template: {bytes} bytes, more than the {MAX_TEMPLATE_BYTES} accepted"
+                )
+            }
+            TemplateError::OutputTooLong => {
+                return write!(
+                    f,
+                    "chat template: the rendered prompt exceeds {MAX_RENDERED_BYTES} bytes"
+                )
+            }
             TemplateError::Jinja(e) => e,
         };
         // One line: the kind and detail, without minijinja's multi-line debug view.
@@ -98,7 +130,13 @@ impl ChatTemplate {
         bos_token: &str,
         eos_token: &str,
     ) -> Result<Self, TemplateError> {
+        let from_file = source.is_some();
+        let source = source.unwrap_or(PLAIN_TEMPLATE);
+        if source.len() > MAX_TEMPLATE_BYTES {
+            return Err(TemplateError::TooLong { bytes: source.len() });
+        }
         let mut env = Environment::new();
+        env.set_fuel(Some(TEMPLATE_FUEL));
         // Hugging Face renders with trim_blocks and lstrip_blocks.
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
@@ -106,11 +144,10 @@ impl ChatTemplate {
         env.add_function("raise_exception", |msg: String| -> Result<String, JinjaError> {
             Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
         });
-        env.add_template_owned("chat", source.unwrap_or(PLAIN_TEMPLATE).to_owned())
-            .map_err(TemplateError::Jinja)?;
+        env.add_template_owned("chat", source.to_owned()).map_err(TemplateError::Jinja)?;
         Ok(ChatTemplate {
             env,
-            from_file: source.is_some(),
+            from_file,
             bos_token: bos_token.to_owned(),
             eos_token: eos_token.to_owned(),
         })
@@ -137,20 +174,85 @@ impl ChatTemplate {
             .map(|m| context! { role => m.role.as_str(), content => m.content.as_str() })
             .collect();
         let template = self.env.get_template("chat").map_err(TemplateError::Jinja)?;
-        template
-            .render(context! {
-                messages,
-                add_generation_prompt,
-                bos_token => self.bos_token.as_str(),
-                eos_token => self.eos_token.as_str(),
-            })
-            .map_err(TemplateError::Jinja)
+        let mut out = CappedOutput { bytes: Vec::new(), overflowed: false };
+        let ctx = context! {
+            messages,
+            add_generation_prompt,
+            bos_token => self.bos_token.as_str(),
+            eos_token => self.eos_token.as_str(),
+        };
+        match template.render_captured_to(ctx, &mut out) {
+            Ok(_) => {}
+            Err(_) if out.overflowed => return Err(TemplateError::OutputTooLong),
+            Err(e) => return Err(TemplateError::Jinja(e)),
+        }
+        // minijinja writes whole `str`s, and a write past the cap fails before it is kept.
+        String::from_utf8(out.bytes).map_err(|_| TemplateError::OutputTooLong)
+    }
+}
+
+/// The render's output, refusing to grow past [`MAX_RENDERED_BYTES`].
+struct CappedOutput {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for CappedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.overflowed = true;
+            return Err(std::io::Error::other("rendered prompt too long"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_templates_stop_with_an_error() {
+        let chat = [user("hi")];
+        // 10^10 iterations: out of fuel.
+        let t = ChatTemplate::new(
+            Some(
+                "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            ),
+            "",
+            "",
+        )
+        .unwrap();
+        let e = t.render(&chat, true).unwrap_err();
+        assert!(e.to_string().contains("fuel"), "{e}");
+        // 200 MB of output from two expressions: past the output cap.
+        let t =
+            ChatTemplate::new(Some("{{ 'x' * 99999999 }}{{ 'y' * 99999999 }}"), "", "").unwrap();
+        assert!(matches!(t.render(&chat, true), Err(TemplateError::OutputTooLong)));
+        // A source past the length cap is refused before compiling.
+        let long = "x".repeat(MAX_TEMPLATE_BYTES + 1);
+        let e = ChatTemplate::new(Some(&long), "", "").unwrap_err();
+        assert!(matches!(e, TemplateError::TooLong { bytes } if bytes == MAX_TEMPLATE_BYTES + 1));
+        assert!(e.to_string().contains("more than the 262144 accepted"), "{e}");
+        // Just under both caps still renders.
+        let t = ChatTemplate::new(Some("{{ 'x' * 16000000 }}"), "", "").unwrap();
+        assert_eq!(t.render(&chat, true).unwrap().len(), 16_000_000);
+    }
+
+    #[test]
+    fn the_fuel_renders_thousands_of_turns() {
+        let t = ChatTemplate::new(Some(DEEPSEEK_V3_LIKE), "<BOS>", "<EOS>").unwrap();
+        let chat: Vec<Message> = (0..5000)
+            .map(|i| if i % 2 == 0 { user("question") } else { assistant("answer") })
+            .collect();
+        let text = t.render(&chat, true).unwrap();
+        assert_eq!(text.matches("question").count(), 2500);
+    }
 
     fn user(s: &str) -> Message {
         Message { role: Role::User, content: s.into() }

@@ -227,3 +227,45 @@ fn try_zeroed<T: Default + Clone>(n: usize) -> Option<Vec<T>> {
     v.resize(n, T::default());
     Some(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fixture whose `deepseek2.context_length` claims `ctx` positions.
+    fn claiming_context(ctx: u32) -> Vec<u8> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/v3_dense_tied.gguf");
+        let mut file = std::fs::read(path).unwrap();
+        let key = b"deepseek2.context_length";
+        let at = file.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+        assert_eq!(file[at..at + 4], 4u32.to_le_bytes(), "a u32 value");
+        file[at + 4..at + 8].copy_from_slice(&ctx.to_le_bytes());
+        file
+    }
+
+    /// The context cap: a file may claim any trained context, but buffers are allocated
+    /// fallibly for the context asked for, which must lie in `1..=context_length`. A context
+    /// whose cache cannot exist (here 2^32 − 1 positions, hundreds of GB) is an error value,
+    /// not an abort.
+    #[test]
+    fn a_huge_claimed_context_is_an_error_not_an_abort() {
+        let file = claiming_context(u32::MAX);
+        let model = Model::load(&file).unwrap();
+        assert_eq!(model.config().context_length, u32::MAX as usize);
+        let huge = u32::MAX as usize;
+        let err = Buffers::new(&model, huge, CacheStorage::F32).unwrap_err();
+        assert!(
+            matches!(err, SessionError::OutOfMemory { ctx, bytes } if ctx == huge && bytes > 1 << 38),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("cannot allocate"), "{err}");
+        let err = Buffers::new(&model, huge + 1, CacheStorage::F32).unwrap_err();
+        assert!(matches!(err, SessionError::BadContext { .. }), "{err}");
+        assert!(matches!(
+            Buffers::new(&model, 0, CacheStorage::F32),
+            Err(SessionError::BadContext { ctx: 0, .. })
+        ));
+        // A sane context of the same file allocates.
+        assert!(Buffers::new(&model, 16, CacheStorage::Q8).is_ok());
+    }
+}

@@ -381,3 +381,55 @@ impl DecodeStream<'_> {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf_writer::{GgufWriter, Value};
+
+    /// A small byte-level vocabulary file: 256 byte tokens, `hello` and its merges.
+    fn vocab_file() -> Vec<u8> {
+        let mut tokens: Vec<String> =
+            (0..=255u8).map(|b| tinymla_core::vocab::byte_to_unicode(b).to_string()).collect();
+        tokens.extend(["he", "ll", "hell", "hello"].map(String::from));
+        let n = tokens.len();
+        let mut w = GgufWriter::new();
+        w.kv("general.architecture", Value::Str("deepseek2".into()))
+            .kv("tokenizer.ggml.model", Value::Str("gpt2".into()))
+            .kv("tokenizer.ggml.pre", Value::Str("deepseek-v3".into()))
+            .kv("tokenizer.ggml.tokens", Value::StrArray(tokens))
+            .kv("tokenizer.ggml.token_type", Value::I32Array(vec![1; n]))
+            .kv(
+                KEY_MERGES,
+                Value::StrArray(["h e", "l l", "he ll", "hell o"].map(String::from).into()),
+            );
+        let mut file = Vec::new();
+        w.write(&mut file).unwrap();
+        file
+    }
+
+    /// Overwrites the element count of the array under `key` (GGUF: key, type 9, element
+    /// type, u64 count).
+    fn claim_len(file: &mut [u8], key: &str, n: u64) {
+        let at = file.windows(key.len()).position(|w| w == key.as_bytes()).unwrap() + key.len();
+        file[at + 8..at + 16].copy_from_slice(&n.to_le_bytes());
+    }
+
+    /// The vocabulary and merge caps: a file claiming more tokens or merges than its bytes
+    /// can hold is refused by the GGUF reader before the tokenizer allocates anything for
+    /// them (the claimed 2^40 entries would need terabytes).
+    #[test]
+    fn claimed_vocabulary_and_merge_counts_are_checked_against_the_file() {
+        let file = vocab_file();
+        let t = Tokenizer::from_gguf(&file).unwrap();
+        assert_eq!(t.encode("hello", false), [259]);
+        for key in ["tokenizer.ggml.tokens", KEY_MERGES, "tokenizer.ggml.token_type"] {
+            for n in [1u64 << 40, u64::MAX] {
+                let mut bad = file.clone();
+                claim_len(&mut bad, key, n);
+                let err = Tokenizer::from_gguf(&bad).unwrap_err();
+                assert!(matches!(err, TokenizerError::Core(_)), "{key} = {n}: {err}");
+            }
+        }
+    }
+}
