@@ -3,9 +3,10 @@
 #   format, lints (core denies unwrap/expect/panic/indexing/truncating casts),
 #   all workspace tests (unit, golden, hostile, CLI), the no_std core for both boards, the
 #   aarch64 and Arm DSP kernels under qemu-aarch64 / qemu-arm, the firmware on every QEMU board
-#   against the host (tests/firmware.rs), then Miri over core's unit tests and 30 s of each
-#   fuzz target (nightly + cargo-fuzz; .ci/run installs them). TINYMLA_QUICK=1 skips the
-#   firmware step, Miri and fuzzing, for quick local loops.
+#   against the host (tests/firmware.rs), then Miri over core's unit tests, the C API's tests
+#   under AddressSanitizer, and each fuzz target briefly with its committed corpus and
+#   regression inputs (nightly + cargo-fuzz; .ci/run installs them). TINYMLA_QUICK=1 skips the
+#   firmware step, Miri, the ASan build and fuzzing, for quick local loops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 test_log="$(mktemp)"
 trap 'rm -f "$test_log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$test_log"
+# The C API under clang's ASan + UBSan (issue #25): the hosted example and capi/examples/misuse.c
+# built with -fsanitize=address,undefined against the staticlib (tests/capi.rs).
+command -v clang >/dev/null || { echo "clang missing: .ci/run installs clang and libclang-rt-14-dev" >&2; exit 1; }
+cargo test -p tinymla-tests --locked capi_under -- --ignored 2>&1 | tee -a "$test_log"
 for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
     echo "building tinymla-core for $target"
     cargo build -p tinymla-core --release --locked --target "$target"
@@ -84,6 +89,12 @@ fi
 if [ "${TINYMLA_QUICK:-0}" != 1 ]; then
     # Miri: undefined behaviour in core (scalar paths; SIMD is tested natively).
     cargo +nightly miri test -p tinymla-core --lib 2>&1 | tee -a "$test_log"
+    # The C API's Rust-side tests (NULL, foreign, moved, released handles) under Rust's
+    # AddressSanitizer. The tests leak their handle memory on purpose (handles must never
+    # move), so the leak checker is off here; the C programs above run with it on.
+    ASAN_OPTIONS=detect_leaks=0 RUSTFLAGS="-Zsanitizer=address" RUSTDOCFLAGS="-Zsanitizer=address" \
+        cargo +nightly test -p tinymla-capi --lib --target x86_64-unknown-linux-gnu \
+        --target-dir target/asan 2>&1 | tee -a "$test_log"
     bash scripts/fuzz.sh "${TINYMLA_FUZZ_SECONDS:-30}"
 fi
 

@@ -124,5 +124,21 @@ int main(int argc, char **argv) {
         printf(" %u", (unsigned)ids[i]);
     }
     printf("\ntext: %.*s\n", (int)all_len, all_text);
+
+    /* Handles first (each refused from now on), then the memory they lived in. */
+    check(tinymla_release(decoder), "release");
+    check(tinymla_release(sampler), "release");
+    check(tinymla_release(scratch), "release");
+    check(tinymla_release(cache), "release");
+    check(tinymla_release(model), "release");
+    free(all_text);
+    free(ids);
+    free(text);
+    free(decoder_mem);
+    free(sampler_mem);
+    free(scratch_mem);
+    free(cache_mem);
+    free(model_mem);
+    free(gguf);
     return 0;
 }

@@ -417,6 +417,21 @@ tinymla_status tinymla_decoder_finish(struct tinymla_decoder *decoder,
                                       size_t out_cap,
                                       size_t *out_len);
 
+// Ends a handle of any type (model, cache, scratch, sampler or decoder). Every later call
+// with it returns `BAD_HANDLE` (until its memory holds a new handle), and its memory is the
+// caller's again, to free or reuse. Caches, scratches and samplers made from a released model
+// are refused by every call that also takes the model; release them too. Releasing is
+// optional (reusing the memory ends a handle as well), but only a released handle is refused
+// for sure: stale bytes left in reused memory might still look like one.
+//
+// Errors: `NULL_POINTER`, `MISALIGNED`, `BAD_HANDLE` (not a live handle, e.g. one released
+// already).
+//
+// # Safety
+// `handle` is NULL or points to at least 16 readable and writable bytes, and no other call
+// uses the handle at the same time.
+tinymla_status tinymla_release(void *handle);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -8,7 +8,8 @@
 //! Ownership, for every `*_init`: the handle lives at the start of `mem`, which the caller
 //! owns and must keep alive, unmoved and otherwise unused for as long as the handle is used
 //! (a copied or moved handle is detected and refused with `TINYMLA_STATUS_BAD_HANDLE`).
-//! Nothing needs freeing; reusing `mem` for something else simply ends the handle.
+//! Nothing needs freeing: `tinymla_release` ends a handle explicitly (later calls with it are
+//! refused), and reusing `mem` for something else ends it too.
 #![allow(unsafe_code, reason = "the C ABI takes raw pointers; every use is checked here")]
 
 use core::ffi::c_char;
@@ -934,4 +935,56 @@ pub unsafe extern "C" fn tinymla_decoder_finish(
         // SAFETY: non-null, valid for a write per the contract.
         unsafe { put(out_len, len) }
     })())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Release
+
+/// The tag a released handle's header carries instead of its type's.
+const RELEASED: u64 = u64::from_le_bytes(*b"tmlaDEAD");
+
+/// Ends a handle of any type (model, cache, scratch, sampler or decoder). Every later call
+/// with it returns `BAD_HANDLE` (until its memory holds a new handle), and its memory is the
+/// caller's again, to free or reuse. Caches, scratches and samplers made from a released model
+/// are refused by every call that also takes the model; release them too. Releasing is
+/// optional (reusing the memory ends a handle as well), but only a released handle is refused
+/// for sure: stale bytes left in reused memory might still look like one.
+///
+/// Errors: `NULL_POINTER`, `MISALIGNED`, `BAD_HANDLE` (not a live handle, e.g. one released
+/// already).
+///
+/// # Safety
+/// `handle` is NULL or points to at least 16 readable and writable bytes, and no other call
+/// uses the handle at the same time.
+#[no_mangle]
+pub unsafe extern "C" fn tinymla_release(handle: *mut core::ffi::c_void) -> TinymlaStatus {
+    /// Drops the `H` at `p` and marks its header released, if `p` is a live `H`.
+    ///
+    /// # Safety
+    /// As [`tinymla_release`].
+    unsafe fn release<H: Handle>(p: *mut core::ffi::c_void) -> Res<()> {
+        // SAFETY: forwarded contract.
+        unsafe { check::<H>(p.cast())? };
+        // SAFETY: `check` proved a live `H` made by its init function; the caller's contract
+        // makes it unused during this call. After the drop only the header's plain integers
+        // are written.
+        unsafe {
+            ptr::drop_in_place(p.cast::<H>());
+            ptr::write(p.cast::<Header>(), Header { magic: RELEASED, this: 0 });
+        }
+        Ok(())
+    }
+    // SAFETY: the caller's contract, forwarded; each attempt only reads the header until one
+    // matches its type.
+    done(unsafe {
+        release::<ModelObj>(handle)
+            .or_else(|_| release::<CacheObj>(handle))
+            .or_else(|_| release::<ScratchObj>(handle))
+            .or_else(|_| release::<SamplerObj>(handle))
+            .or_else(|_| release::<DecoderObj>(handle))
+            .map_err(|_| match check::<ModelObj>(handle.cast()) {
+                Err(e @ (TinymlaStatus::NullPointer | TinymlaStatus::Misaligned)) => e,
+                _ => TinymlaStatus::BadHandle,
+            })
+    })
 }

@@ -273,6 +273,41 @@ fn foreign_moved_and_mixed_handles_are_refused() {
 }
 
 #[test]
+fn released_handles_are_refused() {
+    let model = new_model();
+    let c = cache(model, 4);
+    let s = scratch(model, 4);
+    let sa = sampler(model);
+    unsafe {
+        assert_eq!(tinymla_forward(model, c, s, 1, null_mut(), null_mut()), S::Ok);
+        // A released cache: refused, and releasing it again is refused too.
+        assert_eq!(tinymla_release(c.cast()), S::Ok);
+        assert_eq!(tinymla_forward(model, c, s, 1, null_mut(), null_mut()), S::BadHandle);
+        let mut n = 0;
+        assert_eq!(tinymla_cache_len(c, &mut n), S::BadHandle);
+        assert_eq!(tinymla_release(c.cast()), S::BadHandle);
+        // A released model: refused by every call that takes it, with its other handles too.
+        let c2 = cache(model, 4);
+        assert_eq!(tinymla_release(model.cast()), S::Ok);
+        assert_eq!(tinymla_model_vocab_size(model, &mut n), S::BadHandle);
+        assert_eq!(tinymla_forward(model, c2, s, 1, null_mut(), null_mut()), S::BadHandle);
+        // Handles that do not take the model still work on their own memory.
+        let mut id = 0;
+        assert_eq!(tinymla_sample(sa, s, &mut id), S::Ok);
+        for h in [c2.cast(), s.cast(), sa.cast()] {
+            assert_eq!(tinymla_release(h), S::Ok);
+        }
+        assert_eq!(tinymla_sample(sa, s, &mut id), S::BadHandle);
+        // Not handles at all.
+        assert_eq!(tinymla_release(null_mut()), S::NullPointer);
+        assert_eq!(tinymla_release(model.cast::<u8>().add(1).cast()), S::Misaligned);
+        let junk = mem(64);
+        junk.fill(0xA5);
+        assert_eq!(tinymla_release(junk.as_mut_ptr().cast()), S::BadHandle);
+    }
+}
+
+#[test]
 fn token_out_of_range_and_full_cache() {
     let model = new_model();
     let c = cache(model, 2);
