@@ -147,10 +147,21 @@ impl<'a> Checkpoint<'a> {
     /// [`ConvertError::Safetensors`] for a truncated or corrupt shard,
     /// [`ConvertError::DuplicateTensor`], [`ConvertError::UnsupportedDtype`].
     pub fn index(shards: &'a Shards) -> Result<Self, ConvertError> {
+        Self::from_buffers(shards.files.iter().map(|f| (f.path(), f.bytes())))
+    }
+
+    /// [`Checkpoint::index`] of shards already in memory, as `(path, bytes)` (the path names
+    /// the shard in errors).
+    ///
+    /// # Errors
+    /// As [`Checkpoint::index`].
+    pub fn from_buffers(
+        shards: impl IntoIterator<Item = (&'a Path, &'a [u8])>,
+    ) -> Result<Self, ConvertError> {
         let mut tensors = HashMap::new();
-        for file in &shards.files {
-            let st = SafeTensors::deserialize(file.bytes())
-                .map_err(|e| ConvertError::Safetensors(file.path().to_owned(), e))?;
+        for (path, bytes) in shards {
+            let st = SafeTensors::deserialize(bytes)
+                .map_err(|e| ConvertError::Safetensors(path.to_owned(), e))?;
             for (name, view) in st.iter() {
                 let dtype = view.dtype();
                 if !matches!(dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16) {

@@ -40,6 +40,20 @@ pub fn metadata(dir: &Path, cfg: &HfConfig) -> Result<Vec<(String, Value)>, Conv
     let tok = read_json(&dir.join("tokenizer.json"))?;
     let tc_path = dir.join("tokenizer_config.json");
     let tc = if tc_path.is_file() { Some(read_json(&tc_path)?) } else { None };
+    metadata_from_json(&tok, tc.as_ref(), cfg, dir)
+}
+
+/// [`metadata`] of a parsed `tokenizer.json` and `tokenizer_config.json`; `dir` is where a
+/// `chat_template.jinja` / `chat_template.json` is looked for when `tc` has no template.
+///
+/// # Errors
+/// As [`metadata`].
+pub fn metadata_from_json(
+    tok: &Json,
+    tc: Option<&Json>,
+    cfg: &HfConfig,
+    dir: &Path,
+) -> Result<Vec<(String, Value)>, ConvertError> {
     let bad = |why: String| ConvertError::Tokenizer(why);
 
     let model = tok.get("model").ok_or_else(|| bad("no \"model\"".into()))?;
@@ -122,7 +136,6 @@ pub fn metadata(dir: &Path, cfg: &HfConfig) -> Result<Vec<(String, Value)>, Conv
     ];
     for (typ, config_id) in config_ids {
         let from_tc = tc
-            .as_ref()
             .and_then(|tc| tc.get(format!("{typ}_token")))
             .and_then(|e| e.as_str().or_else(|| e.get("content").and_then(Json::as_str)))
             .and_then(id_of)
@@ -131,10 +144,10 @@ pub fn metadata(dir: &Path, cfg: &HfConfig) -> Result<Vec<(String, Value)>, Conv
             kv.push((format!("tokenizer.ggml.{typ}_token_id"), Value::U32(id)));
         }
     }
-    for (typ, value) in add_special(&tok, tc.as_ref()) {
+    for (typ, value) in add_special(tok, tc) {
         kv.push((format!("tokenizer.ggml.add_{typ}_token"), Value::Bool(value)));
     }
-    if let Some(template) = chat_template(dir, tc.as_ref())? {
+    if let Some(template) = chat_template(dir, tc)? {
         kv.push(("tokenizer.chat_template".into(), Value::Str(template)));
     }
     Ok(kv)
