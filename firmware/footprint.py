@@ -38,6 +38,7 @@ BOARDS = [
     ("board-mps3-an547", "thumbv8m.main-none-eabihf", "mps3-an547", "Cortex-M55", 400e6,
      ["--config", "cortex-m55.toml"]),
     ("board-riscv-virt", "riscv32imac-unknown-none-elf", "riscv-virt", "RV32IMAC", 150e6, []),
+    ("board-riscv-virt", "riscv32imafc-unknown-none-elf", "riscv-virt", "RV32IMAFC", 150e6, []),
 ]
 MODELS = ["demo-s", "demo-m"]
 CODE_SECTIONS = {".vector_table", ".init", ".text", ".rodata", ".data", ".trap", ".text.dummy"}

@@ -19,6 +19,8 @@ cargo test --workspace --locked 2>&1 | tee "$test_log"
 # built with -fsanitize=address,undefined against the staticlib (tests/capi.rs).
 command -v clang >/dev/null || { echo "clang missing: .ci/run installs clang and libclang-rt-14-dev" >&2; exit 1; }
 cargo test -p tinymla-tests --locked capi_under -- --ignored 2>&1 | tee -a "$test_log"
+# The core without its `block-formats` feature (the firmware's build): K-quant files refused.
+cargo test -p tinymla-core --locked --no-default-features --lib 2>&1 | tee -a "$test_log"
 for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
     echo "building tinymla-core for $target"
     cargo build -p tinymla-core --release --locked --target "$target"

@@ -64,6 +64,15 @@ const BOARDS: &[Board] = &[
         bins: &["riscv-virt-demo-s", "riscv-virt-demo-m"],
         kernels: "scalar",
     },
+    // The same board crate with the single-precision FPU (RV32IMAFC, as ESP32-C6/P4-class
+    // parts have): hardware float instead of soft-float, same tokens.
+    Board {
+        package: "board-riscv-virt",
+        target: "riscv32imafc-unknown-none-elf",
+        cargo_args: &[],
+        bins: &["riscv-virt-demo-s", "riscv-virt-demo-m"],
+        kernels: "scalar",
+    },
 ];
 
 fn root() -> PathBuf {
@@ -288,19 +297,20 @@ fn firmware_agrees_with_host() {
     for board in BOARDS {
         build(board);
     }
-    let runs: Vec<(&str, &str, PathBuf)> = BOARDS
+    // Labelled with the target: riscv-virt runs twice, soft-float and with the F extension.
+    let runs: Vec<(String, &str, PathBuf)> = BOARDS
         .iter()
         .flat_map(|b| {
             b.bins.iter().map(move |bin| {
                 let elf = root().join("firmware/target").join(b.target).join("release").join(bin);
-                (*bin, b.kernels, elf)
+                (format!("{bin} [{}]", b.target), b.kernels, elf)
             })
         })
         .collect();
     // Two QEMUs at a time (CI has 2 cores); each run is single-threaded.
     let (even, odd): (Vec<_>, Vec<_>) = runs.iter().enumerate().partition(|(i, _)| i % 2 == 0);
     let summary: Vec<String> = std::thread::scope(|s| {
-        let work = |half: Vec<(usize, &(&str, &str, PathBuf))>| {
+        let work = |half: Vec<(usize, &(String, &str, PathBuf))>| {
             half.into_iter()
                 .map(|(i, (bin, kernels, elf))| (i, check(bin, kernels, &run_qemu(elf))))
                 .collect::<Vec<_>>()

@@ -211,15 +211,35 @@ fn truncate<'i>(
     }
     let idx = idx.get_mut(..candidates).unwrap_or(&mut []);
     // Top-k: move the k most likely to the front; top-p then measures within their mass.
-    let (kept, mass) = if top_k {
-        idx.select_nth_unstable_by(config.top_k, by_prob_desc);
-        let kept = idx.get_mut(..config.top_k).unwrap_or(&mut []);
-        let mass: f32 = kept.iter().map(|i| prob(probs, *i)).sum();
+    // `by_prob_desc` is a strict total order (ties broken by id), so every sort below gives
+    // the same order: the boards' small heapsort and the host's pdqsort pick the same tokens.
+    #[cfg(not(target_os = "none"))]
+    let (kept, mass) = {
+        let (kept, mass) = if top_k {
+            idx.select_nth_unstable_by(config.top_k, by_prob_desc);
+            let kept = idx.get_mut(..config.top_k).unwrap_or(&mut []);
+            let mass: f32 = kept.iter().map(|i| prob(probs, *i)).sum();
+            (kept, mass)
+        } else {
+            (idx, 1.0)
+        };
+        kept.sort_unstable_by(by_prob_desc);
         (kept, mass)
-    } else {
-        (idx, 1.0)
     };
-    kept.sort_unstable_by(by_prob_desc);
+    // Bare metal: the whole candidate list sorted by a heapsort (a few hundred bytes of code
+    // instead of ~12 KB for core's pdqsort and median-of-medians selection; the boards'
+    // vocabularies are small), then top-k is its prefix.
+    #[cfg(target_os = "none")]
+    let (kept, mass) = {
+        heapsort_by(idx, |a, b| by_prob_desc(a, b).is_lt());
+        if top_k {
+            let kept = idx.get_mut(..config.top_k).unwrap_or(&mut []);
+            let mass: f32 = kept.iter().map(|i| prob(probs, *i)).sum();
+            (kept, mass)
+        } else {
+            (idx, 1.0)
+        }
+    };
     // Top-p: the shortest prefix whose mass reaches top_p of the kept mass.
     let mut cut = kept.len();
     if config.top_p < 1.0 {
@@ -249,8 +269,67 @@ pub fn argmax(v: &[f32]) -> u32 {
     best.map_or(0, |(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
 }
 
+/// Sorts `v` in place by `is_less` (a strict weak order): heapsort, no recursion, no
+/// allocation, O(n log n) comparisons, and small code.
+#[cfg_attr(not(any(target_os = "none", test)), allow(dead_code))]
+fn heapsort_by<T: Copy>(v: &mut [T], is_less: impl Fn(&T, &T) -> bool) {
+    let less = |v: &[T], i: usize, j: usize| match (v.get(i), v.get(j)) {
+        (Some(a), Some(b)) => is_less(a, b),
+        _ => false,
+    };
+    // Moves `v[root]` down the max-heap `v[..end]` until both children are not greater.
+    let sift_down = |v: &mut [T], mut root: usize, end: usize| loop {
+        let mut child = 2 * root + 1;
+        if child >= end {
+            break;
+        }
+        if child + 1 < end && less(v, child, child + 1) {
+            child += 1;
+        }
+        if !less(v, root, child) {
+            break;
+        }
+        v.swap(root, child);
+        root = child;
+    };
+    let n = v.len();
+    for root in (0..n / 2).rev() {
+        sift_down(v, root, n);
+    }
+    for end in (1..n).rev() {
+        v.swap(0, end);
+        sift_down(v, 0, end);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    /// The boards' heapsort orders exactly as the host's sort does, on random keys with many
+    /// ties (broken by index, as the sampler's order is).
+    #[test]
+    fn heapsort_orders_as_the_standard_sort() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for n in [0usize, 1, 2, 3, 7, 64, 257, 1000] {
+            let keys: std::vec::Vec<u32> = (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state % 17) as u32
+                })
+                .collect();
+            let order = |a: &u32, b: &u32| {
+                let (ka, kb) = (keys[*a as usize], keys[*b as usize]);
+                kb.cmp(&ka).then(a.cmp(b))
+            };
+            let mut want: std::vec::Vec<u32> = (0..n as u32).collect();
+            let mut got = want.clone();
+            want.sort_unstable_by(order);
+            super::heapsort_by(&mut got, |a, b| order(a, b).is_lt());
+            assert_eq!(got, want, "n = {n}");
+        }
+    }
+
     use super::*;
 
     fn logits() -> Vec<f32> {

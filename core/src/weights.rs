@@ -955,6 +955,23 @@ fn all_finite_f32(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without the `block-formats` feature, a file in those formats is refused with a typed
+    /// error (`cargo test -p tinymla-core --no-default-features --lib`, run by the test
+    /// command), while Q8_0 / Q4_0 / float files still load.
+    #[cfg(not(feature = "block-formats"))]
+    #[test]
+    fn block_formats_are_refused_when_compiled_out() {
+        for t in [GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ4_XS]
+        {
+            assert!(WeightType::of(t).is_none(), "{t:?}");
+        }
+        let q4_k_m = include_bytes!("../../tests/fixtures/kquant/v3_aligned.q4_k_m.gguf");
+        let err = crate::Model::load(q4_k_m).unwrap_err();
+        assert!(matches!(err, crate::Error::UnsupportedTensorType { .. }), "{err}");
+        let q8_0 = include_bytes!("../../tests/fixtures/v3_aligned.q8_0.gguf");
+        assert!(crate::Model::load(q8_0).is_ok());
+    }
     use crate::parallel::{tests::Backwards, Serial};
     use std::vec::Vec;
     use ActivationPrecision::{Int16, Int8};
@@ -1018,20 +1035,6 @@ mod tests {
         }
     }
 
-    /// Every block format beyond Q8_0 / Q4_0.
-    const BLOCK_FORMATS: [BlockFormat; 10] = [
-        BlockFormat::Q4_1,
-        BlockFormat::Q5_0,
-        BlockFormat::Q5_1,
-        BlockFormat::Iq4Nl,
-        BlockFormat::Q2K,
-        BlockFormat::Q3K,
-        BlockFormat::Q4K,
-        BlockFormat::Q5K,
-        BlockFormat::Q6K,
-        BlockFormat::Iq4Xs,
-    ];
-
     /// The batched product equals one matrix-vector product per vector, bit for bit, for every
     /// weight type, widths with and without whole packed groups, chunk boundaries and trailing
     /// blocks (65 and 67 blocks), batch sizes around the 8-vector tile, and split spans; at
@@ -1046,7 +1049,7 @@ mod tests {
             WeightType::F32,
             WeightType::BF16,
         ];
-        types.extend(BLOCK_FORMATS.map(WeightType::Blocks));
+        types.extend(BlockFormat::ALL.iter().map(|&f| WeightType::Blocks(f)));
         // Miri (safe scalar code only here, ~1000× slower) gets one small Q8_0 case.
         let types = if cfg!(miri) { types.get(..1).unwrap_or(&[]) } else { &types[..] };
         for &ty in types {
@@ -1121,7 +1124,7 @@ mod tests {
         let (rows, cols) = if cfg!(miri) { (2, 64) } else { (16, 2048) };
         let mut types = std::vec![WeightType::Q8_0, WeightType::Q4_0];
         if !cfg!(miri) {
-            types.extend(BLOCK_FORMATS.map(WeightType::Blocks));
+            types.extend(BlockFormat::ALL.iter().map(|&f| WeightType::Blocks(f)));
         }
         for ty in types {
             let bytes = matrix_bytes(ty, rows, cols, 99);

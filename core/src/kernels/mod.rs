@@ -88,6 +88,7 @@ pub struct Kernels {
     /// [`attn::softmax_weights`]).
     softmax_weights: fn(&mut [f32], f32) -> f32,
     /// The integer dot products of the other block formats.
+    #[cfg(feature = "block-formats")]
     block_dots: BlockDots,
 }
 
@@ -175,6 +176,7 @@ impl Kernels {
         tile_scores: attn::tile_scores,
         tile_accumulate: attn::tile_accumulate,
         softmax_weights: attn::softmax_weights,
+        #[cfg(feature = "block-formats")]
         block_dots: BlockDots::SCALAR,
     };
 
@@ -213,6 +215,7 @@ impl Kernels {
         tile_scores: x86::entry::tile_scores,
         tile_accumulate: x86::entry::tile_accumulate,
         softmax_weights: x86::entry::softmax_weights,
+        #[cfg(feature = "block-formats")]
         block_dots: BlockDots {
             q4_1: x86::entry::dot_q4_1,
             q5_0: x86::entry::dot_q5_0,
@@ -310,6 +313,7 @@ impl Kernels {
     }
 
     /// The integer dot products of the block formats beyond Q8_0 / Q4_0.
+    #[cfg(feature = "block-formats")]
     #[inline]
     pub fn block_dots(&self) -> &BlockDots {
         &self.block_dots

@@ -435,18 +435,7 @@ fn softmax_exp_is_accurate_and_identical_on_every_table() {
 fn block_format_dots_are_bit_identical_on_every_table() {
     use crate::quant::format::{ActBlocks, BlockFormat};
     use crate::quant::{q8_k, QK, QK_K};
-    let formats = [
-        BlockFormat::Q4_1,
-        BlockFormat::Q5_0,
-        BlockFormat::Q5_1,
-        BlockFormat::Iq4Nl,
-        BlockFormat::Q2K,
-        BlockFormat::Q3K,
-        BlockFormat::Q4K,
-        BlockFormat::Q5K,
-        BlockFormat::Q6K,
-        BlockFormat::Iq4Xs,
-    ];
+    let formats = BlockFormat::ALL;
     let counts: &[usize] = if cfg!(miri) { &[1, 2] } else { &[0, 1, 2, 7, 8, 9, 17] };
     let names: Vec<&str> = tables().iter().map(Kernels::name).collect();
     std::eprintln!("block-format dots checked on: {names:?}");

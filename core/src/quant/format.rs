@@ -2,15 +2,19 @@
 //! dequantises, which activation blocks its integer dot product takes, and the dispatch to
 //! the kernel table's entry for it.
 
-use super::{
-    iq4_nl, iq4_xs, q2_k, q3_k, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0::BlockQ8_0,
-    q8_k::BlockQ8K, QK, QK_K,
-};
+#[cfg(feature = "block-formats")]
+use super::{iq4_nl, iq4_xs, q2_k, q3_k, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, QK, QK_K};
+use super::{q8_0::BlockQ8_0, q8_k::BlockQ8K};
 use crate::kernels::Kernels;
 use crate::tensor::GgmlType;
 
 /// A ggml block format with a dequantiser and an integer dot product here (besides Q8_0 and
 /// Q4_0, which have their own paths).
+///
+/// Without the `block-formats` feature (firmware that only reads Q8_0 / Q4_0 files) this type
+/// has no values: files in these formats are refused as unsupported, and every path that
+/// handles them is unreachable and compiled out, with their kernels.
+#[cfg(feature = "block-formats")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockFormat {
     /// 32 weights, `d · q + m`.
@@ -44,7 +48,60 @@ pub enum ActBlocks {
     Q8K,
 }
 
+/// [`BlockFormat`] without the `block-formats` feature: no values.
+#[cfg(not(feature = "block-formats"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockFormat {}
+
+#[cfg(not(feature = "block-formats"))]
+#[allow(clippy::missing_const_for_fn, clippy::unused_self, missing_docs)]
 impl BlockFormat {
+    pub const ALL: &'static [BlockFormat] = &[];
+    pub fn of(_: GgmlType) -> Option<Self> {
+        None
+    }
+    pub const fn block_elems(self) -> usize {
+        match self {}
+    }
+    pub const fn block_bytes(self) -> usize {
+        match self {}
+    }
+    pub const fn acts(self) -> ActBlocks {
+        match self {}
+    }
+    pub const fn scale_offsets(self) -> &'static [usize] {
+        match self {}
+    }
+    pub fn row_bytes(self, _: usize) -> Option<usize> {
+        match self {}
+    }
+    pub fn dequantize(self, _: &[u8], _: &mut [f32]) {
+        match self {}
+    }
+    pub fn dot_q8_0(self, _: &Kernels, _: &[u8], _: &[BlockQ8_0]) -> f32 {
+        match self {}
+    }
+    pub fn dot_q8_k(self, _: &Kernels, _: &[u8], _: &[BlockQ8K]) -> f32 {
+        match self {}
+    }
+}
+
+#[cfg(feature = "block-formats")]
+impl BlockFormat {
+    /// Every format, in ggml type order.
+    pub const ALL: &'static [BlockFormat] = &[
+        Self::Q4_1,
+        Self::Q5_0,
+        Self::Q5_1,
+        Self::Iq4Nl,
+        Self::Q2K,
+        Self::Q3K,
+        Self::Q4K,
+        Self::Q5K,
+        Self::Q6K,
+        Self::Iq4Xs,
+    ];
+
     /// The format of a ggml type, if it is one of these.
     pub fn of(t: GgmlType) -> Option<Self> {
         Some(match t {

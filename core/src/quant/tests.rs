@@ -125,26 +125,13 @@ fn random_format_blocks(f: format::BlockFormat, n_blocks: usize, seed: u32) -> V
     bytes
 }
 
-const FORMATS: [format::BlockFormat; 10] = [
-    format::BlockFormat::Q4_1,
-    format::BlockFormat::Q5_0,
-    format::BlockFormat::Q5_1,
-    format::BlockFormat::Iq4Nl,
-    format::BlockFormat::Q2K,
-    format::BlockFormat::Q3K,
-    format::BlockFormat::Q4K,
-    format::BlockFormat::Q5K,
-    format::BlockFormat::Q6K,
-    format::BlockFormat::Iq4Xs,
-];
-
 /// Every format's integer dot product equals the f64 dot of its dequantised weights and the
 /// dequantised activation blocks, to f32 rounding of the per-block terms: within 2e-6 of
 /// `Σ |w a|` (the integer sums are exact; what remains is a few roundings per block).
 #[test]
 fn block_format_dots_equal_the_dot_of_dequantised_values() {
     let k = crate::kernels::Kernels::SCALAR;
-    for f in FORMATS {
+    for &f in format::BlockFormat::ALL {
         // Miri (~1000× slower) gets one block per format.
         let cases: &[(usize, u32)] =
             if cfg!(miri) { &[(1, 1)] } else { &[(1, 1), (3, 2), (9, 3), (16, 4)] };
