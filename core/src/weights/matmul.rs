@@ -1,0 +1,450 @@
+//! The batched product: several activation vectors against every row, each weight row read
+//! once for all of them (prefill), bit-identical to one matrix-vector product per vector.
+
+use super::{fold_planes, Matrix, WeightType};
+use crate::kernels::{self, Kernels};
+use crate::parallel::{self, Parallel};
+use crate::quant::format::{ActBlocks, BlockFormat};
+use crate::quant::group8::{self, Group8};
+use crate::quant::{q4_0, q8_0, q8_k, ACT_CHUNK_BLOCKS, ACT_CHUNK_SUPER, QK, QK_K};
+
+impl Matrix<'_> {
+    /// The batched product: `out[t][r] = Σ_c W[r][c] · xs[t][c]` for the `n` vectors
+    /// `xs[t] = xs[t · x_stride ..][.. cols]`, written to `out[t · out_stride + r]`. Each
+    /// result is bit-identical to [`Matrix::matvec`] of the same vector (quantised rows: the
+    /// same Q8_0 activation blocks and the same per-chunk sums), while each weight row is read
+    /// once for all `n` vectors instead of once per vector.
+    ///
+    /// Work memory: `tmp` holds `[rows][n]` results; `blocks` holds the quantised vectors of
+    /// quantised rows (plain Q8_0 blocks, or packed groups: at most `n · ⌈cols / 256⌉ · 288`
+    /// bytes). [`crate::BatchScratch::sizes`] sizes both for every product of a step.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn matmul(
+        &self,
+        xs: &[f32],
+        x_stride: usize,
+        n: usize,
+        out: &mut [f32],
+        out_stride: usize,
+        tmp: &mut [f32],
+        blocks: &mut [u8],
+        par: &dyn Parallel,
+    ) {
+        self.matmul_with(kernels::active(), xs, x_stride, n, out, out_stride, tmp, blocks, par);
+    }
+
+    /// [`Matrix::matmul`] with the kernel table `k` (tests run every table).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn matmul_with(
+        &self,
+        k: &Kernels,
+        xs: &[f32],
+        x_stride: usize,
+        n: usize,
+        out: &mut [f32],
+        out_stride: usize,
+        tmp: &mut [f32],
+        blocks: &mut [u8],
+        par: &dyn Parallel,
+    ) {
+        let n = n.max(1);
+        let vector = |t: usize| {
+            let start = t.saturating_mul(x_stride);
+            xs.get(start..start.saturating_add(self.cols)).unwrap_or(&[])
+        };
+        if let WeightType::Blocks(f) = self.ty {
+            if f.acts() == ActBlocks::Q8K {
+                let (out, vectors) = ((out, out_stride), (xs, x_stride, n));
+                return self.matmul_super(k, f, vectors, out, tmp, blocks, par);
+            }
+        }
+        let quantised = self.ty.takes_q8_0();
+        let planes = self.acts.planes();
+        // `blocks` is sized for Int8 (`BatchScratch::sizes`); at Int16 a vector takes twice
+        // the bytes, so the vectors go in batches that fit, or one by one through `matvec`
+        // if not even one fits (each result is independent of its batch).
+        let most_bytes = ActLayout::new(self.cols / QK, true).bytes.saturating_mul(planes);
+        let fit = blocks.len().checked_div(most_bytes).unwrap_or(n);
+        if quantised && fit == 0 {
+            for (t, o) in out.chunks_mut(out_stride.max(1)).take(n).enumerate() {
+                self.matvec(vector(t), o, par);
+            }
+            return;
+        }
+        if quantised && fit < n {
+            for t0 in (0..n).step_by(fit) {
+                let xs = xs.get(t0.saturating_mul(x_stride)..).unwrap_or(&[]);
+                let out = match out.get_mut(t0.saturating_mul(out_stride)..) {
+                    Some(o) => o,
+                    None => &mut [],
+                };
+                let m = fit.min(n - t0);
+                self.matmul_with(k, xs, x_stride, m, out, out_stride, tmp, blocks, par);
+            }
+            return;
+        }
+        // Packing pays only with whole groups to multiply; the per-vector table below holds
+        // a batch step's most tokens.
+        let grouped = matches!(self.ty, WeightType::Q8_0 | WeightType::Q4_0)
+            && k.has_group_kernel()
+            && self.cols >= GROUP_COLS
+            && n <= crate::moe::MAX_BATCH;
+        let n_blocks = self.cols / QK;
+        let layout = ActLayout::new(n_blocks, grouped);
+        // The quantised vectors, `planes` per input vector (value, then residual).
+        let n_acts = n * planes;
+        debug_assert!(tmp.len() >= self.rows * n, "batch scratch sized for fewer rows");
+        debug_assert!(
+            !quantised || blocks.len() >= n_acts * layout.bytes,
+            "batch scratch too small"
+        );
+        let acts = match blocks.get_mut(..n_acts.saturating_mul(layout.bytes)) {
+            Some(a) if quantised => {
+                for (t, act) in a.chunks_exact_mut((planes * layout.bytes).max(1)).enumerate() {
+                    layout.quantize(k, vector(t), act);
+                }
+                &*a
+            }
+            _ => &[],
+        };
+        let tmp = match tmp.get_mut(..self.rows.saturating_mul(n)) {
+            Some(t) => t,
+            None => tmp,
+        };
+        parallel::for_each_wide_span(par, tmp, n, self.row_bytes, &|span| {
+            let first = span.first_row();
+            let rows = self.sub_rows(first, span.rows());
+            // Group path: each vector's (packed groups, trailing blocks) split once, and one
+            // buffer for a packed chunk of a row.
+            let empty: (&[Group8], &[q8_0::BlockQ8_0]) = (&[], &[]);
+            let mut vectors = [empty; 2 * crate::moe::MAX_BATCH];
+            let mut packed = [[0u8; group8::GROUP_BYTES]; GROUPS_PER_CHUNK];
+            if grouped {
+                for (p, v) in vectors.iter_mut().enumerate().take(n_acts) {
+                    *v = layout
+                        .split(acts.get(p * layout.bytes..(p + 1) * layout.bytes).unwrap_or(&[]));
+                }
+            }
+            let vectors = vectors.get(..n_acts).unwrap_or(&[]);
+            let row_bytes = self.row_bytes.max(1);
+            for (row, o) in rows.bytes.chunks_exact(row_bytes).zip(span.out().chunks_exact_mut(n)) {
+                if grouped {
+                    let n_blocks = layout.n_blocks;
+                    self.row_times_groups(k, row, vectors, &mut packed, n_blocks, planes, o);
+                } else if quantised {
+                    self.row_times_blocks(k, row, acts.as_chunks().0, n_blocks, planes, o);
+                } else {
+                    for (t, ot) in o.iter_mut().enumerate() {
+                        let mut one = [0.0f32];
+                        Matrix { rows: 1, bytes: row, ..*self }.matvec_serial(vector(t), &mut one);
+                        *ot = one[0];
+                    }
+                }
+            }
+        });
+        transpose_into(tmp, n, out, out_stride);
+    }
+
+    /// One quantised row times every quantised vector of `acts` (`n_blocks` blocks each,
+    /// `planes` per result: the value, then at Int16 its residual), into `out` (one result
+    /// per `planes` vectors), summed per [`ACT_CHUNK_BLOCKS`] chunk exactly as
+    /// [`Matrix::matvec`] sums it. The chunk loop is outside the vector loop, so a chunk of
+    /// the row is read from memory once and reused from L1 for every vector.
+    fn row_times_blocks(
+        &self,
+        k: &Kernels,
+        row: &[u8],
+        acts: &[q8_0::BlockQ8_0],
+        n_blocks: usize,
+        planes: usize,
+        out: &mut [f32],
+    ) {
+        let block_bytes = self.ty.block_bytes();
+        out.fill(0.0);
+        let chunks = n_blocks.div_ceil(ACT_CHUNK_BLOCKS);
+        for c in 0..chunks {
+            let (b0, b1) = (c * ACT_CHUNK_BLOCKS, ((c + 1) * ACT_CHUNK_BLOCKS).min(n_blocks));
+            let seg = row.get(b0 * block_bytes..b1 * block_bytes).unwrap_or(&[]);
+            let dot = |p: usize| {
+                let start = p * n_blocks;
+                let act = acts.get(start + b0..start + b1).unwrap_or(&[]);
+                self.dot::<false>(k, seg, act, &[])
+            };
+            for (t, o) in out.iter_mut().enumerate() {
+                *o += fold_planes(planes, t, dot);
+            }
+        }
+    }
+
+    /// [`Matrix::row_times_blocks`] with packed groups: each [`ACT_CHUNK_BLOCKS`] chunk of the
+    /// row is packed once (into `packed`) and multiplied with every vector's packed chunk
+    /// (`vectors[p]`: its groups and trailing plain blocks; `out.len() · planes` of them) by
+    /// the group kernel; a chunk's last `n_blocks % 8` blocks continue its sum block by
+    /// block. Bit-identical to [`Matrix::row_times_blocks`].
+    #[allow(clippy::too_many_arguments)]
+    fn row_times_groups(
+        &self,
+        k: &Kernels,
+        row: &[u8],
+        vectors: &[(&[Group8], &[q8_0::BlockQ8_0])],
+        packed: &mut [Group8; GROUPS_PER_CHUNK],
+        n_blocks: usize,
+        planes: usize,
+        out: &mut [f32],
+    ) {
+        out.fill(0.0);
+        for c in 0..n_blocks.div_ceil(ACT_CHUNK_BLOCKS) {
+            let (b0, b1) = (c * ACT_CHUNK_BLOCKS, ((c + 1) * ACT_CHUNK_BLOCKS).min(n_blocks));
+            let (g0, g1) = (b0 / group8::BLOCKS, b1 / group8::BLOCKS);
+            let tail = g1 * group8::BLOCKS..b1;
+            let packed = packed.get_mut(..g1 - g0).unwrap_or(&mut []);
+            match self.ty {
+                WeightType::Q4_0 => {
+                    let blocks = row.get(b0 * q4_0::BLOCK_BYTES..).unwrap_or(&[]).as_chunks().0;
+                    for (g, src) in packed.iter_mut().zip(blocks.as_chunks::<8>().0) {
+                        k.pack_q4_0(src, g);
+                    }
+                }
+                _ => {
+                    let blocks = row.get(b0 * q8_0::BLOCK_BYTES..).unwrap_or(&[]).as_chunks().0;
+                    for (g, src) in packed.iter_mut().zip(blocks.as_chunks::<8>().0) {
+                        k.pack_q8_0(src, g);
+                    }
+                }
+            }
+            let vector = |t: usize| {
+                let (groups, tail_blocks) = vectors.get(t).copied().unwrap_or((&[], &[]));
+                (groups.get(g0..g1).unwrap_or(&[]), tail_blocks)
+            };
+            let n = vectors.len();
+            let mut sums = [0.0f32; kernels::GROUP_TILE];
+            let mut chunk_sums = [0.0f32; 2 * crate::moe::MAX_BATCH];
+            for (t, s) in chunk_sums.iter_mut().enumerate().take(n) {
+                // Full tiles of vectors go through the tile kernel, the rest one by one.
+                let in_tile = t % kernels::GROUP_TILE;
+                let tile_start = t - in_tile;
+                let mut sum = if tile_start + kernels::GROUP_TILE <= n {
+                    if in_tile == 0 {
+                        let tile = core::array::from_fn(|i| vector(tile_start + i).0);
+                        sums = k.dot_groups_tile(packed, &tile);
+                    }
+                    sums.get(in_tile).copied().unwrap_or(0.0)
+                } else {
+                    k.dot_groups(packed, vector(t).0)
+                };
+                if !tail.is_empty() {
+                    // The chunk's trailing blocks continue its sum (from 0 when the chunk
+                    // has no groups, as the one-vector kernels' sum starts).
+                    let a = vector(t).1;
+                    sum = match self.ty {
+                        WeightType::Q4_0 => {
+                            let w = row.get(tail.start * q4_0::BLOCK_BYTES..).unwrap_or(&[]);
+                            k.dot_q4_0_from(sum, w.as_chunks().0, a)
+                        }
+                        _ => {
+                            let w = row.get(tail.start * q8_0::BLOCK_BYTES..).unwrap_or(&[]);
+                            k.dot_q8_0_from(sum, w.as_chunks().0, a)
+                        }
+                    };
+                }
+                *s = sum;
+            }
+            let sum = |p: usize| chunk_sums.get(p).copied().unwrap_or(0.0);
+            for (t, o) in out.iter_mut().enumerate() {
+                *o += fold_planes(planes, t, sum);
+            }
+        }
+    }
+
+    /// [`Matrix::matmul_with`] for a format taking Q8_K activations: each vector quantised
+    /// once (`planes` planes of `cols / 256` blocks, in `blocks`), then every row chunk of
+    /// [`ACT_CHUNK_SUPER`] super-blocks multiplied with every vector's chunk while it is in
+    /// L1, summed per chunk exactly as [`Matrix::matvec_super`] sums it.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_super(
+        &self,
+        k: &Kernels,
+        f: BlockFormat,
+        (xs, x_stride, n): (&[f32], usize, usize),
+        (out, out_stride): (&mut [f32], usize),
+        tmp: &mut [f32],
+        blocks: &mut [u8],
+        par: &dyn Parallel,
+    ) {
+        let vector = |t: usize| {
+            let start = t.saturating_mul(x_stride);
+            xs.get(start..start.saturating_add(self.cols)).unwrap_or(&[])
+        };
+        let planes = self.acts.planes();
+        let n_blocks = self.cols / QK_K;
+        let plane_bytes = n_blocks * q8_k::BLOCK_BYTES;
+        let fit = blocks.len().checked_div(plane_bytes.saturating_mul(planes)).unwrap_or(n);
+        if fit == 0 {
+            for (t, o) in out.chunks_mut(out_stride.max(1)).take(n).enumerate() {
+                self.matvec(vector(t), o, par);
+            }
+            return;
+        }
+        if fit < n {
+            for t0 in (0..n).step_by(fit) {
+                let xs = xs.get(t0.saturating_mul(x_stride)..).unwrap_or(&[]);
+                let out = match out.get_mut(t0.saturating_mul(out_stride)..) {
+                    Some(o) => o,
+                    None => &mut [],
+                };
+                let m = fit.min(n - t0);
+                self.matmul_super(k, f, (xs, x_stride, m), (out, out_stride), tmp, blocks, par);
+            }
+            return;
+        }
+        let acts = match blocks.get_mut(..n * planes * plane_bytes) {
+            Some(a) => a,
+            None => &mut [],
+        };
+        for (t, act) in acts.chunks_exact_mut((planes * plane_bytes).max(1)).enumerate() {
+            let (value, residual) = act.split_at_mut(plane_bytes.min(act.len()));
+            if planes == 2 {
+                let (v, r) = (value.as_chunks_mut().0, residual.as_chunks_mut().0);
+                q8_k::quantize_with_residual(vector(t), v, r);
+            } else {
+                q8_k::quantize(vector(t), value.as_chunks_mut().0);
+            }
+        }
+        let acts: &[q8_k::BlockQ8K] = acts.as_chunks().0;
+        let tmp = match tmp.get_mut(..self.rows.saturating_mul(n)) {
+            Some(t) => t,
+            None => tmp,
+        };
+        let bb = f.block_bytes();
+        parallel::for_each_wide_span(par, tmp, n, self.row_bytes, &|span| {
+            let rows = self.sub_rows(span.first_row(), span.rows());
+            for (row, o) in
+                rows.bytes.chunks_exact(self.row_bytes.max(1)).zip(span.out().chunks_exact_mut(n))
+            {
+                o.fill(0.0);
+                for b0 in (0..n_blocks).step_by(ACT_CHUNK_SUPER) {
+                    let b1 = (b0 + ACT_CHUNK_SUPER).min(n_blocks);
+                    let seg = row.get(b0 * bb..b1 * bb).unwrap_or(&[]);
+                    let dot = |p: usize| {
+                        let act = acts.get(p * n_blocks + b0..p * n_blocks + b1).unwrap_or(&[]);
+                        f.dot_q8_k(k, seg, act)
+                    };
+                    for (t, o) in o.iter_mut().enumerate() {
+                        *o += fold_planes(planes, t, dot);
+                    }
+                }
+            }
+        });
+        transpose_into(tmp, n, out, out_stride);
+    }
+}
+
+/// Packed groups per [`ACT_CHUNK_BLOCKS`] chunk.
+const GROUPS_PER_CHUNK: usize = ACT_CHUNK_BLOCKS / group8::BLOCKS;
+/// Columns of one packed group.
+const GROUP_COLS: usize = group8::BLOCKS * QK;
+
+/// `out[t · out_stride + r] = tmp[r · n + t]`: a batched product's `[rows][n]` results into
+/// the callers' `[n][out_stride]` layout, eight rows at a time so that each output row gets
+/// 32 contiguous bytes per pass and the eight source rows stay in L1.
+fn transpose_into(tmp: &[f32], n: usize, out: &mut [f32], out_stride: usize) {
+    const ROWS: usize = 8;
+    let n = n.max(1);
+    for (b, block) in tmp.chunks(ROWS * n).enumerate() {
+        let r0 = b * ROWS;
+        let rows = block.len() / n;
+        for (t, dst) in out.chunks_mut(out_stride.max(1)).take(n).enumerate() {
+            let Some(dst) = dst.get_mut(r0..r0 + rows) else { continue };
+            for (i, d) in dst.iter_mut().enumerate() {
+                if let Some(v) = block.get(i * n + t) {
+                    *d = *v;
+                }
+            }
+        }
+    }
+}
+
+/// Where one vector's quantised blocks go in a batched product's activation bytes: plain
+/// Q8_0 blocks, or (for a table with a group kernel) packed [`Group8`]s followed by the last
+/// `n_blocks % 8` blocks plain.
+#[derive(Debug, Clone, Copy)]
+struct ActLayout {
+    n_blocks: usize,
+    grouped: bool,
+    /// Bytes per vector.
+    bytes: usize,
+}
+
+impl ActLayout {
+    fn new(n_blocks: usize, grouped: bool) -> Self {
+        let bytes = if grouped {
+            n_blocks / group8::BLOCKS * group8::GROUP_BYTES
+                + n_blocks % group8::BLOCKS * q8_0::BLOCK_BYTES
+        } else {
+            n_blocks * q8_0::BLOCK_BYTES
+        };
+        ActLayout { n_blocks, grouped, bytes }
+    }
+
+    /// Quantises `x` into `out`: `self.bytes` of [`q8_0::quantize`]'s blocks, or, when
+    /// `out` has room for two vectors, [`q8_0::quantize_with_residual`]'s value blocks and
+    /// then its residual blocks.
+    fn quantize(&self, k: &Kernels, x: &[f32], out: &mut [u8]) {
+        let (value, rest) = out.split_at_mut(self.bytes.min(out.len()));
+        let residual = rest.get_mut(..self.bytes).filter(|r| !r.is_empty());
+        let group_bytes = self.group_bytes();
+        let (groups, tail) = value.split_at_mut(group_bytes.min(value.len()));
+        // The residual plane split as the value plane is: packed groups, then plain blocks.
+        let (mut r_groups, r_tail) = match residual {
+            Some(r) => {
+                let (g, t) = r.split_at_mut(group_bytes.min(r.len()));
+                (Some(g.as_chunks_mut::<{ group8::GROUP_BYTES }>().0.iter_mut()), Some(t))
+            }
+            None => (None, None),
+        };
+        let group_values = group8::BLOCKS * QK;
+        let (gx, tail_x) =
+            x.split_at(x.len().min(groups.len() / group8::GROUP_BYTES * group_values));
+        for (g, xs) in groups
+            .as_chunks_mut::<{ group8::GROUP_BYTES }>()
+            .0
+            .iter_mut()
+            .zip(gx.chunks(group_values))
+        {
+            let mut v = [[0u8; q8_0::BLOCK_BYTES]; group8::BLOCKS];
+            match r_groups.as_mut().and_then(Iterator::next) {
+                Some(rg) => {
+                    let mut r = [[0u8; q8_0::BLOCK_BYTES]; group8::BLOCKS];
+                    q8_0::quantize_with_residual(xs, &mut v, &mut r);
+                    k.pack_q8_0(&r, rg);
+                }
+                None => q8_0::quantize(xs, &mut v),
+            }
+            k.pack_q8_0(&v, g);
+        }
+        match r_tail {
+            Some(r_tail) => q8_0::quantize_with_residual(
+                tail_x,
+                tail.as_chunks_mut().0,
+                r_tail.as_chunks_mut().0,
+            ),
+            None => q8_0::quantize(tail_x, tail.as_chunks_mut().0),
+        }
+    }
+
+    /// Bytes of a vector's packed groups (0 in the plain layout).
+    fn group_bytes(&self) -> usize {
+        if self.grouped {
+            self.n_blocks / group8::BLOCKS * group8::GROUP_BYTES
+        } else {
+            0
+        }
+    }
+
+    /// A vector's bytes as (packed groups, trailing plain blocks).
+    fn split<'b>(&self, act: &'b [u8]) -> (&'b [Group8], &'b [q8_0::BlockQ8_0]) {
+        let at = self.group_bytes().min(act.len());
+        let (groups, tail) = act.split_at(at);
+        (groups.as_chunks().0, tail.as_chunks().0)
+    }
+}
