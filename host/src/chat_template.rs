@@ -21,6 +21,9 @@ pub const MAX_TEMPLATE_BYTES: usize = 256 << 10;
 /// template's nested loops stop within a second with an error.
 pub const TEMPLATE_FUEL: u64 = 5_000_000;
 
+/// Longest string a template may build with `*` (`'-' * 40` is the kind real templates use).
+pub const MAX_REPEATED_BYTES: usize = 4096;
+
 /// Longest rendered prompt, in bytes (far above any context a model reads, about 4 M
 /// tokens); a template that writes more stops with [`TemplateError::OutputTooLong`].
 pub const MAX_RENDERED_BYTES: usize = 16 << 20;
@@ -85,6 +88,14 @@ pub enum TemplateError {
     },
     /// Rendering wrote more than [`MAX_RENDERED_BYTES`].
     OutputTooLong,
+    /// A `*` whose operands are not both constants (a number times a number, or a string of
+    /// at most [`MAX_REPEATED_BYTES`] bytes in all): minijinja repeats sequences lazily and
+    /// without bound, outside its fuel (`() * 2422220007` spins for minutes), so templates may
+    /// only multiply constants.
+    Repetition {
+        /// Line of the `*`.
+        line: u32,
+    },
 }
 
 impl std::fmt::Display for TemplateError {
@@ -95,6 +106,13 @@ impl std::fmt::Display for TemplateError {
                 return write!(
                     f,
                     "chat template: {bytes} bytes, more than the {MAX_TEMPLATE_BYTES} accepted"
+                )
+            }
+            TemplateError::Repetition { line } => {
+                return write!(
+                    f,
+                    "chat template: `*` on a non-constant operand (line {line}); only constants \
+                     may be multiplied"
                 )
             }
             TemplateError::OutputTooLong => {
@@ -135,6 +153,7 @@ impl ChatTemplate {
         if source.len() > MAX_TEMPLATE_BYTES {
             return Err(TemplateError::TooLong { bytes: source.len() });
         }
+        check_repetition(source)?;
         let mut env = Environment::new();
         env.set_fuel(Some(TEMPLATE_FUEL));
         // Hugging Face renders with trim_blocks and lstrip_blocks.
@@ -191,6 +210,50 @@ impl ChatTemplate {
     }
 }
 
+/// Refuses a template with a `*` that is not constant × constant (see
+/// [`TemplateError::Repetition`]); a template that does not tokenize is left to the compiler
+/// to report.
+fn check_repetition(source: &str) -> Result<(), TemplateError> {
+    use minijinja::machinery::{tokenize, Token, WhitespaceConfig};
+    /// A literal: (is a string, its bytes or its value); `None` for anything else.
+    fn literal(t: Option<&(Token<'_>, u32)>) -> Option<(bool, u128)> {
+        match t.map(|(t, _)| t) {
+            Some(Token::Str(s)) => Some((true, s.len() as u128)),
+            Some(Token::String(s)) => Some((true, s.len() as u128)),
+            Some(Token::Int(n)) => Some((false, u128::from(*n))),
+            Some(Token::Int128(n)) => Some((false, **n)),
+            Some(Token::Float(_)) => Some((false, 1)),
+            _ => None,
+        }
+    }
+    let ws =
+        WhitespaceConfig { keep_trailing_newline: false, lstrip_blocks: true, trim_blocks: true };
+    let mut tokens = Vec::new();
+    for t in tokenize(source, false, Default::default(), ws) {
+        match t {
+            Ok((token, span)) => tokens.push((token, u32::from(span.start_line))),
+            Err(_) => return Ok(()),
+        }
+    }
+    for (i, (token, line)) in tokens.iter().enumerate() {
+        if !matches!(token, Token::Mul) {
+            continue;
+        }
+        let before = literal(i.checked_sub(1).and_then(|j| tokens.get(j)));
+        let ok = match (before, literal(tokens.get(i + 1))) {
+            (Some((false, _)), Some((false, _))) => true,
+            (Some((true, len)), Some((false, n))) | (Some((false, n)), Some((true, len))) => {
+                len.saturating_mul(n) <= MAX_REPEATED_BYTES as u128
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(TemplateError::Repetition { line: *line });
+        }
+    }
+    Ok(())
+}
+
 /// The render's output, refusing to grow past [`MAX_RENDERED_BYTES`].
 struct CappedOutput {
     bytes: Vec<u8>,
@@ -230,17 +293,43 @@ mod tests {
         .unwrap();
         let e = t.render(&chat, true).unwrap_err();
         assert!(e.to_string().contains("fuel"), "{e}");
-        // 200 MB of output from two expressions: past the output cap.
-        let t =
-            ChatTemplate::new(Some("{{ 'x' * 99999999 }}{{ 'y' * 99999999 }}"), "", "").unwrap();
+        // 32 MB of output: past the output cap.
+        let t = ChatTemplate::new(
+            Some("{% for i in range(8000) %}{{ 'x' * 4000 }}{% endfor %}"),
+            "",
+            "",
+        )
+        .unwrap();
         assert!(matches!(t.render(&chat, true), Err(TemplateError::OutputTooLong)));
+        // Repetition of anything but constants is refused before compiling: the fuzzer's
+        // input that spun minijinja for minutes (an empty tuple repeated 2.4e9 times), a
+        // repeated list, a variable, and a string past the cap.
+        for source in [
+            "a*{{-()*4*024_2222_0007}}a\n{{1>=0_1>=0_0007}}a\nc9}}",
+            "{{ [1] * 1000000000 }}",
+            "{{ messages * 3 }}",
+            "{{ 'ab' * 2049 }}",
+            "{% set n = 3 %}{{ '-' * n }}",
+        ] {
+            let e = ChatTemplate::new(Some(source), "", "").unwrap_err();
+            assert!(matches!(e, TemplateError::Repetition { .. }), "{source}: {e}");
+        }
+        // Constants still multiply.
+        let t =
+            ChatTemplate::new(Some("{{ '-' * 4 }}{{ 2 * 3 }}{{ 2048 * 'ab' }}"), "", "").unwrap();
+        assert_eq!(t.render(&chat, true).unwrap().len(), 4 + 1 + 4096);
         // A source past the length cap is refused before compiling.
         let long = "x".repeat(MAX_TEMPLATE_BYTES + 1);
         let e = ChatTemplate::new(Some(&long), "", "").unwrap_err();
         assert!(matches!(e, TemplateError::TooLong { bytes } if bytes == MAX_TEMPLATE_BYTES + 1));
         assert!(e.to_string().contains("more than the 262144 accepted"), "{e}");
-        // Just under both caps still renders.
-        let t = ChatTemplate::new(Some("{{ 'x' * 16000000 }}"), "", "").unwrap();
+        // Just under the output cap still renders.
+        let t = ChatTemplate::new(
+            Some("{% for i in range(4000) %}{{ 'x' * 4000 }}{% endfor %}"),
+            "",
+            "",
+        )
+        .unwrap();
         assert_eq!(t.render(&chat, true).unwrap().len(), 16_000_000);
     }
 
