@@ -246,7 +246,9 @@ fn check(bin: &str, kernels: &str, run: &FwRun) -> String {
         "{bin}: expected the {kernels} kernels to pass their self-test; log:\n{}",
         run.log
     );
-    let model_name = bin.rsplit_once("-demo-").map(|(_, m)| format!("demo-{m}")).unwrap();
+    // `bin` may carry its target after a space: `riscv-virt-demo-s [riscv32imafc-…]`.
+    let name = bin.split_whitespace().next().unwrap_or(bin);
+    let model_name = name.rsplit_once("-demo-").map(|(_, m)| format!("demo-{m}")).unwrap();
     let path = root().join(format!("models/{model_name}.q8_0.gguf"));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let model = Model::load(&bytes).unwrap();
