@@ -62,23 +62,30 @@ fn build_c_example() -> PathBuf {
         .status()
         .expect("running cargo build -p tinymla-capi");
     assert!(status.success(), "building the capi staticlib failed");
-    let exe = dir.join("generate");
-    let out = Command::new("cc")
+    compile_c("cc", &["-O2"], "capi/examples/generate.c", &dir.join("generate"))
+}
+
+/// `compiler` (with `flags`) builds `source` against the staticlib [`build_c_example`] made,
+/// into `exe`; fails the test with the compiler's messages otherwise.
+fn compile_c(compiler: &str, flags: &[&str], source: &str, exe: &Path) -> PathBuf {
+    let dir = root().join("target/capi-c");
+    let out = Command::new(compiler)
         .current_dir(root())
-        .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-Icapi/include"])
-        .arg("capi/examples/generate.c")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-Icapi/include"])
+        .args(flags)
+        .arg(source)
         .arg(dir.join("release/libtinymla_capi.a"))
         // std's runtime needs (`rustc --print native-static-libs`).
         .args(["-lpthread", "-ldl", "-lm", "-lgcc_s", "-lc", "-o"])
-        .arg(&exe)
+        .arg(exe)
         .output()
-        .expect("running cc (the system C compiler)");
+        .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
     assert!(
         out.status.success(),
-        "cc failed on capi/examples/generate.c:\n{}",
+        "{compiler} {flags:?} failed on {source}:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    exe
+    exe.to_owned()
 }
 
 /// The Rust engine's greedy continuation of `PROMPT_IDS`.
@@ -157,25 +164,15 @@ fn capi_c_example_generates_the_rust_tokens() {
 /// with AddressSanitizer and UndefinedBehaviorSanitizer; aborts on the first report.
 fn build_sanitized(source: &str, exe_name: &str) -> PathBuf {
     build_c_example();
-    let dir = root().join("target/capi-c");
-    let exe = dir.join(exe_name);
-    let out = Command::new("clang")
-        .current_dir(root())
-        .args(["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-Icapi/include"])
-        .args(["-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
-        .arg("-fno-omit-frame-pointer")
-        .arg(source)
-        .arg(dir.join("release/libtinymla_capi.a"))
-        .args(["-lpthread", "-ldl", "-lm", "-o"])
-        .arg(&exe)
-        .output()
-        .expect("running clang (Debian: clang and libclang-rt-14-dev; .ci/run installs them)");
-    assert!(
-        out.status.success(),
-        "clang -fsanitize=address,undefined failed on {source}:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    exe
+    let exe = root().join("target/capi-c").join(exe_name);
+    let flags = [
+        "-O1",
+        "-g",
+        "-fsanitize=address,undefined",
+        "-fno-sanitize-recover=all",
+        "-fno-omit-frame-pointer",
+    ];
+    compile_c("clang", &flags, source, &exe)
 }
 
 /// Runs a sanitized program; any sanitizer report (they abort, and leaks fail the exit) or a

@@ -210,36 +210,27 @@ fn truncate<'i>(
         }
     }
     let idx = idx.get_mut(..candidates).unwrap_or(&mut []);
-    // Top-k: move the k most likely to the front; top-p then measures within their mass.
     // `by_prob_desc` is a strict total order (ties broken by id), so every sort below gives
     // the same order: the boards' small heapsort and the host's pdqsort pick the same tokens.
-    #[cfg(not(target_os = "none"))]
-    let (kept, mass) = {
-        let (kept, mass) = if top_k {
-            idx.select_nth_unstable_by(config.top_k, by_prob_desc);
-            let kept = idx.get_mut(..config.top_k).unwrap_or(&mut []);
-            let mass: f32 = kept.iter().map(|i| prob(probs, *i)).sum();
-            (kept, mass)
-        } else {
-            (idx, 1.0)
-        };
-        kept.sort_unstable_by(by_prob_desc);
-        (kept, mass)
-    };
-    // Bare metal: the whole candidate list sorted by a heapsort (a few hundred bytes of code
+    // Bare metal sorts the whole candidate list with a heapsort (a few hundred bytes of code
     // instead of ~12 KB for core's pdqsort and median-of-medians selection; the boards'
-    // vocabularies are small), then top-k is its prefix.
+    // vocabularies are small), so top-k is its prefix; the host selects the top k first.
     #[cfg(target_os = "none")]
-    let (kept, mass) = {
-        heapsort_by(idx, |a, b| by_prob_desc(a, b).is_lt());
-        if top_k {
-            let kept = idx.get_mut(..config.top_k).unwrap_or(&mut []);
-            let mass: f32 = kept.iter().map(|i| prob(probs, *i)).sum();
-            (kept, mass)
-        } else {
-            (idx, 1.0)
-        }
+    heapsort_by(idx, |a, b| by_prob_desc(a, b).is_lt());
+    #[cfg(not(target_os = "none"))]
+    if top_k {
+        idx.select_nth_unstable_by(config.top_k, by_prob_desc);
+    }
+    // Top-k: the k most likely are at the front; top-p then measures within their mass.
+    let (kept, mass) = if top_k {
+        let kept = idx.get_mut(..config.top_k).unwrap_or(&mut []);
+        let mass: f32 = kept.iter().map(|i| prob(probs, *i)).sum();
+        (kept, mass)
+    } else {
+        (idx, 1.0)
     };
+    #[cfg(not(target_os = "none"))]
+    kept.sort_unstable_by(by_prob_desc);
     // Top-p: the shortest prefix whose mass reaches top_p of the kept mass.
     let mut cut = kept.len();
     if config.top_p < 1.0 {
