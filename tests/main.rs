@@ -11,6 +11,7 @@ mod golden;
 mod hostile;
 mod kquant;
 mod long;
+mod sequences;
 mod shift;
 mod threads;
 mod tokenizer;

@@ -24,7 +24,7 @@ pub(crate) struct BatchWidths {
     experts: usize,
     /// Most rows of a batched product (the `[rows][batch]` results buffer is this times the
     /// batch).
-    max_rows: usize,
+    pub(crate) max_rows: usize,
     /// Q8_0 blocks of the widest input of a batched product.
     max_blocks: usize,
 }

@@ -101,6 +101,9 @@ pub enum BufferKind {
     BatchScratch,
     /// A batch scratch's byte buffer (quantised activations), see `BatchScratch::sizes`.
     BatchBlocks,
+    /// The logits of a step over several sequences (`f32`, `[sequences][vocab]`), see
+    /// `ModelWith::forward_sequences`.
+    Logits,
 }
 
 /// Why a byte slice is not a well-formed GGUF file. Offsets are bytes from the start of the file.

@@ -234,21 +234,56 @@ pub(crate) struct BatchMlaBuffers<'s> {
     pub(crate) blocks: &'s mut [u8],
 }
 
-/// Layer `layer`'s attention for `n` consecutive tokens at once, each computed exactly as
-/// [`forward`] computes it on its own: the projections run as batched products (each weight
-/// row read once for the batch), each token's row goes to slot `len + i` of the cache
-/// (committed by the caller), and token `i` attends over the filled slots and the batch's
-/// rows `0..=i`. The tokens' attention runs in spans over `par` (every row is written first,
-/// so the tokens are independent). `xs` is `[n][hidden]`.
+/// Where the rows of a batch's tokens go and what each token attends over.
+pub(crate) trait BatchCaches: Sync {
+    /// Stores token `i`'s row of `layer` (`[c_kv | k_pe]`, f32), committed by the caller.
+    fn write_row(&mut self, layer: usize, i: usize, row: &[f32]);
+    /// The cache token `i` reads, and its rows of `layer` that token `i` attends over
+    /// (`None`: no cache for token `i`, which then has no attention output).
+    fn visible(&self, layer: usize, i: usize) -> Option<(&LatentCache<'_>, &[u8])>;
+}
+
+/// One sequence's consecutive tokens (a prompt): token `i`'s row goes to slot `len + i`, and
+/// it attends over the filled slots and the batch's rows `0..=i`.
+impl BatchCaches for LatentCache<'_> {
+    fn write_row(&mut self, layer: usize, i: usize, row: &[f32]) {
+        self.write_batch_row(layer, i, row);
+    }
+
+    fn visible(&self, layer: usize, i: usize) -> Option<(&LatentCache<'_>, &[u8])> {
+        Some((self, self.batch_rows(layer, i)))
+    }
+}
+
+/// One token of each of several sequences: token `i`'s row goes to the pending slot of cache
+/// `i` (picked by its `begin`), and it attends over that cache's rows alone.
+impl BatchCaches for [&mut LatentCache<'_>] {
+    fn write_row(&mut self, layer: usize, i: usize, row: &[f32]) {
+        if let Some(cache) = self.get_mut(i) {
+            cache.write(layer, row);
+        }
+    }
+
+    fn visible(&self, layer: usize, i: usize) -> Option<(&LatentCache<'_>, &[u8])> {
+        self.get(i).map(|cache| (&**cache, cache.rows(layer)))
+    }
+}
+
+/// Layer `layer`'s attention for `n` tokens at once, each computed exactly as [`forward`]
+/// computes it on its own: the projections run as batched products (each weight row read once
+/// for the batch), each token's row is stored through `caches` (committed by the caller), and
+/// each token attends over the rows `caches` shows it. The tokens' attention runs in spans
+/// over `par` (every row is written first, so the tokens are independent). `xs` is
+/// `[n][hidden]`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn forward_batch(
+pub(crate) fn forward_batch<C: BatchCaches + ?Sized>(
     s: &MlaShape,
     w: &MlaWeights<'_>,
     layer: usize,
     xs: &[f32],
     n: usize,
     st: &crate::batch::BatchWidths,
-    cache: &mut LatentCache<'_>,
+    caches: &mut C,
     b: BatchMlaBuffers<'_>,
     par: &dyn Parallel,
 ) {
@@ -268,13 +303,13 @@ pub(crate) fn forward_batch(
     let ropes = b.rope.chunks_exact(st.rope.max(1));
     for (i, (row, rope)) in rows.zip(ropes).take(n).enumerate() {
         finish_row(s, w, row, rope);
-        cache.write_batch_row(layer, i, row);
+        caches.write_row(layer, i, row);
     }
 
     let layout = st.attn;
     let width = layout.width.max(1);
     let state = b.attn.get_mut(..n.saturating_mul(width)).unwrap_or(&mut []);
-    let (cache, queries, ropes) = (&*cache, &*b.q, b.rope);
+    let (caches, queries, ropes) = (&*caches, &*b.q, b.rope);
     // One "row" per token; its weight of work is at least a span's worth (the per-head
     // products read `W_UK` and `W_UV`), so any two tokens may go to different threads.
     crate::parallel::for_each_wide_span(
@@ -292,7 +327,9 @@ pub(crate) fn forward_batch(
                     q.copy_from_slice(src);
                 }
                 let rope = ropes.get(i * st.rope..(i + 1) * st.rope).unwrap_or(&[]);
-                attend(s, w, q, rope, cache, cache.batch_rows(layer, i), bufs, &Serial);
+                if let Some((cache, rows)) = caches.visible(layer, i) {
+                    attend(s, w, q, rope, cache, rows, bufs, &Serial);
+                }
             }
         },
     );

@@ -229,6 +229,21 @@ impl<'m> LatentCache<'m> {
         self.shifts = 0;
     }
 
+    /// Keeps only the first `len` tokens, so that a sequence sharing them (a prompt with the
+    /// same prefix) goes on from there without recomputing them. Only a cache that never
+    /// evicted or shifted (every slot holds its own position) can be cut; otherwise, or if
+    /// `len` is more than it holds, this returns false and changes nothing.
+    pub fn truncate(&mut self, len: usize) -> bool {
+        let in_order = self.next_pos == self.len as u64 && self.shifts == 0;
+        if !in_order || len > self.len {
+            return false;
+        }
+        self.len = len;
+        self.next_pos = len as u64;
+        self.ring_next = 0;
+        true
+    }
+
     /// Decodes the row of `layer` in `slot` into `out` (`kv_lora_rank + qk_rope_head_dim`
     /// values). Returns false if the slot is not filled or the layer does not exist.
     pub fn read_row(&self, layer: usize, slot: usize, out: &mut [f32]) -> bool {

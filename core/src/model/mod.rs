@@ -15,6 +15,8 @@ use crate::scratch::Scratch;
 use crate::tensor::{TensorId, TensorKind, TensorView};
 use crate::weights::{Matrix, Vector};
 
+mod sequences;
+
 /// Layers a [`Model`] holds: enough for DeepSeek-V3 (61) and Kimi-K2. Boards with small models
 /// use [`ModelWith`] with a smaller bound to save RAM (about 0.5 KB per layer slot).
 pub const DEFAULT_MAX_LAYERS: usize = 64;
@@ -296,22 +298,47 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
         &self,
         tokens: &[u32],
         cache: &mut LatentCache<'_>,
-        s: &mut Scratch<'_>,
+        s: &Scratch<'_>,
+        b: &mut BatchScratch<'_>,
+        par: &dyn Parallel,
+    ) {
+        let n = tokens.len();
+        let pos0 = cache.position();
+        self.embed_batch(tokens, |i| pos0 + i as u64, s, b);
+        self.layers_batch(n, cache, b, par);
+        cache.commit_batch(n);
+    }
+
+    /// The batch's input rows: `tokens`' embeddings into `b.x`, and token `i`'s RoPE table for
+    /// position `position(i)` into `b.rope`.
+    fn embed_batch(
+        &self,
+        tokens: &[u32],
+        position: impl Fn(usize) -> u64,
+        s: &Scratch<'_>,
+        b: &mut BatchScratch<'_>,
+    ) {
+        let w = b.w;
+        for (x, &token) in b.x.chunks_exact_mut(w.hidden.max(1)).zip(tokens) {
+            self.token_embd.row_into(token as usize, x);
+        }
+        for (i, rope) in b.rope.chunks_exact_mut(w.rope.max(1)).take(tokens.len()).enumerate() {
+            rope::fill_table(s.inv_freqs, position(i), rope);
+        }
+    }
+
+    /// `n` tokens' residual streams (`b.x`, with their RoPE tables in `b.rope`) through every
+    /// layer together, their rows stored through `caches` (committed by the caller).
+    fn layers_batch<C: mla::BatchCaches + ?Sized>(
+        &self,
+        n: usize,
+        caches: &mut C,
         b: &mut BatchScratch<'_>,
         par: &dyn Parallel,
     ) {
         let c = &self.config;
-        let n = tokens.len();
         let w = b.w;
         let h = w.hidden.max(1);
-        let pos0 = cache.position();
-        for (x, &token) in b.x.chunks_exact_mut(h).zip(tokens) {
-            self.token_embd.row_into(token as usize, x);
-        }
-        for (i, rope) in b.rope.chunks_exact_mut(w.rope.max(1)).take(n).enumerate() {
-            rope::fill_table(s.inv_freqs, pos0 + i as u64, rope);
-        }
-
         for (l, layer) in self.layers.iter().enumerate() {
             for (xn, x) in b.xn.chunks_exact_mut(h).zip(b.x.chunks_exact(h)).take(n) {
                 layer.attn_norm.rms_norm(xn, x, c.rms_norm_eps);
@@ -327,7 +354,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
                 blocks: b.blocks,
             };
             let shape = &self.mla_shape;
-            mla::forward_batch(shape, &layer.attn, l, b.xn, n, &w, cache, bufs, par);
+            mla::forward_batch(shape, &layer.attn, l, b.xn, n, &w, caches, bufs, par);
             for (x, acc) in b.x.chunks_exact_mut(h).zip(b.acc.chunks_exact(h)).take(n) {
                 kernels::add_assign(x, acc);
             }
@@ -376,7 +403,6 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
                 kernels::add_assign(x, acc);
             }
         }
-        cache.commit_batch(n);
     }
 }
 
