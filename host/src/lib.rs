@@ -7,6 +7,7 @@ pub mod durable;
 pub mod gguf_writer;
 pub mod model_file;
 pub mod roofline;
+pub mod serve;
 pub mod session;
 pub mod synth;
 pub mod threads;

@@ -193,6 +193,28 @@ enum Command {
         #[arg(long)]
         discard: Option<u32>,
     },
+    /// Serve the model over an OpenAI-compatible HTTP API (`/v1/chat/completions`,
+    /// `/v1/completions`, `/v1/models`, `/health`, `/metrics`), decoding the sessions of all
+    /// slots together.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Port (0: any free port; the address is printed).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Sessions decoded together, each with a cache of --ctx positions allocated at start.
+        #[arg(long, default_value_t = 4)]
+        slots: usize,
+        /// Requests that may wait for a free slot (more are answered 429).
+        #[arg(long, default_value_t = 64)]
+        queue: usize,
+        /// Seconds a client has to send a request's headers, and then its body (408 after).
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+        #[command(flatten)]
+        gen: Generation,
+    },
     /// Show a GGUF file's metadata, hyperparameters, tensors and memory needs.
     Inspect {
         /// The GGUF model file.
@@ -344,6 +366,34 @@ fn run(args: Args) -> anyhow::Result<()> {
                     k => format!(" ({k} context shifts)"),
                 }
             );
+        }
+        Command::Serve { host, port, slots, queue, timeout, gen } => {
+            let timeout = match std::time::Duration::try_from_secs_f64(timeout) {
+                Ok(t) if !t.is_zero() => t,
+                _ => bail!("--timeout {timeout} is not a positive number of seconds"),
+            };
+            let loaded = Loaded::open(&model_or_demo(gen.model.clone())?)?
+                .with_options(gen.activations.options());
+            let args = tinymla_host::serve::ServeArgs {
+                addr: std::net::SocketAddr::new(host, port),
+                slots,
+                queue,
+                ctx: gen.ctx,
+                cache: gen.cache.into(),
+                threads: gen.threads,
+                defaults: gen.sampler(),
+                timeout,
+            };
+            tinymla_host::serve::serve(&loaded, &args, |addr, plan| {
+                println!(
+                    "tinymla serve: {} on http://{addr} ({slots} slots, {} bytes of cache each, \
+                     {} bytes shared; queue {queue})",
+                    loaded.path().display(),
+                    plan.cache_per_slot,
+                    plan.shared,
+                );
+                let _ = std::io::stdout().flush();
+            })?;
         }
         Command::Chat { system, n_tokens, gen, overflow, sinks, discard } => {
             let loaded = Loaded::open(&model_or_demo(gen.model.clone())?)?

@@ -6,6 +6,8 @@ use std::process::Command;
 // `convert`'s tests live in their own file; they are part of this binary (one link).
 #[path = "cli/convert.rs"]
 mod convert;
+#[path = "cli/serve.rs"]
+mod serve;
 
 fn tinymla() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tinymla"))

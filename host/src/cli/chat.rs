@@ -86,7 +86,7 @@ fn is_context_full(e: &Error) -> bool {
 
 /// Text that ends a reply in the plain `User:`/`Assistant:` format: the model writing the
 /// next user turn itself.
-const PLAIN_STOP: &str = "\nUser:";
+pub(crate) const PLAIN_STOP: &str = "\nUser:";
 
 /// Streams reply text, holding back what may be the start of a stop string so that a reply
 /// that ends with it never shows it.
@@ -411,7 +411,7 @@ pub fn chat(
 }
 
 /// The file's chat template, or the plain built-in one.
-fn template_of(tokenizer: &Tokenizer) -> Result<ChatTemplate, SessionError> {
+pub(crate) fn template_of(tokenizer: &Tokenizer) -> Result<ChatTemplate, SessionError> {
     let source = tokenizer
         .chat_template()
         .map_err(|_| SessionError::Template(crate::chat_template::TemplateError::NotAString))?;
