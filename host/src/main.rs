@@ -288,6 +288,10 @@ enum Command {
         /// 1 prefills token by token, as decode runs.
         #[arg(long, default_value_t = 32)]
         batch: usize,
+        /// Sequences decoded together after their prompts (each its own cache, as `serve`'s
+        /// slots); the decode rate counts all of their tokens.
+        #[arg(long, default_value_t = 1)]
+        sequences: usize,
         /// Input precision of quantised matrix products.
         #[arg(long, value_enum, default_value_t = ActivationsArg::Int8)]
         activations: ActivationsArg,
@@ -477,10 +481,24 @@ fn run(args: Args) -> anyhow::Result<()> {
             let opts = Options { input: dir, output, out_type: out_type.into(), progress: true };
             cli::convert::run(&opts, &mut std::io::stderr())?;
         }
-        Command::Bench { model, prompt, threads, n_tokens, cache, batch, activations } => {
+        Command::Bench {
+            model,
+            prompt,
+            threads,
+            n_tokens,
+            cache,
+            batch,
+            sequences,
+            activations,
+        } => {
             let loaded = Loaded::open(&model)?.with_options(activations.options());
             let out = &mut stdout.lock();
-            let opts = cli::bench::BenchOptions { n_gen: n_tokens, storage: cache.into(), batch };
+            let opts = cli::bench::BenchOptions {
+                n_gen: n_tokens,
+                storage: cache.into(),
+                batch,
+                sequences,
+            };
             cli::bench::bench(&loaded, &prompt, &threads, opts, out)?;
         }
     }

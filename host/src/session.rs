@@ -50,6 +50,13 @@ pub enum SessionError {
         /// The most tokens one batched step takes.
         max: usize,
     },
+    /// `--sequences` is outside `1..=max`.
+    BadSequences {
+        /// The requested count.
+        sequences: usize,
+        /// The most sequences one step takes.
+        max: usize,
+    },
     /// A token id given on the command line is not in the vocabulary.
     Step(tinymla_core::Error),
     /// The worker threads could not be started.
@@ -78,6 +85,9 @@ impl std::fmt::Display for SessionError {
             SessionError::EmptyPrompt => write!(f, "the prompt is empty"),
             SessionError::BadBatch { batch, max } => {
                 write!(f, "--batch {batch} is not in 1..={max}")
+            }
+            SessionError::BadSequences { sequences, max } => {
+                write!(f, "--sequences {sequences} is not in 1..={max}")
             }
             SessionError::Step(e) => write!(f, "{e}"),
             SessionError::Threads(e) => write!(f, "{e}"),

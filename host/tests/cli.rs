@@ -198,6 +198,13 @@ fn bench_prints_a_row_per_prompt_length() {
     assert!(lines[0].contains("prefill tok/s") && lines[2].trim_start().starts_with("16"));
     let err = run_err(&["bench", "-m", model.to_str().unwrap(), "--prompt", "100000"]);
     assert!(err.contains("--ctx"), "{err}");
+    // Several sequences decoded together: the `seqs` column says how many.
+    let m = model.to_str().unwrap();
+    let (table, _) = run_ok(&["bench", "-m", m, "--prompt", "4", "-n", "3", "--sequences", "3"]);
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..5], ["4", "32", "3", "3", "1"], "{table}");
+    let err = run_err(&["bench", "-m", model.to_str().unwrap(), "--sequences", "0"]);
+    assert!(err.contains("--sequences 0 is not in 1..=32"), "{err}");
 }
 
 #[test]
@@ -212,7 +219,7 @@ fn threads_change_speed_not_output() {
     assert!(run_err(&["run", "-m", m, "-p", "hi", "-t", "0"]).contains("at least 1"));
     let (table, _) = run_ok(&["bench", "-m", m, "--prompt", "4", "-n", "2", "-t", "1,2"]);
     let threads: Vec<&str> =
-        table.lines().skip(1).map(|l| l.split_whitespace().nth(3).unwrap()).collect();
+        table.lines().skip(1).map(|l| l.split_whitespace().nth(4).unwrap()).collect();
     assert_eq!(threads, ["1", "2"], "{table}");
     // Prefill batch size is a column; 0 and more than a batch step holds are refused.
     let (table, _) = run_ok(&["bench", "-m", m, "--prompt", "40", "-n", "1", "--batch", "1"]);

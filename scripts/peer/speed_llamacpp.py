@@ -76,11 +76,11 @@ def tinymla(binary, path, threads, n_prompt, n_gen, batch, cache="f32"):
            "-t", ",".join(map(str, threads)), "--batch", str(batch), "--cache", cache]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     rows = {}
-    # prompt, batch, decode, threads, prefill tok/s, decode tok/s
+    # prompt, batch, decode, seqs, threads, prefill tok/s, decode tok/s
     for line in out.splitlines():
-        m = re.match(r"\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s*$", line)
+        m = re.match(r"\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s*$", line)
         if m:
-            rows[int(m.group(4))] = (float(m.group(5)), float(m.group(6)))
+            rows[int(m.group(5))] = (float(m.group(6)), float(m.group(7)))
     return rows
 
 

@@ -18,6 +18,9 @@ pub struct BenchOptions {
     /// Prompt tokens per prefill step (1: token by token through `forward_with`; more:
     /// `forward_batch` on chunks of this many tokens).
     pub batch: usize,
+    /// Sequences decoded together (1: `forward_with`; more: each its own cache and prompt,
+    /// decoded by `forward_sequences`, as `tinymla serve` decodes its slots).
+    pub sequences: usize,
 }
 
 /// One measured row.
@@ -31,9 +34,11 @@ pub struct BenchRow {
     pub threads: usize,
     /// Prefill tokens per second.
     pub prefill_tok_s: f64,
-    /// Tokens decoded after the prompt.
+    /// Tokens decoded after the prompt (per sequence).
     pub generated: usize,
-    /// Decode tokens per second.
+    /// Sequences decoded together.
+    pub sequences: usize,
+    /// Decode tokens per second, all sequences together.
     pub decode_tok_s: f64,
 }
 
@@ -55,24 +60,32 @@ pub fn bench(
     if !(1..=max).contains(&opts.batch) {
         return Err(SessionError::BadBatch { batch: opts.batch, max });
     }
+    if !(1..=max).contains(&opts.sequences) {
+        return Err(SessionError::BadSequences { sequences: opts.sequences, max });
+    }
     let model = loaded.model()?;
     let vocab = u32::try_from(model.config().vocab_size).unwrap_or(u32::MAX);
     let _ = writeln!(
         out,
-        "{:>8} {:>6} {:>8} {:>7} {:>14} {:>14}",
-        "prompt", "batch", "decode", "threads", "prefill tok/s", "decode tok/s"
+        "{:>8} {:>6} {:>8} {:>5} {:>7} {:>14} {:>14}",
+        "prompt", "batch", "decode", "seqs", "threads", "prefill tok/s", "decode tok/s"
     );
     let mut rows = Vec::new();
     for &n_threads in thread_counts {
         let threads = Threads::new(n_threads).map_err(SessionError::Threads)?;
         for &p in prompts {
-            let row = bench_one(&model, &threads, p, opts, vocab)?;
+            let row = if opts.sequences > 1 {
+                bench_sequences(&model, &threads, p, opts, vocab)?
+            } else {
+                bench_one(&model, &threads, p, opts, vocab)?
+            };
             let _ = writeln!(
                 out,
-                "{:>8} {:>6} {:>8} {:>7} {:>14.1} {:>14.1}",
+                "{:>8} {:>6} {:>8} {:>5} {:>7} {:>14.1} {:>14.1}",
                 row.prompt,
                 row.batch,
                 row.generated,
+                row.sequences,
                 row.threads,
                 row.prefill_tok_s,
                 row.decode_tok_s
@@ -93,15 +106,7 @@ fn bench_one(
 ) -> Result<BenchRow, SessionError> {
     let mut buffers = Buffers::new(model, (p + opts.n_gen).max(1), opts.storage)?;
     let (mut cache, mut scratch, _, mut batch) = buffers.views(model)?;
-    let mut state = 0x2545_f491u32;
-    let prompt: Vec<u32> = (0..p)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state % vocab
-        })
-        .collect();
+    let prompt = pseudo_random_prompt(p, vocab, 0x2545_f491);
     // Each step on a worker of the pool (see `Threads::install`).
     let start = Instant::now();
     let mut next = 0;
@@ -132,6 +137,89 @@ fn bench_one(
         threads: threads.count(),
         prefill_tok_s: p as f64 / prefill.max(1e-9),
         generated: opts.n_gen,
+        sequences: 1,
         decode_tok_s: opts.n_gen as f64 / decode.max(1e-9),
+    })
+}
+
+/// `p` token ids from a xorshift generator seeded with `seed`.
+fn pseudo_random_prompt(p: usize, vocab: u32, seed: u32) -> Vec<u32> {
+    let mut state = seed.max(1);
+    (0..p)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state % vocab
+        })
+        .collect()
+}
+
+/// One prompt length at one thread count with `opts.sequences` sequences: each prefilled on
+/// its own (a different prompt each), then decoded together, one `forward_sequences` step
+/// per token. The decode rate counts every sequence's tokens.
+fn bench_sequences(
+    model: &tinymla_core::Model<'_>,
+    threads: &Threads,
+    p: usize,
+    opts: BenchOptions,
+    vocab: u32,
+) -> Result<BenchRow, SessionError> {
+    let ctx = (p + opts.n_gen).max(1);
+    let n = opts.sequences;
+    let mut buffers = Buffers::new(model, ctx, opts.storage)?;
+    let cache_bytes = buffers.cache.len();
+    let mut mems: Vec<Vec<u8>> = (1..n).map(|_| vec![0u8; cache_bytes]).collect();
+    let (first, mut scratch, _, mut batch) = buffers.views(model)?;
+    let mut caches = vec![first];
+    for mem in &mut mems {
+        let options = *caches[0].options();
+        let cache = tinymla_core::LatentCache::new(model.config(), ctx, options, mem)
+            .map_err(SessionError::Step)?;
+        caches.push(cache);
+    }
+    let width = vocab as usize;
+    let mut logits = vec![0.0f32; n * width];
+    let start = Instant::now();
+    let mut next = vec![0u32; n];
+    for (i, cache) in caches.iter_mut().enumerate() {
+        let prompt = pseudo_random_prompt(p, vocab, 0x2545_f491 + i as u32);
+        for chunk in prompt.chunks(opts.batch.max(1)) {
+            next[i] = threads
+                .install(|| {
+                    model.forward_batch(chunk, cache, &mut scratch, &mut batch, threads).map(argmax)
+                })
+                .map_err(SessionError::Step)?;
+        }
+    }
+    let prefill = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for _ in 0..opts.n_gen {
+        let mut refs: Vec<&mut tinymla_core::LatentCache<'_>> = caches.iter_mut().collect();
+        threads
+            .install(|| {
+                model.forward_sequences(
+                    &next,
+                    &mut refs,
+                    &scratch,
+                    &mut batch,
+                    &mut logits,
+                    threads,
+                )
+            })
+            .map_err(SessionError::Step)?;
+        for (t, l) in next.iter_mut().zip(logits.chunks_exact(width)) {
+            *t = argmax(l);
+        }
+    }
+    let decode = start.elapsed().as_secs_f64();
+    Ok(BenchRow {
+        prompt: p,
+        batch: opts.batch,
+        threads: threads.count(),
+        prefill_tok_s: (n * p) as f64 / prefill.max(1e-9),
+        generated: opts.n_gen,
+        sequences: n,
+        decode_tok_s: (n * opts.n_gen) as f64 / decode.max(1e-9),
     })
 }
