@@ -14,7 +14,7 @@ shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(gguf_parse model_forward cache_restore tokenizer block_kernels tokenizer_vocab
-        chat_template convert_inputs)
+        chat_template convert_inputs serve_request)
 fi
 work="$PWD/target/fuzz-corpus"
 for t in "${targets[@]}"; do
