@@ -123,9 +123,22 @@ fn assert_traces_with(
     options: CacheOptions,
     par: &dyn Parallel,
 ) {
-    let got = together(model, plans, capacity, options, par);
+    assert_batched_equal_solo(what, model, model, plans, capacity, options, par);
+}
+
+/// `batched` (the same weights, perhaps packed) run together equals `alone` run token by token.
+fn assert_batched_equal_solo(
+    what: &str,
+    batched: &Model<'_>,
+    alone: &Model<'_>,
+    plans: &[Plan],
+    capacity: usize,
+    options: CacheOptions,
+    par: &dyn Parallel,
+) {
+    let got = together(batched, plans, capacity, options, par);
     for (i, (plan, got)) in plans.iter().zip(&got).enumerate() {
-        let want = solo(model, plan, capacity, options);
+        let want = solo(alone, plan, capacity, options);
         assert_eq!(want.logits.len(), got.logits.len(), "{what}: sequence {i} steps");
         for (s, (a, b)) in want.logits.iter().zip(&got.logits).enumerate() {
             assert!(a == b, "{what}: sequence {i}, decode step {s}: logits differ");
@@ -301,4 +314,56 @@ fn a_truncated_cache_goes_on_exactly_as_a_fresh_one() {
     model.forward(3, &mut cache, &mut scratch).unwrap();
     assert!(!cache.truncate(1), "a cache that slid cannot be cut");
     assert_eq!((cache.len(), cache.position()), (2, 3));
+}
+
+/// Weights packed once at load (`with_packed_weights`) change no bit of a batched step: prompts
+/// in batches and sequences decoded together, against the unpacked model run token by token,
+/// with one and two threads: an MoE model whose Q8_0 rows go through packed groups (with a
+/// trailing partial group), and the golden Q8_0 / Q4_0 fixtures.
+#[test]
+fn packed_weights_change_no_bit() {
+    let threads = Threads::new(2).unwrap();
+    let mut files = Vec::new();
+    for name in GOLDEN_MODELS {
+        for suffix in ["q8_0.gguf", "q4_0.gguf"] {
+            let file = format!("{name}.{suffix}");
+            if fixture_path(&file).exists() {
+                files.push((file.clone(), std::fs::read(fixture_path(&file)).unwrap()));
+            }
+        }
+    }
+    {
+        let ty = WeightType::Q8_0;
+        let mut spec = SynthSpec::v2_lite_attention(2, ty);
+        spec.hidden_size = 512;
+        spec.first_k_dense_replace = 1;
+        spec.n_routed_experts = 8;
+        spec.num_experts_per_tok = 3;
+        spec.n_shared_experts = 1;
+        spec.moe_intermediate_size = 320; // 10 blocks: one group and a 2-block tail per row
+        files.push((format!("synth {ty:?}"), spec.to_gguf(11)));
+    }
+    for (what, file) in &files {
+        let model = Model::load(file).unwrap();
+        let bytes = model.packed_weight_bytes();
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && what.starts_with("synth") {
+            assert!(bytes > 0, "{what}: the AVX2 table packs groups, yet nothing was packed");
+        }
+        println!("{what}: {bytes} bytes of packed weights");
+        let mut mem = vec![0u8; bytes];
+        let packed = model.with_packed_weights(&mut mem).unwrap();
+        let plans = plans(model.config().vocab_size as u32);
+        let options = CacheOptions::default();
+        for par in [&Serial as &dyn Parallel, &threads] {
+            assert_batched_equal_solo(what, &packed, &model, &plans, 32, options, par);
+        }
+        if bytes > 0 {
+            let mut short = vec![0u8; bytes - 1];
+            assert!(matches!(
+                model.with_packed_weights(&mut short),
+                Err(Error::BufferTooSmall { buffer: tinymla_core::BufferKind::PackedWeights, .. })
+            ));
+        }
+    }
 }

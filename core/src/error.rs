@@ -104,6 +104,8 @@ pub enum BufferKind {
     /// The logits of a step over several sequences (`f32`, `[sequences][vocab]`), see
     /// `ModelWith::forward_sequences`.
     Logits,
+    /// Memory for weights packed at load (bytes), see `ModelWith::packed_weight_bytes`.
+    PackedWeights,
 }
 
 /// Why a byte slice is not a well-formed GGUF file. Offsets are bytes from the start of the file.

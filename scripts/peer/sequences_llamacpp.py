@@ -97,10 +97,12 @@ def llamacpp(path, threads, n_seq, n_prompt, n_gen):
     return prefill, decode_tok_s
 
 
-def tinymla(binary, path, threads, n_seq, n_prompt, n_gen):
+def tinymla(binary, path, threads, n_seq, n_prompt, n_gen, pack=False):
     """{threads: (prefill tok/s, decode tok/s)} from `tinymla bench --sequences N`."""
     cmd = [str(binary), "bench", "-m", str(path), "--prompt", str(n_prompt), "-n", str(n_gen),
            "-t", ",".join(map(str, threads)), "--sequences", str(n_seq)]
+    if pack:
+        cmd.append("--pack-weights")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     rows = {}
     # prompt, batch, decode, seqs, threads, prefill tok/s, decode tok/s
@@ -120,6 +122,8 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--tinymla", type=Path, default=ROOT / "target" / "release" / "tinymla")
+    ap.add_argument("--pack-weights", action="store_true",
+                    help="tinymla packs its batched weights once first (serve --pack-weights)")
     a = ap.parse_args()
     threads = [int(t) for t in a.threads.split(",")]
     counts = [1, a.sequences]
@@ -132,7 +136,8 @@ def main():
     for r in range(a.repeats):
         print(f"run {r + 1}/{a.repeats} ...", file=sys.stderr)
         for n in counts:
-            for t, (_, dc) in tinymla(a.tinymla, a.model, threads, n, a.prompt, a.n_gen).items():
+            rows = tinymla(a.tinymla, a.model, threads, n, a.prompt, a.n_gen, a.pack_weights)
+            for t, (_, dc) in rows.items():
                 keep(("tinymla", n, t), dc)
             for t in threads:
                 _, dc = llamacpp(a.model, t, n, a.prompt, a.n_gen)
@@ -140,7 +145,8 @@ def main():
 
     n = a.sequences
     print(f"{a.model.name}: {n} sequences, prompts of {a.prompt} tokens, {a.n_gen} decode steps, "
-          f"best of {a.repeats}; llama.cpp {llama_cpp.__version__} (llama-cpp-python), f32 cache")
+          f"best of {a.repeats}; llama.cpp {llama_cpp.__version__} (llama-cpp-python), f32 cache"
+          + ("; tinymla with packed weights" if a.pack_weights else ""))
     print("| threads | engine | 1 sequence tok/s | "
           f"{n} sequences tok/s (all) | {n} vs 1 |")
     print("|---|---|---|---|---|")

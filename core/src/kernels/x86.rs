@@ -392,15 +392,20 @@ unsafe fn dot_groups_avx2(w: &[Group8], a: &[Group8]) -> f32 {
 
 /// [`dot_groups_avx2`] of one weight row against [`GROUP_TILE`] activation vectors at once:
 /// each weight row of a group is loaded and `abs`-ed once for all of them, and the vectors'
-/// running sums are independent dependency chains that overlap. Each result is bit-identical
-/// to [`dot_groups_avx2`]'s.
+/// running sums are independent dependency chains that overlap. A group's eight block
+/// products of the eight vectors are transposed (8×8), so that lane `t` of one register holds
+/// vector `t`'s running sum and eight vertical adds add each vector's block products in block
+/// order: the additions [`add_lanes_in_order`] makes one lane at a time, for all vectors at
+/// once. Each result is bit-identical to [`dot_groups_avx2`]'s.
 ///
 /// # Safety
 /// The CPU supports AVX2, and every `a[t]` holds at least `w.len()` groups.
 #[target_feature(enable = "avx2")]
 unsafe fn dot_groups_tile_avx2(w: &[Group8], a: &[&[Group8]; GROUP_TILE]) -> [f32; GROUP_TILE] {
+    const _: () = assert!(GROUP_TILE == 8, "one f32 lane per vector of the tile");
     let ones = _mm256_set1_epi16(1);
-    let mut sums = [0.0f32; GROUP_TILE];
+    // Lane `t`: vector `t`'s running sum.
+    let mut sums = _mm256_setzero_ps();
     let bases: [*const u8; GROUP_TILE] = a.map(|at| at.as_ptr().cast::<u8>());
     for (i, wg) in w.iter().enumerate() {
         // SAFETY: `i < w.len() <= a[t].len()` (the caller's contract), so group `i` of every
@@ -420,12 +425,55 @@ unsafe fn dot_groups_tile_avx2(w: &[Group8], a: &[&[Group8]; GROUP_TILE]) -> [f3
             }
         }
         let dw = _mm256_loadu_ps(wp.cast::<f32>());
-        for ((sum, acc_t), ap_t) in sums.iter_mut().zip(acc).zip(ap) {
+        // Lane `j` of `products[t]`: vector `t`'s block `j`, as `dot_groups_avx2` computes it.
+        let mut products = [_mm256_setzero_ps(); GROUP_TILE];
+        for ((p, acc_t), ap_t) in products.iter_mut().zip(acc).zip(ap) {
             let d = _mm256_mul_ps(dw, _mm256_loadu_ps(ap_t.cast::<f32>()));
-            *sum = add_lanes_in_order(*sum, _mm256_mul_ps(d, _mm256_cvtepi32_ps(acc_t)));
+            // |isum| < 2^24: the conversion is exact.
+            *p = _mm256_mul_ps(d, _mm256_cvtepi32_ps(acc_t));
+        }
+        for block in transpose8_ps(products) {
+            sums = _mm256_add_ps(sums, block);
         }
     }
-    sums
+    let mut out = [0.0f32; GROUP_TILE];
+    // SAFETY: `out` holds eight f32; the store is unaligned.
+    _mm256_storeu_ps(out.as_mut_ptr(), sums);
+    out
+}
+
+/// The 8×8 transpose of eight `f32` rows: lane `t` of result `j` is lane `j` of `rows[t]`.
+///
+/// # Safety
+/// The CPU supports AVX.
+#[inline]
+#[target_feature(enable = "avx")]
+unsafe fn transpose8_ps(rows: [__m256; 8]) -> [__m256; 8] {
+    let [r0, r1, r2, r3, r4, r5, r6, r7] = rows;
+    // Per 128-bit half: (r0[0], r1[0], r0[1], r1[1]) and so on.
+    let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+    let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+    let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+    let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
+    // Per half: column k of rows 0..4 (or 4..8).
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ]
 }
 
 /// `sum` + Q8_0 × Q8_0, bit-identical to the scalar reference (activations in −127..=127).

@@ -15,6 +15,7 @@ use crate::scratch::Scratch;
 use crate::tensor::{TensorId, TensorKind, TensorView};
 use crate::weights::{Matrix, Vector};
 
+mod packed;
 mod sequences;
 
 /// Layers a [`Model`] holds: enough for DeepSeek-V3 (61) and Kimi-K2. Boards with small models

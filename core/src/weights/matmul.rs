@@ -85,10 +85,7 @@ impl Matrix<'_> {
         }
         // Packing pays only with whole groups to multiply; the per-vector table below holds
         // a batch step's most tokens.
-        let grouped = matches!(self.ty, WeightType::Q8_0 | WeightType::Q4_0)
-            && k.has_group_kernel()
-            && self.cols >= GROUP_COLS
-            && n <= crate::moe::MAX_BATCH;
+        let grouped = self.takes_groups(k) && n <= crate::moe::MAX_BATCH;
         let n_blocks = self.cols / QK;
         let layout = ActLayout::new(n_blocks, grouped);
         // The quantised vectors, `planes` per input vector (value, then residual).
@@ -127,10 +124,14 @@ impl Matrix<'_> {
             }
             let vectors = vectors.get(..n_acts).unwrap_or(&[]);
             let row_bytes = self.row_bytes.max(1);
-            for (row, o) in rows.bytes.chunks_exact(row_bytes).zip(span.out().chunks_exact_mut(n)) {
+            let out_rows = span.out().chunks_exact_mut(n);
+            for (r, (row, o)) in rows.bytes.chunks_exact(row_bytes).zip(out_rows).enumerate() {
                 if grouped {
                     let n_blocks = layout.n_blocks;
-                    self.row_times_groups(k, row, vectors, &mut packed, n_blocks, planes, o);
+                    // The row's groups packed at load, if the model was packed.
+                    let prepacked = rows.packed_groups(r, 0, n_blocks / group8::BLOCKS);
+                    let packing = (prepacked, &mut packed);
+                    self.row_times_groups(k, row, vectors, packing, n_blocks, planes, o);
                 } else if quantised {
                     self.row_times_blocks(k, row, acts.as_chunks().0, n_blocks, planes, o);
                 } else {
@@ -187,7 +188,7 @@ impl Matrix<'_> {
         k: &Kernels,
         row: &[u8],
         vectors: &[(&[Group8], &[q8_0::BlockQ8_0])],
-        packed: &mut [Group8; GROUPS_PER_CHUNK],
+        (prepacked, packed): (Option<&[Group8]>, &mut [Group8; GROUPS_PER_CHUNK]),
         n_blocks: usize,
         planes: usize,
         out: &mut [f32],
@@ -197,21 +198,14 @@ impl Matrix<'_> {
             let (b0, b1) = (c * ACT_CHUNK_BLOCKS, ((c + 1) * ACT_CHUNK_BLOCKS).min(n_blocks));
             let (g0, g1) = (b0 / group8::BLOCKS, b1 / group8::BLOCKS);
             let tail = g1 * group8::BLOCKS..b1;
-            let packed = packed.get_mut(..g1 - g0).unwrap_or(&mut []);
-            match self.ty {
-                WeightType::Q4_0 => {
-                    let blocks = row.get(b0 * q4_0::BLOCK_BYTES..).unwrap_or(&[]).as_chunks().0;
-                    for (g, src) in packed.iter_mut().zip(blocks.as_chunks::<8>().0) {
-                        k.pack_q4_0(src, g);
-                    }
+            let packed: &[Group8] = match prepacked.and_then(|p| p.get(g0..g1)) {
+                Some(groups) => groups,
+                None => {
+                    let packed = packed.get_mut(..g1 - g0).unwrap_or(&mut []);
+                    self.pack_chunk(k, row, b0, packed);
+                    packed
                 }
-                _ => {
-                    let blocks = row.get(b0 * q8_0::BLOCK_BYTES..).unwrap_or(&[]).as_chunks().0;
-                    for (g, src) in packed.iter_mut().zip(blocks.as_chunks::<8>().0) {
-                        k.pack_q8_0(src, g);
-                    }
-                }
-            }
+            };
             let vector = |t: usize| {
                 let (groups, tail_blocks) = vectors.get(t).copied().unwrap_or((&[], &[]));
                 (groups.get(g0..g1).unwrap_or(&[]), tail_blocks)
@@ -252,6 +246,24 @@ impl Matrix<'_> {
             let sum = |p: usize| chunk_sums.get(p).copied().unwrap_or(0.0);
             for (t, o) in out.iter_mut().enumerate() {
                 *o += fold_planes(planes, t, sum);
+            }
+        }
+    }
+
+    /// Packs the row's groups from block `b0` on into `out` (as many as it holds).
+    fn pack_chunk(&self, k: &Kernels, row: &[u8], b0: usize, out: &mut [Group8]) {
+        match self.ty {
+            WeightType::Q4_0 => {
+                let blocks = row.get(b0 * q4_0::BLOCK_BYTES..).unwrap_or(&[]).as_chunks().0;
+                for (g, src) in out.iter_mut().zip(blocks.as_chunks::<8>().0) {
+                    k.pack_q4_0(src, g);
+                }
+            }
+            _ => {
+                let blocks = row.get(b0 * q8_0::BLOCK_BYTES..).unwrap_or(&[]).as_chunks().0;
+                for (g, src) in out.iter_mut().zip(blocks.as_chunks::<8>().0) {
+                    k.pack_q8_0(src, g);
+                }
             }
         }
     }
@@ -341,9 +353,6 @@ impl Matrix<'_> {
 
 /// Packed groups per [`ACT_CHUNK_BLOCKS`] chunk.
 const GROUPS_PER_CHUNK: usize = ACT_CHUNK_BLOCKS / group8::BLOCKS;
-/// Columns of one packed group.
-const GROUP_COLS: usize = group8::BLOCKS * QK;
-
 /// `out[t · out_stride + r] = tmp[r · n + t]`: a batched product's `[rows][n]` results into
 /// the callers' `[n][out_stride]` layout, eight rows at a time so that each output row gets
 /// 32 contiguous bytes per pass and the eight source rows stay in L1.

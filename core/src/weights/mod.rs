@@ -85,6 +85,8 @@ pub(crate) struct Matrix<'a> {
     bytes: &'a [u8],
     /// How quantised rows take their input vector.
     acts: ActivationPrecision,
+    /// The rows' whole groups packed at load for the batched product ([`packed`]), or none.
+    packed: packed::Rows<'a>,
 }
 
 impl core::fmt::Debug for Matrix<'_> {
@@ -117,7 +119,8 @@ impl<'a> Matrix<'a> {
         if t.bytes.len() != len {
             return Err(mismatch);
         }
-        Ok(Matrix { ty, rows, cols, row_bytes, bytes: t.bytes, acts: ActivationPrecision::Int8 })
+        let acts = ActivationPrecision::Int8;
+        Ok(Matrix { ty, rows, cols, row_bytes, bytes: t.bytes, acts, packed: packed::NONE })
     }
 
     /// The same view, multiplying its input vectors at precision `acts` (quantised rows).
@@ -166,8 +169,8 @@ impl<'a> Matrix<'a> {
             .zip(start.checked_add(n).and_then(|e| e.checked_mul(rb)))
             .and_then(|(s, e)| self.bytes.get(s..e));
         match bytes {
-            Some(bytes) => Matrix { rows: n, bytes, ..*self },
-            None => Matrix { rows: 0, bytes: &[], ..*self },
+            Some(bytes) => Matrix { rows: n, bytes, packed: self.packed_rows(start, n), ..*self },
+            None => Matrix { rows: 0, bytes: &[], packed: packed::NONE, ..*self },
         }
     }
 }
@@ -246,5 +249,6 @@ fn all_finite_f32(bytes: &[u8]) -> bool {
 
 mod matmul;
 mod matvec;
+pub(crate) mod packed;
 #[cfg(test)]
 mod tests;

@@ -106,7 +106,15 @@ fn matmul_equals_matvec_per_vector() {
             let rows = 19;
             let bytes = matrix_bytes(ty, rows, cols, cols as u64);
             let row_bytes = ty.row_bytes(cols).unwrap();
-            let m8 = Matrix { ty, rows, cols, row_bytes, bytes: &bytes, acts: Int8 };
+            let m8 = Matrix {
+                ty,
+                rows,
+                cols,
+                row_bytes,
+                bytes: &bytes,
+                acts: Int8,
+                packed: super::packed::NONE,
+            };
             let precisions: &[_] = if cfg!(miri) {
                 &[(Int8, 1), (Int16, 2)]
             } else {
@@ -174,7 +182,15 @@ fn int16_activations_track_the_exact_product() {
     for ty in types {
         let bytes = matrix_bytes(ty, rows, cols, 99);
         let row_bytes = ty.row_bytes(cols).unwrap();
-        let m8 = Matrix { ty, rows, cols, row_bytes, bytes: &bytes, acts: Int8 };
+        let m8 = Matrix {
+            ty,
+            rows,
+            cols,
+            row_bytes,
+            bytes: &bytes,
+            acts: Int8,
+            packed: super::packed::NONE,
+        };
         // Values spanning 1e-3..1 with a large value in every fourth block.
         let x: Vec<f32> = random(cols, 5)
             .iter()

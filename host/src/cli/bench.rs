@@ -21,6 +21,8 @@ pub struct BenchOptions {
     /// Sequences decoded together (1: `forward_with`; more: each its own cache and prompt,
     /// decoded by `forward_sequences`, as `tinymla serve` decodes its slots).
     pub sequences: usize,
+    /// Pack the batched products' weights once before measuring, as `tinymla serve` does.
+    pub pack_weights: bool,
 }
 
 /// One measured row.
@@ -63,7 +65,13 @@ pub fn bench(
     if !(1..=max).contains(&opts.sequences) {
         return Err(SessionError::BadSequences { sequences: opts.sequences, max });
     }
-    let model = loaded.model()?;
+    let unpacked = loaded.model()?;
+    let mut packed = vec![0u8; if opts.pack_weights { unpacked.packed_weight_bytes() } else { 0 }];
+    let model = if packed.is_empty() {
+        unpacked
+    } else {
+        unpacked.with_packed_weights(&mut packed).map_err(SessionError::Step)?
+    };
     let vocab = u32::try_from(model.config().vocab_size).unwrap_or(u32::MAX);
     let _ = writeln!(
         out,

@@ -210,7 +210,7 @@ pub fn memory_bytes(model: &Model<'_>, config: &EngineConfig) -> Result<MemoryPl
         .saturating_add(sizes.bytes)
         .saturating_add(config.slots.saturating_mul(cfg.vocab_size).saturating_mul(4))
         .saturating_add(cfg.vocab_size.saturating_mul(4));
-    Ok(MemoryPlan { cache_per_slot: cache, shared })
+    Ok(MemoryPlan { cache_per_slot: cache, shared, packed_weights: 0 })
 }
 
 /// What [`memory_bytes`] counts.
@@ -220,6 +220,8 @@ pub struct MemoryPlan {
     pub cache_per_slot: usize,
     /// Scratch, batch buffers and logits, shared by the slots.
     pub shared: usize,
+    /// Weights packed at start for the batched products (0: not packed).
+    pub packed_weights: usize,
 }
 
 /// A slot's state.

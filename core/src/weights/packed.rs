@@ -1,0 +1,132 @@
+//! Weights packed once at load for the batched product.
+//!
+//! The batched product ([`Matrix::matmul`]) multiplies a Q8_0 / Q4_0 row with many vectors in
+//! [`Group8`] layout, and packs each chunk of each row into it on every call: for a decode step
+//! over a few sequences that packing is a large share of the work (a sixth of a step over 8
+//! sequences on a Zen 3). A host with memory to spare packs every such matrix once
+//! ([`Matrix::pack_into`], driven by `ModelWith::with_packed_weights`); the product then reads
+//! the packed groups instead. They are the bytes the per-call packing would produce, so every
+//! result is bit-identical.
+//!
+//! Layout: per row, its `cols / 256` whole groups of [`group8::GROUP_BYTES`] each, rows one after
+//! another; a row's trailing `cols / 32 % 8` blocks stay in the original bytes.
+
+use super::{Matrix, WeightType};
+use crate::kernels::Kernels;
+use crate::quant::group8::{self, Group8};
+use crate::quant::QK;
+#[cfg(feature = "packed-weights")]
+use crate::quant::{q4_0, q8_0};
+
+/// A matrix's packed rows: empty when it has none.
+#[cfg(feature = "packed-weights")]
+pub(crate) type Rows<'a> = &'a [u8];
+/// Without the `packed-weights` feature a matrix carries no packed rows (and no bytes for them).
+#[cfg(not(feature = "packed-weights"))]
+pub(crate) type Rows<'a> = core::marker::PhantomData<&'a [u8]>;
+
+/// No packed rows.
+#[cfg(feature = "packed-weights")]
+pub(crate) const NONE: Rows<'static> = &[];
+/// No packed rows.
+#[cfg(not(feature = "packed-weights"))]
+pub(crate) const NONE: Rows<'static> = core::marker::PhantomData;
+
+/// Columns of one group: a matrix narrower than this is never packed.
+pub(crate) const GROUP_COLS: usize = group8::BLOCKS * QK;
+
+impl<'a> Matrix<'a> {
+    /// True when the batched product with kernel table `k` takes this matrix in groups.
+    pub(crate) fn takes_groups(&self, k: &Kernels) -> bool {
+        matches!(self.ty, WeightType::Q8_0 | WeightType::Q4_0)
+            && k.has_group_kernel()
+            && self.cols >= GROUP_COLS
+    }
+
+    /// Bytes of one row's packed groups.
+    fn packed_row_bytes(&self) -> usize {
+        self.cols / QK / group8::BLOCKS * group8::GROUP_BYTES
+    }
+
+    /// Bytes [`Matrix::pack_into`] needs with kernel table `k` (0 for a matrix it leaves as
+    /// is).
+    pub(crate) fn packed_len(&self, k: &Kernels) -> usize {
+        if cfg!(feature = "packed-weights") && self.takes_groups(k) {
+            self.rows.saturating_mul(self.packed_row_bytes())
+        } else {
+            0
+        }
+    }
+
+    /// Packs every row's whole groups into the front of `*mem` (taking [`Matrix::packed_len`]
+    /// bytes from it) and returns this matrix reading them; a matrix that is not packed, or
+    /// too little memory, gives the matrix unchanged.
+    #[cfg(feature = "packed-weights")]
+    pub(crate) fn pack_into<'p>(&self, k: &Kernels, mem: &mut &'p mut [u8]) -> Matrix<'p>
+    where
+        'a: 'p,
+    {
+        let len = self.packed_len(k);
+        if len == 0 || mem.len() < len {
+            return *self;
+        }
+        let (out, rest) = core::mem::take(mem).split_at_mut(len);
+        *mem = rest;
+        let prb = self.packed_row_bytes();
+        let n_groups = prb / group8::GROUP_BYTES;
+        for (row, packed) in self.bytes.chunks_exact(self.row_bytes).zip(out.chunks_exact_mut(prb))
+        {
+            let (groups, _) = packed.as_chunks_mut::<{ group8::GROUP_BYTES }>();
+            for (i, g) in groups.iter_mut().enumerate().take(n_groups) {
+                match self.ty {
+                    WeightType::Q4_0 => {
+                        let at = i * group8::BLOCKS * q4_0::BLOCK_BYTES;
+                        let blocks = row.get(at..).unwrap_or(&[]).as_chunks().0;
+                        if let Some(src) = blocks.as_chunks::<8>().0.first() {
+                            k.pack_q4_0(src, g);
+                        }
+                    }
+                    _ => {
+                        let at = i * group8::BLOCKS * q8_0::BLOCK_BYTES;
+                        let blocks = row.get(at..).unwrap_or(&[]).as_chunks().0;
+                        if let Some(src) = blocks.as_chunks::<8>().0.first() {
+                            k.pack_q8_0(src, g);
+                        }
+                    }
+                }
+            }
+        }
+        Matrix { packed: out, ..*self }
+    }
+
+    /// The packed rows of rows `start .. start + n` (none if this matrix has none).
+    pub(crate) fn packed_rows(&self, start: usize, n: usize) -> Rows<'a> {
+        #[cfg(feature = "packed-weights")]
+        {
+            let prb = self.packed_row_bytes();
+            let end = start.checked_add(n).and_then(|e| e.checked_mul(prb));
+            let range = start.checked_mul(prb).zip(end);
+            range.and_then(|(s, e)| self.packed.get(s..e)).unwrap_or(NONE)
+        }
+        #[cfg(not(feature = "packed-weights"))]
+        {
+            let _ = (start, n);
+            NONE
+        }
+    }
+
+    /// Groups `g0 .. g1` of row `r` of the packed rows, if this matrix has them.
+    pub(crate) fn packed_groups(&self, r: usize, g0: usize, g1: usize) -> Option<&'a [Group8]> {
+        #[cfg(feature = "packed-weights")]
+        {
+            let prb = self.packed_row_bytes();
+            let row = self.packed.get(r.checked_mul(prb)?..r.checked_add(1)?.checked_mul(prb)?)?;
+            row.as_chunks::<{ group8::GROUP_BYTES }>().0.get(g0..g1)
+        }
+        #[cfg(not(feature = "packed-weights"))]
+        {
+            let _ = (r, g0, g1);
+            None
+        }
+    }
+}
