@@ -127,7 +127,7 @@ const PROMPTS: [&str; 16] = [
 /// requests come and go): each text equals the same prompt run alone by `tinymla run --temp 0`.
 #[test]
 fn serve_answers_concurrent_greedy_requests_exactly_as_run_alone() {
-    let server = Server::start(&["--slots", "4", "--queue", "16"]);
+    let server = Server::start(&["--slots", "4", "--queue", "16", "--pack-weights"]);
     let n = 40;
     let want: Vec<String> = PROMPTS.iter().map(|p| run_alone(p, n)).collect();
     let got: Vec<(u16, Value)> = std::thread::scope(|scope| {
