@@ -199,20 +199,26 @@ fn sequences_that_slide_or_shift_while_batched_equal_each_run_alone() {
     }
 }
 
+/// A synthetic model with V2-Lite attention shapes (hidden 512), one dense and one MoE layer
+/// (8 experts, 3 used, 1 shared, expert width `moe_width`), in `ty`.
+fn moe_model(ty: WeightType, moe_width: usize, seed: u64) -> Vec<u8> {
+    let mut spec = SynthSpec::v2_lite_attention(2, ty);
+    spec.hidden_size = 512;
+    spec.first_k_dense_replace = 1;
+    spec.n_routed_experts = 8;
+    spec.num_experts_per_tok = 3;
+    spec.n_shared_experts = 1;
+    spec.moe_intermediate_size = moe_width;
+    spec.to_gguf(seed)
+}
+
 /// A model whose products are split into spans (V2-Lite attention shapes, an MoE layer whose
 /// experts see different subsets of the batch), with two threads, Q8_0 and F16.
 #[test]
 fn sequences_decoded_together_are_bit_identical_with_threads_and_experts() {
     let threads = Threads::new(2).unwrap();
     for ty in [WeightType::Q8_0, WeightType::F16] {
-        let mut spec = SynthSpec::v2_lite_attention(2, ty);
-        spec.hidden_size = 512;
-        spec.first_k_dense_replace = 1;
-        spec.n_routed_experts = 8;
-        spec.num_experts_per_tok = 3;
-        spec.n_shared_experts = 1;
-        spec.moe_intermediate_size = 128;
-        let file = spec.to_gguf(7);
+        let file = moe_model(ty, 128, 7);
         let model = Model::load(&file).unwrap();
         let plans = plans(model.config().vocab_size as u32);
         let options = CacheOptions::default();
@@ -332,17 +338,8 @@ fn packed_weights_change_no_bit() {
             }
         }
     }
-    {
-        let ty = WeightType::Q8_0;
-        let mut spec = SynthSpec::v2_lite_attention(2, ty);
-        spec.hidden_size = 512;
-        spec.first_k_dense_replace = 1;
-        spec.n_routed_experts = 8;
-        spec.num_experts_per_tok = 3;
-        spec.n_shared_experts = 1;
-        spec.moe_intermediate_size = 320; // 10 blocks: one group and a 2-block tail per row
-        files.push((format!("synth {ty:?}"), spec.to_gguf(11)));
-    }
+    // Expert rows of 320 values, 10 blocks: one group and a 2-block tail each.
+    files.push(("synth Q8_0".to_owned(), moe_model(WeightType::Q8_0, 320, 11)));
     for (what, file) in &files {
         let model = Model::load(file).unwrap();
         let bytes = model.packed_weight_bytes();

@@ -231,7 +231,7 @@ impl Buffers {
 }
 
 /// A zeroed `Vec` of `n` elements, or `None` if it cannot be allocated.
-fn try_zeroed<T: Default + Clone>(n: usize) -> Option<Vec<T>> {
+pub(crate) fn try_zeroed<T: Default + Clone>(n: usize) -> Option<Vec<T>> {
     let mut v = Vec::new();
     v.try_reserve_exact(n).ok()?;
     v.resize(n, T::default());

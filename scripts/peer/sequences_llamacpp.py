@@ -16,7 +16,6 @@ Each number is the best of `--repeats` runs; decode rates count the tokens of al
 """
 import argparse
 import ctypes
-import re
 import subprocess
 import sys
 import time
@@ -24,7 +23,8 @@ from pathlib import Path
 
 import llama_cpp
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed_llamacpp import ROOT, bench_rows  # noqa: E402
 
 
 @llama_cpp.llama_log_callback
@@ -103,14 +103,7 @@ def tinymla(binary, path, threads, n_seq, n_prompt, n_gen, pack=False):
            "-t", ",".join(map(str, threads)), "--sequences", str(n_seq)]
     if pack:
         cmd.append("--pack-weights")
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    rows = {}
-    # prompt, batch, decode, seqs, threads, prefill tok/s, decode tok/s
-    for line in out.splitlines():
-        m = re.match(r"\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s*$", line)
-        if m:
-            rows[int(m.group(5))] = (float(m.group(6)), float(m.group(7)))
-    return rows
+    return bench_rows(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
 
 
 def main():

@@ -74,7 +74,11 @@ def tinymla(binary, path, threads, n_prompt, n_gen, batch, cache="f32"):
     """{threads: (prefill tok/s, decode tok/s)} parsed from `tinymla bench --batch BATCH`."""
     cmd = [str(binary), "bench", "-m", str(path), "--prompt", str(n_prompt), "-n", str(n_gen),
            "-t", ",".join(map(str, threads)), "--batch", str(batch), "--cache", cache]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return bench_rows(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+
+def bench_rows(out):
+    """{threads: (prefill tok/s, decode tok/s)} from the table `tinymla bench` prints."""
     rows = {}
     # prompt, batch, decode, seqs, threads, prefill tok/s, decode tok/s
     for line in out.splitlines():

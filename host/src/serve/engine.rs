@@ -25,7 +25,7 @@ use tinymla_core::{
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::Sender;
 
-use crate::session::SessionError;
+use crate::session::{try_zeroed, SessionError};
 use crate::threads::Threads;
 use crate::tokenizer::{DecodeStream, Tokenizer};
 
@@ -577,14 +577,6 @@ fn fail(slot: &mut Slot<'_>, message: &str) {
 fn free(slot: &mut Slot<'_>) {
     slot.active = None;
     slot.phase = Phase::Free;
-}
-
-/// A zeroed `Vec` of `n` elements, or `None` if it cannot be allocated.
-fn try_zeroed<T: Default + Clone>(n: usize) -> Option<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).ok()?;
-    v.resize(n, T::default());
-    Some(v)
 }
 
 #[cfg(test)]
