@@ -24,7 +24,7 @@ from pathlib import Path
 import llama_cpp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed_llamacpp import ROOT, bench_rows  # noqa: E402
+from speed_llamacpp import ROOT, bench_rows, prompt_tokens  # noqa: E402
 
 
 @llama_cpp.llama_log_callback
@@ -33,17 +33,6 @@ def _quiet(level, text, user_data):
 
 
 llama_cpp.llama_log_set(_quiet, ctypes.c_void_p(0))
-
-
-def prompt_tokens(n, vocab, seed):
-    """Deterministic pseudo-random ids in 1..vocab."""
-    state, out = seed, []
-    for _ in range(n):
-        state ^= (state << 13) & 0xFFFFFFFF
-        state ^= state >> 17
-        state ^= (state << 5) & 0xFFFFFFFF
-        out.append(1 + state % (vocab - 1))
-    return out
 
 
 def llamacpp(path, threads, n_seq, n_prompt, n_gen):

@@ -29,9 +29,9 @@ import llama_cpp
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def prompt_tokens(n, vocab):
+def prompt_tokens(n, vocab, seed=0x2545F491):
     """Deterministic pseudo-random ids in 1..vocab (never 0, which may be special)."""
-    state, out = 0x2545F491, []
+    state, out = seed, []
     for _ in range(n):
         state ^= (state << 13) & 0xFFFFFFFF
         state ^= state >> 17
