@@ -13,7 +13,7 @@
 //!    of them, and each sequence's tokens are bit-identical to running it alone.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -124,8 +124,19 @@ pub struct Queue {
     jobs: Mutex<VecDeque<Job>>,
     wake: Condvar,
     capacity: usize,
+    /// Set when the engine thread has stopped (returned or panicked): nothing more is served.
+    stopped: AtomicBool,
     /// Counters.
     pub metrics: Metrics,
+}
+
+/// Why [`Queue::submit`] gave a job back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// `capacity` requests are already waiting.
+    Full,
+    /// The engine has stopped.
+    Stopped,
 }
 
 impl Queue {
@@ -135,23 +146,33 @@ impl Queue {
             jobs: Mutex::new(VecDeque::new()),
             wake: Condvar::new(),
             capacity,
+            stopped: AtomicBool::new(false),
             metrics: Metrics::default(),
         }
     }
 
-    /// Queues `job`, or gives it back when the queue is full.
+    /// Queues `job`, or refuses it (the job is dropped, which closes its event channel).
     ///
     /// # Errors
-    /// The job, when `capacity` requests are already waiting.
-    pub fn submit(&self, job: Job) -> Result<(), Box<Job>> {
+    /// [`Refused::Full`] when `capacity` requests are already waiting; [`Refused::Stopped`]
+    /// once the engine has stopped.
+    pub fn submit(&self, job: Job) -> Result<(), Refused> {
+        if self.is_stopped() {
+            return Err(Refused::Stopped);
+        }
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         if jobs.len() >= self.capacity {
-            return Err(Box::new(job));
+            return Err(Refused::Full);
         }
         jobs.push_back(job);
         drop(jobs);
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// True once the engine thread has stopped; requests are then refused.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
     }
 
     /// Requests waiting for a slot.
@@ -304,6 +325,9 @@ pub fn run(
         .collect();
     let m = &queue.metrics;
     let mut next_prefill = 0usize;
+    // However the loop ends (returning, or a panic unwinding), the queue stops taking requests
+    // and the waiting ones are dropped, which ends their replies.
+    let _stopped = StopGuard(queue);
     ready();
 
     loop {
@@ -403,6 +427,18 @@ pub fn run(
                     sample_and_send(&mut slots[i], &caches[i], l, &mut work, tokenizer, m);
                 }
             }
+        }
+    }
+}
+
+/// Marks the queue stopped and drops its waiting jobs when the engine loop ends.
+struct StopGuard<'q>(&'q Queue);
+
+impl Drop for StopGuard<'_> {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::Relaxed);
+        if let Ok(mut jobs) = self.0.jobs.lock() {
+            jobs.clear();
         }
     }
 }
@@ -586,7 +622,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     /// Runs an engine with one slot over demo-m while `body` submits jobs to its queue.
-    fn with_engine(body: impl FnOnce(&Queue, &Tokenizer)) -> Metrics {
+    fn with_engine(body: impl FnOnce(&Queue, &Tokenizer)) -> Queue {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo-m.q8_0.gguf");
         let loaded = Loaded::open(std::path::Path::new(path)).unwrap();
         let model = loaded.model().unwrap();
@@ -604,7 +640,7 @@ mod tests {
             stopping.store(true, Ordering::Relaxed);
             engine.join().unwrap().unwrap();
         });
-        queue.metrics
+        queue
     }
 
     fn job(tokenizer: &Tokenizer, n: usize, events: Sender<Event>) -> Job {
@@ -633,7 +669,7 @@ mod tests {
     fn a_client_that_stops_reading_frees_its_slot() {
         let mut stalled = None;
         let mut next = Vec::new();
-        let m = with_engine(|queue, tokenizer| {
+        let q = with_engine(|queue, tokenizer| {
             let (tx, rx) = mpsc::channel(2);
             queue.submit(job(tokenizer, 200, tx)).unwrap();
             let (tx2, rx2) = mpsc::channel(EVENT_BUFFER);
@@ -641,6 +677,7 @@ mod tests {
             next = drain(rx2);
             stalled = Some(rx);
         });
+        let m = &q.metrics;
         assert!(matches!(next.last(), Some(Event::Done { completion_tokens: 5, .. })), "{next:?}");
         let stalled = drain(stalled.unwrap());
         assert_eq!(stalled.len(), 2, "{stalled:?}");
@@ -650,11 +687,27 @@ mod tests {
         assert_eq!(m.generated_tokens.load(Ordering::Relaxed), 3 + 5);
     }
 
+    /// Once the engine has stopped, requests are refused, not queued forever.
+    #[test]
+    fn a_stopped_engine_refuses_requests() {
+        let mut prompt_of = None;
+        let queue = with_engine(|q, tokenizer| {
+            let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+            q.submit(job(tokenizer, 2, tx)).unwrap();
+            assert!(matches!(drain(rx).last(), Some(Event::Done { .. })));
+            assert!(!q.is_stopped());
+            prompt_of = Some(job(tokenizer, 2, mpsc::channel(1).0));
+        });
+        assert!(queue.is_stopped());
+        assert_eq!(queue.submit(prompt_of.unwrap()), Err(Refused::Stopped));
+        assert_eq!(queue.metrics.requests_ok.load(Ordering::Relaxed), 1);
+    }
+
     /// A client gone before its request leaves the queue never takes a slot.
     #[test]
     fn a_client_gone_before_its_turn_is_skipped() {
         let mut done = Vec::new();
-        let m = with_engine(|queue, tokenizer| {
+        let q = with_engine(|queue, tokenizer| {
             let (tx, rx) = mpsc::channel(EVENT_BUFFER);
             drop(rx);
             queue.submit(job(tokenizer, 50, tx)).unwrap();
@@ -662,6 +715,7 @@ mod tests {
             queue.submit(job(tokenizer, 4, tx)).unwrap();
             done = drain(rx);
         });
+        let m = &q.metrics;
         assert!(matches!(done.last(), Some(Event::Done { completion_tokens: 4, .. })));
         assert_eq!(m.requests_cancelled.load(Ordering::Relaxed), 1);
         assert_eq!(m.generated_tokens.load(Ordering::Relaxed), 4);

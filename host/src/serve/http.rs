@@ -19,7 +19,7 @@ use tinymla_core::SamplerConfig;
 use tokio::sync::mpsc;
 
 use super::api::{self, ApiError, Input};
-use super::engine::{Event, Finish, Job, Queue, EVENT_BUFFER};
+use super::engine::{Event, Finish, Job, Queue, Refused, EVENT_BUFFER};
 use crate::chat_template::ChatTemplate;
 use crate::tokenizer::{EncodeOptions, Tokenizer};
 
@@ -85,7 +85,7 @@ async fn models(State(s): State<Arc<Server>>) -> Response {
 async fn health(State(s): State<Arc<Server>>) -> Response {
     let busy = s.queue.metrics.slots_busy.load(Ordering::Relaxed);
     let body = json!({
-        "status": "ok",
+        "status": if s.queue.is_stopped() { "error" } else { "ok" },
         "slots": s.slots,
         "slots_busy": busy,
         "queue": s.queue.len(),
@@ -204,7 +204,11 @@ async fn generate(s: &Server, req: Request, endpoint: Endpoint) -> Result<Respon
     let (events, replies) = mpsc::channel(EVENT_BUFFER);
     let ignore_eos = request.ignore_eos;
     let job = Job { prompt, max_tokens, sampler: request.sampler, stop, ignore_eos, events };
-    if s.queue.submit(job).is_err() {
+    let refused = s.queue.submit(job).err();
+    if refused == Some(Refused::Stopped) {
+        return Err(engine_error("the engine has stopped; restart the server".to_owned()));
+    }
+    if refused == Some(Refused::Full) {
         s.queue.metrics.requests_rejected.fetch_add(1, Ordering::Relaxed);
         let message = format!(
             "all {} slots are busy and {} requests are already waiting; retry later",
