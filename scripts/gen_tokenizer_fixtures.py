@@ -12,6 +12,10 @@ does with it:
                                       (deepseek-ai/DeepSeek-V2, same as deepseek-llm-7b/67b)
   deepseek-v3    deepseek-v3          Sequence[Split x3 (Isolated), ByteLevel(use_regex=False)]
                                       (deepseek-ai/DeepSeek-V3)
+  glm4           glm4                 Sequence[Split (Isolated), ByteLevel(use_regex=False)], and a
+                                      BPE model with ignore_merges (zai-org/GLM-4.7-Flash; no BOS).
+                                      Two tokens no merge makes (" tinymla", " latents") are added
+                                      to its vocabulary, so the golden ids show the whole-word lookup.
 
 For each flavour it writes
   tests/fixtures/tokenizer/<flavour>.gguf   tokenizer keys only, no tensors, laid out as llama.cpp's
@@ -94,6 +98,17 @@ DEEPSEEK_V3_SPLITS = [
 ]
 
 
+# zai-org/GLM-4.7-Flash tokenizer.json, pre_tokenizer.pretokenizers[0] (Llama 3's pattern; llama.cpp
+# LLAMA_VOCAB_PRE_TYPE_CHATGLM4 spells the contractions out instead of (?i:...)).
+GLM4_SPLIT = (
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    "| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+# Vocabulary entries of the glm4 fixture that no merge produces (byte-level spelling).
+GLM4_WHOLE_WORDS = ["\u0120tinymla", "\u0120latents"]
+GLM4_CASES = ["tinymla keeps latents; tinymla's latents, not K and V.", " latents tinymla"]
+
+
 def split(pattern: str) -> pre_tokenizers.Split:
     return pre_tokenizers.Split(Regex(pattern), behavior="isolated", invert=False)
 
@@ -109,10 +124,13 @@ def pre_tokenizer(flavour: str):
         )
     if flavour == "deepseek-v3":
         return pre_tokenizers.Sequence([split(p) for p in DEEPSEEK_V3_SPLITS] + [byte_level])
+    if flavour == "glm4":
+        return pre_tokenizers.Sequence([split(GLM4_SPLIT), byte_level])
     raise ValueError(flavour)
 
 
-FLAVOURS = {"gpt2": "gpt-2", "deepseek-llm": "deepseek-llm", "deepseek-v3": "deepseek-v3"}
+FLAVOURS = {"gpt2": "gpt-2", "deepseek-llm": "deepseek-llm", "deepseek-v3": "deepseek-v3",
+            "glm4": "glm4"}
 
 
 def training_corpus() -> list[str]:
@@ -224,6 +242,15 @@ def train(flavour: str) -> Tokenizer:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(training_corpus(), trainer=trainer)
+    if flavour == "glm4":
+        # GLM-4's BPE model: ignore_merges, plus the whole-word tokens (ids after the trained ones).
+        spec = json.loads(tok.to_str())
+        spec["model"]["ignore_merges"] = True
+        vocab = spec["model"]["vocab"]
+        for word in GLM4_WHOLE_WORDS:
+            assert word not in vocab, word
+            vocab[word] = max(vocab.values()) + 1
+        tok = Tokenizer.from_str(json.dumps(spec))
     tok.add_special_tokens(EXTRA_SPECIAL)
     tok.add_tokens(EXTRA_PLAIN)
     return tok
@@ -263,7 +290,8 @@ def write_gguf(path: Path, flavour: str, tok: Tokenizer) -> dict:
     w.add_token_merges(merges)
     w.add_bos_token_id(bos)
     w.add_eos_token_id(eos)
-    w.add_add_bos_token(True)
+    # llama.cpp adds no BOS for glm4 (special_bos_id = LLAMA_TOKEN_NULL).
+    w.add_add_bos_token(flavour != "glm4")
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -293,7 +321,7 @@ def main() -> None:
         tok = train(flavour)
         info = write_gguf(OUT / f"{flavour}.gguf", flavour, tok)
         cases = []
-        for text in CASES + random_cases():
+        for text in CASES + random_cases() + (GLM4_CASES if flavour == "glm4" else []):
             ids = tok.encode(text, add_special_tokens=False).ids
             back = tok.decode(ids, skip_special_tokens=False)
             assert back == text, f"{flavour}: HF decode does not round-trip {text!r}: {back!r}"
@@ -310,7 +338,8 @@ def main() -> None:
         "Each flavour is a byte-level BPE tokenizer trained with Hugging Face `tokenizers`",
         f"(`BpeTrainer`, vocab_size {VOCAB_SIZE}, min_frequency 2, full byte alphabet) on an offline",
         "corpus (the Zen of Python, stdlib docstrings, multilingual lines), with the pre-tokenizer",
-        "configured exactly as the real tokenizer.json of GPT-2 / DeepSeek-V2 / DeepSeek-V3.",
+        "configured exactly as the real tokenizer.json of GPT-2 / DeepSeek-V2 / DeepSeek-V3 / GLM-4.7-Flash",
+        "(glm4: BPE with ignore_merges, two whole-word tokens no merge makes, no BOS).",
         f"Special tokens: `{BOS}` (BOS), `{EOS}` (EOS), {', '.join(f'`{t}`' for t in EXTRA_SPECIAL)}",
         f"(CONTROL); plain added tokens {', '.join(f'`{t}`' for t in EXTRA_PLAIN)} (USER_DEFINED).",
         f"Golden cases: {len(CASES)} written lines, then {N_RANDOM_CASES} random concatenations of",

@@ -11,10 +11,11 @@ use tinymla_core::{BufferKind, ConfigError, Error, Gguf};
 use tinymla_host::gguf_writer::{GgufWriter, Value};
 use tinymla_host::tokenizer::{EncodeOptions, Flavour, Tokenizer, TokenizerError};
 
-const FLAVOURS: [(&str, Flavour); 3] = [
+const FLAVOURS: [(&str, Flavour); 4] = [
     ("gpt2", Flavour::Gpt2),
     ("deepseek-llm", Flavour::DeepSeekLlm),
     ("deepseek-v3", Flavour::DeepSeekV3),
+    ("glm4", Flavour::Glm4),
 ];
 
 struct Golden {

@@ -17,6 +17,9 @@ pub struct Bpe {
     merges: HashMap<(u32, u32), (u32, u32)>,
     /// Token id of each byte's one-char spelling, if the vocabulary has it.
     byte_ids: [Option<u32>; 256],
+    /// Hugging Face's `ignore_merges` (GLM-4): a piece whose byte-level spelling is a token
+    /// is that token, whatever the merges would make of it. Keyed by that spelling.
+    whole_words: Option<HashMap<Box<[u8]>, u32>>,
 }
 
 /// Why a merge rule could not be used (its index in `tokenizer.ggml.merges`).
@@ -64,7 +67,18 @@ impl Bpe {
             // A repeated pair keeps its last rank: HF collects the rules into a map in order.
             table.insert((l, r), (rank, m));
         }
-        Ok(Bpe { merges: table, byte_ids })
+        Ok(Bpe { merges: table, byte_ids, whole_words: None })
+    }
+
+    /// This BPE with `ignore_merges`: `words` (every vocabulary token's stored text and id)
+    /// are looked up whole before any merging.
+    #[must_use]
+    pub fn ignoring_merges<'w>(self, words: impl IntoIterator<Item = (&'w [u8], u32)>) -> Self {
+        let mut table = HashMap::new();
+        for (text, id) in words {
+            table.entry(Box::from(text)).or_insert(id);
+        }
+        Bpe { whole_words: Some(table), ..self }
     }
 
     /// Number of merge rules.
@@ -75,6 +89,17 @@ impl Bpe {
     /// Appends the tokens of `piece` (raw bytes; the byte-level mapping happens here) to `out`.
     /// A byte whose one-char token is missing is dropped, as HF's BPE does without `unk`.
     pub fn encode_piece(&self, piece: &[u8], out: &mut Vec<u32>) {
+        if let Some(words) = &self.whole_words {
+            let mut spelling = Vec::with_capacity(piece.len() * 2);
+            for &b in piece {
+                let mut buf = [0u8; 4];
+                spelling.extend_from_slice(byte_to_unicode(b).encode_utf8(&mut buf).as_bytes());
+            }
+            if let Some(&id) = words.get(spelling.as_slice()) {
+                out.push(id);
+                return;
+            }
+        }
         let ids: Vec<u32> = piece.iter().filter_map(|&b| self.byte_ids[usize::from(b)]).collect();
         if ids.len() < 2 {
             out.extend(ids);

@@ -64,7 +64,7 @@ impl fmt::Display for TokenizerError {
             TokenizerError::UnsupportedPre(pre) => write!(
                 f,
                 "tokenizer.ggml.pre = {pre:?} is not supported \
-                 (supported: deepseek-llm, deepseek-v3, gpt-2, default)"
+                 (supported: deepseek-llm, deepseek-v3, glm4, gpt-2, default)"
             ),
             TokenizerError::Merge(MergeError::Malformed(i)) => {
                 write!(f, "tokenizer.ggml.merges[{i}] is not \"left right\"")
@@ -164,7 +164,11 @@ impl Tokenizer {
             MetadataValue::String(b) => b,
             _ => &[],
         });
-        let bpe = Bpe::new(|t| by_text.get(t).copied(), rules).map_err(TokenizerError::Merge)?;
+        let mut bpe =
+            Bpe::new(|t| by_text.get(t).copied(), rules).map_err(TokenizerError::Merge)?;
+        if flavour.ignores_merges() {
+            bpe = bpe.ignoring_merges(by_text.iter().map(|(text, id)| (*text, *id)));
+        }
 
         let added = AddedTokens::new(
             (0u32..)

@@ -60,6 +60,13 @@ pub const DEEPSEEK_V3_REGEXES: [&str; 3] = [
     ),
 ];
 
+/// GLM-4 / GLM-4.5 / GLM-4.7-Flash `tokenizer.json` (zai-org): one isolated split (Llama 3's
+/// pattern, contractions case-insensitive), and a BPE model with `ignore_merges`.
+pub const GLM4_REGEX: &str = concat!(
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}",
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+);
+
 /// Which pre-tokenizer a vocabulary uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
@@ -69,6 +76,8 @@ pub enum Flavour {
     DeepSeekLlm,
     /// DeepSeek-V3 / R1 (`deepseek-v3`).
     DeepSeekV3,
+    /// GLM-4 family, GLM-4.7-Flash among them (`glm4`): whole-word lookup before merges.
+    Glm4,
 }
 
 impl Flavour {
@@ -82,8 +91,15 @@ impl Flavour {
             None | Some("gpt-2" | "gpt2" | "default") => Some(Flavour::Gpt2),
             Some("deepseek-llm") => Some(Flavour::DeepSeekLlm),
             Some("deepseek-v3") => Some(Flavour::DeepSeekV3),
+            Some("glm4") => Some(Flavour::Glm4),
             Some(_) => None,
         }
+    }
+
+    /// True when the BPE model looks a piece up whole before merging (Hugging Face's
+    /// `ignore_merges`, llama.cpp's `ignore_merges` for `glm4`).
+    pub fn ignores_merges(self) -> bool {
+        matches!(self, Flavour::Glm4)
     }
 }
 
@@ -113,6 +129,7 @@ impl PreTokenizer {
             Flavour::Gpt2 => &[GPT2_REGEX],
             Flavour::DeepSeekLlm => &DEEPSEEK_LLM_REGEXES,
             Flavour::DeepSeekV3 => &DEEPSEEK_V3_REGEXES,
+            Flavour::Glm4 => &[GLM4_REGEX],
         };
         let mut steps = Vec::with_capacity(regexes.len() + 1);
         for re in regexes {
@@ -207,10 +224,20 @@ mod tests {
     }
 
     #[test]
+    fn glm4_folds_contraction_case_and_groups_three_digits() {
+        assert_eq!(
+            pieces(Flavour::Glm4, "IT'S 12345 héllo!!\n\nx"),
+            ["IT", "'S", " ", "123", "45", " héllo", "!!\n\n", "x"]
+        );
+    }
+
+    #[test]
     fn pre_names() {
         assert_eq!(Flavour::from_pre(None), Some(Flavour::Gpt2));
         assert_eq!(Flavour::from_pre(Some("gpt-2")), Some(Flavour::Gpt2));
         assert_eq!(Flavour::from_pre(Some("deepseek-v3")), Some(Flavour::DeepSeekV3));
+        assert_eq!(Flavour::from_pre(Some("glm4")), Some(Flavour::Glm4));
+        assert!(Flavour::Glm4.ignores_merges() && !Flavour::DeepSeekV3.ignores_merges());
         assert_eq!(Flavour::from_pre(Some("qwen2")), None);
     }
 }
