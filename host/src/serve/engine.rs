@@ -588,9 +588,11 @@ fn finish_with(slot: &mut Slot<'_>, finish: Finish, flush: bool, m: &Metrics) {
             cached_tokens: a.cached,
             completion_tokens: a.generated,
         };
-        if sent && a.job.events.try_send(done).is_ok() {
-            m.requests_ok.fetch_add(1, Ordering::Relaxed);
-        } else {
+        // Counted before the last event goes out, so a client that has its reply finds it
+        // counted; taken back if the client is gone.
+        m.requests_ok.fetch_add(1, Ordering::Relaxed);
+        if !sent || a.job.events.try_send(done).is_err() {
+            m.requests_ok.fetch_sub(1, Ordering::Relaxed);
             m.requests_cancelled.fetch_add(1, Ordering::Relaxed);
         }
     }

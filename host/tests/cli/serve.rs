@@ -340,6 +340,50 @@ fn a_full_queue_answers_429() {
     );
 }
 
+/// A client that goes away frees its slot: a whole reply whose client closes right after
+/// sending, and a streamed one whose client closes after the first chunk, end long before
+/// their 240 tokens (neither completes), and the server goes on serving.
+#[test]
+fn a_client_that_disconnects_is_cancelled() {
+    let server = Server::start(&["--slots", "1"]);
+    for stream in [false, true] {
+        let body = json!({"prompt": "Once upon a time", "max_tokens": 240, "temperature": 0,
+                          "ignore_eos": true, "stream": stream})
+        .to_string();
+        let mut s = TcpStream::connect(&server.addr).unwrap();
+        let head = format!(
+            "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body.as_bytes()).unwrap();
+        if stream {
+            // Wait for the first chunk: the reply is being generated.
+            let mut first = [0u8; 256];
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let n = s.read(&mut first).unwrap();
+            assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+        }
+        drop(s);
+    }
+    // The streamed one is cancelled; the whole one either before its turn (its handler was
+    // dropped first) or while generating.
+    let cancelled = "tinymla_requests_total{outcome=\"cancelled\"}";
+    let start = Instant::now();
+    while (server.metric(cancelled) < 1 || server.metric("tinymla_slots_busy") > 0)
+        && start.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(server.metric(cancelled) >= 1);
+    assert_eq!(server.metric("tinymla_requests_total{outcome=\"ok\"}"), 0);
+    assert!(server.metric("tinymla_generated_tokens_total") < 2 * 240);
+    assert_eq!(server.metric("tinymla_slots_busy"), 0);
+    let (status, _) = server.post_json("/v1/completions", &completion("One day", 8));
+    assert_eq!(status, 200);
+}
+
 /// A second request with the same system prompt reuses the first one's cached prefix (the
 /// usage says how many tokens), and its reply is the same as without reuse.
 #[test]
