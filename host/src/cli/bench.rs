@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use tinymla_core::{sampler::argmax, CacheStorage};
+use tinymla_core::{sampler::argmax, BatchScratch, CacheStorage, LatentCache, Scratch};
 
 use crate::session::{Buffers, Loaded, SessionError};
 use crate::threads::Threads;
@@ -115,22 +115,9 @@ fn bench_one(
     let mut buffers = Buffers::new(model, (p + opts.n_gen).max(1), opts.storage)?;
     let (mut cache, mut scratch, _, mut batch) = buffers.views(model)?;
     let prompt = pseudo_random_prompt(p, vocab, 0x2545_f491);
-    // Each step on a worker of the pool (see `Threads::install`).
     let start = Instant::now();
-    let mut next = 0;
-    for chunk in prompt.chunks(opts.batch.max(1)) {
-        next = threads
-            .install(|| {
-                match chunk {
-                    [one] if opts.batch == 1 => {
-                        model.forward_with(*one, &mut cache, &mut scratch, threads)
-                    }
-                    _ => model.forward_batch(chunk, &mut cache, &mut scratch, &mut batch, threads),
-                }
-                .map(argmax)
-            })
-            .map_err(SessionError::Step)?;
-    }
+    let mut next =
+        prefill(model, threads, &prompt, opts.batch, &mut cache, &mut scratch, &mut batch)?;
     let prefill = start.elapsed().as_secs_f64();
     let start = Instant::now();
     for _ in 0..opts.n_gen {
@@ -148,6 +135,33 @@ fn bench_one(
         sequences: 1,
         decode_tok_s: opts.n_gen as f64 / decode.max(1e-9),
     })
+}
+
+/// Runs `prompt` into `cache` in steps of `batch` tokens (1: token by token through
+/// `forward_with`, as decode runs), each step on a worker of the pool (see
+/// `Threads::install`); the greedy next token.
+fn prefill(
+    model: &tinymla_core::Model<'_>,
+    threads: &Threads,
+    prompt: &[u32],
+    batch: usize,
+    cache: &mut LatentCache<'_>,
+    scratch: &mut Scratch<'_>,
+    batch_scratch: &mut BatchScratch<'_>,
+) -> Result<u32, SessionError> {
+    let mut next = 0;
+    for chunk in prompt.chunks(batch.max(1)) {
+        next = threads
+            .install(|| {
+                match chunk {
+                    [one] if batch == 1 => model.forward_with(*one, cache, scratch, threads),
+                    _ => model.forward_batch(chunk, cache, scratch, batch_scratch, threads),
+                }
+                .map(argmax)
+            })
+            .map_err(SessionError::Step)?;
+    }
+    Ok(next)
 }
 
 /// `p` token ids from a xorshift generator seeded with `seed`.
@@ -182,28 +196,22 @@ fn bench_sequences(
     let mut caches = vec![first];
     for mem in &mut mems {
         let options = *caches[0].options();
-        let cache = tinymla_core::LatentCache::new(model.config(), ctx, options, mem)
-            .map_err(SessionError::Step)?;
+        let cache =
+            LatentCache::new(model.config(), ctx, options, mem).map_err(SessionError::Step)?;
         caches.push(cache);
     }
     let width = vocab as usize;
     let mut logits = vec![0.0f32; n * width];
     let start = Instant::now();
     let mut next = vec![0u32; n];
-    for (i, cache) in caches.iter_mut().enumerate() {
+    for ((i, cache), next) in caches.iter_mut().enumerate().zip(&mut next) {
         let prompt = pseudo_random_prompt(p, vocab, 0x2545_f491 + i as u32);
-        for chunk in prompt.chunks(opts.batch.max(1)) {
-            next[i] = threads
-                .install(|| {
-                    model.forward_batch(chunk, cache, &mut scratch, &mut batch, threads).map(argmax)
-                })
-                .map_err(SessionError::Step)?;
-        }
+        *next = prefill(model, threads, &prompt, opts.batch, cache, &mut scratch, &mut batch)?;
     }
     let prefill = start.elapsed().as_secs_f64();
     let start = Instant::now();
     for _ in 0..opts.n_gen {
-        let mut refs: Vec<&mut tinymla_core::LatentCache<'_>> = caches.iter_mut().collect();
+        let mut refs: Vec<&mut LatentCache<'_>> = caches.iter_mut().collect();
         threads
             .install(|| {
                 model.forward_sequences(

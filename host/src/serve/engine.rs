@@ -245,10 +245,9 @@ pub struct MemoryPlan {
     pub packed_weights: usize,
 }
 
-/// A slot's state.
+/// Where a request stands.
+#[derive(Clone, Copy)]
 enum Phase {
-    /// No request; the cache keeps its tokens for the next prompt that shares a prefix.
-    Free,
     /// Prompt tokens `done..` still to be run.
     Prefill { done: usize },
     /// `next` is sampled and sent; it is the next token to run.
@@ -257,6 +256,7 @@ enum Phase {
 
 /// A request in a slot.
 struct Active<'t> {
+    phase: Phase,
     job: Job,
     sampler: Sampler,
     stream: DecodeStream<'t>,
@@ -269,11 +269,17 @@ struct Active<'t> {
     sent: usize,
 }
 
-/// One slot: its cache's tokens (for prefix reuse), and its request.
+/// One slot: its cache's tokens (for prefix reuse), and its request (`None`: free; the cache
+/// keeps its tokens for the next prompt that shares a prefix).
 struct Slot<'t> {
     tokens: Vec<u32>,
-    phase: Phase,
     active: Option<Active<'t>>,
+}
+
+impl Slot<'_> {
+    fn phase(&self) -> Option<Phase> {
+        self.active.as_ref().map(|a| a.phase)
+    }
 }
 
 /// Runs the engine until `stop` returns true (checked when idle): allocates everything for
@@ -320,9 +326,8 @@ pub fn run(
         Scratch::new(cfg, config.ctx, &mut scratch_mem).map_err(SessionError::Step)?;
     let mut batch = BatchScratch::new(cfg, BatchScratch::MAX_TOKENS, &mut floats, &mut blocks)
         .map_err(SessionError::Step)?;
-    let mut slots: Vec<Slot<'_>> = (0..config.slots)
-        .map(|_| Slot { tokens: Vec::new(), phase: Phase::Free, active: None })
-        .collect();
+    let mut slots: Vec<Slot<'_>> =
+        (0..config.slots).map(|_| Slot { tokens: Vec::new(), active: None }).collect();
     let m = &queue.metrics;
     let mut next_prefill = 0usize;
     // However the loop ends (returning, or a panic unwinding), the queue stops taking requests
@@ -357,17 +362,17 @@ pub fn run(
         }
 
         // 2. One chunk of one prompt (the slots take turns).
-        let prefilling: Vec<usize> =
-            (0..slots.len()).filter(|&i| matches!(slots[i].phase, Phase::Prefill { .. })).collect();
+        let prefilling: Vec<usize> = (0..slots.len())
+            .filter(|&i| matches!(slots[i].phase(), Some(Phase::Prefill { .. })))
+            .collect();
         if let Some(&i) =
             prefilling.iter().find(|&&i| i >= next_prefill).or_else(|| prefilling.first())
         {
             next_prefill = i + 1;
             let (slot, cache) = (&mut slots[i], &mut caches[i]);
-            let (Phase::Prefill { done }, Some(active)) = (&slot.phase, &slot.active) else {
-                continue;
-            };
-            let (done, prompt_len) = (*done, active.job.prompt.len());
+            let Some(active) = slot.active.as_mut() else { continue };
+            let Phase::Prefill { done } = active.phase else { continue };
+            let prompt_len = active.job.prompt.len();
             let end = (done + PREFILL_CHUNK).min(prompt_len);
             let chunk = active.job.prompt[done..end].to_vec();
             let result = threads.install(|| {
@@ -379,7 +384,9 @@ pub fn run(
                     slot.tokens.extend_from_slice(&chunk);
                     m.prompt_tokens.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     if end < prompt_len {
-                        slot.phase = Phase::Prefill { done: end };
+                        if let Some(a) = slot.active.as_mut() {
+                            a.phase = Phase::Prefill { done: end };
+                        }
                     } else {
                         let logits = scratch.logits_mut();
                         sample_and_send(slot, cache, logits, &mut work, tokenizer, m);
@@ -389,15 +396,16 @@ pub fn run(
         }
 
         // 3. One token of every generating slot, together.
-        let decoding: Vec<usize> =
-            (0..slots.len()).filter(|&i| matches!(slots[i].phase, Phase::Decode { .. })).collect();
+        let decoding: Vec<usize> = (0..slots.len())
+            .filter(|&i| matches!(slots[i].phase(), Some(Phase::Decode { .. })))
+            .collect();
         if decoding.is_empty() {
             continue;
         }
         let tokens: Vec<u32> = decoding
             .iter()
-            .map(|&i| match slots[i].phase {
-                Phase::Decode { next } => next,
+            .map(|&i| match slots[i].phase() {
+                Some(Phase::Decode { next }) => next,
                 _ => 0,
             })
             .collect();
@@ -471,8 +479,8 @@ fn admit<'t>(
     };
     slot.tokens.truncate(keep);
     m.prompt_tokens_reused.fetch_add(keep as u64, Ordering::Relaxed);
-    slot.phase = Phase::Prefill { done: keep };
     slot.active = Some(Active {
+        phase: Phase::Prefill { done: keep },
         sampler: Sampler::new(job.sampler),
         stream: tokenizer.stream(SpecialTokens::Skip),
         history: job.prompt.clone(),
@@ -520,7 +528,7 @@ fn sample_and_send(
     if a.generated >= a.job.max_tokens || cache.is_full() {
         return finish(slot, Finish::Length, m);
     }
-    slot.phase = Phase::Decode { next };
+    a.phase = Phase::Decode { next };
 }
 
 /// The byte offset of the first stop text in `text`, looking only where one could end after
@@ -614,7 +622,6 @@ fn fail(slot: &mut Slot<'_>, message: &str) {
 /// Ends the slot's request; the cache keeps its tokens for prefix reuse.
 fn free(slot: &mut Slot<'_>) {
     slot.active = None;
-    slot.phase = Phase::Free;
 }
 
 #[cfg(test)]
