@@ -324,8 +324,10 @@ fn a_truncated_cache_goes_on_exactly_as_a_fresh_one() {
 
 /// Weights packed once at load (`with_packed_weights`) change no bit of a batched step: prompts
 /// in batches and sequences decoded together, against the unpacked model run token by token,
-/// with one and two threads: an MoE model whose Q8_0 rows go through packed groups (with a
-/// trailing partial group), and the golden Q8_0 / Q4_0 fixtures.
+/// with one and two threads: MoE models whose Q8_0 rows go through packed groups (with a
+/// trailing partial group; expert rows of one chunk and of two), and the golden Q8_0 / Q4_0
+/// fixtures. Token-by-token steps on the packed model (decode's tile over eight packed rows)
+/// change no bit either.
 #[test]
 fn packed_weights_change_no_bit() {
     let threads = Threads::new(2).unwrap();
@@ -340,6 +342,9 @@ fn packed_weights_change_no_bit() {
     }
     // Expert rows of 320 values, 10 blocks: one group and a 2-block tail each.
     files.push(("synth Q8_0".to_owned(), moe_model(WeightType::Q8_0, 320, 11)));
+    // Expert rows of 2,400 values, 75 blocks: a whole activation chunk of 8 groups, then one
+    // group and a 3-block tail.
+    files.push(("synth Q8_0 two chunks".to_owned(), moe_model(WeightType::Q8_0, 2400, 13)));
     for (what, file) in &files {
         let model = Model::load(file).unwrap();
         let bytes = model.packed_weight_bytes();
@@ -354,6 +359,11 @@ fn packed_weights_change_no_bit() {
         let options = CacheOptions::default();
         for par in [&Serial as &dyn Parallel, &threads] {
             assert_batched_equal_solo(what, &packed, &model, &plans, 32, options, par);
+        }
+        for (i, plan) in plans.iter().enumerate() {
+            let (got, want) = (solo(&packed, plan, 32, options), solo(&model, plan, 32, options));
+            assert!(got.logits == want.logits, "{what}: sequence {i} alone: logits differ");
+            assert!(got.cache == want.cache, "{what}: sequence {i} alone: cache bytes differ");
         }
         if bytes > 0 {
             let mut short = vec![0u8; bytes - 1];

@@ -168,6 +168,32 @@ fn packed_groups(
         elements: 2 * (rows * cols * GROUP_TILE) as u64,
         bytes: (w.len() * GROUP_TILE) as u64,
     });
+    // Decode over rows packed at load: one activation vector, eight rows per call. Bytes are
+    // the weight bytes once, as for one vector.
+    group.throughput(Throughput::ElementsAndBytes {
+        elements: 2 * (rows * cols) as u64,
+        bytes: w.len() as u64,
+    });
+    for k in tables {
+        let id = BenchmarkId::new(
+            format!("{}/{}/rows_tile{GROUP_TILE}", kind.name(), k.name()),
+            "2048x2048",
+        );
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                for (o, rows8) in outs.iter_mut().zip(wg.chunks_exact(per_row * GROUP_TILE)) {
+                    let tile: [&[Group8]; GROUP_TILE] =
+                        core::array::from_fn(|t| &rows8[t * per_row..(t + 1) * per_row]);
+                    *o = k.dot_rows_tile(&ag, &tile);
+                }
+                outs[0][0]
+            })
+        });
+    }
+    group.throughput(Throughput::ElementsAndBytes {
+        elements: 2 * (rows * cols * GROUP_TILE) as u64,
+        bytes: (w.len() * GROUP_TILE) as u64,
+    });
     for k in tables {
         let id = BenchmarkId::new(
             format!("{}/{}/groups_tile{GROUP_TILE}", kind.name(), k.name()),
@@ -201,9 +227,17 @@ fn pack_q8_0(blocks: &[u8]) -> Vec<Group8> {
 }
 
 fn kernels(c: &mut Criterion) {
+    // The reference and every SIMD table this CPU runs (on x86: AVX2, and the VNNI tables
+    // where present), so that the tables are timed side by side on one machine.
     let mut tables = vec![Kernels::SCALAR];
+    #[cfg(target_arch = "x86_64")]
+    tables.extend(
+        [Kernels::x86_avx2(), Kernels::x86_vnni(false), Kernels::x86_vnni(true)]
+            .into_iter()
+            .flatten(),
+    );
     let best = Kernels::detect();
-    if best.name() != Kernels::SCALAR.name() {
+    if !tables.iter().any(|k| k.name() == best.name()) {
         tables.push(best);
     }
     let mut group = c.benchmark_group("kernels");

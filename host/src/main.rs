@@ -353,6 +353,16 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(name) = std::env::var_os(tinymla_core::kernels::KERNELS_ENV) {
+        let name = name.to_string_lossy();
+        if tinymla_core::kernels::Kernels::by_name(&name).is_none() {
+            anyhow::bail!(
+                "{}={name}: no such kernel table on this CPU (it runs \"{}\" by default)",
+                tinymla_core::kernels::KERNELS_ENV,
+                tinymla_core::kernels::Kernels::detect().name()
+            );
+        }
+    }
     let stdout = std::io::stdout();
     match args.command {
         Command::Run { prompt, n_tokens, gen } => {

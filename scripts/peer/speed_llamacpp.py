@@ -70,10 +70,11 @@ def llamacpp(path, threads, n_prompt, n_gen, n_batch, cache_type=0, flash_attn=F
     return prefill, decode_tok_s
 
 
-def tinymla(binary, path, threads, n_prompt, n_gen, batch, cache="f32"):
-    """{threads: (prefill tok/s, decode tok/s)} parsed from `tinymla bench --batch BATCH`."""
+def tinymla(binary, path, threads, n_prompt, n_gen, batch, cache="f32", extra=()):
+    """{threads: (prefill tok/s, decode tok/s)} parsed from `tinymla bench --batch BATCH`
+    (plus `extra` arguments, e.g. `--pack-weights`)."""
     cmd = [str(binary), "bench", "-m", str(path), "--prompt", str(n_prompt), "-n", str(n_gen),
-           "-t", ",".join(map(str, threads)), "--batch", str(batch), "--cache", cache]
+           "-t", ",".join(map(str, threads)), "--batch", str(batch), "--cache", cache, *extra]
     return bench_rows(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
 
 
@@ -96,7 +97,10 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tinymla", type=Path, default=ROOT / "target" / "release" / "tinymla")
+    ap.add_argument("--pack-weights", action="store_true",
+                    help="run tinymla with its weights packed once at load (`bench --pack-weights`)")
     a = ap.parse_args()
+    extra = ["--pack-weights"] if a.pack_weights else []
     threads = [int(t) for t in a.threads.split(",")]
 
     best = {}  # (engine, what, threads) -> best tok/s
@@ -106,10 +110,12 @@ def main():
 
     for r in range(a.repeats):
         print(f"run {r + 1}/{a.repeats} ...", file=sys.stderr)
-        for t, (pf, dc) in tinymla(a.tinymla, a.model, threads, a.prompt, a.n_gen, 32).items():
+        for t, (pf, dc) in tinymla(a.tinymla, a.model, threads, a.prompt, a.n_gen, 32,
+                                  extra=extra).items():
             keep(("tinymla", "prefill", t), pf)
             keep(("tinymla", "decode", t), dc)
-        for t, (pf, dc) in tinymla(a.tinymla, a.model, threads, a.prompt, a.n_gen, 1).items():
+        for t, (pf, dc) in tinymla(a.tinymla, a.model, threads, a.prompt, a.n_gen, 1,
+                                  extra=extra).items():
             keep(("tinymla", "prefill-b1", t), pf)
             keep(("tinymla", "decode", t), dc)
         for t in threads:
@@ -120,7 +126,8 @@ def main():
             keep(("llama.cpp", "prefill-b1", t), pf1)
 
     print(f"{a.model.name}: prompt {a.prompt}, decode {a.n_gen}, best of {a.repeats}; "
-          f"llama.cpp {llama_cpp.__version__} (llama-cpp-python), f32 cache in both")
+          f"llama.cpp {llama_cpp.__version__} (llama-cpp-python), f32 cache in both"
+          + (", tinymla with --pack-weights" if a.pack_weights else ""))
     print(f"| {'row':<48} | {'threads':>7} | {'tinymla tok/s':>13} | {'llama.cpp tok/s':>15} "
           f"| {'ratio':>6} |")
     print(f"|{'-' * 50}|{'-' * 9}|{'-' * 15}|{'-' * 17}|{'-' * 8}|")

@@ -2,7 +2,7 @@
 //!
 //! Each kernel has one safe function in [`scalar`] (or [`crate::quant`]), the reference
 //! implementation, written so LLVM vectorises it (fixed-width chunks, several independent
-//! accumulators, no early exits). Arch-specific variants (`x86.rs`: AVX2 + FMA + F16C;
+//! accumulators, no early exits). Arch-specific variants (`x86.rs`: AVX2 + FMA + F16C, and `x86/vnni.rs`: AVX-512 VNNI and AVX-VNNI;
 //! `aarch64.rs`: NEON, with `SDOT` where `dotprod` is present; `arm_dsp.rs`: `SMLAD` on
 //! Cortex-M4/M7/M33; `arm_mve.rs`: Helium `VMLADAV` on Cortex-M55/M85) are installed in a [`Kernels`] table chosen once per process and
 //! tested against the references.
@@ -79,6 +79,9 @@ pub struct Kernels {
     dot_groups: Option<GroupFn>,
     /// The group kernel for [`GROUP_TILE`] activation vectors at once.
     dot_groups_tile: Option<GroupTileFn>,
+    /// The group kernel for one activation vector against [`GROUP_TILE`] weight rows
+    /// (decode over packed rows).
+    dot_rows_tile: Option<GroupTileFn>,
     /// Every head's scores against a tile of cache rows (reference [`attn::tile_scores`]).
     tile_scores: TileScoresFn,
     /// A tile's probability-weighted rows added to every head's latent (reference
@@ -173,6 +176,7 @@ impl Kernels {
         pack_q4_0: group8::pack_q4_0,
         dot_groups: None,
         dot_groups_tile: None,
+        dot_rows_tile: None,
         tile_scores: attn::tile_scores,
         tile_accumulate: attn::tile_accumulate,
         softmax_weights: attn::softmax_weights,
@@ -212,6 +216,7 @@ impl Kernels {
         pack_q4_0: x86::entry::pack_q4_0,
         dot_groups: Some(x86::entry::dot_groups),
         dot_groups_tile: Some(x86::entry::dot_groups_tile),
+        dot_rows_tile: Some(x86::entry::dot_rows_tile),
         tile_scores: x86::entry::tile_scores,
         tile_accumulate: x86::entry::tile_accumulate,
         softmax_weights: x86::entry::softmax_weights,
@@ -228,6 +233,58 @@ impl Kernels {
             // Q2_K and Q3_K run the references.
             ..BlockDots::SCALAR
         },
+    };
+
+    /// The AVX2 table with `vpdpbusd` integer kernels, if this CPU has them: with `wide`, the
+    /// AVX-512 F + BW + VL + VNNI table (512-bit group kernels); without, the AVX-VNNI one
+    /// (the 256-bit VEX form of Alder Lake and later client cores). `None` when a feature is
+    /// missing.
+    #[cfg(all(target_arch = "x86_64", not(miri), any(feature = "std", test)))]
+    pub fn x86_vnni(wide: bool) -> Option<Kernels> {
+        Self::x86_avx2()?;
+        if wide {
+            let has = std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw")
+                && std::is_x86_feature_detected!("avx512vl")
+                && std::is_x86_feature_detected!("avx512vnni");
+            has.then_some(Self::AVX512_VNNI)
+        } else {
+            std::is_x86_feature_detected!("avxvnni").then_some(Self::AVX_VNNI)
+        }
+    }
+
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    #[allow(dead_code)] // see `mod x86`
+    const AVX512_VNNI: Kernels = Kernels {
+        name: "avx512vnni",
+        dot_q8_0: x86::vnni::vl::entry::dot_q8_0,
+        dot_q4_0: x86::vnni::vl::entry::dot_q4_0,
+        dot_q8_0_from: Some(x86::vnni::vl::entry::dot_q8_0_from),
+        dot_q4_0_from: Some(x86::vnni::vl::entry::dot_q4_0_from),
+        dot_q8_0_scaled: Some(x86::vnni::vl::entry::dot_q8_0_scaled),
+        dot_q4_0_scaled: Some(x86::vnni::vl::entry::dot_q4_0_scaled),
+        dot_groups: Some(x86::vnni::entry512::dot_groups),
+        dot_groups_tile: Some(x86::vnni::entry512::dot_groups_tile),
+        // The 512-bit tile is exact for every byte on both sides, so it serves decode's
+        // tile (one activation vector, 8 weight rows) as it is.
+        dot_rows_tile: Some(x86::vnni::entry512::dot_groups_tile),
+        ..Self::AVX2
+    };
+
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    #[allow(dead_code)] // see `mod x86`
+    const AVX_VNNI: Kernels = Kernels {
+        name: "avx2+avx-vnni",
+        dot_q8_0: x86::vnni::avx::entry::dot_q8_0,
+        dot_q4_0: x86::vnni::avx::entry::dot_q4_0,
+        dot_q8_0_from: Some(x86::vnni::avx::entry::dot_q8_0_from),
+        dot_q4_0_from: Some(x86::vnni::avx::entry::dot_q4_0_from),
+        dot_q8_0_scaled: Some(x86::vnni::avx::entry::dot_q8_0_scaled),
+        dot_q4_0_scaled: Some(x86::vnni::avx::entry::dot_q4_0_scaled),
+        dot_groups: Some(x86::vnni::avx::entry::dot_groups),
+        dot_groups_tile: Some(x86::vnni::avx::entry::dot_groups_tile),
+        dot_rows_tile: Some(x86::vnni::avx::entry::dot_groups_tile),
+        ..Self::AVX2
     };
 
     /// The NEON kernels if this CPU has NEON: with `SDOT` integer dots when it also has
@@ -296,6 +353,10 @@ impl Kernels {
     /// The best kernels for this CPU: runtime detection with `std`, else [`Self::compile_time`].
     pub fn detect() -> Kernels {
         #[cfg(all(target_arch = "x86_64", not(miri), any(feature = "std", test)))]
+        if let Some(k) = Self::x86_vnni(true).or_else(|| Self::x86_vnni(false)) {
+            return k;
+        }
+        #[cfg(all(target_arch = "x86_64", not(miri), any(feature = "std", test)))]
         if let Some(k) = Self::x86_avx2() {
             return k;
         }
@@ -306,8 +367,21 @@ impl Kernels {
         Self::compile_time()
     }
 
-    /// The table's name (`"scalar"`, `"avx2+fma+f16c"`, `"neon"`, `"neon+dotprod"`,
-    /// `"arm-dsp"`, `"arm-mve"`).
+    /// The table called `name` if this CPU can run it (`"scalar"` always): what
+    /// [`active`] installs when the `TINYMLA_KERNELS` environment variable names a table,
+    /// so that the tables can be timed against each other on one machine.
+    #[cfg(feature = "std")]
+    pub fn by_name(name: &str) -> Option<Kernels> {
+        let mut runnable = std::vec![Some(Self::SCALAR)];
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        runnable.extend([Self::x86_avx2(), Self::x86_vnni(false), Self::x86_vnni(true)]);
+        #[cfg(all(target_arch = "aarch64", not(miri)))]
+        runnable.extend([Self::aarch64_neon(false), Self::aarch64_neon(true)]);
+        runnable.into_iter().flatten().find(|k| k.name == name)
+    }
+
+    /// The table's name (`"scalar"`, `"avx2+fma+f16c"`, `"avx2+avx-vnni"`, `"avx512vnni"`,
+    /// `"neon"`, `"neon+dotprod"`, `"arm-dsp"`, `"arm-mve"`).
     pub fn name(&self) -> &'static str {
         self.name
     }
@@ -440,6 +514,18 @@ impl Kernels {
         }
     }
 
+    /// `[dot_groups(rows[0], x), …, dot_groups(rows[GROUP_TILE - 1], x)]` for one activation
+    /// vector `x` (values in −127..=127, as Q8_0 quantisation writes them) and weight rows
+    /// with any bytes, bit-identical to those calls, in one pass over `x` where the table has
+    /// a tile kernel (decode over packed rows).
+    #[inline]
+    pub fn dot_rows_tile(&self, x: &[Group8], rows: &[&[Group8]; GROUP_TILE]) -> [f32; GROUP_TILE] {
+        match self.dot_rows_tile {
+            Some(f) => f(x, rows),
+            None => rows.map(|r| self.dot_groups(r, x)),
+        }
+    }
+
     /// True when this table has the kernels that take the activation scales as `f32`
     /// ([`Kernels::dot_q8_0_scaled`]); without them, converting the scales first only costs.
     pub fn has_scaled_dots(&self) -> bool {
@@ -503,12 +589,21 @@ const COMPILE_TIME: Kernels = Kernels::ARM_MVE;
 )))]
 const COMPILE_TIME: Kernels = Kernels::SCALAR;
 
-/// The kernels in force: detected once on first use with `std`, fixed at compile time without.
+/// The environment variable that picks a kernel table by name ([`Kernels::by_name`]) instead
+/// of the detected best; a name this CPU cannot run is ignored here (the CLI refuses it).
+#[cfg(feature = "std")]
+pub const KERNELS_ENV: &str = "TINYMLA_KERNELS";
+
+/// The kernels in force: detected once on first use with `std` (or the table
+/// [`KERNELS_ENV`] names), fixed at compile time without.
 pub fn active() -> &'static Kernels {
     #[cfg(feature = "std")]
     {
         static ACTIVE: std::sync::OnceLock<Kernels> = std::sync::OnceLock::new();
-        ACTIVE.get_or_init(Kernels::detect)
+        ACTIVE.get_or_init(|| {
+            let named = std::env::var(KERNELS_ENV).ok();
+            named.and_then(|n| Kernels::by_name(&n)).unwrap_or_else(Kernels::detect)
+        })
     }
     #[cfg(not(feature = "std"))]
     {

@@ -14,7 +14,11 @@ fn tables() -> Vec<Kernels> {
         t.push(DSP_MODEL);
     }
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    t.extend(Kernels::x86_avx2());
+    t.extend(
+        [Kernels::x86_avx2(), Kernels::x86_vnni(false), Kernels::x86_vnni(true)]
+            .into_iter()
+            .flatten(),
+    );
     #[cfg(all(target_arch = "aarch64", not(miri)))]
     t.extend([Kernels::aarch64_neon(false), Kernels::aarch64_neon(true)].into_iter().flatten());
     #[cfg(tinymla_arm_dsp)]
@@ -159,7 +163,7 @@ fn integer_dots_are_bit_identical_on_random_bytes_and_extreme_scales() {
                 // AVX2's Q8_0 sign trick needs activations in −127..=127, which is all
                 // `q8_0::quantize` writes; every other kernel is exact on all bytes.
                 let w8 = random_blocks::<34>(n, seed, true);
-                let a8 = random_blocks::<34>(n, seed + 100, k.name() == "avx2+fma+f16c");
+                let a8 = random_blocks::<34>(n, seed + 100, sign_transfer(&k));
                 let w4 = random_blocks::<18>(n, seed + 200, false);
                 let a = random_blocks::<34>(n, seed + 300, false);
                 let (got, want) = (k.dot_q8_0(&w8, &a8), q8_0::dot_q8_0(&w8, &a8));
@@ -187,6 +191,12 @@ fn integer_dots_are_bit_identical_on_random_bytes_and_extreme_scales() {
             }
         }
     }
+}
+
+/// True for the x86 tables, whose one-vector Q8_0 kernels move the weight's sign onto the
+/// activation (exact for activations in −127..=127, all that Q8_0 quantisation writes).
+fn sign_transfer(k: &Kernels) -> bool {
+    k.name().starts_with("avx")
 }
 
 /// Every table's packing equals the reference byte for byte: Q8_0 (every byte, −128
@@ -265,6 +275,40 @@ fn group_dots_equal_block_dots() {
                         let want = group8::dot(wg, tile[t]);
                         assert_eq!(got[t].to_bits(), want.to_bits(), "{k:?} tile n={n} t={t}");
                     }
+                }
+                // The `vpdpbusd` group kernels are exact for every activation byte too.
+                if k.name().contains("vnni") {
+                    let any = packed(&random_blocks::<34>(n, seed + 600, false), group8::pack_q8_0);
+                    let want = group8::dot(&w8g, &any);
+                    assert_eq!(k.dot_groups(&w8g, &any).to_bits(), want.to_bits(), "{k:?} n={n}");
+                    let tile = [any.as_slice(); GROUP_TILE];
+                    for got in k.dot_groups_tile(&w8g, &tile) {
+                        assert_eq!(got.to_bits(), want.to_bits(), "{k:?} any-byte tile n={n}");
+                    }
+                }
+                // Decode's tile: one activation vector against eight weight rows with every
+                // byte (−128 included), Q8_0 and Q4_0 rows mixed, one row short once.
+                let rows: Vec<Vec<Group8>> = (0..GROUP_TILE as u64)
+                    .map(|t| match t % 2 {
+                        0 => packed(
+                            &random_blocks::<34>(n, seed + 500 + t, false),
+                            group8::pack_q8_0,
+                        ),
+                        _ => packed(
+                            &random_blocks::<18>(n, seed + 500 + t, false),
+                            group8::pack_q4_0,
+                        ),
+                    })
+                    .collect();
+                let mut rows_tile: [&[Group8]; GROUP_TILE] =
+                    core::array::from_fn(|t| rows[t].as_slice());
+                if seed == 2 && n_groups > 0 {
+                    rows_tile[3] = &rows[3][..n_groups - 1];
+                }
+                let got = k.dot_rows_tile(&ag, &rows_tile);
+                for t in 0..GROUP_TILE {
+                    let want = group8::dot(rows_tile[t], &ag);
+                    assert_eq!(got[t].to_bits(), want.to_bits(), "{k:?} rows tile n={n} t={t}");
                 }
             }
         }

@@ -8,6 +8,7 @@
 use core::arch::x86_64::*;
 
 mod blocks;
+pub(in crate::kernels) mod vnni;
 
 use super::GROUP_TILE;
 use crate::quant::group8::{Group8, GROUP_BYTES};
@@ -219,10 +220,13 @@ const PREFETCH_BYTES: usize = 1024;
 /// `a[i]`, converted once per vector by the caller); otherwise they are converted here, eight
 /// at a time. Either way the terms and their order are the same.
 ///
+/// Always inlined, with no target features of its own, so that it takes its caller's: the
+/// VNNI tables pass `lanes` that need more than AVX2, and only a copy compiled inside their
+/// functions can inline them (an out-of-line call per block cost a third of the kernel).
+///
 /// # Safety
-/// The CPU supports AVX2 and F16C.
-#[inline]
-#[target_feature(enable = "avx2,f16c")]
+/// The CPU supports AVX2 and F16C, and whatever `lanes` needs.
+#[inline(always)]
 pub(super) unsafe fn dot_blocks<const B: usize>(
     mut sum: f32,
     w: &[[u8; B]],
@@ -253,9 +257,8 @@ pub(super) unsafe fn dot_blocks<const B: usize>(
 /// `j`, each rounded as `quant::block_term` rounds it.
 ///
 /// # Safety
-/// The CPU supports AVX2 and F16C.
-#[inline]
-#[target_feature(enable = "avx2,f16c")]
+/// The CPU supports AVX2 and F16C, and whatever `lanes` needs (inlined as [`dot_blocks`] is).
+#[inline(always)]
 unsafe fn terms8<const B: usize>(
     wc: &[[u8; B]; 8],
     ac: &[BlockQ8_0; 8],
@@ -400,8 +403,15 @@ unsafe fn dot_groups_avx2(w: &[Group8], a: &[Group8]) -> f32 {
 ///
 /// # Safety
 /// The CPU supports AVX2, and every `a[t]` holds at least `w.len()` groups.
+///
+/// With `SHARED_ACTIVATION` the roles of the sign transfer swap: `w` is then one activation
+/// vector (values in −127..=127) and each `a[t]` a weight row with any byte (decode's tile
+/// over 8 rows), and lane `t` is `dot_groups_avx2(a[t], w)`, the same bits.
 #[target_feature(enable = "avx2")]
-unsafe fn dot_groups_tile_avx2(w: &[Group8], a: &[&[Group8]; GROUP_TILE]) -> [f32; GROUP_TILE] {
+unsafe fn dot_groups_tile_avx2<const SHARED_ACTIVATION: bool>(
+    w: &[Group8],
+    a: &[&[Group8]; GROUP_TILE],
+) -> [f32; GROUP_TILE] {
     const _: () = assert!(GROUP_TILE == 8, "one f32 lane per vector of the tile");
     let ones = _mm256_set1_epi16(1);
     // Lane `t`: vector `t`'s running sum.
@@ -420,7 +430,11 @@ unsafe fn dot_groups_tile_avx2(w: &[Group8], a: &[&[Group8]; GROUP_TILE]) -> [f3
             let ax = _mm256_abs_epi8(qx);
             for (acc_t, ap_t) in acc.iter_mut().zip(ap) {
                 let qy = _mm256_loadu_si256(ap_t.add(32 + 32 * g).cast::<__m256i>());
-                let pairs = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx));
+                let pairs = if SHARED_ACTIVATION {
+                    _mm256_maddubs_epi16(_mm256_abs_epi8(qy), _mm256_sign_epi8(qx, qy))
+                } else {
+                    _mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx))
+                };
                 *acc_t = _mm256_add_epi32(*acc_t, _mm256_madd_epi16(pairs, ones));
             }
         }
@@ -808,7 +822,18 @@ pub(super) mod entry {
             return a.map(|at| dot_groups(w, at));
         }
         // SAFETY: as above (avx2); every vector covers `w`, checked just above.
-        unsafe { dot_groups_tile_avx2(w, a) }
+        unsafe { dot_groups_tile_avx2::<false>(w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_rows_tile(
+        x: &[Group8],
+        rows: &[&[Group8]; GROUP_TILE],
+    ) -> [f32; GROUP_TILE] {
+        if rows.iter().any(|r| r.len() < x.len()) {
+            return rows.map(|r| dot_groups(r, x));
+        }
+        // SAFETY: as above (avx2); every row covers `x`, checked just above.
+        unsafe { dot_groups_tile_avx2::<true>(x, rows) }
     }
 
     pub(in crate::kernels) fn pack_q8_0(blocks: &[BlockQ8_0; 8], out: &mut Group8) {

@@ -84,6 +84,7 @@ impl Matrix<'_> {
                         .sum();
                 }
             }
+            WeightType::Q8_0 if self.decodes_packed() => self.matvec_packed(k, x, out),
             WeightType::Q8_0 | WeightType::Q4_0 => self.matvec_quantised(x, out),
             WeightType::Blocks(f) => match f.acts() {
                 ActBlocks::Q8_0 => self.matvec_quantised(x, out),

@@ -12,11 +12,12 @@
 //! another; a row's trailing `cols / 32 % 8` blocks stay in the original bytes.
 
 use super::{Matrix, WeightType};
-use crate::kernels::Kernels;
+use crate::config::ActivationPrecision;
+use crate::kernels::{Kernels, GROUP_TILE};
 use crate::quant::group8::{self, Group8};
-use crate::quant::QK;
 #[cfg(feature = "packed-weights")]
-use crate::quant::{q4_0, q8_0};
+use crate::quant::q4_0;
+use crate::quant::{q8_0, ACT_CHUNK_BLOCKS, QK};
 
 /// A matrix's packed rows: empty when it has none.
 #[cfg(feature = "packed-weights")]
@@ -97,6 +98,82 @@ impl<'a> Matrix<'a> {
             }
         }
         Matrix { packed: out, ..*self }
+    }
+
+    /// True when [`Matrix::matvec_packed`] computes this matrix's products: Q8_0 rows packed at
+    /// load, int8 activations. (Packed Q4_0 rows are twice the bytes of the file's, which a
+    /// decode step bound by weight traffic does not gain from.)
+    pub(crate) fn decodes_packed(&self) -> bool {
+        cfg!(feature = "packed-weights")
+            && self.ty == WeightType::Q8_0
+            && self.acts == ActivationPrecision::Int8
+            && self.has_packed_rows()
+    }
+
+    /// True when this matrix carries rows packed at load.
+    fn has_packed_rows(&self) -> bool {
+        #[cfg(feature = "packed-weights")]
+        {
+            !self.packed.is_empty()
+        }
+        #[cfg(not(feature = "packed-weights"))]
+        {
+            false
+        }
+    }
+
+    /// [`Matrix::matvec`]'s rows (on the calling thread) from the rows packed at load, for a
+    /// matrix that [`Matrix::decodes_packed`]: `x` is quantised and packed one
+    /// [`ACT_CHUNK_BLOCKS`] chunk at a time, and each chunk is multiplied with eight rows per
+    /// call of the table's rows tile ([`Kernels::dot_rows_tile`]: the activation chunk is
+    /// loaded once for the eight, and the per-block sums need no horizontal reduction). A
+    /// chunk's trailing `cols / 32 % 8` blocks continue each row's sum from the file's bytes.
+    /// Each result is bit-identical to the unpacked product's: the same blocks, the same
+    /// per-block terms, added in the same order, chunk by chunk.
+    pub(super) fn matvec_packed(&self, k: &Kernels, x: &[f32], out: &mut [f32]) {
+        out.fill(0.0);
+        let rows = out.len().min(self.rows);
+        let mut act = [[0u8; q8_0::BLOCK_BYTES]; ACT_CHUNK_BLOCKS];
+        let mut act_groups = [[0u8; group8::GROUP_BYTES]; ACT_CHUNK_BLOCKS / group8::BLOCKS];
+        for (c, xs) in x.get(..self.cols).unwrap_or(x).chunks(ACT_CHUNK_BLOCKS * QK).enumerate() {
+            let n_blocks = xs.len().div_ceil(QK);
+            let act = act.get_mut(..n_blocks).unwrap_or(&mut []);
+            q8_0::quantize(xs, act);
+            let (whole, tail) = act.as_chunks::<{ group8::BLOCKS }>();
+            let groups = act_groups.get_mut(..whole.len()).unwrap_or(&mut []);
+            for (g, src) in groups.iter_mut().zip(whole) {
+                k.pack_q8_0(src, g);
+            }
+            let groups = &*groups;
+            let g0 = c * ACT_CHUNK_BLOCKS / group8::BLOCKS;
+            let g1 = g0 + groups.len();
+            // The row's blocks after the chunk's whole groups.
+            let tail_at = g1 * group8::BLOCKS * q8_0::BLOCK_BYTES;
+            let finish = |r: usize, sum: f32| {
+                if tail.is_empty() {
+                    return sum;
+                }
+                let row = self.bytes.get(r * self.row_bytes..(r + 1) * self.row_bytes);
+                let w = row.and_then(|row| row.get(tail_at..)).unwrap_or(&[]);
+                k.dot_q8_0_from(sum, w.as_chunks().0, tail)
+            };
+            let (tiles, rest) =
+                out.get_mut(..rows).unwrap_or(&mut []).as_chunks_mut::<GROUP_TILE>();
+            for (i, o) in tiles.iter_mut().enumerate() {
+                let r0 = i * GROUP_TILE;
+                let tile =
+                    core::array::from_fn(|t| self.packed_groups(r0 + t, g0, g1).unwrap_or(&[]));
+                let sums = k.dot_rows_tile(groups, &tile);
+                for (t, (o, sum)) in o.iter_mut().zip(sums).enumerate() {
+                    *o += finish(r0 + t, sum);
+                }
+            }
+            let r0 = tiles.len() * GROUP_TILE;
+            for (t, o) in rest.iter_mut().enumerate() {
+                let row = self.packed_groups(r0 + t, g0, g1).unwrap_or(&[]);
+                *o += finish(r0 + t, k.dot_groups(row, groups));
+            }
+        }
     }
 
     /// The packed rows of rows `start .. start + n` (none if this matrix has none).

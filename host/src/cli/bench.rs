@@ -67,12 +67,20 @@ pub fn bench(
     }
     let unpacked = loaded.model()?;
     let mut packed = vec![0u8; if opts.pack_weights { unpacked.packed_weight_bytes() } else { 0 }];
+    let packed_mib = packed.len() as f64 / (1024.0 * 1024.0);
     let model = if packed.is_empty() {
         unpacked
     } else {
         unpacked.with_packed_weights(&mut packed).map_err(SessionError::Step)?
     };
     let vocab = u32::try_from(model.config().vocab_size).unwrap_or(u32::MAX);
+    let _ = writeln!(
+        out,
+        "kernels: {}; cpu: {}; packed weights: {:.1} MiB",
+        tinymla_core::kernels::active().name(),
+        cpu_features(),
+        packed_mib
+    );
     let _ = writeln!(
         out,
         "{:>8} {:>6} {:>8} {:>5} {:>7} {:>14} {:>14}",
@@ -102,6 +110,37 @@ pub fn bench(
         }
     }
     Ok(rows)
+}
+
+/// The CPU features the kernel tables are chosen by, as runtime detection sees them (so a
+/// bench line says what the numbers ran on).
+fn cpu_features() -> String {
+    let mut have: Vec<&str> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! probe {
+            ($($f:tt),*) => {$(
+                if std::is_x86_feature_detected!($f) {
+                    have.push($f);
+                }
+            )*};
+        }
+        probe!("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512vnni", "avxvnni");
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            have.push("neon");
+        }
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            have.push("dotprod");
+        }
+    }
+    if have.is_empty() {
+        "no SIMD features detected".to_owned()
+    } else {
+        have.join(" ")
+    }
 }
 
 /// One prompt length at one thread count.
