@@ -268,3 +268,48 @@ fn a_batch_past_the_context_is_refused_whole() {
     );
     assert_eq!(cache.position(), (ctx - 2) as u64);
 }
+
+/// `Model::prefill` (a prompt piece whose logits nobody reads) stores exactly what
+/// `forward_batch` stores: a prompt fed as `prefill` + `forward_batch` gives the logits and
+/// cache bytes of two `forward_batch` calls, on every golden Q8_0 fixture; its errors are
+/// `forward_batch`'s, with nothing stored.
+#[test]
+fn prefill_stores_what_forward_batch_stores() {
+    for name in GOLDEN_MODELS {
+        let bytes = std::fs::read(fixture_path(&format!("{name}.q8_0.gguf"))).unwrap();
+        let model = Model::load(&bytes).unwrap();
+        let cfg = model.config();
+        let vocab = cfg.vocab_size as u32;
+        let tokens: Vec<u32> = (0..11u32).map(|i| (i * 7919 + 13) % vocab).collect();
+        let options = CacheOptions::default();
+        let run = |first_with_logits: bool| {
+            let mut mem = vec![0u8; LatentCache::bytes_needed(cfg, 16, options.storage).unwrap()];
+            let mut scratch_mem = vec![0.0f32; cfg.scratch_elems(16).unwrap()];
+            let sizes = BatchScratch::sizes(cfg, 4).unwrap();
+            let (mut floats, mut blocks) = (vec![0.0f32; sizes.floats], vec![0u8; sizes.bytes]);
+            let mut cache = LatentCache::new(cfg, 16, options, &mut mem).unwrap();
+            let mut scratch = Scratch::new(cfg, 16, &mut scratch_mem).unwrap();
+            let mut batch = BatchScratch::new(cfg, 4, &mut floats, &mut blocks).unwrap();
+            let (head, tail) = tokens.split_at(7);
+            if first_with_logits {
+                model.forward_batch(head, &mut cache, &mut scratch, &mut batch, &Serial).unwrap();
+            } else {
+                let bad = [1, vocab];
+                let err = model.prefill(&bad, &mut cache, &mut scratch, &mut batch, &Serial);
+                assert_eq!(err, Err(Error::TokenOutOfRange { token: vocab, vocab_size: vocab }));
+                assert_eq!(cache.len(), 0, "{name}: a refused prefill stored rows");
+                model.prefill(head, &mut cache, &mut scratch, &mut batch, &Serial).unwrap();
+            }
+            let logits = model
+                .forward_batch(tail, &mut cache, &mut scratch, &mut batch, &Serial)
+                .unwrap()
+                .to_vec();
+            assert_eq!(cache.len(), tokens.len());
+            drop(cache);
+            (logits, mem)
+        };
+        let (want, got) = (run(true), run(false));
+        assert!(want.0 == got.0, "{name}: logits differ");
+        assert!(want.1 == got.1, "{name}: cache bytes differ");
+    }
+}

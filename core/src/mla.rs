@@ -105,7 +105,8 @@ pub(crate) struct MlaBuffers<'s> {
     pub(crate) out: &'s mut [f32],
 }
 
-/// Buffers of the attention proper (scoring the cached rows and `W_UV`), for one token.
+/// Buffers of the attention proper (scoring the cached rows into weighted latents), for one
+/// token.
 pub(crate) struct AttendBuffers<'s> {
     /// Absorbed query, `[heads][kv_lora + rope]`.
     pub(crate) q_abs: &'s mut [f32],
@@ -115,8 +116,6 @@ pub(crate) struct AttendBuffers<'s> {
     pub(crate) lat_out: &'s mut [f32],
     /// Partition work areas (`crate::attend`), at least one.
     pub(crate) work: &'s mut [f32],
-    /// The heads' outputs after `W_UV`, `[heads][v_head]`.
-    pub(crate) attn_out: &'s mut [f32],
 }
 
 /// One decode step of layer `layer`: writes this token's latent row into the cache's pending
@@ -149,11 +148,11 @@ pub(crate) fn forward(
     let bufs = AttendBuffers {
         q_abs: b.q_abs,
         scores: b.scores,
-        lat_out: b.lat_out,
+        lat_out: &mut *b.lat_out,
         work: b.attn_work,
-        attn_out: b.attn_out,
     };
     attend(s, w, b.q, b.rope, cache, cache.rows(layer), bufs, par);
+    up_v(s, w, b.lat_out, b.attn_out, par);
     w.output.matvec(b.attn_out, b.out, par);
 }
 
@@ -200,16 +199,21 @@ impl AttnState {
         self.attn_out
     }
 
-    /// One token's region as (query, attention buffers).
+    /// Where the weighted latents start in a token's region (`W_UV`'s input).
+    fn lat_out_offset(&self) -> usize {
+        self.lat_out
+    }
+
+    /// One token's region as (query, attention buffers); the heads' outputs are written by
+    /// [`up_v_batch`] for the whole batch.
     fn split<'r>(&self, region: &'r mut [f32]) -> (&'r mut [f32], AttendBuffers<'r>) {
         let (q, rest) = region.split_at_mut(self.q_abs.min(region.len()));
         let (q_abs, rest) = rest.split_at_mut((self.scores - self.q_abs).min(rest.len()));
         let (scores, rest) = rest.split_at_mut((self.lat_out - self.scores).min(rest.len()));
         let (lat_out, rest) = rest.split_at_mut((self.work - self.lat_out).min(rest.len()));
-        let (work, rest) = rest.split_at_mut((self.attn_out - self.work).min(rest.len()));
-        let attn_out = rest.get_mut(..self.width - self.attn_out).unwrap_or(&mut []);
+        let work = rest.get_mut(..self.attn_out - self.work).unwrap_or(&mut []);
         let q = q.get_mut(self.q..).unwrap_or(&mut []);
-        (q, AttendBuffers { q_abs, scores, lat_out, work, attn_out })
+        (q, AttendBuffers { q_abs, scores, lat_out, work })
     }
 }
 
@@ -333,8 +337,52 @@ pub(crate) fn forward_batch<C: BatchCaches + ?Sized>(
             }
         },
     );
+    up_v_batch(s, w, &layout, n, b.attn, b.q, (tmp, blocks), par);
     let attn_out = b.attn.get(layout.attn_out_offset()..).unwrap_or(&[]);
     w.output.matmul(attn_out, width, n, b.out, st.hidden, tmp, blocks, par);
+}
+
+/// [`up_v`] for the `n` tokens of a batch (token `i`'s weighted latents and outputs in region
+/// `i` of `state`): per head, one batched product over the tokens, so each row of `W_UV_h` is
+/// read once for the batch; bit-identical to the per-token products. Each head's latents are
+/// first gathered into `gather` (`[n][kv_lora]`: the batch's queries, free by now); where it
+/// is too small, each token runs [`up_v`] alone.
+#[allow(clippy::too_many_arguments)]
+fn up_v_batch(
+    s: &MlaShape,
+    w: &MlaWeights<'_>,
+    layout: &AttnState,
+    n: usize,
+    state: &mut [f32],
+    gather: &mut [f32],
+    (tmp, blocks): (&mut [f32], &mut [u8]),
+    par: &dyn Parallel,
+) {
+    let (kv_lora, v_head, width) = (s.kv_lora.max(1), s.v_head.max(1), layout.width.max(1));
+    let (lat_at, out_at) = (layout.lat_out_offset(), layout.attn_out_offset());
+    let fits = gather.len() >= n.saturating_mul(kv_lora) && tmp.len() >= n.saturating_mul(v_head);
+    if !fits {
+        for region in state.chunks_exact_mut(width).take(n) {
+            let (head, outs) = region.split_at_mut(out_at.min(region.len()));
+            let lat_out = head.get(lat_at..).unwrap_or(&[]);
+            up_v(s, w, lat_out, outs, par);
+        }
+        return;
+    }
+    for h in 0..s.heads {
+        for (g, region) in gather.chunks_exact_mut(kv_lora).zip(state.chunks_exact(width)).take(n) {
+            let at = lat_at + h * kv_lora;
+            if let Some(src) = region.get(at..at + kv_lora) {
+                g.copy_from_slice(src);
+            }
+        }
+        let w_uv = match &w.up {
+            LatentUp::Split { v_b, .. } => v_b.sub_rows(h * v_head, v_head),
+            LatentUp::Joint { kv_b } => kv_b.sub_rows(h * (s.nope + s.v_head) + s.nope, v_head),
+        };
+        let out = state.get_mut(out_at + h * v_head..).unwrap_or(&mut []);
+        w_uv.matmul(gather, kv_lora, n, out, width, tmp, blocks, par);
+    }
 }
 
 /// A `kv_a_mqa` output made a cache row in place: `attn_kv_a_norm` on the latent, RoPE on the
@@ -363,7 +411,6 @@ fn attend(
     let qk = (s.nope + s.rope).max(1);
     let row = (s.kv_lora + s.rope).max(1);
     let kv_lora = s.kv_lora.max(1);
-    let v_head = s.v_head.max(1);
 
     // Absorbed queries, laid out like cache rows: [W_UKᵀ q_nope (kv_lora) | rotated q_pe].
     // Split layout: every head's W_UK_h q_nope_h in one product (into `lat_out`, free until
@@ -401,16 +448,26 @@ fn attend(
     let (format, capacity) = (cache.format(), cache.capacity());
     let (state, q_abs) = (&mut *b.scores, &*b.q_abs);
     attend::attend(&d, s.scale, q_abs, rows, format, capacity, state, b.lat_out, b.work, par);
+}
 
-    // W_UV per head.
+/// `W_UV` per head: `attn_out[h] = W_UV_h · lat_out[h]` (`lat_out` `[heads][kv_lora]`,
+/// `attn_out` `[heads][v_head]`).
+fn up_v(
+    s: &MlaShape,
+    w: &MlaWeights<'_>,
+    lat_out: &[f32],
+    attn_out: &mut [f32],
+    par: &dyn Parallel,
+) {
+    let (kv_lora, v_head) = (s.kv_lora.max(1), s.v_head.max(1));
     match &w.up {
         // Every head's W_UV_h at once (one fork and join instead of one per head).
         LatentUp::Split { v_b, .. } => {
-            v_b.matvec_grouped(b.lat_out, s.kv_lora, s.v_head, b.attn_out, par)
+            v_b.matvec_grouped(lat_out, s.kv_lora, s.v_head, attn_out, par)
         }
         LatentUp::Joint { kv_b } => {
             for (h, (lat_h, o_h)) in
-                b.lat_out.chunks_exact(kv_lora).zip(b.attn_out.chunks_exact_mut(v_head)).enumerate()
+                lat_out.chunks_exact(kv_lora).zip(attn_out.chunks_exact_mut(v_head)).enumerate()
             {
                 kv_b.sub_rows(h * (s.nope + s.v_head) + s.nope, s.v_head).matvec(lat_h, o_h, par);
             }

@@ -252,6 +252,44 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
         batch: &mut BatchScratch<'_>,
         par: &dyn Parallel,
     ) -> Result<&'s [f32], Error> {
+        if let Some(last) = self.run_batch(tokens, cache, scratch, batch, par)? {
+            let (c, h) = (&self.config, batch.w.hidden);
+            let x = batch.x.get(last * h..(last + 1) * h).unwrap_or(&[]);
+            self.output_norm.rms_norm(scratch.xn, x, c.rms_norm_eps);
+            self.output.matvec(scratch.xn, scratch.logits, par);
+        }
+        Ok(scratch.logits)
+    }
+
+    /// [`ModelWith::forward_batch`] without the LM head: `tokens` go into `cache` exactly as
+    /// there (same rows, same errors, nothing stored on error), but no logits are computed
+    /// (one product over the whole vocabulary saved). For every piece of a prompt fed in
+    /// pieces but the last one, whose logits nobody reads.
+    ///
+    /// # Errors
+    /// As [`ModelWith::forward_batch`].
+    pub fn prefill(
+        &self,
+        tokens: &[u32],
+        cache: &mut LatentCache<'_>,
+        scratch: &mut Scratch<'_>,
+        batch: &mut BatchScratch<'_>,
+        par: &dyn Parallel,
+    ) -> Result<(), Error> {
+        self.run_batch(tokens, cache, scratch, batch, par).map(|_| ())
+    }
+
+    /// [`ModelWith::forward_batch`]'s checks and layers: the index in `batch` of the last
+    /// token when it ran in a batch (its residual stream is then in `batch.x`; a token run
+    /// alone leaves its logits in `scratch`).
+    fn run_batch(
+        &self,
+        tokens: &[u32],
+        cache: &mut LatentCache<'_>,
+        scratch: &mut Scratch<'_>,
+        batch: &mut BatchScratch<'_>,
+        par: &dyn Parallel,
+    ) -> Result<Option<usize>, Error> {
         let c = &self.config;
         if tokens.is_empty() {
             let max = u32::try_from(BatchScratch::MAX_TOKENS).unwrap_or(u32::MAX);
@@ -284,13 +322,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
             rest = tail;
             last_batched = Some(n - 1);
         }
-        if let Some(last) = last_batched {
-            let h = batch.w.hidden;
-            let x = batch.x.get(last * h..(last + 1) * h).unwrap_or(&[]);
-            self.output_norm.rms_norm(scratch.xn, x, c.rms_norm_eps);
-            self.output.matvec(scratch.xn, scratch.logits, par);
-        }
-        Ok(scratch.logits)
+        Ok(last_batched)
     }
 
     /// `tokens` (`1 ..= free_slots`, `<= batch.max_tokens`, all checked) through every layer

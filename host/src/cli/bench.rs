@@ -189,14 +189,19 @@ fn prefill(
     batch_scratch: &mut BatchScratch<'_>,
 ) -> Result<u32, SessionError> {
     let mut next = 0;
-    for chunk in prompt.chunks(batch.max(1)) {
-        next = threads
-            .install(|| {
-                match chunk {
-                    [one] if batch == 1 => model.forward_with(*one, cache, scratch, threads),
-                    _ => model.forward_batch(chunk, cache, scratch, batch_scratch, threads),
+    let chunks = prompt.chunks(batch.max(1));
+    let last = chunks.len().saturating_sub(1);
+    for (i, chunk) in chunks.enumerate() {
+        threads
+            .install(|| match chunk {
+                [one] if batch == 1 => {
+                    model.forward_with(*one, cache, scratch, threads).map(|l| next = argmax(l))
                 }
-                .map(argmax)
+                // Only the prompt's last step needs logits (as `run` and `chat` compute them).
+                _ if i < last => model.prefill(chunk, cache, scratch, batch_scratch, threads),
+                _ => model
+                    .forward_batch(chunk, cache, scratch, batch_scratch, threads)
+                    .map(|l| next = argmax(l)),
             })
             .map_err(SessionError::Step)?;
     }

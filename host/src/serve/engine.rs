@@ -375,8 +375,15 @@ pub fn run(
             let prompt_len = active.job.prompt.len();
             let end = (done + PREFILL_CHUNK).min(prompt_len);
             let chunk = active.job.prompt[done..end].to_vec();
+            // Only a prompt's last chunk needs logits (they pick its first token).
             let result = threads.install(|| {
-                model.forward_batch(&chunk, cache, &mut scratch, &mut batch, threads).map(|_| ())
+                if end < prompt_len {
+                    model.prefill(&chunk, cache, &mut scratch, &mut batch, threads)
+                } else {
+                    model
+                        .forward_batch(&chunk, cache, &mut scratch, &mut batch, threads)
+                        .map(|_| ())
+                }
             });
             match result {
                 Err(e) => fail(slot, &e.to_string()),
