@@ -305,7 +305,6 @@ fn prefill_stores_what_forward_batch_stores() {
                 .unwrap()
                 .to_vec();
             assert_eq!(cache.len(), tokens.len());
-            drop(cache);
             (logits, mem)
         };
         let (want, got) = (run(true), run(false));
