@@ -47,7 +47,7 @@ pub struct BenchRow {
 /// For each thread count and prompt length: measures prefill of the prompt (pseudo-random
 /// token ids, fixed seed) in steps of `opts.batch` tokens, followed by `opts.n_gen` greedy
 /// decode steps, with a cache of `prompt + n_gen` positions stored as `opts.storage`, and
-/// prints a table to `out`.
+/// prints a table to `out`; then the kernel table, CPU features and packed bytes to stderr.
 ///
 /// # Errors
 /// [`SessionError`] if a length does not fit the model's context or memory.
@@ -76,13 +76,6 @@ pub fn bench(
     let vocab = u32::try_from(model.config().vocab_size).unwrap_or(u32::MAX);
     let _ = writeln!(
         out,
-        "kernels: {}; cpu: {}; packed weights: {:.1} MiB",
-        tinymla_core::kernels::active().name(),
-        cpu_features(),
-        packed_mib
-    );
-    let _ = writeln!(
-        out,
         "{:>8} {:>6} {:>8} {:>5} {:>7} {:>14} {:>14}",
         "prompt", "batch", "decode", "seqs", "threads", "prefill tok/s", "decode tok/s"
     );
@@ -109,6 +102,14 @@ pub fn bench(
             rows.push(row);
         }
     }
+    // What ran, on what: to stderr once the table is complete, so that stdout stays
+    // one table and an error stays one line.
+    eprintln!(
+        "kernels: {}; cpu: {}; packed weights: {:.1} MiB",
+        tinymla_core::kernels::active().name(),
+        cpu_features(),
+        packed_mib
+    );
     Ok(rows)
 }
 
