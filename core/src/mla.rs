@@ -313,6 +313,8 @@ pub(crate) fn forward_batch<C: BatchCaches + ?Sized>(
     let layout = st.attn;
     let width = layout.width.max(1);
     let state = b.attn.get_mut(..n.saturating_mul(width)).unwrap_or(&mut []);
+    let absorbed =
+        absorb_split_batch(s, w, &layout, n, b.q, st.q, state, (&mut *tmp, &mut *blocks), par);
     let (caches, queries, ropes) = (&*caches, &*b.q, b.rope);
     // One "row" per token; its weight of work is at least a span's worth (the per-head
     // products read `W_UK` and `W_UV`), so any two tokens may go to different threads.
@@ -325,14 +327,17 @@ pub(crate) fn forward_batch<C: BatchCaches + ?Sized>(
             let first = span.first_row();
             for (k, region) in span.out().chunks_exact_mut(width).enumerate() {
                 let i = first + k;
-                let (q, bufs) = layout.split(region);
+                let (q, mut bufs) = layout.split(region);
                 let start = i * st.q;
                 if let Some(src) = queries.get(start..start + q.len()) {
                     q.copy_from_slice(src);
                 }
                 let rope = ropes.get(i * st.rope..(i + 1) * st.rope).unwrap_or(&[]);
                 if let Some((cache, rows)) = caches.visible(layer, i) {
-                    attend(s, w, q, rope, cache, rows, bufs, &Serial);
+                    if !absorbed {
+                        absorb_split(s, w, q, &mut bufs, &Serial);
+                    }
+                    attend_absorbed(s, w, q, rope, cache, rows, bufs, &Serial);
                 }
             }
         },
@@ -393,11 +398,50 @@ fn finish_row(s: &MlaShape, w: &MlaWeights<'_>, kv_a: &mut [f32], rope: &[f32]) 
     rope::rotate(k_pe, rope);
 }
 
-/// Attention of one token over `rows` (cache rows in slot order, its own included): RoPE on
-/// the query's rope parts (in place), the absorbed query, one online-softmax pass over the
-/// rows, then `W_UV` per head into `b.attn_out`.
+/// Attention of one token over `rows` (cache rows in slot order, its own included): the
+/// absorbed query ([`absorb_split`] then [`absorb_rest`]), then one online-softmax pass over
+/// the rows into `b.lat_out`.
 #[allow(clippy::too_many_arguments)]
 fn attend(
+    s: &MlaShape,
+    w: &MlaWeights<'_>,
+    q: &mut [f32],
+    rope: &[f32],
+    cache: &LatentCache<'_>,
+    rows: &[u8],
+    mut b: AttendBuffers<'_>,
+    par: &dyn Parallel,
+) {
+    absorb_split(s, w, q, &mut b, par);
+    attend_absorbed(s, w, q, rope, cache, rows, b, par);
+}
+
+/// Split layout (`attn_k_b`): every head's `W_UK_h q_nope_h` in one product (into `lat_out`,
+/// free until the weighted sum), copied into the latent parts of `b.q_abs`. No-op for the
+/// joint layout, whose [`absorb_rest`] does it per head.
+fn absorb_split(
+    s: &MlaShape,
+    w: &MlaWeights<'_>,
+    q: &[f32],
+    b: &mut AttendBuffers<'_>,
+    par: &dyn Parallel,
+) {
+    let LatentUp::Split { k_b, .. } = &w.up else { return };
+    let (qk, row, kv_lora) =
+        ((s.nope + s.rope).max(1), (s.kv_lora + s.rope).max(1), s.kv_lora.max(1));
+    k_b.matvec_grouped(q, qk, s.kv_lora, b.lat_out, par);
+    for (q_abs_h, lat_h) in b.q_abs.chunks_exact_mut(row).zip(b.lat_out.chunks_exact(kv_lora)) {
+        for (d, v) in q_abs_h.iter_mut().zip(lat_h) {
+            *d = *v;
+        }
+    }
+}
+
+/// The rest of one token's attention once [`absorb_split`] (or its batched form) has run: the
+/// absorbed queries' other parts (RoPE on the query's rope parts, in place; joint layout: each
+/// head's `W_UKᵀ q_nope`), then every head over `rows` into `b.lat_out`.
+#[allow(clippy::too_many_arguments)]
+fn attend_absorbed(
     s: &MlaShape,
     w: &MlaWeights<'_>,
     q: &mut [f32],
@@ -413,29 +457,13 @@ fn attend(
     let kv_lora = s.kv_lora.max(1);
 
     // Absorbed queries, laid out like cache rows: [W_UKᵀ q_nope (kv_lora) | rotated q_pe].
-    // Split layout: every head's W_UK_h q_nope_h in one product (into `lat_out`, free until
-    // the weighted sum below), then copied into place.
-    if let LatentUp::Split { k_b, .. } = &w.up {
-        k_b.matvec_grouped(q, qk, s.kv_lora, b.lat_out, par);
-    }
-    for (h, ((q_h, q_abs_h), lat_h)) in q
-        .chunks_exact_mut(qk)
-        .zip(b.q_abs.chunks_exact_mut(row))
-        .zip(b.lat_out.chunks_exact(kv_lora))
-        .enumerate()
+    for (h, (q_h, q_abs_h)) in q.chunks_exact_mut(qk).zip(b.q_abs.chunks_exact_mut(row)).enumerate()
     {
         let (q_nope, q_pe) = q_h.split_at_mut(s.nope.min(qk));
         rope::rotate(q_pe, rope);
         let (q_lat, q_rope) = q_abs_h.split_at_mut(kv_lora.min(row));
-        match &w.up {
-            LatentUp::Split { .. } => {
-                for (d, v) in q_lat.iter_mut().zip(lat_h) {
-                    *d = *v;
-                }
-            }
-            LatentUp::Joint { kv_b } => {
-                kv_b.sub_rows(h * (s.nope + s.v_head), s.nope).matvec_transposed(q_nope, q_lat);
-            }
+        if let LatentUp::Joint { kv_b } = &w.up {
+            kv_b.sub_rows(h * (s.nope + s.v_head), s.nope).matvec_transposed(q_nope, q_lat);
         }
         for (d, v) in q_rope.iter_mut().zip(q_pe.iter()) {
             *d = *v;
@@ -448,6 +476,38 @@ fn attend(
     let (format, capacity) = (cache.format(), cache.capacity());
     let (state, q_abs) = (&mut *b.scores, &*b.q_abs);
     attend::attend(&d, s.scale, q_abs, rows, format, capacity, state, b.lat_out, b.work, par);
+}
+
+/// [`absorb_split`] for the `n` tokens of a batch (queries `[n][q_stride]` in `queries`, token
+/// `i`'s absorbed query in region `i` of `state`): per head, one batched product over the
+/// tokens, so each row of `W_UK_h` is read once for the batch; bit-identical to the per-token
+/// product. Returns `false` (nothing written) for the joint layout or where `tmp` is too small;
+/// each token then runs [`absorb_split`] itself.
+#[allow(clippy::too_many_arguments)]
+fn absorb_split_batch(
+    s: &MlaShape,
+    w: &MlaWeights<'_>,
+    layout: &AttnState,
+    n: usize,
+    queries: &[f32],
+    q_stride: usize,
+    state: &mut [f32],
+    (tmp, blocks): (&mut [f32], &mut [u8]),
+    par: &dyn Parallel,
+) -> bool {
+    let LatentUp::Split { k_b, .. } = &w.up else { return false };
+    let (qk, row, kv_lora) =
+        ((s.nope + s.rope).max(1), (s.kv_lora + s.rope).max(1), s.kv_lora.max(1));
+    if tmp.len() < n.saturating_mul(kv_lora) {
+        return false;
+    }
+    for h in 0..s.heads {
+        let xs = queries.get(h * qk..).unwrap_or(&[]);
+        let out = state.get_mut(layout.q_abs + h * row..).unwrap_or(&mut []);
+        let w_uk = k_b.sub_rows(h * kv_lora, kv_lora);
+        w_uk.matmul(xs, q_stride, n, out, layout.width.max(1), tmp, blocks, par);
+    }
+    true
 }
 
 /// `W_UV` per head: `attn_out[h] = W_UV_h · lat_out[h]` (`lat_out` `[heads][kv_lora]`,
