@@ -82,6 +82,10 @@ pub struct Kernels {
     /// The group kernel for one activation vector against [`GROUP_TILE`] weight rows
     /// (decode over packed rows).
     dot_rows_tile: Option<GroupTileFn>,
+    /// `dot_q8_0_from` for [`GROUP_TILE`] activation vectors against one row's blocks.
+    dot_q8_0_tile: Option<BlocksTileFn<BlockQ8_0>>,
+    /// `dot_q4_0_from` for [`GROUP_TILE`] activation vectors against one row's blocks.
+    dot_q4_0_tile: Option<BlocksTileFn<BlockQ4_0>>,
     /// Every head's scores against a tile of cache rows (reference [`attn::tile_scores`]).
     tile_scores: TileScoresFn,
     /// A tile's probability-weighted rows added to every head's latent (reference
@@ -148,6 +152,8 @@ type ScaledFn<W> = fn(&[W], &[BlockQ8_0], &[f32]) -> f32;
 type DotFromFn<W> = fn(f32, &[W], &[BlockQ8_0]) -> f32;
 type GroupFn = fn(&[Group8], &[Group8]) -> f32;
 type GroupTileFn = fn(&[Group8], &[&[Group8]; GROUP_TILE]) -> [f32; GROUP_TILE];
+type BlocksTileFn<W> =
+    fn(&[f32; GROUP_TILE], &[W], &[&[BlockQ8_0]; GROUP_TILE]) -> [f32; GROUP_TILE];
 
 /// Relative tolerance between a SIMD float dot product and the scalar reference, relative to
 /// `Σ |w_i x_i|` (only the summation order differs).
@@ -177,6 +183,8 @@ impl Kernels {
         dot_groups: None,
         dot_groups_tile: None,
         dot_rows_tile: None,
+        dot_q8_0_tile: None,
+        dot_q4_0_tile: None,
         tile_scores: attn::tile_scores,
         tile_accumulate: attn::tile_accumulate,
         softmax_weights: attn::softmax_weights,
@@ -217,6 +225,8 @@ impl Kernels {
         dot_groups: Some(x86::entry::dot_groups),
         dot_groups_tile: Some(x86::entry::dot_groups_tile),
         dot_rows_tile: Some(x86::entry::dot_rows_tile),
+        dot_q8_0_tile: Some(x86::entry::dot_q8_0_tile),
+        dot_q4_0_tile: Some(x86::entry::dot_q4_0_tile),
         tile_scores: x86::entry::tile_scores,
         tile_accumulate: x86::entry::tile_accumulate,
         softmax_weights: x86::entry::softmax_weights,
@@ -268,6 +278,8 @@ impl Kernels {
         // The 512-bit tile is exact for every byte on both sides, so it serves decode's
         // tile (one activation vector, 8 weight rows) as it is.
         dot_rows_tile: Some(x86::vnni::entry512::dot_groups_tile),
+        dot_q8_0_tile: Some(x86::vnni::vl::entry::dot_q8_0_tile),
+        dot_q4_0_tile: Some(x86::vnni::vl::entry::dot_q4_0_tile),
         ..Self::AVX2
     };
 
@@ -284,6 +296,8 @@ impl Kernels {
         dot_groups: Some(x86::vnni::avx::entry::dot_groups),
         dot_groups_tile: Some(x86::vnni::avx::entry::dot_groups_tile),
         dot_rows_tile: Some(x86::vnni::avx::entry::dot_groups_tile),
+        dot_q8_0_tile: Some(x86::vnni::avx::entry::dot_q8_0_tile),
+        dot_q4_0_tile: Some(x86::vnni::avx::entry::dot_q4_0_tile),
         ..Self::AVX2
     };
 
@@ -524,6 +538,54 @@ impl Kernels {
             Some(f) => f(x, rows),
             None => rows.map(|r| self.dot_groups(r, x)),
         }
+    }
+
+    /// `[dot_q8_0_from(sums[0], w, a[0]), …]` for [`GROUP_TILE`] activation vectors against
+    /// one row's blocks, bit-identical to those calls, reading `w` once where the table has a
+    /// tile kernel.
+    #[inline]
+    pub fn dot_q8_0_tile(
+        &self,
+        sums: &[f32; GROUP_TILE],
+        w: &[BlockQ8_0],
+        a: &[&[BlockQ8_0]; GROUP_TILE],
+    ) -> [f32; GROUP_TILE] {
+        match self.dot_q8_0_tile {
+            Some(f) => f(sums, w, a),
+            None => {
+                let mut out = *sums;
+                for (o, at) in out.iter_mut().zip(a) {
+                    *o = self.dot_q8_0_from(*o, w, at);
+                }
+                out
+            }
+        }
+    }
+
+    /// [`Kernels::dot_q8_0_tile`] for Q4_0 weights (`dot_q4_0_from` per vector).
+    #[inline]
+    pub fn dot_q4_0_tile(
+        &self,
+        sums: &[f32; GROUP_TILE],
+        w: &[BlockQ4_0],
+        a: &[&[BlockQ8_0]; GROUP_TILE],
+    ) -> [f32; GROUP_TILE] {
+        match self.dot_q4_0_tile {
+            Some(f) => f(sums, w, a),
+            None => {
+                let mut out = *sums;
+                for (o, at) in out.iter_mut().zip(a) {
+                    *o = self.dot_q4_0_from(*o, w, at);
+                }
+                out
+            }
+        }
+    }
+
+    /// True when this table has a tile kernel for plain Q8_0 / Q4_0 blocks
+    /// ([`Kernels::dot_q8_0_tile`]); without one, a batched product runs vector by vector.
+    pub fn has_blocks_tile(&self) -> bool {
+        self.dot_q8_0_tile.is_some()
     }
 
     /// True when this table has the kernels that take the activation scales as `f32`

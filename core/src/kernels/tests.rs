@@ -193,6 +193,41 @@ fn integer_dots_are_bit_identical_on_random_bytes_and_extreme_scales() {
     }
 }
 
+/// The tile of plain blocks (one weight row, [`GROUP_TILE`] activation vectors, running sums)
+/// equals the one-vector kernels continuing each sum, on every table, at every block count,
+/// with extreme scales; a vector shorter than the row goes one by one and still matches.
+#[test]
+fn blocks_tile_equals_one_vector_dots() {
+    for k in tables() {
+        for &n in BLOCK_COUNTS {
+            for seed in 0..SEEDS {
+                let w8 = random_blocks::<34>(n, seed, true);
+                let w4 = random_blocks::<18>(n, seed + 1, false);
+                let acts: Vec<Vec<[u8; 34]>> = (0..GROUP_TILE as u64)
+                    .map(|t| random_blocks::<34>(n, seed * 16 + t + 100, sign_transfer(&k)))
+                    .collect();
+                let mut tile: [&[[u8; 34]]; GROUP_TILE] = core::array::from_fn(|t| &acts[t][..]);
+                let starts: [f32; GROUP_TILE] =
+                    sample(GROUP_TILE, seed + 7, 1e3).try_into().unwrap();
+                for short in [false, true] {
+                    if short && n > 0 {
+                        tile[5] = &acts[5][..n - 1];
+                    }
+                    let got = k.dot_q8_0_tile(&starts, &w8, &tile);
+                    let got4 = k.dot_q4_0_tile(&starts, &w4, &tile);
+                    for t in 0..GROUP_TILE {
+                        let want = q8_0::dot_q8_0_from(starts[t], &w8, tile[t]);
+                        assert_eq!(got[t].to_bits(), want.to_bits(), "{k:?} q8_0 n={n} t={t}");
+                        let want = q4_0::dot_q8_0_from(starts[t], &w4, tile[t]);
+                        assert_eq!(got4[t].to_bits(), want.to_bits(), "{k:?} q4_0 n={n} t={t}");
+                    }
+                }
+            }
+        }
+        std::println!("blocks tile checked on table {}", k.name());
+    }
+}
+
 /// True for the x86 tables, whose one-vector Q8_0 kernels move the weight's sign onto the
 /// activation (exact for activations in −127..=127, all that Q8_0 quantisation writes).
 fn sign_transfer(k: &Kernels) -> bool {

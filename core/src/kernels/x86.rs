@@ -253,6 +253,48 @@ pub(super) unsafe fn dot_blocks<const B: usize>(
     sum
 }
 
+/// [`dot_blocks`] of one weight row against [`GROUP_TILE`] activation vectors: lane `t` is
+/// `sums[t] + Σ_b (d_w · d_{a_t}) · isum`, the terms added one block at a time in block order,
+/// so bit-identical to `dot_blocks(sums[t], w, a[t], None, lanes)` (whose eight-block batches
+/// add their terms to the running sum lane by lane, in the same order). Per block, the weight
+/// block is read once for the eight vectors, their eight integer sums are one horizontal
+/// reduction and their eight terms one multiply: the batched product over rows too short for
+/// packed groups (the absorbed `W_UK`, small models) and the blocks after a row's groups.
+///
+/// Always inlined, with no target features of its own (as [`dot_blocks`]).
+///
+/// # Safety
+/// The CPU supports AVX2 and F16C, and whatever `lanes` needs; every `a[t]` holds at least
+/// `w.len()` blocks.
+#[inline(always)]
+pub(super) unsafe fn dot_blocks_tile<const B: usize>(
+    sums: [f32; GROUP_TILE],
+    w: &[[u8; B]],
+    a: &[&[BlockQ8_0]; GROUP_TILE],
+    lanes: unsafe fn(&[u8; B], &BlockQ8_0) -> __m256i,
+) -> [f32; GROUP_TILE] {
+    const _: () = assert!(GROUP_TILE == 8, "one f32 lane per vector of the tile");
+    let mut acc = _mm256_loadu_ps(sums.as_ptr());
+    let bases: [*const BlockQ8_0; GROUP_TILE] = a.map(<[BlockQ8_0]>::as_ptr);
+    for (b, wb) in w.iter().enumerate() {
+        // SAFETY: `b < w.len() <= a[t].len()` (the caller's contract).
+        let ab: [&BlockQ8_0; GROUP_TILE] = bases.map(|p| &*p.add(b));
+        let isum = _mm256_cvtepi32_ps(hsum8_epi32(ab.map(|x| lanes(wb, x)))); // exact, < 2^24
+        let d = |x: &[u8]| x.first_chunk::<2>().map_or(0, |h| u64::from(u16::from_le_bytes(*h)));
+        let lo = d(ab[0]) | d(ab[1]) << 16 | d(ab[2]) << 32 | d(ab[3]) << 48;
+        let hi = d(ab[4]) | d(ab[5]) << 16 | d(ab[6]) << 32 | d(ab[7]) << 48;
+        #[allow(clippy::cast_possible_wrap)] // bit patterns
+        let da = _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64));
+        let dw_bits = wb.first_chunk::<2>().map_or(0, |h| i16::from_le_bytes(*h));
+        let dw = _mm256_cvtph_ps(_mm_set1_epi16(dw_bits));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(dw, da), isum));
+    }
+    let mut out = [0.0f32; GROUP_TILE];
+    // SAFETY: `out` holds eight f32; the store is unaligned.
+    _mm256_storeu_ps(out.as_mut_ptr(), acc);
+    out
+}
+
 /// The terms `(d_w · d_a) · isum` of eight blocks (activation scales `da`), block `j` in lane
 /// `j`, each rounded as `quant::block_term` rounds it.
 ///
@@ -507,6 +549,32 @@ unsafe fn dot_q8_0_avx2(sum: f32, w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn dot_q4_0_avx2(sum: f32, w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     dot_blocks(sum, w, a, None, q4_0_lanes)
+}
+
+/// [`dot_q8_0_avx2`] for [`GROUP_TILE`] vectors at once ([`dot_blocks_tile`]).
+///
+/// # Safety
+/// The CPU supports AVX2 and F16C; every `a[t]` holds at least `w.len()` blocks.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn dot_q8_0_tile_avx2(
+    sums: [f32; GROUP_TILE],
+    w: &[BlockQ8_0],
+    a: &[&[BlockQ8_0]; GROUP_TILE],
+) -> [f32; GROUP_TILE] {
+    dot_blocks_tile(sums, w, a, q8_0_lanes)
+}
+
+/// [`dot_q4_0_avx2`] for [`GROUP_TILE`] vectors at once ([`dot_blocks_tile`]).
+///
+/// # Safety
+/// The CPU supports AVX2 and F16C; every `a[t]` holds at least `w.len()` blocks.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn dot_q4_0_tile_avx2(
+    sums: [f32; GROUP_TILE],
+    w: &[BlockQ4_0],
+    a: &[&[BlockQ8_0]; GROUP_TILE],
+) -> [f32; GROUP_TILE] {
+    dot_blocks_tile(sums, w, a, q4_0_lanes)
 }
 
 /// The scalar reference body compiled with AVX2 enabled (LLVM vectorises it 8 wide; same
@@ -802,6 +870,38 @@ pub(super) mod entry {
     pub(in crate::kernels) fn dot_q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
         // SAFETY: as above (avx2, f16c).
         unsafe { dot_q4_0_avx2(0.0, w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_q8_0_tile(
+        sums: &[f32; GROUP_TILE],
+        w: &[BlockQ8_0],
+        a: &[&[BlockQ8_0]; GROUP_TILE],
+    ) -> [f32; GROUP_TILE] {
+        if a.iter().any(|at| at.len() < w.len()) {
+            let mut out = *sums;
+            for (o, at) in out.iter_mut().zip(a) {
+                *o = dot_q8_0_from(*o, w, at);
+            }
+            return out;
+        }
+        // SAFETY: as above (avx2, f16c); every vector covers `w`, checked just above.
+        unsafe { dot_q8_0_tile_avx2(*sums, w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_q4_0_tile(
+        sums: &[f32; GROUP_TILE],
+        w: &[BlockQ4_0],
+        a: &[&[BlockQ8_0]; GROUP_TILE],
+    ) -> [f32; GROUP_TILE] {
+        if a.iter().any(|at| at.len() < w.len()) {
+            let mut out = *sums;
+            for (o, at) in out.iter_mut().zip(a) {
+                *o = dot_q4_0_from(*o, w, at);
+            }
+            return out;
+        }
+        // SAFETY: as above (avx2, f16c); every vector covers `w`, checked just above.
+        unsafe { dot_q4_0_tile_avx2(*sums, w, a) }
     }
 
     pub(in crate::kernels) fn dot_q4_0_from(sum: f32, w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {

@@ -162,18 +162,73 @@ impl Matrix<'_> {
     ) {
         let block_bytes = self.ty.block_bytes();
         out.fill(0.0);
+        let mut chunk_sums = [0.0f32; 2 * crate::moe::MAX_BATCH];
+        // Q8_0 / Q4_0 rows go through the tile kernel, eight vectors per pass over the row.
+        let tiled = matches!(self.ty, WeightType::Q8_0 | WeightType::Q4_0) && k.has_blocks_tile();
+        let chunk_sums = chunk_sums.get_mut(..out.len() * planes).filter(|_| tiled);
         let chunks = n_blocks.div_ceil(ACT_CHUNK_BLOCKS);
-        for c in 0..chunks {
-            let (b0, b1) = (c * ACT_CHUNK_BLOCKS, ((c + 1) * ACT_CHUNK_BLOCKS).min(n_blocks));
-            let seg = row.get(b0 * block_bytes..b1 * block_bytes).unwrap_or(&[]);
-            let dot = |p: usize| {
-                let start = p * n_blocks;
-                let act = acts.get(start + b0..start + b1).unwrap_or(&[]);
-                self.dot::<false>(k, seg, act, &[])
-            };
-            for (t, o) in out.iter_mut().enumerate() {
-                *o += fold_planes(planes, t, dot);
+        match chunk_sums {
+            Some(sums) => {
+                for c in 0..chunks {
+                    let (b0, b1) =
+                        (c * ACT_CHUNK_BLOCKS, ((c + 1) * ACT_CHUNK_BLOCKS).min(n_blocks));
+                    let seg = row.get(b0 * block_bytes..b1 * block_bytes).unwrap_or(&[]);
+                    let act = |p: usize| {
+                        let start = p * n_blocks;
+                        acts.get(start + b0..start + b1).unwrap_or(&[])
+                    };
+                    sums.fill(0.0);
+                    self.blocks_into(k, seg, act, sums);
+                    let sum = |p: usize| sums.get(p).copied().unwrap_or(0.0);
+                    for (t, o) in out.iter_mut().enumerate() {
+                        *o += fold_planes(planes, t, sum);
+                    }
+                }
             }
+            None => {
+                for c in 0..chunks {
+                    let (b0, b1) =
+                        (c * ACT_CHUNK_BLOCKS, ((c + 1) * ACT_CHUNK_BLOCKS).min(n_blocks));
+                    let seg = row.get(b0 * block_bytes..b1 * block_bytes).unwrap_or(&[]);
+                    let dot = |p: usize| {
+                        let start = p * n_blocks;
+                        let act = acts.get(start + b0..start + b1).unwrap_or(&[]);
+                        self.dot::<false>(k, seg, act, &[])
+                    };
+                    for (t, o) in out.iter_mut().enumerate() {
+                        *o += fold_planes(planes, t, dot);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `sums[p] += ` the blocks of `seg` (a Q8_0 or Q4_0 row's stretch) times vector `p`'s
+    /// blocks `act(p)`, continuing each running sum exactly as the one-vector kernels'
+    /// `dot_*_from` continue it: whole tiles of [`kernels::GROUP_TILE`] vectors through the
+    /// table's tile kernel (the row's stretch read once per tile), the rest one by one.
+    fn blocks_into<'a>(
+        &self,
+        k: &Kernels,
+        seg: &[u8],
+        act: impl Fn(usize) -> &'a [q8_0::BlockQ8_0],
+        sums: &mut [f32],
+    ) {
+        const T: usize = kernels::GROUP_TILE;
+        let (tiles, rest) = sums.as_chunks_mut::<T>();
+        let first = tiles.len() * T;
+        for (i, tile) in tiles.iter_mut().enumerate() {
+            let a: [&[q8_0::BlockQ8_0]; T] = core::array::from_fn(|j| act(i * T + j));
+            *tile = match self.ty {
+                WeightType::Q4_0 => k.dot_q4_0_tile(tile, seg.as_chunks().0, &a),
+                _ => k.dot_q8_0_tile(tile, seg.as_chunks().0, &a),
+            };
+        }
+        for (p, s) in rest.iter_mut().enumerate().map(|(j, s)| (first + j, s)) {
+            *s = match self.ty {
+                WeightType::Q4_0 => k.dot_q4_0_from(*s, seg.as_chunks().0, act(p)),
+                _ => k.dot_q8_0_from(*s, seg.as_chunks().0, act(p)),
+            };
         }
     }
 
@@ -217,7 +272,7 @@ impl Matrix<'_> {
                 // Full tiles of vectors go through the tile kernel, the rest one by one.
                 let in_tile = t % kernels::GROUP_TILE;
                 let tile_start = t - in_tile;
-                let mut sum = if tile_start + kernels::GROUP_TILE <= n {
+                *s = if tile_start + kernels::GROUP_TILE <= n {
                     if in_tile == 0 {
                         let tile = core::array::from_fn(|i| vector(tile_start + i).0);
                         sums = k.dot_groups_tile(packed, &tile);
@@ -226,22 +281,14 @@ impl Matrix<'_> {
                 } else {
                     k.dot_groups(packed, vector(t).0)
                 };
-                if !tail.is_empty() {
-                    // The chunk's trailing blocks continue its sum (from 0 when the chunk
-                    // has no groups, as the one-vector kernels' sum starts).
-                    let a = vector(t).1;
-                    sum = match self.ty {
-                        WeightType::Q4_0 => {
-                            let w = row.get(tail.start * q4_0::BLOCK_BYTES..).unwrap_or(&[]);
-                            k.dot_q4_0_from(sum, w.as_chunks().0, a)
-                        }
-                        _ => {
-                            let w = row.get(tail.start * q8_0::BLOCK_BYTES..).unwrap_or(&[]);
-                            k.dot_q8_0_from(sum, w.as_chunks().0, a)
-                        }
-                    };
-                }
-                *s = sum;
+            }
+            if !tail.is_empty() {
+                // The chunk's trailing blocks continue its sums (from 0 when the chunk has
+                // no groups, as the one-vector kernels' sum starts).
+                let w = row.get(tail.start * self.ty.block_bytes()..).unwrap_or(&[]);
+                let w = w.get(..tail.len() * self.ty.block_bytes()).unwrap_or(w);
+                let sums = chunk_sums.get_mut(..n).unwrap_or(&mut []);
+                self.blocks_into(k, w, |t| vector(t).1, sums);
             }
             let sum = |p: usize| chunk_sums.get(p).copied().unwrap_or(0.0);
             for (t, o) in out.iter_mut().enumerate() {

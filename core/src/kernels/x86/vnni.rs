@@ -140,7 +140,7 @@ macro_rules! vnni256 {
         pub(in crate::kernels) mod $name {
             use core::arch::x86_64::*;
 
-            use super::super::{add_lanes_in_order, dot_blocks, transpose8_ps};
+            use super::super::{add_lanes_in_order, dot_blocks, dot_blocks_tile, transpose8_ps};
             use super::{terms, GROUP_TILE, VALUES};
             use crate::quant::group8::{Group8, GROUP_BYTES};
             use crate::quant::{q4_0::BlockQ4_0, q8_0::BlockQ8_0};
@@ -207,6 +207,32 @@ macro_rules! vnni256 {
                 scales: Option<&[f32]>,
             ) -> f32 {
                 dot_blocks(sum, w, a, scales, q4_0_lanes)
+            }
+
+            /// [`dot_q8_0`] for [`GROUP_TILE`] vectors at once.
+            ///
+            /// # Safety
+            /// The CPU has the module's features; every `a[t]` holds `w.len()` blocks.
+            #[target_feature(enable = $features)]
+            pub(in crate::kernels) unsafe fn dot_q8_0_tile(
+                sums: [f32; GROUP_TILE],
+                w: &[BlockQ8_0],
+                a: &[&[BlockQ8_0]; GROUP_TILE],
+            ) -> [f32; GROUP_TILE] {
+                dot_blocks_tile(sums, w, a, q8_0_lanes)
+            }
+
+            /// [`dot_q4_0`] for [`GROUP_TILE`] vectors at once.
+            ///
+            /// # Safety
+            /// The CPU has the module's features; every `a[t]` holds `w.len()` blocks.
+            #[target_feature(enable = $features)]
+            pub(in crate::kernels) unsafe fn dot_q4_0_tile(
+                sums: [f32; GROUP_TILE],
+                w: &[BlockQ4_0],
+                a: &[&[BlockQ8_0]; GROUP_TILE],
+            ) -> [f32; GROUP_TILE] {
+                dot_blocks_tile(sums, w, a, q4_0_lanes)
             }
 
             /// The exact block sums of one group pair (bias, as in the 512-bit kernel).
@@ -338,6 +364,38 @@ macro_rules! vnni256 {
                 pub(in crate::kernels) fn dot_groups(w: &[Group8], a: &[Group8]) -> f32 {
                     // SAFETY: as above.
                     unsafe { super::dot_groups(w, a) }
+                }
+
+                pub(in crate::kernels) fn dot_q8_0_tile(
+                    sums: &[f32; GROUP_TILE],
+                    w: &[BlockQ8_0],
+                    a: &[&[BlockQ8_0]; GROUP_TILE],
+                ) -> [f32; GROUP_TILE] {
+                    if a.iter().any(|at| at.len() < w.len()) {
+                        let mut out = *sums;
+                        for (o, at) in out.iter_mut().zip(a) {
+                            *o = dot_q8_0_from(*o, w, at);
+                        }
+                        return out;
+                    }
+                    // SAFETY: as above; every vector covers `w`, checked just above.
+                    unsafe { super::dot_q8_0_tile(*sums, w, a) }
+                }
+
+                pub(in crate::kernels) fn dot_q4_0_tile(
+                    sums: &[f32; GROUP_TILE],
+                    w: &[BlockQ4_0],
+                    a: &[&[BlockQ8_0]; GROUP_TILE],
+                ) -> [f32; GROUP_TILE] {
+                    if a.iter().any(|at| at.len() < w.len()) {
+                        let mut out = *sums;
+                        for (o, at) in out.iter_mut().zip(a) {
+                            *o = dot_q4_0_from(*o, w, at);
+                        }
+                        return out;
+                    }
+                    // SAFETY: as above; every vector covers `w`, checked just above.
+                    unsafe { super::dot_q4_0_tile(*sums, w, a) }
                 }
 
                 pub(in crate::kernels) fn dot_groups_tile(
