@@ -8,6 +8,10 @@ use crate::quant::format::{ActBlocks, BlockFormat};
 use crate::quant::group8::{self, Group8};
 use crate::quant::{q4_0, q8_0, q8_k, ACT_CHUNK_BLOCKS, ACT_CHUNK_SUPER, QK, QK_K};
 
+/// The fewest vectors a partial tile of the tile kernels is run for (padded with copies of
+/// its last vector); fewer go one by one.
+const PADDED_TILE_MIN: usize = 2;
+
 impl Matrix<'_> {
     /// The batched product: `out[t][r] = Σ_c W[r][c] · xs[t][c]` for the `n` vectors
     /// `xs[t] = xs[t · x_stride ..][.. cols]`, written to `out[t · out_stride + r]`. Each
@@ -215,20 +219,28 @@ impl Matrix<'_> {
         sums: &mut [f32],
     ) {
         const T: usize = kernels::GROUP_TILE;
-        let (tiles, rest) = sums.as_chunks_mut::<T>();
-        let first = tiles.len() * T;
-        for (i, tile) in tiles.iter_mut().enumerate() {
-            let a: [&[q8_0::BlockQ8_0]; T] = core::array::from_fn(|j| act(i * T + j));
-            *tile = match self.ty {
-                WeightType::Q4_0 => k.dot_q4_0_tile(tile, seg.as_chunks().0, &a),
-                _ => k.dot_q8_0_tile(tile, seg.as_chunks().0, &a),
+        let (w4, w8) = (seg.as_chunks().0, seg.as_chunks().0);
+        for (i, part) in sums.chunks_mut(T).enumerate() {
+            let m = part.len();
+            if m < PADDED_TILE_MIN {
+                for (j, s) in part.iter_mut().enumerate() {
+                    *s = match self.ty {
+                        WeightType::Q4_0 => k.dot_q4_0_from(*s, w4, act(i * T + j)),
+                        _ => k.dot_q8_0_from(*s, w8, act(i * T + j)),
+                    };
+                }
+                continue;
+            }
+            // A partial tile repeats its last vector in the spare lanes (each lane is computed
+            // on its own, so the kept ones are the same bits), which beats `m` single passes.
+            let a: [&[q8_0::BlockQ8_0]; T] = core::array::from_fn(|j| act(i * T + j.min(m - 1)));
+            let mut start = [0.0f32; T];
+            start.iter_mut().zip(part.iter()).for_each(|(d, s)| *d = *s);
+            let got = match self.ty {
+                WeightType::Q4_0 => k.dot_q4_0_tile(&start, w4, &a),
+                _ => k.dot_q8_0_tile(&start, w8, &a),
             };
-        }
-        for (p, s) in rest.iter_mut().enumerate().map(|(j, s)| (first + j, s)) {
-            *s = match self.ty {
-                WeightType::Q4_0 => k.dot_q4_0_from(*s, seg.as_chunks().0, act(p)),
-                _ => k.dot_q8_0_from(*s, seg.as_chunks().0, act(p)),
-            };
+            part.iter_mut().zip(got).for_each(|(d, s)| *d = s);
         }
     }
 
@@ -269,12 +281,14 @@ impl Matrix<'_> {
             let mut sums = [0.0f32; kernels::GROUP_TILE];
             let mut chunk_sums = [0.0f32; 2 * crate::moe::MAX_BATCH];
             for (t, s) in chunk_sums.iter_mut().enumerate().take(n) {
-                // Full tiles of vectors go through the tile kernel, the rest one by one.
+                // Tiles of vectors go through the tile kernel (a partial one padded with
+                // copies of its last vector), the vectors of a too short one one by one.
                 let in_tile = t % kernels::GROUP_TILE;
                 let tile_start = t - in_tile;
-                *s = if tile_start + kernels::GROUP_TILE <= n {
+                let m = (n - tile_start).min(kernels::GROUP_TILE);
+                *s = if m >= PADDED_TILE_MIN {
                     if in_tile == 0 {
-                        let tile = core::array::from_fn(|i| vector(tile_start + i).0);
+                        let tile = core::array::from_fn(|i| vector(tile_start + i.min(m - 1)).0);
                         sums = k.dot_groups_tile(packed, &tile);
                     }
                     sums.get(in_tile).copied().unwrap_or(0.0)
