@@ -532,13 +532,22 @@ unsafe fn transpose8_ps(rows: [__m256; 8]) -> [__m256; 8] {
     ]
 }
 
-/// `sum` + Q8_0 × Q8_0, bit-identical to the scalar reference (activations in −127..=127).
+/// `sum` + Q8_0 × Q8_0, bit-identical to the scalar reference (activations in −127..=127);
+/// `a_scales` as [`dot_blocks`] takes them. Every entry point goes through this function (or
+/// another with AVX2 enabled), never through `dot_blocks` directly: an always-inlined body in
+/// a function without target features cannot inline its AVX2 helpers (measured: decode at
+/// 57% speed).
 ///
 /// # Safety
 /// The CPU supports AVX2 and F16C.
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn dot_q8_0_avx2(sum: f32, w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-    dot_blocks(sum, w, a, None, q8_0_lanes)
+unsafe fn dot_q8_0_avx2(
+    sum: f32,
+    w: &[BlockQ8_0],
+    a: &[BlockQ8_0],
+    a_scales: Option<&[f32]>,
+) -> f32 {
+    dot_blocks(sum, w, a, a_scales, q8_0_lanes)
 }
 
 /// `sum` + Q4_0 weights × Q8_0 activations (ggml's `vec_dot_q4_0_q8_0`), bit-identical to the scalar
@@ -547,8 +556,13 @@ unsafe fn dot_q8_0_avx2(sum: f32, w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
 /// # Safety
 /// The CPU supports AVX2 and F16C.
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn dot_q4_0_avx2(sum: f32, w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
-    dot_blocks(sum, w, a, None, q4_0_lanes)
+unsafe fn dot_q4_0_avx2(
+    sum: f32,
+    w: &[BlockQ4_0],
+    a: &[BlockQ8_0],
+    a_scales: Option<&[f32]>,
+) -> f32 {
+    dot_blocks(sum, w, a, a_scales, q4_0_lanes)
 }
 
 /// [`dot_q8_0_avx2`] for [`GROUP_TILE`] vectors at once ([`dot_blocks_tile`]).
@@ -859,17 +873,17 @@ pub(super) mod entry {
 
     pub(in crate::kernels) fn dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
         // SAFETY: as above (avx2, f16c).
-        unsafe { dot_q8_0_avx2(0.0, w, a) }
+        unsafe { dot_q8_0_avx2(0.0, w, a, None) }
     }
 
     pub(in crate::kernels) fn dot_q8_0_from(sum: f32, w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
         // SAFETY: as above (avx2, f16c).
-        unsafe { dot_q8_0_avx2(sum, w, a) }
+        unsafe { dot_q8_0_avx2(sum, w, a, None) }
     }
 
     pub(in crate::kernels) fn dot_q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
         // SAFETY: as above (avx2, f16c).
-        unsafe { dot_q4_0_avx2(0.0, w, a) }
+        unsafe { dot_q4_0_avx2(0.0, w, a, None) }
     }
 
     pub(in crate::kernels) fn dot_q8_0_tile(
@@ -906,7 +920,7 @@ pub(super) mod entry {
 
     pub(in crate::kernels) fn dot_q4_0_from(sum: f32, w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
         // SAFETY: as above (avx2, f16c).
-        unsafe { dot_q4_0_avx2(sum, w, a) }
+        unsafe { dot_q4_0_avx2(sum, w, a, None) }
     }
 
     pub(in crate::kernels) fn dot_groups(w: &[Group8], a: &[Group8]) -> f32 {
@@ -947,13 +961,14 @@ pub(super) mod entry {
     }
 
     pub(in crate::kernels) fn dot_q8_0_scaled(w: &[BlockQ8_0], a: &[BlockQ8_0], s: &[f32]) -> f32 {
-        // SAFETY: as above (avx2, f16c).
-        unsafe { dot_blocks(0.0, w, a, Some(s), q8_0_lanes) }
+        // SAFETY: as above (avx2, f16c). Through the target-feature function, so that
+        // `dot_blocks` and its helpers inline into code compiled for AVX2.
+        unsafe { dot_q8_0_avx2(0.0, w, a, Some(s)) }
     }
 
     pub(in crate::kernels) fn dot_q4_0_scaled(w: &[BlockQ4_0], a: &[BlockQ8_0], s: &[f32]) -> f32 {
         // SAFETY: as above (avx2, f16c).
-        unsafe { dot_blocks(0.0, w, a, Some(s), q4_0_lanes) }
+        unsafe { dot_q4_0_avx2(0.0, w, a, Some(s)) }
     }
 
     pub(in crate::kernels) fn dot(a: &[f32], b: &[f32]) -> f32 {
