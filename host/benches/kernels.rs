@@ -208,6 +208,26 @@ fn packed_groups(
             })
         });
     }
+    // Plain (unpacked) blocks, one row × 8 vectors per call: rows too short for groups.
+    let row_bytes = w.len() / rows;
+    let xs: [&[[u8; q8_0::BLOCK_BYTES]]; GROUP_TILE] = [xq; GROUP_TILE];
+    for k in tables {
+        let id = BenchmarkId::new(
+            format!("{}/{}/blocks_tile{GROUP_TILE}", kind.name(), k.name()),
+            "2048x2048",
+        );
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                for (o, row) in outs.iter_mut().zip(w.chunks_exact(row_bytes)) {
+                    *o = match kind {
+                        Kind::Q4_0 => k.dot_q4_0_tile(&[0.0; GROUP_TILE], row.as_chunks().0, &xs),
+                        _ => k.dot_q8_0_tile(&[0.0; GROUP_TILE], row.as_chunks().0, &xs),
+                    };
+                }
+                outs[0][0]
+            })
+        });
+    }
 }
 
 /// Q8_0 blocks (as bytes: weight rows or a quantised activation vector) packed into groups.
