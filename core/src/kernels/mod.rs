@@ -155,6 +155,21 @@ type GroupTileFn = fn(&[Group8], &[&[Group8]; GROUP_TILE]) -> [f32; GROUP_TILE];
 type BlocksTileFn<W> =
     fn(&[f32; GROUP_TILE], &[W], &[&[BlockQ8_0]; GROUP_TILE]) -> [f32; GROUP_TILE];
 
+/// `[from(sums[0], w, a[0]), …]`: a blocks tile computed vector by vector (a table without a
+/// tile kernel, or a vector shorter than the row).
+pub(crate) fn tile_by_vector<W>(
+    sums: &[f32; GROUP_TILE],
+    w: &[W],
+    a: &[&[BlockQ8_0]; GROUP_TILE],
+    from: impl Fn(f32, &[W], &[BlockQ8_0]) -> f32,
+) -> [f32; GROUP_TILE] {
+    let mut out = *sums;
+    for (o, at) in out.iter_mut().zip(a) {
+        *o = from(*o, w, at);
+    }
+    out
+}
+
 /// Relative tolerance between a SIMD float dot product and the scalar reference, relative to
 /// `Σ |w_i x_i|` (only the summation order differs).
 pub const TOL_DOT_REL: f32 = 1e-5;
@@ -552,13 +567,7 @@ impl Kernels {
     ) -> [f32; GROUP_TILE] {
         match self.dot_q8_0_tile {
             Some(f) => f(sums, w, a),
-            None => {
-                let mut out = *sums;
-                for (o, at) in out.iter_mut().zip(a) {
-                    *o = self.dot_q8_0_from(*o, w, at);
-                }
-                out
-            }
+            None => tile_by_vector(sums, w, a, |s, w, a| self.dot_q8_0_from(s, w, a)),
         }
     }
 
@@ -572,13 +581,7 @@ impl Kernels {
     ) -> [f32; GROUP_TILE] {
         match self.dot_q4_0_tile {
             Some(f) => f(sums, w, a),
-            None => {
-                let mut out = *sums;
-                for (o, at) in out.iter_mut().zip(a) {
-                    *o = self.dot_q4_0_from(*o, w, at);
-                }
-                out
-            }
+            None => tile_by_vector(sums, w, a, |s, w, a| self.dot_q4_0_from(s, w, a)),
         }
     }
 

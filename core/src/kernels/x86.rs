@@ -892,11 +892,7 @@ pub(super) mod entry {
         a: &[&[BlockQ8_0]; GROUP_TILE],
     ) -> [f32; GROUP_TILE] {
         if a.iter().any(|at| at.len() < w.len()) {
-            let mut out = *sums;
-            for (o, at) in out.iter_mut().zip(a) {
-                *o = dot_q8_0_from(*o, w, at);
-            }
-            return out;
+            return crate::kernels::tile_by_vector(sums, w, a, dot_q8_0_from);
         }
         // SAFETY: as above (avx2, f16c); every vector covers `w`, checked just above.
         unsafe { dot_q8_0_tile_avx2(*sums, w, a) }
@@ -908,11 +904,7 @@ pub(super) mod entry {
         a: &[&[BlockQ8_0]; GROUP_TILE],
     ) -> [f32; GROUP_TILE] {
         if a.iter().any(|at| at.len() < w.len()) {
-            let mut out = *sums;
-            for (o, at) in out.iter_mut().zip(a) {
-                *o = dot_q4_0_from(*o, w, at);
-            }
-            return out;
+            return crate::kernels::tile_by_vector(sums, w, a, dot_q4_0_from);
         }
         // SAFETY: as above (avx2, f16c); every vector covers `w`, checked just above.
         unsafe { dot_q4_0_tile_avx2(*sums, w, a) }

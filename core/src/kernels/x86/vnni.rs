@@ -372,11 +372,7 @@ macro_rules! vnni256 {
                     a: &[&[BlockQ8_0]; GROUP_TILE],
                 ) -> [f32; GROUP_TILE] {
                     if a.iter().any(|at| at.len() < w.len()) {
-                        let mut out = *sums;
-                        for (o, at) in out.iter_mut().zip(a) {
-                            *o = dot_q8_0_from(*o, w, at);
-                        }
-                        return out;
+                        return crate::kernels::tile_by_vector(sums, w, a, dot_q8_0_from);
                     }
                     // SAFETY: as above; every vector covers `w`, checked just above.
                     unsafe { super::dot_q8_0_tile(*sums, w, a) }
@@ -388,11 +384,7 @@ macro_rules! vnni256 {
                     a: &[&[BlockQ8_0]; GROUP_TILE],
                 ) -> [f32; GROUP_TILE] {
                     if a.iter().any(|at| at.len() < w.len()) {
-                        let mut out = *sums;
-                        for (o, at) in out.iter_mut().zip(a) {
-                            *o = dot_q4_0_from(*o, w, at);
-                        }
-                        return out;
+                        return crate::kernels::tile_by_vector(sums, w, a, dot_q4_0_from);
                     }
                     // SAFETY: as above; every vector covers `w`, checked just above.
                     unsafe { super::dot_q4_0_tile(*sums, w, a) }
