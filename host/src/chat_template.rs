@@ -5,6 +5,11 @@
 
 use minijinja::{context, Environment, Error as JinjaError, ErrorKind};
 
+#[cfg(target_os = "linux")]
+mod isolated;
+#[cfg(target_os = "linux")]
+pub use isolated::{RENDER_MEMORY_BYTES, RENDER_SECONDS};
+
 /// The metadata key llama.cpp's converter writes the template to.
 pub const KEY_CHAT_TEMPLATE: &str = "tokenizer.chat_template";
 
@@ -72,6 +77,9 @@ pub struct ChatTemplate {
     from_file: bool,
     bos_token: String,
     eos_token: String,
+    /// The helper process that renders the file's template (see `isolated`).
+    #[cfg(target_os = "linux")]
+    renderer: isolated::Renderer,
 }
 
 /// Why a chat template cannot be used.
@@ -96,6 +104,18 @@ pub enum TemplateError {
         /// Line of the `*`.
         line: u32,
     },
+    /// Rendering failed in the process that rendered it (its error's one line, as
+    /// [`TemplateError::Jinja`] displays it).
+    Render(String),
+    /// Rendering went past its memory ([`RENDER_MEMORY_BYTES`]) or time ([`RENDER_SECONDS`])
+    /// and was stopped: a template that builds ever larger values (strings or lists doubled
+    /// in a loop), which fuel alone cannot stop.
+    ResourceLimit {
+        /// What stopped it, in words ("it ran out of memory").
+        cause: &'static str,
+    },
+    /// The render could not be set up in a process of its own (`pipe` or `fork` failed).
+    Isolation(std::io::Error),
 }
 
 impl std::fmt::Display for TemplateError {
@@ -121,6 +141,11 @@ impl std::fmt::Display for TemplateError {
                     "chat template: the rendered prompt exceeds {MAX_RENDERED_BYTES} bytes"
                 )
             }
+            TemplateError::Render(line) => return f.write_str(line),
+            TemplateError::ResourceLimit { cause } => return resource_limit(f, cause),
+            TemplateError::Isolation(e) => {
+                return write!(f, "chat template: cannot render in a process of its own: {e}")
+            }
             TemplateError::Jinja(e) => e,
         };
         // One line: the kind and detail, without minijinja's multi-line debug view.
@@ -136,6 +161,20 @@ impl std::fmt::Display for TemplateError {
 }
 
 impl std::error::Error for TemplateError {}
+
+#[cfg(target_os = "linux")]
+fn resource_limit(f: &mut std::fmt::Formatter<'_>, cause: &str) -> std::fmt::Result {
+    write!(
+        f,
+        "chat template: rendering stopped, {cause} (a render may use {} MiB and {RENDER_SECONDS} s)",
+        RENDER_MEMORY_BYTES >> 20
+    )
+}
+
+#[cfg(not(target_os = "linux"))]
+fn resource_limit(f: &mut std::fmt::Formatter<'_>, cause: &str) -> std::fmt::Result {
+    write!(f, "chat template: rendering stopped, {cause}")
+}
 
 impl ChatTemplate {
     /// Compiles `source` (the file's template), or the built-in plain format for `None`.
@@ -169,6 +208,8 @@ impl ChatTemplate {
             from_file,
             bos_token: bos_token.to_owned(),
             eos_token: eos_token.to_owned(),
+            #[cfg(target_os = "linux")]
+            renderer: isolated::Renderer::default(),
         })
     }
 
@@ -180,10 +221,32 @@ impl ChatTemplate {
     /// The conversation as the model expects to read it; with `add_generation_prompt`, ending
     /// where the assistant's next reply begins.
     ///
+    /// On Linux a file's template renders in a helper process of its own, under hard memory
+    /// and time limits ([`RENDER_MEMORY_BYTES`], [`RENDER_SECONDS`]), so that a template that
+    /// builds ever larger values ends in [`TemplateError::ResourceLimit`] instead of
+    /// exhausting the memory (the helper is forked at the first render; each render then
+    /// costs two pipe messages, about 20 µs). The built-in plain format renders in this
+    /// process.
+    ///
     /// # Errors
     /// [`TemplateError`] if rendering fails (including the template's own
-    /// `raise_exception`, e.g. for roles it does not accept).
+    /// `raise_exception`, e.g. for roles it does not accept) or goes past a limit.
     pub fn render(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String, TemplateError> {
+        #[cfg(target_os = "linux")]
+        if self.from_file {
+            return self.renderer.render(self, messages, add_generation_prompt);
+        }
+        self.render_here(messages, add_generation_prompt)
+    }
+
+    /// [`ChatTemplate::render`] in this process, with fuel and the output cap but no memory
+    /// limit: a hostile template can exhaust the memory. For the fuzzer (which needs the
+    /// render in its own process to see coverage) and for platforms without `fork`.
+    pub fn render_here(
         &self,
         messages: &[Message],
         add_generation_prompt: bool,
@@ -331,6 +394,74 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.render(&chat, true).unwrap().len(), 16_000_000);
+    }
+
+    /// Templates whose values double at every step (a few instructions each, so fuel does
+    /// not stop them): each render stops with a resource-limit error in its own process,
+    /// and this process (the test) goes on. Without the isolation the first one aborts the
+    /// test binary when an allocation of terabytes fails.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn growing_values_stop_at_the_memory_limit() {
+        let chat = [user("hi")];
+        let doubling = [
+            // String concatenation, the session-9 example.
+            "{% set ns = namespace(s='x') %}{% for i in range(64) %}\
+             {% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+            // `+` on strings and on lists.
+            "{% set ns = namespace(s='ab') %}{% for i in range(64) %}\
+             {% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s|length }}",
+            "{% set ns = namespace(l=[1, 2]) %}{% for i in range(64) %}\
+             {% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l|length }}",
+            // Filters whose result is longer than their input: escaping and replacing.
+            "{% set ns = namespace(s='\"') %}{% for i in range(64) %}\
+             {% set ns.s = ns.s|tojson %}{% endfor %}{{ ns.s|length }}",
+            "{% set ns = namespace(s='x') %}{% for i in range(64) %}\
+             {% set ns.s = ns.s|replace('x', 'xx') %}{% endfor %}{{ ns.s|length }}",
+        ];
+        for source in doubling {
+            let t = ChatTemplate::new(Some(source), "", "").unwrap();
+            match t.render(&chat, true) {
+                Err(e @ TemplateError::ResourceLimit { .. }) => {
+                    let line = e.to_string();
+                    assert!(
+                        line.contains("out of memory") && !line.contains('\n'),
+                        "{source}: {line}"
+                    );
+                }
+                other => panic!("{source}: {other:?}"),
+            }
+        }
+        // A list holding itself twice is small (shared), but written out as one string it
+        // is 2^64 items: that string grows for as long as the render may run.
+        let t = ChatTemplate::new(
+            Some(
+                "{% set ns = namespace(l=['x']) %}{% for i in range(64) %}\
+                 {% set ns.l = [ns.l, ns.l] %}{% endfor %}{{ ns.l|string|length }}",
+            ),
+            "",
+            "",
+        )
+        .unwrap();
+        assert!(matches!(t.render(&chat, true), Err(TemplateError::ResourceLimit { .. })));
+        // Growth driven by the conversation: one doubling per message. Three messages render;
+        // sixty are refused, and the same template renders three again afterwards.
+        let per_message = ChatTemplate::new(
+            Some(
+                "{% set ns = namespace(s='ab') %}{% for m in messages %}\
+                 {% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+            ),
+            "",
+            "",
+        )
+        .unwrap();
+        assert_eq!(per_message.render(&[user("a"), user("b"), user("c")], true).unwrap(), "16");
+        let long: Vec<Message> = (0..60).map(|_| user("a")).collect();
+        assert!(matches!(
+            per_message.render(&long, true),
+            Err(TemplateError::ResourceLimit { .. })
+        ));
+        assert_eq!(per_message.render(&[user("a"), user("b"), user("c")], true).unwrap(), "16");
     }
 
     #[test]

@@ -373,6 +373,18 @@ fn chat_uses_the_files_template() {
     assert!(!ok && stderr.contains("only user and assistant"), "{stderr}");
     assert_eq!(stderr.lines().filter(|l| l.starts_with("tinymla: ")).count(), 1, "{stderr}");
 
+    // A template that doubles a string 64 times stops in its own process at the render's
+    // memory limit: one error line, and the chat ends cleanly.
+    let path = demo_s_with_template(
+        "{% set ns = namespace(s='x') %}{% for i in range(64) %}\
+         {% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+        "doubling",
+    );
+    let (_, stderr, ok) = chat(&["-m", path.to_str().unwrap()], "Hi\n");
+    std::fs::remove_file(&path).ok();
+    assert!(!ok && stderr.contains("rendering stopped, it ran out of memory"), "{stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("tinymla: ")).count(), 1, "{stderr}");
+
     let path = demo_s_with_template("{% for %}", "broken");
     let (_, stderr, ok) = chat(&["-m", path.to_str().unwrap()], "Hi\n");
     std::fs::remove_file(&path).ok();

@@ -1,6 +1,12 @@
 //! Chat templates from a hostile GGUF (`tokenizer.chat_template`) rendering hostile messages:
 //! compiling and rendering return `Ok` or a typed error, never panic, and finish within the
-//! fuzzer's time and memory limits whatever the template loops over or builds.
+//! fuzzer's time limit whatever the template loops over.
+//!
+//! It renders with `render_here`, in the fuzzer's own process (a forked render's coverage
+//! would not reach the fuzzer). That path has no memory limit: an out-of-memory finding here is
+//! a template whose values grow without bound, which `render` (what `chat` and `serve` call)
+//! stops in its own process with `TemplateError::ResourceLimit` — check the input against
+//! `render` before calling it a bug.
 //!
 //! Input, separated by NUL bytes: the template source, then up to 8 messages whose first byte
 //! picks the role.
@@ -30,6 +36,6 @@ fuzz_target!(|data: &[u8]| {
         })
         .collect();
     for add_generation_prompt in [false, true] {
-        let _ = template.render(&messages, add_generation_prompt);
+        let _ = template.render_here(&messages, add_generation_prompt);
     }
 });

@@ -21,8 +21,12 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Server {
+        Self::start_with(DEMO_M, args)
+    }
+
+    fn start_with(model: &str, args: &[&str]) -> Server {
         let mut child = tinymla()
-            .args(["serve", "-m", DEMO_M, "--port", "0"])
+            .args(["serve", "-m", model, "--port", "0"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -437,4 +441,30 @@ fn serve_lists_the_model_reports_health_and_refuses_bad_options() {
     }
     let out = tinymla().args(["serve", "-m"]).arg(fixture("no-such.gguf")).output().unwrap();
     assert!(!out.status.success());
+}
+
+/// A model whose chat template doubles a string once per message: a conversation of 60
+/// messages would need 2^61 bytes. That request gets a 400 saying the render ran out of
+/// memory (the render's own process hit its limit, not the server), and the server goes on.
+#[test]
+fn a_template_that_outgrows_its_memory_is_refused_and_serving_goes_on() {
+    let template = "{% set ns = namespace(s='ab') %}{% for m in messages %}\
+                    {% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}";
+    let model = super::demo_s_with_template(template, "doubling-serve");
+    let server = Server::start_with(model.to_str().unwrap(), &["--slots", "1"]);
+    let chat = |n: usize| {
+        let messages: Vec<Value> =
+            (0..n).map(|_| json!({"role": "user", "content": "a"})).collect();
+        server.post_json("/v1/chat/completions", &json!({"messages": messages, "max_tokens": 2}))
+    };
+    let (status, body) = chat(3);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = chat(60);
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("ran out of memory"), "{body}");
+    let (status, body) = chat(3);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(server.get("/health").0, 200);
+    std::fs::remove_file(&model).ok();
 }
