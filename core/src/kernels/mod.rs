@@ -34,7 +34,7 @@ pub use scalar::{
     scale_in_place, silu, softmax_in_place,
 };
 
-use crate::quant::group8::{self, Group8};
+use crate::quant::group8::{self, BiasedGroups, Group8};
 use crate::quant::iq4_nl::{self, BlockIq4Nl};
 use crate::quant::iq4_xs::{self, BlockIq4Xs};
 use crate::quant::q2_k::{self, BlockQ2K};
@@ -79,6 +79,12 @@ pub struct Kernels {
     dot_groups: Option<GroupFn>,
     /// The group kernel for [`GROUP_TILE`] activation vectors at once.
     dot_groups_tile: Option<GroupTileFn>,
+    /// `dot_groups` with activation groups stored biased ([`BiasedGroups`]), where the
+    /// table's kernels take them so (VNNI: the unsigned operand as it is). A batched product
+    /// biases its activations once when the table has both biased kernels.
+    dot_groups_biased: Option<GroupBiasedFn>,
+    /// `dot_groups_tile` with biased activation groups.
+    dot_groups_tile_biased: Option<GroupTileBiasedFn>,
     /// The group kernel for one activation vector against [`GROUP_TILE`] weight rows
     /// (decode over packed rows).
     dot_rows_tile: Option<GroupTileFn>,
@@ -152,6 +158,8 @@ type ScaledFn<W> = fn(&[W], &[BlockQ8_0], &[f32]) -> f32;
 type DotFromFn<W> = fn(f32, &[W], &[BlockQ8_0]) -> f32;
 type GroupFn = fn(&[Group8], &[Group8]) -> f32;
 type GroupTileFn = fn(&[Group8], &[&[Group8]; GROUP_TILE]) -> [f32; GROUP_TILE];
+type GroupBiasedFn = fn(&[Group8], BiasedGroups<'_>) -> f32;
+type GroupTileBiasedFn = fn(&[Group8], &[BiasedGroups<'_>; GROUP_TILE]) -> [f32; GROUP_TILE];
 type BlocksTileFn<W> =
     fn(&[f32; GROUP_TILE], &[W], &[&[BlockQ8_0]; GROUP_TILE]) -> [f32; GROUP_TILE];
 
@@ -197,6 +205,8 @@ impl Kernels {
         pack_q4_0: group8::pack_q4_0,
         dot_groups: None,
         dot_groups_tile: None,
+        dot_groups_biased: None,
+        dot_groups_tile_biased: None,
         dot_rows_tile: None,
         dot_q8_0_tile: None,
         dot_q4_0_tile: None,
@@ -212,6 +222,16 @@ impl Kernels {
     #[cfg(test)]
     pub(crate) const SCALAR_GROUPS: Kernels =
         Kernels { name: "scalar+groups", dot_groups: Some(group8::dot), ..Self::SCALAR };
+
+    /// [`Self::SCALAR_GROUPS`] with the reference biased group kernel, so tests run the
+    /// biased-activation path of a batched product on any machine.
+    #[cfg(test)]
+    pub(crate) const SCALAR_BIASED: Kernels = Kernels {
+        name: "scalar+biased",
+        dot_groups_biased: Some(group8::dot_biased),
+        dot_groups_tile_biased: Some(|w, a| a.map(|at| group8::dot_biased(w, at))),
+        ..Self::SCALAR_GROUPS
+    };
 
     /// The AVX2 + FMA + F16C kernels, if this CPU has those features.
     #[cfg(all(target_arch = "x86_64", not(miri), any(feature = "std", test)))]
@@ -239,6 +259,9 @@ impl Kernels {
         pack_q4_0: x86::entry::pack_q4_0,
         dot_groups: Some(x86::entry::dot_groups),
         dot_groups_tile: Some(x86::entry::dot_groups_tile),
+        // AVX2 multiplies with `maddubs` and a sign transfer: no use for biased activations.
+        dot_groups_biased: None,
+        dot_groups_tile_biased: None,
         dot_rows_tile: Some(x86::entry::dot_rows_tile),
         dot_q8_0_tile: Some(x86::entry::dot_q8_0_tile),
         dot_q4_0_tile: Some(x86::entry::dot_q4_0_tile),
@@ -290,6 +313,8 @@ impl Kernels {
         dot_q4_0_scaled: Some(x86::vnni::vl::entry::dot_q4_0_scaled),
         dot_groups: Some(x86::vnni::entry512::dot_groups),
         dot_groups_tile: Some(x86::vnni::entry512::dot_groups_tile),
+        dot_groups_biased: Some(x86::vnni::entry512::dot_groups_biased),
+        dot_groups_tile_biased: Some(x86::vnni::entry512::dot_groups_tile_biased),
         // The 512-bit tile is exact for every byte on both sides, so it serves decode's
         // tile (one activation vector, 8 weight rows) as it is.
         dot_rows_tile: Some(x86::vnni::entry512::dot_groups_tile),
@@ -310,6 +335,8 @@ impl Kernels {
         dot_q4_0_scaled: Some(x86::vnni::avx::entry::dot_q4_0_scaled),
         dot_groups: Some(x86::vnni::avx::entry::dot_groups),
         dot_groups_tile: Some(x86::vnni::avx::entry::dot_groups_tile),
+        dot_groups_biased: Some(x86::vnni::avx::entry::dot_groups_biased),
+        dot_groups_tile_biased: Some(x86::vnni::avx::entry::dot_groups_tile_biased),
         dot_rows_tile: Some(x86::vnni::avx::entry::dot_groups_tile),
         dot_q8_0_tile: Some(x86::vnni::avx::entry::dot_q8_0_tile),
         dot_q4_0_tile: Some(x86::vnni::avx::entry::dot_q4_0_tile),
@@ -601,6 +628,36 @@ impl Kernels {
     /// blocks into [`Group8`]s.
     pub fn has_group_kernel(&self) -> bool {
         self.dot_groups.is_some()
+    }
+
+    /// True when this table multiplies biased activation groups ([`BiasedGroups`]): a
+    /// batched product then biases its packed activations once.
+    pub fn takes_biased_groups(&self) -> bool {
+        self.dot_groups_biased.is_some() && self.dot_groups_tile_biased.is_some()
+    }
+
+    /// [`Kernels::dot_groups`] with biased activation groups (the reference
+    /// [`group8::dot_biased`] where the table has no kernel of its own): the same bits as
+    /// `dot_groups` of the groups before biasing.
+    #[inline]
+    pub fn dot_groups_biased(&self, w: &[Group8], a: BiasedGroups<'_>) -> f32 {
+        match self.dot_groups_biased {
+            Some(f) => f(w, a),
+            None => group8::dot_biased(w, a),
+        }
+    }
+
+    /// [`Kernels::dot_groups_tile`] with biased activation groups.
+    #[inline]
+    pub fn dot_groups_tile_biased(
+        &self,
+        w: &[Group8],
+        a: &[BiasedGroups<'_>; GROUP_TILE],
+    ) -> [f32; GROUP_TILE] {
+        match self.dot_groups_tile_biased {
+            Some(f) => f(w, a),
+            None => a.map(|at| self.dot_groups_biased(w, at)),
+        }
     }
 
     /// Packed weight groups × packed activation groups (the reference [`group8::dot`] where

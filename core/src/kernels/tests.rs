@@ -311,6 +311,27 @@ fn group_dots_equal_block_dots() {
                         assert_eq!(got[t].to_bits(), want.to_bits(), "{k:?} tile n={n} t={t}");
                     }
                 }
+                // Biased activations (prefill's on the VNNI tables): the same bits as the
+                // plain groups, through the tile and one vector at a time, one short once.
+                let mut biased_store = others.clone();
+                let biased: Vec<BiasedGroups> =
+                    biased_store.iter_mut().map(|o| BiasedGroups::bias_in_place(o)).collect();
+                let mut biased_tile: [BiasedGroups; GROUP_TILE] =
+                    core::array::from_fn(|t| biased[t]);
+                if seed == 1 && n_groups > 0 {
+                    biased_tile[1] = biased[1].take(n_groups - 1);
+                }
+                for wg in [&w8g, &w4g] {
+                    let got = k.dot_groups_tile_biased(wg, &biased_tile);
+                    for t in 0..GROUP_TILE {
+                        let want = group8::dot(wg, tile[t]).to_bits();
+                        assert_eq!(got[t].to_bits(), want, "{k:?} biased tile n={n} t={t}");
+                        let one = k.dot_groups_biased(wg, biased_tile[t]).to_bits();
+                        assert_eq!(one, want, "{k:?} biased n={n} t={t}");
+                        let reference = group8::dot_biased(wg, biased_tile[t]).to_bits();
+                        assert_eq!(reference, want, "reference biased n={n} t={t}");
+                    }
+                }
                 // The `vpdpbusd` group kernels are exact for every activation byte too.
                 if k.name().contains("vnni") {
                     let any = packed(&random_blocks::<34>(n, seed + 600, false), group8::pack_q8_0);
@@ -319,6 +340,11 @@ fn group_dots_equal_block_dots() {
                     let tile = [any.as_slice(); GROUP_TILE];
                     for got in k.dot_groups_tile(&w8g, &tile) {
                         assert_eq!(got.to_bits(), want.to_bits(), "{k:?} any-byte tile n={n}");
+                    }
+                    let mut any_biased = any.clone();
+                    let any_biased = BiasedGroups::bias_in_place(&mut any_biased);
+                    for got in k.dot_groups_tile_biased(&w8g, &[any_biased; GROUP_TILE]) {
+                        assert_eq!(got.to_bits(), want.to_bits(), "{k:?} any-byte biased n={n}");
                     }
                 }
                 // Decode's tile: one activation vector against eight weight rows with every

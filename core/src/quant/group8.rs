@@ -62,6 +62,78 @@ pub fn pack_q4_0(blocks: &[BlockQ4_0; BLOCKS], out: &mut Group8) {
     });
 }
 
+/// Packed activation groups whose value bytes are stored plus 128 (`a ⊕ 0x80`, read as `u8`):
+/// the unsigned operand of `vpdpbusd` as it is, so that the VNNI tile kernels need not bias
+/// every activation row at every use (see `kernels::x86::vnni`). Made only by
+/// [`BiasedGroups::bias_in_place`] over groups packed by [`pack_q8_0`]; the scales are as in
+/// a [`Group8`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BiasedGroups<'a> {
+    groups: &'a [Group8],
+}
+
+impl<'a> BiasedGroups<'a> {
+    /// Biases the value bytes of `groups` (packed by [`pack_q8_0`]) in place and returns
+    /// them as biased groups.
+    pub fn bias_in_place(groups: &'a mut [Group8]) -> Self {
+        for g in groups.iter_mut() {
+            for v in g.iter_mut().skip(SCALE_BYTES) {
+                *v ^= 0x80;
+            }
+        }
+        BiasedGroups { groups }
+    }
+
+    /// Groups whose values the caller biased (with [`BiasedGroups::bias_in_place`] earlier,
+    /// into a buffer it kept): the batched product's activations, biased when quantised and
+    /// read back per row span.
+    pub(crate) fn already_biased(groups: &'a [Group8]) -> Self {
+        BiasedGroups { groups }
+    }
+
+    /// The groups, values biased.
+    pub fn groups(self) -> &'a [Group8] {
+        self.groups
+    }
+
+    /// The first `n` groups (all of them if there are fewer).
+    #[must_use]
+    pub fn take(self, n: usize) -> Self {
+        BiasedGroups { groups: self.groups.get(..n).unwrap_or(self.groups) }
+    }
+
+    /// Groups `from..to` (none if out of range).
+    #[must_use]
+    pub fn range(self, from: usize, to: usize) -> Self {
+        BiasedGroups { groups: self.groups.get(from..to).unwrap_or(&[]) }
+    }
+
+    /// How many groups.
+    pub fn len(self) -> usize {
+        self.groups.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(self) -> bool {
+        self.groups.is_empty()
+    }
+}
+
+/// [`dot`] with biased activation groups: the same sum, bit for bit, as `dot` of the groups
+/// before biasing.
+pub fn dot_biased(w: &[Group8], a: BiasedGroups<'_>) -> f32 {
+    let mut sum = 0.0f32;
+    let mut plain = [0u8; GROUP_BYTES];
+    for (wg, ag) in w.iter().zip(a.groups) {
+        plain.copy_from_slice(ag);
+        for v in plain.iter_mut().skip(SCALE_BYTES) {
+            *v ^= 0x80;
+        }
+        sum = dot_from(sum, core::slice::from_ref(wg), core::slice::from_ref(&plain));
+    }
+    sum
+}
+
 /// Block `j`'s scale.
 #[inline(always)]
 pub(crate) fn scale(group: &Group8, j: usize) -> f32 {
@@ -73,7 +145,11 @@ pub(crate) fn scale(group: &Group8, j: usize) -> f32 {
 /// `(d_w · d_a) · isum` added to the running sum. Equal, bit for bit, to
 /// [`super::q8_0::dot_q8_0`] (or [`super::q4_0::dot_q8_0`]) of the blocks packed.
 pub fn dot(w: &[Group8], a: &[Group8]) -> f32 {
-    let mut sum = 0.0f32;
+    dot_from(0.0, w, a)
+}
+
+/// [`dot`] continuing the running sum `sum`.
+fn dot_from(mut sum: f32, w: &[Group8], a: &[Group8]) -> f32 {
     for (wg, ag) in w.iter().zip(a) {
         let mut isum = [0i32; BLOCKS];
         let (wq, aq) = (wg.get(SCALE_BYTES..).unwrap_or(&[]), ag.get(SCALE_BYTES..).unwrap_or(&[]));

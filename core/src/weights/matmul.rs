@@ -5,7 +5,7 @@ use super::{fold_planes, Matrix, WeightType};
 use crate::kernels::{self, Kernels};
 use crate::parallel::{self, Parallel};
 use crate::quant::format::{ActBlocks, BlockFormat};
-use crate::quant::group8::{self, Group8};
+use crate::quant::group8::{self, BiasedGroups, Group8};
 use crate::quant::{q4_0, q8_0, q8_k, ACT_CHUNK_BLOCKS, ACT_CHUNK_SUPER, QK, QK_K};
 
 /// The fewest vectors a partial tile of the tile kernels is run for (padded with copies of
@@ -91,7 +91,8 @@ impl Matrix<'_> {
         // a batch step's most tokens.
         let grouped = self.takes_groups(k) && n <= crate::moe::MAX_BATCH;
         let n_blocks = self.cols / QK;
-        let layout = ActLayout::new(n_blocks, grouped);
+        let mut layout = ActLayout::new(n_blocks, grouped);
+        layout.biased = grouped && k.takes_biased_groups();
         // The quantised vectors, `planes` per input vector (value, then residual).
         let n_acts = n * planes;
         debug_assert!(tmp.len() >= self.rows * n, "batch scratch sized for fewer rows");
@@ -119,24 +120,19 @@ impl Matrix<'_> {
             // buffer for a packed chunk of a row.
             let empty: (&[Group8], &[q8_0::BlockQ8_0]) = (&[], &[]);
             let mut vectors = [empty; 2 * crate::moe::MAX_BATCH];
-            let mut packed = [[0u8; group8::GROUP_BYTES]; GROUPS_PER_CHUNK];
             if grouped {
                 for (p, v) in vectors.iter_mut().enumerate().take(n_acts) {
                     *v = layout
                         .split(acts.get(p * layout.bytes..(p + 1) * layout.bytes).unwrap_or(&[]));
                 }
+                let vectors = (vectors.get(..n_acts).unwrap_or(&[]), layout.biased);
+                self.rows_times_groups(k, &rows, vectors, layout.n_blocks, planes, span.out());
+                return;
             }
-            let vectors = vectors.get(..n_acts).unwrap_or(&[]);
             let row_bytes = self.row_bytes.max(1);
             let out_rows = span.out().chunks_exact_mut(n);
-            for (r, (row, o)) in rows.bytes.chunks_exact(row_bytes).zip(out_rows).enumerate() {
-                if grouped {
-                    let n_blocks = layout.n_blocks;
-                    // The row's groups packed at load, if the model was packed.
-                    let prepacked = rows.packed_groups(r, 0, n_blocks / group8::BLOCKS);
-                    let packing = (prepacked, &mut packed);
-                    self.row_times_groups(k, row, vectors, packing, n_blocks, planes, o);
-                } else if quantised {
+            for (row, o) in rows.bytes.chunks_exact(row_bytes).zip(out_rows) {
+                if quantised {
                     self.row_times_blocks(k, row, acts.as_chunks().0, n_blocks, planes, o);
                 } else {
                     for (t, ot) in o.iter_mut().enumerate() {
@@ -244,69 +240,103 @@ impl Matrix<'_> {
         }
     }
 
-    /// [`Matrix::row_times_blocks`] with packed groups: each [`ACT_CHUNK_BLOCKS`] chunk of the
-    /// row is packed once (into `packed`) and multiplied with every vector's packed chunk
-    /// (`vectors[p]`: its groups and trailing plain blocks; `out.len() · planes` of them) by
-    /// the group kernel; a chunk's last `n_blocks % 8` blocks continue its sum block by
-    /// block. Bit-identical to [`Matrix::row_times_blocks`].
-    #[allow(clippy::too_many_arguments)]
-    fn row_times_groups(
+    /// [`Matrix::row_times_blocks`] with packed groups, for every row of `rows` (a span's
+    /// rows; `out` holds `[rows][n]` results, `n = out.len() / rows.rows`): each
+    /// [`ACT_CHUNK_BLOCKS`] chunk of a row is packed once (or taken as packed at load) and
+    /// multiplied with every vector's packed chunk (`vectors`: each vector's groups and
+    /// trailing plain blocks, `n · planes` of them; `biased`: the groups were stored biased,
+    /// see [`ActLayout`]) by the group kernel; a chunk's last `n_blocks % 8` blocks continue
+    /// its sum block by block. Rows go [`ROWS_PER_PASS`] at a time, and each tile of vectors
+    /// is multiplied with all of them while it is in L1 (a tile's chunk is 8 · 2,304 bytes; read
+    /// once per row it came from L2). Every result is summed exactly as
+    /// [`Matrix::row_times_blocks`] sums it, whatever the order of rows and tiles:
+    /// bit-identical.
+    fn rows_times_groups(
         &self,
         k: &Kernels,
-        row: &[u8],
-        vectors: &[(&[Group8], &[q8_0::BlockQ8_0])],
-        (prepacked, packed): (Option<&[Group8]>, &mut [Group8; GROUPS_PER_CHUNK]),
+        rows: &Matrix<'_>,
+        (vectors, biased): (&[ActVector<'_>], bool),
         n_blocks: usize,
         planes: usize,
         out: &mut [f32],
     ) {
-        out.fill(0.0);
-        for c in 0..n_blocks.div_ceil(ACT_CHUNK_BLOCKS) {
-            let (b0, b1) = (c * ACT_CHUNK_BLOCKS, ((c + 1) * ACT_CHUNK_BLOCKS).min(n_blocks));
-            let (g0, g1) = (b0 / group8::BLOCKS, b1 / group8::BLOCKS);
-            let tail = g1 * group8::BLOCKS..b1;
-            let packed: &[Group8] = match prepacked.and_then(|p| p.get(g0..g1)) {
-                Some(groups) => groups,
-                None => {
-                    let packed = packed.get_mut(..g1 - g0).unwrap_or(&mut []);
-                    self.pack_chunk(k, row, b0, packed);
-                    packed
+        let n_out = out.len().checked_div(rows.rows).unwrap_or(0).max(1);
+        let row_bytes = self.row_bytes.max(1);
+        let mut packed = [[[0u8; group8::GROUP_BYTES]; GROUPS_PER_CHUNK]; ROWS_PER_PASS];
+        let passes = rows.bytes.chunks(ROWS_PER_PASS * row_bytes);
+        for (pass, (bytes, out)) in passes.zip(out.chunks_mut(ROWS_PER_PASS * n_out)).enumerate() {
+            out.fill(0.0);
+            let first = pass * ROWS_PER_PASS;
+            for c in 0..n_blocks.div_ceil(ACT_CHUNK_BLOCKS) {
+                let (b0, b1) = (c * ACT_CHUNK_BLOCKS, ((c + 1) * ACT_CHUNK_BLOCKS).min(n_blocks));
+                let (g0, g1) = (b0 / group8::BLOCKS, b1 / group8::BLOCKS);
+                // Each row's packed chunk: packed at load if the model was, else here.
+                let mut chunks: [&[Group8]; ROWS_PER_PASS] = [&[]; ROWS_PER_PASS];
+                for (r, ((row, buffer), chunk)) in
+                    bytes.chunks_exact(row_bytes).zip(&mut packed).zip(&mut chunks).enumerate()
+                {
+                    *chunk = match rows.packed_groups(first + r, g0, g1) {
+                        Some(groups) => groups,
+                        None => {
+                            let buffer = buffer.get_mut(..g1 - g0).unwrap_or(&mut []);
+                            self.pack_chunk(k, row, b0, buffer);
+                            buffer
+                        }
+                    };
                 }
-            };
-            let vector = |t: usize| {
-                let (groups, tail_blocks) = vectors.get(t).copied().unwrap_or((&[], &[]));
-                (groups.get(g0..g1).unwrap_or(&[]), tail_blocks)
-            };
-            let n = vectors.len();
-            let mut sums = [0.0f32; kernels::GROUP_TILE];
-            let mut chunk_sums = [0.0f32; 2 * crate::moe::MAX_BATCH];
-            for (t, s) in chunk_sums.iter_mut().enumerate().take(n) {
-                // Tiles of vectors go through the tile kernel (a partial one padded with
-                // copies of its last vector), the vectors of a too short one one by one.
-                let in_tile = t % kernels::GROUP_TILE;
-                let tile_start = t - in_tile;
-                let m = (n - tile_start).min(kernels::GROUP_TILE);
-                *s = if m >= PADDED_TILE_MIN {
-                    if in_tile == 0 {
-                        let tile = core::array::from_fn(|i| vector(tile_start + i.min(m - 1)).0);
-                        sums = k.dot_groups_tile(packed, &tile);
-                    }
-                    sums.get(in_tile).copied().unwrap_or(0.0)
-                } else {
-                    k.dot_groups(packed, vector(t).0)
+                let n_rows = bytes.len() / row_bytes;
+                let chunks = chunks.get(..n_rows).unwrap_or(&[]);
+                let vector = |t: usize| {
+                    let (groups, tail_blocks) = vectors.get(t).copied().unwrap_or((&[], &[]));
+                    (groups.get(g0..g1).unwrap_or(&[]), tail_blocks)
                 };
-            }
-            if !tail.is_empty() {
-                // The chunk's trailing blocks continue its sums (from 0 when the chunk has
-                // no groups, as the one-vector kernels' sum starts).
-                let w = row.get(tail.start * self.ty.block_bytes()..).unwrap_or(&[]);
-                let w = w.get(..tail.len() * self.ty.block_bytes()).unwrap_or(w);
-                let sums = chunk_sums.get_mut(..n).unwrap_or(&mut []);
-                self.blocks_into(k, w, |t| vector(t).1, sums);
-            }
-            let sum = |p: usize| chunk_sums.get(p).copied().unwrap_or(0.0);
-            for (t, o) in out.iter_mut().enumerate() {
-                *o += fold_planes(planes, t, sum);
+                let mut chunk_sums = [[0.0f32; 2 * crate::moe::MAX_BATCH]; ROWS_PER_PASS];
+                let n = vectors.len();
+                for tile_start in (0..n).step_by(kernels::GROUP_TILE) {
+                    let m = (n - tile_start).min(kernels::GROUP_TILE);
+                    let groups = |i: usize| vector(tile_start + i.min(m.max(1) - 1)).0;
+                    let biased_groups = |i: usize| BiasedGroups::already_biased(groups(i));
+                    for (packed, sums) in chunks.iter().zip(&mut chunk_sums) {
+                        let sums = sums.get_mut(tile_start..tile_start + m).unwrap_or(&mut []);
+                        // A tile of vectors through the tile kernel (a partial one padded with
+                        // copies of its last vector), a too short one vector by vector.
+                        if m >= PADDED_TILE_MIN {
+                            let got = if biased {
+                                let tile = core::array::from_fn(biased_groups);
+                                k.dot_groups_tile_biased(packed, &tile)
+                            } else {
+                                k.dot_groups_tile(packed, &core::array::from_fn(groups))
+                            };
+                            sums.iter_mut().zip(got).for_each(|(s, g)| *s = g);
+                        } else {
+                            for (i, s) in sums.iter_mut().enumerate() {
+                                *s = if biased {
+                                    k.dot_groups_biased(packed, biased_groups(i))
+                                } else {
+                                    k.dot_groups(packed, groups(i))
+                                };
+                            }
+                        }
+                    }
+                }
+                let tail = g1 * group8::BLOCKS..b1;
+                let out_rows = out.chunks_mut(n_out);
+                let rows_sums = bytes.chunks_exact(row_bytes).zip(&mut chunk_sums).zip(out_rows);
+                for ((row, chunk_sums), out) in rows_sums {
+                    if !tail.is_empty() {
+                        // The chunk's trailing blocks continue its sums (from 0 when the
+                        // chunk has no groups, as the one-vector kernels' sum starts).
+                        let bb = self.ty.block_bytes();
+                        let w = row.get(tail.start * bb..).unwrap_or(&[]);
+                        let w = w.get(..tail.len() * bb).unwrap_or(w);
+                        let sums = chunk_sums.get_mut(..n).unwrap_or(&mut []);
+                        self.blocks_into(k, w, |t| vector(t).1, sums);
+                    }
+                    let sum = |p: usize| chunk_sums.get(p).copied().unwrap_or(0.0);
+                    for (t, o) in out.iter_mut().enumerate() {
+                        *o += fold_planes(planes, t, sum);
+                    }
+                }
             }
         }
     }
@@ -412,6 +442,15 @@ impl Matrix<'_> {
     }
 }
 
+/// One quantised vector of a batched product: its packed groups, then its trailing plain
+/// blocks (see [`ActLayout::split`]).
+type ActVector<'a> = (&'a [Group8], &'a [q8_0::BlockQ8_0]);
+
+/// Rows the group path multiplies with each tile of activation vectors while the tile is in
+/// L1 (see [`Matrix::rows_times_groups`]): their packed chunks take 4 · 2,304 bytes beside
+/// the tile's 8 · 2,304.
+const ROWS_PER_PASS: usize = 4;
+
 /// Packed groups per [`ACT_CHUNK_BLOCKS`] chunk.
 const GROUPS_PER_CHUNK: usize = ACT_CHUNK_BLOCKS / group8::BLOCKS;
 /// `out[t · out_stride + r] = tmp[r · n + t]`: a batched product's `[rows][n]` results into
@@ -441,6 +480,9 @@ fn transpose_into(tmp: &[f32], n: usize, out: &mut [f32], out_stride: usize) {
 struct ActLayout {
     n_blocks: usize,
     grouped: bool,
+    /// The packed groups' values are stored biased ([`BiasedGroups`]), for a table whose
+    /// group kernels take them so.
+    biased: bool,
     /// Bytes per vector.
     bytes: usize,
 }
@@ -453,7 +495,7 @@ impl ActLayout {
         } else {
             n_blocks * q8_0::BLOCK_BYTES
         };
-        ActLayout { n_blocks, grouped, bytes }
+        ActLayout { n_blocks, grouped, biased: false, bytes }
     }
 
     /// Quantises `x` into `out`: `self.bytes` of [`q8_0::quantize`]'s blocks, or, when
@@ -487,10 +529,16 @@ impl ActLayout {
                     let mut r = [[0u8; q8_0::BLOCK_BYTES]; group8::BLOCKS];
                     q8_0::quantize_with_residual(xs, &mut v, &mut r);
                     k.pack_q8_0(&r, rg);
+                    if self.biased {
+                        BiasedGroups::bias_in_place(core::slice::from_mut(rg));
+                    }
                 }
                 None => q8_0::quantize(xs, &mut v),
             }
             k.pack_q8_0(&v, g);
+            if self.biased {
+                BiasedGroups::bias_in_place(core::slice::from_mut(g));
+            }
         }
         match r_tail {
             Some(r_tail) => q8_0::quantize_with_residual(

@@ -24,13 +24,18 @@ use crate::parallel::{tests::Backwards, Serial};
 use std::vec::Vec;
 use ActivationPrecision::{Int16, Int8};
 
-/// The scalar table, the scalar table with the reference group kernel (so the packed path
-/// runs on any machine), and this CPU's SIMD tables (AVX2; NEON, with and without
-/// `dotprod`, under `qemu-aarch64` in scripts/test.sh).
+/// The scalar table, the scalar table with the reference group kernels (plain and biased
+/// activations, so both packed paths run on any machine), and this CPU's SIMD tables (AVX2,
+/// AVX-VNNI and AVX-512 VNNI where the CPU has them; NEON, with and without `dotprod`, under
+/// `qemu-aarch64` in scripts/test.sh).
 fn tables() -> Vec<Kernels> {
-    let mut t = std::vec![Kernels::SCALAR, Kernels::SCALAR_GROUPS];
+    let mut t = std::vec![Kernels::SCALAR, Kernels::SCALAR_GROUPS, Kernels::SCALAR_BIASED];
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    t.extend(Kernels::x86_avx2());
+    t.extend(
+        [Kernels::x86_avx2(), Kernels::x86_vnni(false), Kernels::x86_vnni(true)]
+            .into_iter()
+            .flatten(),
+    );
     #[cfg(all(target_arch = "aarch64", not(miri)))]
     t.extend([Kernels::aarch64_neon(false), Kernels::aarch64_neon(true)].into_iter().flatten());
     t

@@ -16,8 +16,8 @@
 
 use core::arch::x86_64::*;
 
-use super::{add_lanes_in_order, transpose8_ps, GROUP_TILE};
-use crate::quant::group8::{Group8, GROUP_BYTES};
+use super::{add_lanes_in_order, GROUP_TILE};
+use crate::quant::group8::{BiasedGroups, Group8, GROUP_BYTES};
 
 /// Bytes from a group's start to its values (the eight `f32` scales come first).
 const VALUES: usize = 32;
@@ -52,31 +52,34 @@ unsafe fn terms(wp: *const u8, ap: *const u8, isum: __m256i) -> __m256 {
 ///
 /// # Safety
 /// The CPU supports AVX-512 F, BW and VNNI; `wp`, `ap` point at groups.
+/// With `BIASED`, `ap`'s values are stored biased already ([`BiasedGroups`]).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn group_sums_512(wp: *const u8, ap: *const u8) -> __m256i {
+unsafe fn group_sums_512<const BIASED: bool>(wp: *const u8, ap: *const u8) -> __m256i {
     let bias = _mm512_set1_epi8(-128);
     let (mut acc, mut corr) = (_mm512_setzero_si512(), _mm512_setzero_si512());
     for h in 0..4 {
         // SAFETY: a group is 288 bytes, the values at 32..288; two rows per 64-byte load.
         let w = _mm512_loadu_si512(wp.add(VALUES + 64 * h).cast());
         let a = _mm512_loadu_si512(ap.add(VALUES + 64 * h).cast());
-        acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(a, bias), w);
+        let a = if BIASED { a } else { _mm512_xor_si512(a, bias) };
+        acc = _mm512_dpbusd_epi32(acc, a, w);
         corr = _mm512_dpbusd_epi32(corr, bias, w);
     }
     fold16(_mm512_sub_epi32(acc, corr))
 }
 
-/// [`crate::quant::group8::dot`] with 512-bit `vpdpbusd`, bit-identical for every byte.
+/// [`crate::quant::group8::dot`] with 512-bit `vpdpbusd`, bit-identical for every byte
+/// ([`crate::quant::group8::dot_biased`] with `BIASED`).
 ///
 /// # Safety
 /// The CPU supports AVX2, AVX-512 F, BW and VNNI.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
-pub(super) unsafe fn dot_groups_512(w: &[Group8], a: &[Group8]) -> f32 {
+pub(super) unsafe fn dot_groups_512<const BIASED: bool>(w: &[Group8], a: &[Group8]) -> f32 {
     let mut sum = 0.0f32;
     for (wg, ag) in w.iter().zip(a) {
         let (wp, ap) = (wg.as_ptr(), ag.as_ptr());
-        sum = add_lanes_in_order(sum, terms(wp, ap, group_sums_512(wp, ap)));
+        sum = add_lanes_in_order(sum, terms(wp, ap, group_sums_512::<BIASED>(wp, ap)));
     }
     sum
 }
@@ -89,12 +92,14 @@ pub(super) unsafe fn dot_groups_512(w: &[Group8], a: &[Group8]) -> f32 {
 /// sum (see [`super::dot_groups_tile_avx2`]).
 ///
 /// Serves both tiles: prefill's (one weight row, 8 activation vectors) and decode's (one
-/// activation vector, 8 weight rows; `group8::dot` is symmetric to the bit).
+/// activation vector, 8 weight rows; `group8::dot` is symmetric to the bit). With `BIASED`,
+/// the vectors `v[t]` are stored biased already ([`BiasedGroups`]: prefill's activations),
+/// which saves a third of the tile's vector instructions.
 ///
 /// # Safety
 /// The CPU supports AVX2, AVX-512 F, BW and VNNI; every `v[t]` holds `s.len()` groups.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
-pub(super) unsafe fn dot_groups_tile_512(
+pub(super) unsafe fn dot_groups_tile_512<const BIASED: bool>(
     s: &[Group8],
     v: &[&[Group8]; GROUP_TILE],
 ) -> [f32; GROUP_TILE] {
@@ -113,16 +118,35 @@ pub(super) unsafe fn dot_groups_tile_512(
         for r in rows {
             corr = _mm512_dpbusd_epi32(corr, bias, r);
         }
-        let mut products = [_mm256_setzero_ps(); GROUP_TILE];
-        for (p, vt) in products.iter_mut().zip(vp) {
+        // The correction and the shared scales, once for both halves of a pair of vectors.
+        let corr = twice(fold16(corr));
+        let ds = _mm512_castsi512_ps(twice(_mm256_loadu_si256(sp.cast())));
+        let sums_of = |vt: *const u8| {
             let mut acc = _mm512_setzero_si512();
             for (h, r) in rows.iter().enumerate() {
                 let x = _mm512_loadu_si512(vt.add(VALUES + 64 * h).cast());
-                acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(x, bias), *r);
+                let x = if BIASED { x } else { _mm512_xor_si512(x, bias) };
+                acc = _mm512_dpbusd_epi32(acc, x, *r);
             }
-            *p = terms(sp, vt, fold16(_mm512_sub_epi32(acc, corr)));
-        }
-        for block in transpose8_ps(products) {
+            acc
+        };
+        // Vectors 2k and 2k + 1 side by side: their folded block sums, then their terms
+        // `(d_s · d_v) · isum`, rounded as `terms` rounds them.
+        let [p0, p1, p2, p3, p4, p5, p6, p7] = vp;
+        let pairs = [(p0, p1), (p2, p3), (p4, p5), (p6, p7)].map(|(va, vb)| {
+            let (a, b) = (sums_of(va), sums_of(vb));
+            let low = _mm512_shuffle_i64x2::<0b01_00_01_00>(a, b);
+            let high = _mm512_shuffle_i64x2::<0b11_10_11_10>(a, b);
+            let isum = _mm512_sub_epi32(_mm512_add_epi32(low, high), corr);
+            let dv = _mm512_inserti64x4::<1>(
+                _mm512_castsi256_si512(_mm256_loadu_si256(va.cast())),
+                _mm256_loadu_si256(vb.cast()),
+            );
+            let d = _mm512_mul_ps(ds, _mm512_castsi512_ps(dv));
+            // |isum| < 2^24: the conversion is exact.
+            _mm512_mul_ps(d, _mm512_cvtepi32_ps(isum))
+        });
+        for block in transpose_pairs(pairs) {
             sums = _mm256_add_ps(sums, block);
         }
     }
@@ -130,6 +154,45 @@ pub(super) unsafe fn dot_groups_tile_512(
     // SAFETY: `out` holds eight f32; the store is unaligned.
     _mm256_storeu_ps(out.as_mut_ptr(), sums);
     out
+}
+
+/// `[v, v]`: a 256-bit value in both halves.
+///
+/// # Safety
+/// The CPU supports AVX-512 F.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn twice(v: __m256i) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(v), v)
+}
+
+/// The 8 × 8 transpose of rows given in pairs (`pairs[k]` = rows `2k`, `2k + 1`): column `j`
+/// (lane `t` = row `t`'s value `j`) for `j` in `0..8`, on 512-bit shuffles (12, against the
+/// 24 of [`super::transpose8_ps`], plus 4 extractions).
+///
+/// # Safety
+/// The CPU supports AVX-512 F.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_pairs(pairs: [__m512; 4]) -> [__m256; 8] {
+    let [z0, z1, z2, z3] = pairs;
+    // Per 128-bit lane (rows 0 | 2 | 1 | 3 halves): (z0[i], z1[i], z0[i+1], z1[i+1]).
+    let (t0, t1) = (_mm512_unpacklo_ps(z0, z1), _mm512_unpackhi_ps(z0, z1));
+    let (t2, t3) = (_mm512_unpacklo_ps(z2, z3), _mm512_unpackhi_ps(z2, z3));
+    // u[c] holds, per 128-bit lane, column c (lanes 0, 2) or c + 4 (lanes 1, 3) of the even
+    // rows (lanes 0, 1: rows 0, 2, 4, 6) and the odd rows (lanes 2, 3: rows 1, 3, 5, 7).
+    let u = [
+        _mm512_shuffle_ps::<0x44>(t0, t2),
+        _mm512_shuffle_ps::<0xEE>(t0, t2),
+        _mm512_shuffle_ps::<0x44>(t1, t3),
+        _mm512_shuffle_ps::<0xEE>(t1, t3),
+    ];
+    // Interleave even and odd rows: [column c | column c + 4], rows in order.
+    let order = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    let w = u.map(|x| _mm512_permutexvar_ps(order, x));
+    let low = |x: __m512| _mm512_castps512_ps256(x);
+    let high = |x: __m512| _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(x)));
+    [low(w[0]), low(w[1]), low(w[2]), low(w[3]), high(w[0]), high(w[1]), high(w[2]), high(w[3])]
 }
 
 /// The 256-bit kernels, once per instruction form: `vpdpbusd` on `ymm` through AVX-512 VL
@@ -142,7 +205,7 @@ macro_rules! vnni256 {
 
             use super::super::{add_lanes_in_order, dot_blocks, dot_blocks_tile, transpose8_ps};
             use super::{terms, GROUP_TILE, VALUES};
-            use crate::quant::group8::{Group8, GROUP_BYTES};
+            use crate::quant::group8::{BiasedGroups, Group8, GROUP_BYTES};
             use crate::quant::{q4_0::BlockQ4_0, q8_0::BlockQ8_0};
 
             /// One Q8_0 × Q8_0 block as 8 `i32` lanes summing to its exact dot product
@@ -241,29 +304,34 @@ macro_rules! vnni256 {
             /// The CPU has the module's features; `wp`, `ap` point at groups.
             #[inline]
             #[target_feature(enable = $features)]
-            unsafe fn group_sums(wp: *const u8, ap: *const u8) -> __m256i {
+            unsafe fn group_sums<const BIASED: bool>(wp: *const u8, ap: *const u8) -> __m256i {
                 let bias = _mm256_set1_epi8(-128);
                 let (mut acc, mut corr) = (_mm256_setzero_si256(), _mm256_setzero_si256());
                 for g in 0..8 {
                     // SAFETY: a group is 288 bytes, the values at 32..288.
                     let w = _mm256_loadu_si256(wp.add(VALUES + 32 * g).cast());
                     let a = _mm256_loadu_si256(ap.add(VALUES + 32 * g).cast());
-                    acc = $dpbusd(acc, _mm256_xor_si256(a, bias), w);
+                    let a = if BIASED { a } else { _mm256_xor_si256(a, bias) };
+                    acc = $dpbusd(acc, a, w);
                     corr = $dpbusd(corr, bias, w);
                 }
                 _mm256_sub_epi32(acc, corr)
             }
 
-            /// [`crate::quant::group8::dot`], bit-identical for every byte.
+            /// [`crate::quant::group8::dot`], bit-identical for every byte
+            /// ([`crate::quant::group8::dot_biased`] with `BIASED`).
             ///
             /// # Safety
             /// The CPU has the module's features.
             #[target_feature(enable = $features)]
-            pub(in crate::kernels) unsafe fn dot_groups(w: &[Group8], a: &[Group8]) -> f32 {
+            pub(in crate::kernels) unsafe fn dot_groups<const BIASED: bool>(
+                w: &[Group8],
+                a: &[Group8],
+            ) -> f32 {
                 let mut sum = 0.0f32;
                 for (wg, ag) in w.iter().zip(a) {
                     let (wp, ap) = (wg.as_ptr(), ag.as_ptr());
-                    sum = add_lanes_in_order(sum, terms(wp, ap, group_sums(wp, ap)));
+                    sum = add_lanes_in_order(sum, terms(wp, ap, group_sums::<BIASED>(wp, ap)));
                 }
                 sum
             }
@@ -273,7 +341,7 @@ macro_rules! vnni256 {
             /// # Safety
             /// The CPU has the module's features; every `v[t]` holds `s.len()` groups.
             #[target_feature(enable = $features)]
-            pub(in crate::kernels) unsafe fn dot_groups_tile(
+            pub(in crate::kernels) unsafe fn dot_groups_tile<const BIASED: bool>(
                 s: &[Group8],
                 v: &[&[Group8]; GROUP_TILE],
             ) -> [f32; GROUP_TILE] {
@@ -297,7 +365,8 @@ macro_rules! vnni256 {
                         let mut acc = _mm256_setzero_si256();
                         for (g, r) in rows.iter().enumerate() {
                             let x = _mm256_loadu_si256(vt.add(VALUES + 32 * g).cast());
-                            acc = $dpbusd(acc, _mm256_xor_si256(x, bias), *r);
+                            let x = if BIASED { x } else { _mm256_xor_si256(x, bias) };
+                            acc = $dpbusd(acc, x, *r);
                         }
                         *p = terms(sp, vt, _mm256_sub_epi32(acc, corr));
                     }
@@ -363,7 +432,15 @@ macro_rules! vnni256 {
 
                 pub(in crate::kernels) fn dot_groups(w: &[Group8], a: &[Group8]) -> f32 {
                     // SAFETY: as above.
-                    unsafe { super::dot_groups(w, a) }
+                    unsafe { super::dot_groups::<false>(w, a) }
+                }
+
+                pub(in crate::kernels) fn dot_groups_biased(
+                    w: &[Group8],
+                    a: BiasedGroups<'_>,
+                ) -> f32 {
+                    // SAFETY: as above.
+                    unsafe { super::dot_groups::<true>(w, a.groups()) }
                 }
 
                 pub(in crate::kernels) fn dot_q8_0_tile(
@@ -398,7 +475,18 @@ macro_rules! vnni256 {
                         return v.map(|vt| dot_groups(s, vt));
                     }
                     // SAFETY: as above; every vector covers `s`, checked just above.
-                    unsafe { super::dot_groups_tile(s, v) }
+                    unsafe { super::dot_groups_tile::<false>(s, v) }
+                }
+
+                pub(in crate::kernels) fn dot_groups_tile_biased(
+                    s: &[Group8],
+                    v: &[BiasedGroups<'_>; GROUP_TILE],
+                ) -> [f32; GROUP_TILE] {
+                    if v.iter().any(|vt| vt.len() < s.len()) {
+                        return v.map(|vt| dot_groups_biased(s, vt));
+                    }
+                    // SAFETY: as above; every vector covers `s`, checked just above.
+                    unsafe { super::dot_groups_tile::<true>(s, &v.map(BiasedGroups::groups)) }
                 }
             }
         }
@@ -413,7 +501,12 @@ pub(in crate::kernels) mod entry512 {
     pub(in crate::kernels) fn dot_groups(w: &[Group8], a: &[Group8]) -> f32 {
         // SAFETY: reachable only through the table `Kernels::x86_vnni` builds after detecting
         // avx2 and avx512f/bw/vl/vnni.
-        unsafe { dot_groups_512(w, a) }
+        unsafe { dot_groups_512::<false>(w, a) }
+    }
+
+    pub(in crate::kernels) fn dot_groups_biased(w: &[Group8], a: BiasedGroups<'_>) -> f32 {
+        // SAFETY: as above.
+        unsafe { dot_groups_512::<true>(w, a.groups()) }
     }
 
     pub(in crate::kernels) fn dot_groups_tile(
@@ -424,7 +517,18 @@ pub(in crate::kernels) mod entry512 {
             return v.map(|vt| dot_groups(s, vt));
         }
         // SAFETY: as above; every vector covers `s`, checked just above.
-        unsafe { dot_groups_tile_512(s, v) }
+        unsafe { dot_groups_tile_512::<false>(s, v) }
+    }
+
+    pub(in crate::kernels) fn dot_groups_tile_biased(
+        s: &[Group8],
+        v: &[BiasedGroups<'_>; GROUP_TILE],
+    ) -> [f32; GROUP_TILE] {
+        if v.iter().any(|vt| vt.len() < s.len()) {
+            return v.map(|vt| dot_groups_biased(s, vt));
+        }
+        // SAFETY: as above; every vector covers `s`, checked just above.
+        unsafe { dot_groups_tile_512::<true>(s, &v.map(BiasedGroups::groups)) }
     }
 }
 
