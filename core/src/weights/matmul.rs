@@ -231,12 +231,12 @@ impl Matrix<'_> {
             // on its own, so the kept ones are the same bits), which beats `m` single passes.
             let a: [&[q8_0::BlockQ8_0]; T] = core::array::from_fn(|j| act(i * T + j.min(m - 1)));
             let mut start = [0.0f32; T];
-            start.iter_mut().zip(part.iter()).for_each(|(d, s)| *d = *s);
+            copy_lanes(&mut start, part);
             let got = match self.ty {
                 WeightType::Q4_0 => k.dot_q4_0_tile(&start, w4, &a),
                 _ => k.dot_q8_0_tile(&start, w8, &a),
             };
-            part.iter_mut().zip(got).for_each(|(d, s)| *d = s);
+            copy_lanes(part, &got);
         }
     }
 
@@ -292,7 +292,26 @@ impl Matrix<'_> {
                 };
                 let mut chunk_sums = [[0.0f32; 2 * crate::moe::MAX_BATCH]; ROWS_PER_PASS];
                 let n = vectors.len();
+                // The next pass's rows of this chunk, brought to L2 a piece per tile while this
+                // pass computes (weights stream from memory; the packing would wait for them).
+                let next: [&[u8]; ROWS_PER_PASS] = core::array::from_fn(|r| {
+                    let row = first + ROWS_PER_PASS + r;
+                    match rows.packed_groups(row, g0, g1) {
+                        Some(groups) => groups.as_flattened(),
+                        None => {
+                            let bb = self.ty.block_bytes();
+                            let start = row * row_bytes + b0 * bb;
+                            rows.bytes.get(start..start + (b1 - b0) * bb).unwrap_or(&[])
+                        }
+                    }
+                });
+                let tiles = n.div_ceil(kernels::GROUP_TILE).max(1);
                 for tile_start in (0..n).step_by(kernels::GROUP_TILE) {
+                    for b in next {
+                        let len = b.len().div_ceil(tiles);
+                        let at = tile_start / kernels::GROUP_TILE * len;
+                        kernels::prefetch_to_l2(b.get(at..(at + len).min(b.len())).unwrap_or(&[]));
+                    }
                     let m = (n - tile_start).min(kernels::GROUP_TILE);
                     let groups = |i: usize| vector(tile_start + i.min(m.max(1) - 1)).0;
                     let biased_groups = |i: usize| BiasedGroups::already_biased(groups(i));
@@ -307,7 +326,7 @@ impl Matrix<'_> {
                             } else {
                                 k.dot_groups_tile(packed, &core::array::from_fn(groups))
                             };
-                            sums.iter_mut().zip(got).for_each(|(s, g)| *s = g);
+                            copy_lanes(sums, &got);
                         } else {
                             for (i, s) in sums.iter_mut().enumerate() {
                                 *s = if biased {
@@ -445,6 +464,17 @@ impl Matrix<'_> {
 /// One quantised vector of a batched product: its packed groups, then its trailing plain
 /// blocks (see [`ActLayout::split`]).
 type ActVector<'a> = (&'a [Group8], &'a [q8_0::BlockQ8_0]);
+
+/// `dst[i] = src[i]` for the lanes both have: a whole tile as one fixed-size copy (which
+/// compiles to two moves; the element-wise loop compiled to a call to `memmove`).
+#[inline]
+fn copy_lanes(dst: &mut [f32], src: &[f32]) {
+    const T: usize = kernels::GROUP_TILE;
+    match (<&mut [f32; T]>::try_from(&mut *dst), <&[f32; T]>::try_from(src)) {
+        (Ok(d), Ok(s)) => *d = *s,
+        _ => dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s),
+    }
+}
 
 /// Rows the group path multiplies with each tile of activation vectors while the tile is in
 /// L1 (see [`Matrix::rows_times_groups`]): their packed chunks take 4 · 2,304 bytes beside
