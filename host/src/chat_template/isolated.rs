@@ -46,6 +46,9 @@ const TAG_TEXT: u8 = b'T';
 const TAG_ERROR: u8 = b'E';
 const TAG_OUTPUT_TOO_LONG: u8 = b'L';
 
+/// The helper's exit status when it could not set its limits (and so renders nothing).
+const EXIT_NO_LIMITS: i32 = 2;
+
 /// A template's helper, started at its first render and again after one was stopped.
 #[derive(Default)]
 pub(super) struct Renderer {
@@ -86,8 +89,8 @@ impl Renderer {
             Ok((tag, payload)) => decode(tag, payload),
             Err(_) => {
                 // The helper is gone (a limit stopped it) or broken: reap it and say why.
-                let cause = slot.take().map_or("it stopped without an answer", Helper::stop);
-                Err(TemplateError::ResourceLimit { cause })
+                let cause = "it stopped without an answer";
+                Err(slot.take().map_or(TemplateError::ResourceLimit { cause }, Helper::stop))
             }
         }
     }
@@ -100,7 +103,12 @@ impl Helper {
         let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
         let (request_read, request_write) = nix::unistd::pipe2(cloexec).map_err(isolation)?;
         let (answer_read, answer_write) = nix::unistd::pipe2(cloexec).map_err(isolation)?;
-        let address_space = current_address_space();
+        // The helper's memory limit is set relative to the address space it starts with.
+        let address_space = current_address_space().ok_or_else(|| {
+            TemplateError::Isolation(std::io::Error::other(
+                "cannot read this process's address space from /proc/self/statm",
+            ))
+        })?;
         // SAFETY: the child runs only `serve`, which renders (allocating through the C
         // library's allocator, which `fork` leaves usable), reads and writes its own pipes
         // and leaves with `_exit`; it takes no lock another thread of the parent could have
@@ -146,8 +154,9 @@ impl Helper {
         Ok((tag[0], payload))
     }
 
-    /// Ends the helper (it may be gone already) and reaps it; why it had stopped.
-    fn stop(self) -> &'static str {
+    /// Ends the helper (it may be gone already) and reaps it; why it had stopped, as the
+    /// render's error.
+    fn stop(self) -> TemplateError {
         let Helper { pid, requests, answers } = self;
         drop((requests, answers));
         let status = waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
@@ -157,8 +166,13 @@ impl Helper {
             done => done,
         };
         match status {
-            Ok(WaitStatus::Signaled(_, signal, _)) => stop_cause(signal),
-            _ => "it stopped without an answer",
+            Ok(WaitStatus::Signaled(_, signal, _)) => {
+                TemplateError::ResourceLimit { cause: stop_cause(signal) }
+            }
+            Ok(WaitStatus::Exited(_, EXIT_NO_LIMITS)) => TemplateError::Isolation(
+                std::io::Error::other("the render's resource limits could not be set"),
+            ),
+            _ => TemplateError::ResourceLimit { cause: "it stopped without an answer" },
         }
     }
 }
@@ -174,21 +188,24 @@ impl Drop for Renderer {
 
 /// The helper's side: limits, then one render per request until the parent closes the
 /// request pipe; never returns.
-fn serve(template: &ChatTemplate, requests: OwnedFd, answers: OwnedFd, used: Option<u64>) -> ! {
+fn serve(template: &ChatTemplate, requests: OwnedFd, answers: OwnedFd, used: u64) -> ! {
+    // The setup runs under the alarm too: a helper stuck before its first answer (a lock
+    // another thread held at the fork) is stopped, and its parent gets an error, not a hang.
+    nix::unistd::alarm::set(RENDER_SECONDS);
     close_inherited_files(&[requests.as_raw_fd(), answers.as_raw_fd()]);
     // Limits first; a limit that cannot be set is a reason not to render at all.
-    let Some(used) = used else { exit(2) };
     let limits = [
         (Resource::RLIMIT_AS, used.saturating_add(RENDER_MEMORY_BYTES)),
         (Resource::RLIMIT_CORE, 0),
     ];
     if !limits.iter().all(|&(resource, value)| setrlimit(resource, value, value).is_ok()) {
-        exit(2);
+        exit(EXIT_NO_LIMITS);
     }
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
         let _ = nix::unistd::dup2_stderr(null);
     }
     let (mut requests, mut answers) = (File::from(requests), File::from(answers));
+    nix::unistd::alarm::cancel();
     loop {
         let Ok((messages, add_generation_prompt)) = read_request(&mut requests) else { exit(0) };
         nix::unistd::alarm::set(RENDER_SECONDS);
