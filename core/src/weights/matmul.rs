@@ -263,6 +263,10 @@ impl Matrix<'_> {
         let n_out = out.len().checked_div(rows.rows).unwrap_or(0).max(1);
         let row_bytes = self.row_bytes.max(1);
         let mut packed = [[[0u8; group8::GROUP_BYTES]; GROUPS_PER_CHUNK]; ROWS_PER_PASS];
+        // Each row's sums of one chunk, per vector: entries `0..n` are all written by the
+        // tiles of a chunk before its tail or the fold reads them, so one buffer serves
+        // every pass and chunk.
+        let mut chunk_sums = [[0.0f32; 2 * crate::moe::MAX_BATCH]; ROWS_PER_PASS];
         let passes = rows.bytes.chunks(ROWS_PER_PASS * row_bytes);
         for (pass, (bytes, out)) in passes.zip(out.chunks_mut(ROWS_PER_PASS * n_out)).enumerate() {
             out.fill(0.0);
@@ -290,7 +294,6 @@ impl Matrix<'_> {
                     let (groups, tail_blocks) = vectors.get(t).copied().unwrap_or((&[], &[]));
                     (groups.get(g0..g1).unwrap_or(&[]), tail_blocks)
                 };
-                let mut chunk_sums = [[0.0f32; 2 * crate::moe::MAX_BATCH]; ROWS_PER_PASS];
                 let n = vectors.len();
                 // The next pass's rows of this chunk, brought to L2 a piece per tile while this
                 // pass computes (weights stream from memory; the packing would wait for them).
