@@ -179,10 +179,16 @@ fn run_part(d: &AttnDims, scale: f32, q_abs: &[f32], rows: &[u8], format: &RowFo
     p.lat.fill(0.0);
     for tile in rows.chunks(d.tile.max(1) * row_bytes) {
         let t = tile.len() / row_bytes;
-        for (row, out) in tile.chunks_exact(row_bytes).zip(p.rows.chunks_exact_mut(width)) {
-            format.decode(row, out);
-        }
-        let x = p.rows.get(..t * width).unwrap_or(&[]);
+        // f32 rows are read where they are; others are decoded once per tile.
+        let x = match format.f32_view(tile) {
+            Some(x) => x,
+            None => {
+                for (row, out) in tile.chunks_exact(row_bytes).zip(p.rows.chunks_exact_mut(width)) {
+                    format.decode(row, out);
+                }
+                p.rows.get(..t * width).unwrap_or(&[])
+            }
+        };
         let probs = p.probs.get_mut(..d.heads * t).unwrap_or(&mut []);
         k.tile_scores(q_abs, width, x, probs);
         let per_head = probs.chunks_exact_mut(t.max(1)).zip(p.lat.chunks_exact_mut(kv));

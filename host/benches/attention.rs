@@ -1,6 +1,6 @@
 //! The attention tile kernels (`core/src/attend.rs`) on DeepSeek-V2-Lite's shapes: 16 heads,
-//! rows of 512 latent + 64 RoPE values, 16-row tiles, scalar reference vs the table this CPU
-//! gets (`Kernels::detect`). The operands stay in L1/L2, as one tile's do during decode.
+//! rows of 512 latent + 64 RoPE values, 16-row tiles, scalar reference vs the AVX2 table (on
+//! x86_64) and the table this CPU gets (`Kernels::detect`). The operands stay in L1/L2, as one tile's do during decode.
 //! Elements are operations (2 per multiply-add; one per `exp`), so criterion's `elem/s`
 //! reads as OP/s.
 //!
@@ -31,7 +31,12 @@ fn attention_tile(c: &mut Criterion) {
     let q = values(HEADS * WIDTH, 1);
     let rows = values(TILE * WIDTH, 2);
     let probs = values(HEADS * TILE, 3);
-    for k in [Kernels::SCALAR, Kernels::detect()] {
+    let mut tables = vec![Kernels::SCALAR];
+    #[cfg(target_arch = "x86_64")]
+    tables.extend(Kernels::x86_avx2());
+    tables.push(Kernels::detect());
+    tables.dedup_by_key(|k| k.name());
+    for k in tables {
         group.throughput(Throughput::Elements((2 * HEADS * TILE * WIDTH) as u64));
         let mut out = vec![0.0f32; HEADS * TILE];
         group.bench_function(BenchmarkId::new("scores", k.name()), |b| {

@@ -120,6 +120,21 @@ impl RowFormat {
         }
     }
 
+    /// Stored rows read in place as the `f32` values [`Self::decode`] would write
+    /// (`[n][kv_lora + rope]`): `Some` for [`CacheStorage::F32`] rows on a little-endian
+    /// target whose bytes are aligned for `f32` (as a heap allocation's are), `None` otherwise
+    /// (the caller decodes).
+    pub(crate) fn f32_view<'r>(&self, rows: &'r [u8]) -> Option<&'r [f32]> {
+        if self.storage != CacheStorage::F32 || cfg!(not(target_endian = "little")) {
+            return None;
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: every 4-byte pattern is a valid `f32`, and `align_to` puts in the middle
+        // part only whole, aligned `f32`s; little-endian bytes are the values `get_f32` reads.
+        let (head, values, tail) = unsafe { rows.align_to::<f32>() };
+        (head.is_empty() && tail.is_empty()).then_some(values)
+    }
+
     /// Decodes a stored row back to `f32` (for tests and snapshots' users).
     pub(crate) fn decode(&self, row: &[u8], out: &mut [f32]) {
         let (c, k) = row.split_at(self.latent_bytes().unwrap_or(0).min(row.len()));

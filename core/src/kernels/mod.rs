@@ -339,6 +339,8 @@ impl Kernels {
         dot_rows_tile: Some(x86::vnni::entry512::dot_groups_tile),
         dot_q8_0_tile: Some(x86::vnni::vl::entry::dot_q8_0_tile),
         dot_q4_0_tile: Some(x86::vnni::vl::entry::dot_q4_0_tile),
+        tile_scores: x86::attn512::entry::tile_scores,
+        tile_accumulate: x86::attn512::entry::tile_accumulate,
         ..Self::AVX2
     };
 

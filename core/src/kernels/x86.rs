@@ -7,6 +7,7 @@
 
 use core::arch::x86_64::*;
 
+pub(in crate::kernels) mod attn512;
 mod blocks;
 pub(in crate::kernels) mod vnni;
 
