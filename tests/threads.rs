@@ -103,24 +103,43 @@ fn zero_threads_is_an_error() {
 /// partition (they then run one after another), and for batched prefill.
 #[test]
 fn long_context_attention_is_bit_identical_across_threads() {
+    // A golden fixture (tiny rows: float scores) and a synthetic model with DeepSeek-sized
+    // rows (5 heads, latent 256 + RoPE 64: 16-row tiles, the 512-bit kernels' odd head).
     let file = read_fixture("v3_qlora_grouped.gguf");
-    let model = Model::load(&file).unwrap();
+    let mut wide = SynthSpec::v2_lite_attention(1, WeightType::Q8_0);
+    wide.hidden_size = 256;
+    wide.num_attention_heads = 5;
+    wide.kv_lora_rank = 256;
+    wide.vocab_size = 300;
+    wide.intermediate_size = 64;
+    let wide = wide.to_gguf(3);
+    for (name, file) in [("v3_qlora_grouped", &file), ("wide synthetic", &wide)] {
+        let model = Model::load(file).unwrap();
+        long_context_case(name, &model);
+    }
+}
+
+fn long_context_case(name: &str, model: &Model<'_>) {
     let cfg = model.config();
     let (capacity, n) = (2048, 1300);
     let tokens: Vec<u32> = (0..n as u32).map(|i| (i * 37 + 11) % 300).collect();
     for storage in [CacheStorage::F32, CacheStorage::Q8] {
         let opts = CacheOptions { storage, ..CacheOptions::default() };
-        let serial = run_tokens(&model, &tokens, capacity, opts).unwrap();
+        let serial = run_tokens(model, &tokens, capacity, opts).unwrap();
         for n_threads in [2, 3] {
             let threads = Threads::new(n_threads).unwrap();
             let threaded = threads
-                .install(|| run_tokens_with(&model, &tokens, capacity, opts, &threads))
+                .install(|| run_tokens_with(model, &tokens, capacity, opts, &threads))
                 .unwrap();
-            assert_identical(&format!("{storage:?} × {n_threads} threads"), &serial, &threaded);
+            assert_identical(
+                &format!("{name} {storage:?} × {n_threads} threads"),
+                &serial,
+                &threaded,
+            );
         }
         let reversed = Reversed { ways: 7, spans_run: Default::default() };
-        let split = run_tokens_with(&model, &tokens, capacity, opts, &reversed).unwrap();
-        assert_identical(&format!("{storage:?} reversed spans"), &serial, &split);
+        let split = run_tokens_with(model, &tokens, capacity, opts, &reversed).unwrap();
+        assert_identical(&format!("{name} {storage:?} reversed spans"), &serial, &split);
 
         // Scratch for a 1-row cache: one partition area, partitions in turn.
         let mut mem = vec![0u8; LatentCache::bytes_needed(cfg, capacity, storage).unwrap()];
@@ -133,7 +152,7 @@ fn long_context_attention_is_bit_identical_across_threads() {
             let got = threads.install(|| model.forward_with(t, &mut cache, &mut scratch, &threads));
             let same =
                 got.unwrap().iter().zip(&serial[pos]).all(|(a, b)| a.to_bits() == b.to_bits());
-            assert!(same, "{storage:?}: small scratch differs at {pos}");
+            assert!(same, "{name} {storage:?}: small scratch differs at {pos}");
         }
 
         // Batched prefill of the same tokens.
@@ -142,6 +161,6 @@ fn long_context_attention_is_bit_identical_across_threads() {
         let last = model.forward_batch(&tokens, &mut cache, &mut scratch, &mut batch, &Serial);
         let same =
             last.unwrap().iter().zip(&serial[n - 1]).all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same, "{storage:?}: batched prefill differs");
+        assert!(same, "{name} {storage:?}: batched prefill differs");
     }
 }
