@@ -149,8 +149,7 @@ impl RowFormat {
                 get_f16(k, out_k);
             }
             CacheStorage::Q8 => {
-                out_c.fill(0.0);
-                q8_0::axpy(out_c, 1.0, c.as_chunks::<Q8_BLOCK_BYTES>().0);
+                kernels::active().dequantize_q8_0(c.as_chunks::<Q8_BLOCK_BYTES>().0, out_c);
                 get_f16(k, out_k);
             }
             CacheStorage::Q8Compact => {
@@ -280,10 +279,7 @@ fn get_f32(bytes: &[u8], out: &mut [f32]) {
 }
 
 fn get_f16(bytes: &[u8], out: &mut [f32]) {
-    let (b, _) = bytes.as_chunks::<2>();
-    for (o, v) in out.iter_mut().zip(b) {
-        *o = kernels::f16_to_f32(*v);
-    }
+    kernels::active().f16s_to_f32(bytes, out);
 }
 
 #[cfg(test)]

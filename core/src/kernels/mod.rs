@@ -100,6 +100,10 @@ pub struct Kernels {
     /// One head's tile of softmax weights and their sum (reference
     /// [`attn::softmax_weights`]).
     softmax_weights: fn(&mut [f32], f32) -> f32,
+    /// Little-endian `f16` bytes to `f32` values (reference [`scalar::f16s_to_f32`]).
+    f16s_to_f32: fn(&[u8], &mut [f32]),
+    /// Q8_0 blocks to their `f32` values (reference [`q8_0::dequantize`]).
+    dequantize_q8_0: fn(&[BlockQ8_0], &mut [f32]),
     /// The integer dot products of the other block formats.
     #[cfg(feature = "block-formats")]
     block_dots: BlockDots,
@@ -232,6 +236,8 @@ impl Kernels {
         tile_scores: attn::tile_scores,
         tile_accumulate: attn::tile_accumulate,
         softmax_weights: attn::softmax_weights,
+        f16s_to_f32: scalar::f16s_to_f32,
+        dequantize_q8_0: q8_0::dequantize,
         #[cfg(feature = "block-formats")]
         block_dots: BlockDots::SCALAR,
     };
@@ -287,6 +293,8 @@ impl Kernels {
         tile_scores: x86::entry::tile_scores,
         tile_accumulate: x86::entry::tile_accumulate,
         softmax_weights: x86::entry::softmax_weights,
+        f16s_to_f32: x86::entry::f16s_to_f32,
+        dequantize_q8_0: x86::entry::dequantize_q8_0,
         #[cfg(feature = "block-formats")]
         block_dots: BlockDots {
             q4_1: x86::entry::dot_q4_1,
@@ -502,6 +510,20 @@ impl Kernels {
     #[inline]
     pub fn softmax_weights(&self, s: &mut [f32], max: f32) -> f32 {
         (self.softmax_weights)(s, max)
+    }
+
+    /// `out[i] = f16(bytes[2i..2i + 2])` as `f32` (exact) for the values both hold; exactly
+    /// [`scalar::f16s_to_f32`] for every non-NaN half.
+    #[inline]
+    pub fn f16s_to_f32(&self, bytes: &[u8], out: &mut [f32]) {
+        (self.f16s_to_f32)(bytes, out);
+    }
+
+    /// The values of Q8_0 `blocks` into `out` (32 per block, for the values `out` holds);
+    /// exactly [`q8_0::dequantize`].
+    #[inline]
+    pub fn dequantize_q8_0(&self, blocks: &[BlockQ8_0], out: &mut [f32]) {
+        (self.dequantize_q8_0)(blocks, out);
     }
 
     /// `Σ w[i]·x[i]`, `w` little-endian `f32` bytes.

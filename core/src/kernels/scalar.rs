@@ -65,6 +65,15 @@ pub fn dot_f16_le(w: &[u8], x: &[f32]) -> f32 {
     sum
 }
 
+/// [`f16_to_f32`] of every 2-byte little-endian half in `bytes`, into `out` (as many as both
+/// hold).
+pub fn f16s_to_f32(bytes: &[u8], out: &mut [f32]) {
+    let (halves, _) = bytes.as_chunks::<2>();
+    for (o, h) in out.iter_mut().zip(halves) {
+        *o = f16_to_f32(*h);
+    }
+}
+
 /// IEEE binary16 (little-endian bytes) to `f32`, exactly, without branches on the common path
 /// so LLVM vectorises loops over it (the `half` crate's portable path converts one value at a
 /// time unless the target has F16C).

@@ -112,6 +112,57 @@ unsafe fn dot_f16_le_avx2(w: &[u8], x: &[f32]) -> f32 {
     sum
 }
 
+/// [`super::scalar::f16s_to_f32`] eight at a time with F16C (both conversions are exact; they
+/// differ only in the payload of a signalling NaN, which F16C quiets).
+///
+/// # Safety
+/// The CPU supports AVX and F16C.
+#[target_feature(enable = "avx,f16c")]
+unsafe fn f16s_to_f32_f16c(bytes: &[u8], out: &mut [f32]) {
+    let n = (bytes.len() / 2).min(out.len());
+    let (bp, op) = (bytes.as_ptr(), out.as_mut_ptr());
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n: 16 bytes of halves and 8 floats are in bounds.
+        unsafe {
+            let v = _mm256_cvtph_ps(_mm_loadu_si128(bp.add(2 * i).cast::<__m128i>()));
+            _mm256_storeu_ps(op.add(i), v);
+        }
+        i += 8;
+    }
+    super::scalar::f16s_to_f32(
+        bytes.get(2 * i..).unwrap_or(&[]),
+        out.get_mut(i..n).unwrap_or(&mut []),
+    );
+}
+
+/// [`crate::quant::q8_0::dequantize`]: per block, the 32 values widened to `f32` (exact), times
+/// the scale, plus zero — the reference's operations.
+///
+/// # Safety
+/// The CPU supports AVX2 and F16C.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn dequantize_q8_0_avx2(blocks: &[BlockQ8_0], out: &mut [f32]) {
+    let whole = (out.len() / crate::quant::QK).min(blocks.len());
+    for (block, o) in blocks.iter().zip(out.chunks_exact_mut(crate::quant::QK)).take(whole) {
+        let d = _mm256_set1_ps(crate::quant::block_scale(block));
+        let op = o.as_mut_ptr();
+        for k in 0..4 {
+            // SAFETY: bytes 2 + 8k .. 2 + 8k + 8 of the 34-byte block; 8 floats at 8k of 32.
+            unsafe {
+                let q = _mm_loadl_epi64(block.as_ptr().add(2 + 8 * k).cast::<__m128i>());
+                let x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+                let v = _mm256_add_ps(_mm256_setzero_ps(), _mm256_mul_ps(d, x));
+                _mm256_storeu_ps(op.add(8 * k), v);
+            }
+        }
+    }
+    q8_0::dequantize(
+        blocks.get(whole..).unwrap_or(&[]),
+        out.get_mut(whole * crate::quant::QK..).unwrap_or(&mut []),
+    );
+}
+
 /// One Q8_0 × Q8_0 block as 8 `i32` lanes summing to the block's exact dot product: `maddubs`
 /// wants an unsigned operand, so `|x| · sign(x)·y = x·y` (exact for activations in
 /// −127..=127, which is all Q8_0 quantisation writes; −128 would flip sign).
@@ -848,6 +899,16 @@ pub(super) mod entry {
         // SAFETY: only reachable through a `Kernels` table built after detecting (or compiling
         // with) avx2 and fma; see `Kernels::x86_avx2`.
         unsafe { tile_scores_avx2(q, width, rows, out) }
+    }
+
+    pub(in crate::kernels) fn f16s_to_f32(bytes: &[u8], out: &mut [f32]) {
+        // SAFETY: as above (avx2 implies avx; f16c).
+        unsafe { f16s_to_f32_f16c(bytes, out) }
+    }
+
+    pub(in crate::kernels) fn dequantize_q8_0(blocks: &[BlockQ8_0], out: &mut [f32]) {
+        // SAFETY: as above (avx2, f16c).
+        unsafe { dequantize_q8_0_avx2(blocks, out) }
     }
 
     pub(in crate::kernels) fn tile_accumulate(

@@ -133,6 +133,17 @@ pub fn scales(blocks: &[BlockQ8_0], out: &mut [f32]) {
     }
 }
 
+/// The values of `blocks` into `out` (32 per block, as many as `out` holds): `0 + d · q`, the
+/// bits `axpy` with `p = 1` gives into zeros (a zero value is `+0` whatever the scale's sign).
+pub fn dequantize(blocks: &[BlockQ8_0], out: &mut [f32]) {
+    for (block, out) in blocks.iter().zip(out.chunks_mut(QK)) {
+        let d = block_scale(block);
+        for (o, q) in out.iter_mut().zip(block.iter().skip(2)) {
+            *o = 0.0 + d * f32::from(i8::from_le_bytes([*q]));
+        }
+    }
+}
+
 /// `acc[i] += p · dequant(blocks)[i]`.
 pub fn axpy(acc: &mut [f32], p: f32, blocks: &[BlockQ8_0]) {
     for (block, out) in blocks.iter().zip(acc.chunks_mut(QK)) {
