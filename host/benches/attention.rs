@@ -8,6 +8,7 @@
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use tinymla_core::kernels::Kernels;
+use tinymla_core::quant::{q8_0, QK};
 
 const HEADS: usize = 16;
 const KV: usize = 512;
@@ -59,6 +60,37 @@ fn attention_tile(c: &mut Criterion) {
             b.iter(|| {
                 s.copy_from_slice(&probs);
                 s.chunks_exact_mut(TILE).map(|h| k.softmax_weights(h, 1.0)).sum::<f32>()
+            })
+        });
+        // One tile's rows decoded for the kernels (f16, int8 `q8` latents, `q8-compact`).
+        group.throughput(Throughput::Elements((TILE * WIDTH) as u64));
+        let halves: Vec<u8> =
+            rows.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+        let mut decoded = vec![0.0f32; TILE * WIDTH];
+        group.bench_function(BenchmarkId::new("decode_f16", k.name()), |b| {
+            b.iter(|| {
+                k.f16s_to_f32(&halves, &mut decoded);
+                decoded[0]
+            })
+        });
+        let mut q8 = vec![[0u8; q8_0::BLOCK_BYTES]; TILE * WIDTH / QK];
+        q8_0::quantize(&rows, &mut q8);
+        group.bench_function(BenchmarkId::new("decode_q8_0", k.name()), |b| {
+            b.iter(|| {
+                k.dequantize_q8_0(&q8, &mut decoded);
+                decoded[0]
+            })
+        });
+        // 64-value blocks: an f16 scale then the values (the layout of a `q8-compact` row).
+        let compact: Vec<u8> = q8
+            .chunks_exact(2)
+            .flat_map(|pair| pair[0][..2].iter().chain(&pair[0][2..]).chain(&pair[1][2..]))
+            .copied()
+            .collect();
+        group.bench_function(BenchmarkId::new("decode_q8_compact", k.name()), |b| {
+            b.iter(|| {
+                k.dequantize_compact(&compact, &mut decoded);
+                decoded[0]
             })
         });
     }

@@ -2,7 +2,7 @@
 //! — in a fixed number of slots over caller-provided bytes, with a run-time storage type, an
 //! overflow policy, and snapshot/restore.
 
-mod row;
+pub(crate) mod row;
 mod snapshot;
 
 pub use row::{CacheStorage, Q8_BLOCK_BYTES, Q8_BLOCK_ELEMS};

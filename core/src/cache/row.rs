@@ -247,8 +247,14 @@ fn put_compact(x: &[f32], out: &mut [u8]) {
     }
 }
 
-/// Int8 blocks back to `f32` (`out.len()` values).
+/// Int8 blocks back to `f32` (`out.len()` values), through the kernel table.
 fn get_compact(bytes: &[u8], out: &mut [f32]) {
+    kernels::active().dequantize_compact(bytes, out);
+}
+
+/// The reference of [`kernels::Kernels::dequantize_compact`]: each block's values `d · q`
+/// (`out.len()` values from blocks laid out by [`compact_bytes`]).
+pub(crate) fn dequantize_compact(bytes: &[u8], out: &mut [f32]) {
     for ((scale, qs), os) in compact_blocks(bytes).zip(out.chunks_mut(Q8C_BLOCK_ELEMS)) {
         let d = kernels::f16_to_f32(*scale);
         for (o, q) in os.iter_mut().zip(qs) {

@@ -104,6 +104,9 @@ pub struct Kernels {
     f16s_to_f32: fn(&[u8], &mut [f32]),
     /// Q8_0 blocks to their `f32` values (reference [`q8_0::dequantize`]).
     dequantize_q8_0: fn(&[BlockQ8_0], &mut [f32]),
+    /// `q8-compact` cache blocks (an f16 scale, then up to 64 `i8` values) to their `f32`
+    /// values (reference `cache::row::dequantize_compact`).
+    dequantize_compact: fn(&[u8], &mut [f32]),
     /// The integer dot products of the other block formats.
     #[cfg(feature = "block-formats")]
     block_dots: BlockDots,
@@ -238,6 +241,7 @@ impl Kernels {
         softmax_weights: attn::softmax_weights,
         f16s_to_f32: scalar::f16s_to_f32,
         dequantize_q8_0: q8_0::dequantize,
+        dequantize_compact: crate::cache::row::dequantize_compact,
         #[cfg(feature = "block-formats")]
         block_dots: BlockDots::SCALAR,
     };
@@ -295,6 +299,7 @@ impl Kernels {
         softmax_weights: x86::entry::softmax_weights,
         f16s_to_f32: x86::entry::f16s_to_f32,
         dequantize_q8_0: x86::entry::dequantize_q8_0,
+        dequantize_compact: x86::entry::dequantize_compact,
         #[cfg(feature = "block-formats")]
         block_dots: BlockDots {
             q4_1: x86::entry::dot_q4_1,
@@ -524,6 +529,14 @@ impl Kernels {
     #[inline]
     pub fn dequantize_q8_0(&self, blocks: &[BlockQ8_0], out: &mut [f32]) {
         (self.dequantize_q8_0)(blocks, out);
+    }
+
+    /// The values of `q8-compact` cache blocks (`bytes`: 2-byte f16 scale, then 64 `i8`
+    /// values, a last block shorter) into `out`, `d · q` each, for the values `out` holds;
+    /// exactly the reference in `cache::row`.
+    #[inline]
+    pub fn dequantize_compact(&self, bytes: &[u8], out: &mut [f32]) {
+        (self.dequantize_compact)(bytes, out);
     }
 
     /// `Σ w[i]·x[i]`, `w` little-endian `f32` bytes.

@@ -590,7 +590,8 @@ fn block_format_dots_are_bit_identical_on_every_table() {
 /// Every table's cache-row decoders bit-identical to the references: every non-NaN half
 /// (all 63,488 finite ones, ±0, subnormals and ±Inf) at lengths with and without a tail, and
 /// Q8_0 blocks with random values and scales from 0 and subnormal to ±65504 (a zero value
-/// stays `+0` under a negative scale), into outputs shorter than the blocks too.
+/// stays `+0` under a negative scale) and q8-compact blocks with a short last block, into
+/// outputs shorter than the blocks too.
 #[test]
 fn row_decoders_match_the_reference_on_every_table() {
     let halves: Vec<u8> = (0..=u16::MAX)
@@ -615,6 +616,16 @@ fn row_decoders_match_the_reference_on_every_table() {
             let mut axpy = std::vec![0.0f32; n];
             q8_0::axpy(&mut axpy, 1.0, &blocks);
             assert!(axpy.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+        // q8-compact rows: 9 whole blocks and a last one of 20 values (as a 596-value row).
+        let mut compact: Vec<u8> = random_blocks::<66>(10, 12, false).concat();
+        compact.truncate(9 * 66 + 2 + 20);
+        for n in [9 * 64 + 20, 9 * 64, 100, 64, 5, 0] {
+            let (mut got, mut want) = (std::vec![f32::NAN; n], std::vec![0.0f32; n]);
+            k.dequantize_compact(&compact, &mut got);
+            crate::cache::row::dequantize_compact(&compact, &mut want);
+            let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{}: q8-compact values, n = {n}", k.name());
         }
         std::println!("row decoders checked on table {}", k.name());
     }

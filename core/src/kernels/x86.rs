@@ -163,6 +163,35 @@ unsafe fn dequantize_q8_0_avx2(blocks: &[BlockQ8_0], out: &mut [f32]) {
     );
 }
 
+/// `crate::cache::row::dequantize_compact` for whole 66-byte blocks (eight values at a time:
+/// widened exactly, times the scale), the reference for a last, shorter block or output.
+///
+/// # Safety
+/// The CPU supports AVX2 and F16C.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn dequantize_compact_avx2(bytes: &[u8], out: &mut [f32]) {
+    use crate::cache::row::{Q8C_BLOCK_BYTES, Q8C_BLOCK_ELEMS};
+    let whole = (bytes.len() / Q8C_BLOCK_BYTES).min(out.len() / Q8C_BLOCK_ELEMS);
+    let blocks = bytes.chunks_exact(Q8C_BLOCK_BYTES).zip(out.chunks_exact_mut(Q8C_BLOCK_ELEMS));
+    for (block, o) in blocks.take(whole) {
+        let Some((scale, _)) = block.split_first_chunk::<2>() else { continue };
+        let d = _mm256_set1_ps(super::scalar::f16_to_f32(*scale));
+        let op = o.as_mut_ptr();
+        for k in 0..Q8C_BLOCK_ELEMS / 8 {
+            // SAFETY: bytes 2 + 8k .. 2 + 8k + 8 of the 66-byte block; 8 floats at 8k of 64.
+            unsafe {
+                let q = _mm_loadl_epi64(block.as_ptr().add(2 + 8 * k).cast::<__m128i>());
+                let x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+                _mm256_storeu_ps(op.add(8 * k), _mm256_mul_ps(d, x));
+            }
+        }
+    }
+    crate::cache::row::dequantize_compact(
+        bytes.get(whole * Q8C_BLOCK_BYTES..).unwrap_or(&[]),
+        out.get_mut(whole * Q8C_BLOCK_ELEMS..).unwrap_or(&mut []),
+    );
+}
+
 /// One Q8_0 × Q8_0 block as 8 `i32` lanes summing to the block's exact dot product: `maddubs`
 /// wants an unsigned operand, so `|x| · sign(x)·y = x·y` (exact for activations in
 /// −127..=127, which is all Q8_0 quantisation writes; −128 would flip sign).
@@ -909,6 +938,11 @@ pub(super) mod entry {
     pub(in crate::kernels) fn dequantize_q8_0(blocks: &[BlockQ8_0], out: &mut [f32]) {
         // SAFETY: as above (avx2, f16c).
         unsafe { dequantize_q8_0_avx2(blocks, out) }
+    }
+
+    pub(in crate::kernels) fn dequantize_compact(bytes: &[u8], out: &mut [f32]) {
+        // SAFETY: as above (avx2, f16c).
+        unsafe { dequantize_compact_avx2(bytes, out) }
     }
 
     pub(in crate::kernels) fn tile_accumulate(
