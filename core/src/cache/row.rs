@@ -149,7 +149,12 @@ impl RowFormat {
                 get_f16(k, out_k);
             }
             CacheStorage::Q8 => {
-                kernels::active().dequantize_q8_0(c.as_chunks::<Q8_BLOCK_BYTES>().0, out_c);
+                let blocks = c.as_chunks::<Q8_BLOCK_BYTES>().0;
+                if SIMD_DECODE {
+                    kernels::active().dequantize_q8_0(blocks, out_c);
+                } else {
+                    q8_0::dequantize(blocks, out_c);
+                }
                 get_f16(k, out_k);
             }
             CacheStorage::Q8Compact => {
@@ -247,9 +252,18 @@ fn put_compact(x: &[f32], out: &mut [u8]) {
     }
 }
 
+/// Whether rows decode through the kernel table: on x86_64, whose tables have SIMD decoders.
+/// Elsewhere every table has the references, called directly (no indirect call per row on a
+/// board).
+const SIMD_DECODE: bool = cfg!(target_arch = "x86_64");
+
 /// Int8 blocks back to `f32` (`out.len()` values), through the kernel table.
 fn get_compact(bytes: &[u8], out: &mut [f32]) {
-    kernels::active().dequantize_compact(bytes, out);
+    if SIMD_DECODE {
+        kernels::active().dequantize_compact(bytes, out);
+    } else {
+        dequantize_compact(bytes, out);
+    }
 }
 
 /// The reference of [`kernels::Kernels::dequantize_compact`]: each block's values `d · q`
@@ -285,7 +299,11 @@ fn get_f32(bytes: &[u8], out: &mut [f32]) {
 }
 
 fn get_f16(bytes: &[u8], out: &mut [f32]) {
-    kernels::active().f16s_to_f32(bytes, out);
+    if SIMD_DECODE {
+        kernels::active().f16s_to_f32(bytes, out);
+    } else {
+        kernels::scalar::f16s_to_f32(bytes, out);
+    }
 }
 
 #[cfg(test)]
