@@ -98,6 +98,11 @@ impl<'a> Part<'a> {
         let (sums, lat) = rest.split_at_mut(d.heads.min(rest.len()));
         Part { rows, probs, maxes, sums, lat }
     }
+
+    /// The partition's softmax state.
+    fn state(self) -> State<'a> {
+        State { maxes: self.maxes, sums: self.sums, lat: self.lat }
+    }
 }
 
 /// Every head's attention over `rows` (cache rows stored as `format`, in slot order, from a
@@ -146,7 +151,7 @@ pub(crate) fn attend(
             }
         });
         for area in all.chunks_exact_mut(part_elems) {
-            merge(d, Part::split(d, area), maxes, sums, lat_out);
+            merge(d, Part::split(d, area).state(), maxes, sums, lat_out);
         }
     } else if let Some(area) = work.get_mut(..part_elems) {
         if n_parts == 1 {
@@ -158,7 +163,7 @@ pub(crate) fn attend(
         } else {
             for p in 0..n_parts {
                 run_part(d, scale, q_abs, part_rows_of(p), format, Part::split(d, area));
-                merge(d, Part::split(d, area), maxes, sums, lat_out);
+                merge(d, Part::split(d, area).state(), maxes, sums, lat_out);
             }
         }
     }
@@ -169,48 +174,192 @@ pub(crate) fn attend(
     }
 }
 
+/// One token of a group attending over shared rows ([`attend_group`]), with the buffers
+/// [`attend`] takes.
+pub(crate) struct GroupQuery<'a> {
+    /// Absorbed queries, `[heads][width]`.
+    q_abs: &'a [f32],
+    /// The leading rows of the group's rows this token sees.
+    n_rows: usize,
+    /// The token's result: max and sum `[heads]`, normalised latents `[heads][kv]`.
+    out: State<'a>,
+    /// One partition's work area ([`AttnDims::part_elems`]).
+    part: Part<'a>,
+}
+
+impl<'a> GroupQuery<'a> {
+    /// A token that sees the first `n_rows` rows of its group: `q_abs`, `state`, `lat_out`
+    /// and `work` as [`attend`] takes them (one partition area of `work` is used).
+    pub(crate) fn new(
+        d: &AttnDims,
+        q_abs: &'a [f32],
+        n_rows: usize,
+        state: &'a mut [f32],
+        lat_out: &'a mut [f32],
+        work: &'a mut [f32],
+    ) -> Self {
+        let (maxes, sums) = state.split_at_mut(d.heads.min(state.len()));
+        let area = work.len().min(d.part_elems().unwrap_or(0));
+        let part = Part::split(d, work.get_mut(..area).unwrap_or(&mut []));
+        GroupQuery { q_abs, n_rows, out: State { maxes, sums, lat: lat_out }, part }
+    }
+}
+
+/// [`attend`] for a group of tokens over the leading rows of one cache's `rows`: token `g`
+/// sees the first `group[g].n_rows` of them. Each tile is read (and decoded) once for the
+/// whole group, then stepped into every token that sees it; each token's arithmetic is
+/// exactly [`attend`]'s with partitions in order, so the results are bit-identical to
+/// attending one token at a time.
+pub(crate) fn attend_group(
+    d: &AttnDims,
+    scale: f32,
+    rows: &[u8],
+    format: &RowFormat,
+    capacity: usize,
+    group: &mut [GroupQuery<'_>],
+) {
+    let k = kernels::active();
+    let row_bytes = format.row_bytes().unwrap_or(0).max(1);
+    let per_part = part_rows(capacity, d.tile);
+    let tile = d.tile.max(1);
+    let kv = d.kv.max(1);
+    let n_rows = group.iter().map(|g| g.n_rows).max().unwrap_or(0).min(rows.len() / row_bytes);
+    for g in group.iter_mut() {
+        g.n_rows = g.n_rows.min(n_rows);
+        g.out.maxes.fill(f32::NEG_INFINITY);
+        g.out.sums.fill(0.0);
+        g.out.lat.fill(0.0);
+    }
+    // The decoded tile lives in the first token's work area.
+    let buf: &mut [f32] = match group.first_mut() {
+        Some(g) => core::mem::take(&mut g.part.rows),
+        None => return,
+    };
+    for start in (0..n_rows).step_by(per_part.max(1)) {
+        let end = start.saturating_add(per_part).min(n_rows);
+        // A token with one partition runs straight into its result (as `attend` does); one
+        // with more runs each partition in its area and merges it in order.
+        let split = |g: &GroupQuery<'_>| g.n_rows > per_part;
+        for g in group.iter_mut().filter(|g| split(g) && g.n_rows > start) {
+            g.part.maxes.fill(f32::NEG_INFINITY);
+            g.part.sums.fill(0.0);
+            g.part.lat.fill(0.0);
+        }
+        let mut r = start;
+        while r < end {
+            let tile_end = r.saturating_add(tile).min(end);
+            let bytes = rows.get(r * row_bytes..tile_end * row_bytes).unwrap_or(&[]);
+            let x_all = tile_view(d, format, bytes, &mut *buf);
+            for g in group.iter_mut().filter(|g| g.n_rows > r) {
+                let t = tile_end.min(g.n_rows) - r;
+                let x = x_all.get(..t * d.width).unwrap_or(&[]);
+                let state = if split(g) {
+                    State {
+                        maxes: &mut *g.part.maxes,
+                        sums: &mut *g.part.sums,
+                        lat: &mut *g.part.lat,
+                    }
+                } else {
+                    State { maxes: &mut *g.out.maxes, sums: &mut *g.out.sums, lat: &mut *g.out.lat }
+                };
+                tile_step(k, d, scale, g.q_abs, x, t, &mut *g.part.probs, state);
+            }
+            r = tile_end;
+        }
+        for g in group.iter_mut().filter(|g| split(g) && g.n_rows > start) {
+            let part =
+                State { maxes: &mut *g.part.maxes, sums: &mut *g.part.sums, lat: &mut *g.part.lat };
+            merge(d, part, g.out.maxes, g.out.sums, g.out.lat);
+        }
+    }
+    for g in group.iter_mut() {
+        for (lat_h, sum) in g.out.lat.chunks_exact_mut(kv).zip(g.out.sums.iter()) {
+            if *sum > 0.0 {
+                kernels::scale_in_place(lat_h, 1.0 / *sum);
+            }
+        }
+    }
+    if let Some(g) = group.first_mut() {
+        g.part.rows = buf;
+    }
+}
+
 /// One partition: its rows a tile at a time into the area's (max, sum, latent) state.
 fn run_part(d: &AttnDims, scale: f32, q_abs: &[f32], rows: &[u8], format: &RowFormat, p: Part<'_>) {
     let k = kernels::active();
     let row_bytes = format.row_bytes().unwrap_or(0).max(1);
-    let (width, kv) = (d.width.max(1), d.kv.max(1));
     p.maxes.fill(f32::NEG_INFINITY);
     p.sums.fill(0.0);
     p.lat.fill(0.0);
     for tile in rows.chunks(d.tile.max(1) * row_bytes) {
         let t = tile.len() / row_bytes;
-        // f32 rows are read where they are; others are decoded once per tile.
-        let x = match format.f32_view(tile) {
-            Some(x) => x,
-            None => {
-                for (row, out) in tile.chunks_exact(row_bytes).zip(p.rows.chunks_exact_mut(width)) {
-                    format.decode(row, out);
-                }
-                p.rows.get(..t * width).unwrap_or(&[])
-            }
-        };
-        let probs = p.probs.get_mut(..d.heads * t).unwrap_or(&mut []);
-        k.tile_scores(q_abs, width, x, probs);
-        let per_head = probs.chunks_exact_mut(t.max(1)).zip(p.lat.chunks_exact_mut(kv));
-        for ((s_h, lat_h), (max, sum)) in per_head.zip(p.maxes.iter_mut().zip(p.sums.iter_mut())) {
-            let mut tile_max = f32::NEG_INFINITY;
-            for v in s_h.iter_mut() {
-                *v *= scale;
-                tile_max = tile_max.max(*v);
-            }
-            if tile_max > *max {
-                // Nothing to rescale before the first tile (exp(-inf) = 0).
-                if *max > f32::NEG_INFINITY {
-                    let rescale = exp(*max - tile_max);
-                    kernels::scale_in_place(lat_h, rescale);
-                    *sum *= rescale;
-                }
-                *max = tile_max;
-            }
-            *sum += k.softmax_weights(s_h, *max);
-        }
-        k.tile_accumulate(probs, x, width, p.lat, kv);
+        let x = tile_view(d, format, tile, p.rows);
+        let state = State { maxes: &mut *p.maxes, sums: &mut *p.sums, lat: &mut *p.lat };
+        tile_step(k, d, scale, q_abs, x, t, &mut *p.probs, state);
     }
+}
+
+/// A tile's rows as `f32`s `[t][width]`: f32 rows where they are, others decoded into `buf`.
+fn tile_view<'b>(
+    d: &AttnDims,
+    format: &RowFormat,
+    tile: &'b [u8],
+    buf: &'b mut [f32],
+) -> &'b [f32] {
+    if let Some(x) = format.f32_view(tile) {
+        return x;
+    }
+    let row_bytes = format.row_bytes().unwrap_or(0).max(1);
+    let width = d.width.max(1);
+    let t = tile.len() / row_bytes;
+    for (row, out) in tile.chunks_exact(row_bytes).zip(buf.chunks_exact_mut(width)) {
+        format.decode(row, out);
+    }
+    buf.get(..t * width).unwrap_or(&[])
+}
+
+/// One softmax state: max and sum `[heads]`, latent `[heads][kv]`.
+struct State<'a> {
+    maxes: &'a mut [f32],
+    sums: &'a mut [f32],
+    lat: &'a mut [f32],
+}
+
+/// One tile `x` (`[t][width]`) into a state: every head's scores (`probs`, `[heads][t]` of
+/// work memory), one rescale per head, the weighted rows added.
+#[allow(clippy::too_many_arguments)]
+fn tile_step(
+    k: &kernels::Kernels,
+    d: &AttnDims,
+    scale: f32,
+    q_abs: &[f32],
+    x: &[f32],
+    t: usize,
+    probs: &mut [f32],
+    st: State<'_>,
+) {
+    let kv = d.kv.max(1);
+    let probs = probs.get_mut(..d.heads * t).unwrap_or(&mut []);
+    k.tile_scores(q_abs, d.width.max(1), x, probs);
+    let per_head = probs.chunks_exact_mut(t.max(1)).zip(st.lat.chunks_exact_mut(kv));
+    for ((s_h, lat_h), (max, sum)) in per_head.zip(st.maxes.iter_mut().zip(st.sums.iter_mut())) {
+        let mut tile_max = f32::NEG_INFINITY;
+        for v in s_h.iter_mut() {
+            *v *= scale;
+            tile_max = tile_max.max(*v);
+        }
+        if tile_max > *max {
+            // Nothing to rescale before the first tile (exp(-inf) = 0).
+            if *max > f32::NEG_INFINITY {
+                let rescale = exp(*max - tile_max);
+                kernels::scale_in_place(lat_h, rescale);
+                *sum *= rescale;
+            }
+            *max = tile_max;
+        }
+        *sum += k.softmax_weights(s_h, *max);
+    }
+    k.tile_accumulate(probs, x, d.width.max(1), st.lat, kv);
 }
 
 /// `exp(x)` for the softmax's `x <= 0` (the kernels' polynomial: the same bits on every
@@ -222,7 +371,7 @@ fn exp(x: f32) -> f32 {
 /// Folds a partition's state into the running one (`maxes`, `sums` `[heads]`, `lat`
 /// `[heads][kv]`): both rescaled to the larger max. Into an empty running state (max -inf,
 /// sum and latent 0) this is an exact copy.
-fn merge(d: &AttnDims, p: Part<'_>, maxes: &mut [f32], sums: &mut [f32], lat: &mut [f32]) {
+fn merge(d: &AttnDims, p: State<'_>, maxes: &mut [f32], sums: &mut [f32], lat: &mut [f32]) {
     let kv = d.kv.max(1);
     let running = maxes.iter_mut().zip(sums.iter_mut()).zip(lat.chunks_exact_mut(kv));
     let part = p.maxes.iter().zip(p.sums.iter()).zip(p.lat.chunks_exact(kv));
@@ -245,6 +394,75 @@ fn merge(d: &AttnDims, p: Part<'_>, maxes: &mut [f32], sums: &mut [f32], lat: &m
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::CacheStorage;
+    use crate::parallel::Serial;
+
+    /// A deterministic value in about [-1, 1).
+    fn noise(i: usize, salt: usize) -> f32 {
+        let x = (i.wrapping_mul(2_654_435_761) ^ salt.wrapping_mul(40_503)) % 10_007;
+        x as f32 / 5_003.5 - 1.0
+    }
+
+    #[test]
+    fn a_group_attends_as_its_tokens_do_alone() {
+        // 3 heads over rows of 40 + 8 values (tile 4); a capacity of 1,100 rows cuts into
+        // partitions of 552 rows, so the tokens below see one or two partitions, and
+        // most end inside a tile.
+        // Under Miri (a thousand times slower) two heads over one partition of 12 rows.
+        let (d, capacity, sees): (AttnDims, usize, &[usize]) = if cfg!(miri) {
+            (AttnDims::new(2, 16, 8).unwrap(), 12, &[1, 3, 4, 9, 12])
+        } else {
+            (
+                AttnDims::new(3, 40, 8).unwrap(),
+                1_100,
+                &[1, 3, 4, 551, 552, 553, 555, 1_000, 1_099, 1_100],
+            )
+        };
+        let n_rows = capacity;
+        let heads = d.heads;
+        for storage in
+            [CacheStorage::F32, CacheStorage::F16, CacheStorage::Q8, CacheStorage::Q8Compact]
+        {
+            let format = RowFormat { storage, kv_lora: d.kv, rope: d.width - d.kv };
+            let row_bytes = format.row_bytes().unwrap();
+            let mut rows = vec![0u8; n_rows * row_bytes];
+            for (r, out) in rows.chunks_exact_mut(row_bytes).enumerate() {
+                let x: Vec<f32> = (0..d.width).map(|j| 3.0 * noise(r * d.width + j, 1)).collect();
+                format.encode(&x, out);
+            }
+            let queries: Vec<Vec<f32>> = (0..sees.len())
+                .map(|g| (0..heads * d.width).map(|j| noise(j, g + 2)).collect())
+                .collect();
+            let part = d.part_elems().unwrap();
+            let mut alone = Vec::new();
+            for (q, &n) in queries.iter().zip(sees) {
+                let (mut state, mut lat) = (vec![0.0; 2 * heads], vec![0.0; heads * d.kv]);
+                let mut work = vec![0.0; part];
+                let rows = &rows[..n * row_bytes];
+                attend(
+                    &d, 0.3, q, rows, &format, capacity, &mut state, &mut lat, &mut work, &Serial,
+                );
+                alone.push((state, lat));
+            }
+            let mut states = vec![vec![7.0f32; 2 * heads]; sees.len()];
+            let mut lats = vec![vec![7.0f32; heads * d.kv]; sees.len()];
+            let mut works = vec![vec![7.0f32; part]; sees.len()];
+            let mut group: Vec<GroupQuery<'_>> = queries
+                .iter()
+                .zip(sees)
+                .zip(states.iter_mut().zip(lats.iter_mut()).zip(works.iter_mut()))
+                .map(|((q, &n), ((st, lat), work))| GroupQuery::new(&d, q, n, st, lat, work))
+                .collect();
+            attend_group(&d, 0.3, &rows, &format, capacity, &mut group);
+            drop(group);
+            for (g, (state, lat)) in alone.iter().enumerate() {
+                let same = states[g].iter().zip(state).all(|(a, b)| a.to_bits() == b.to_bits())
+                    && lats[g].iter().zip(lat).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{storage:?}: token {g} (sees {} rows) differs", sees[g]);
+                assert!(lat.iter().any(|v| *v != 0.0));
+            }
+        }
+    }
 
     #[test]
     fn partitions_are_whole_tiles_fixed_by_capacity() {

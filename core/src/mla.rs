@@ -7,7 +7,7 @@
 //! token cost is `O(context × (kv_lora_rank + qk_rope_head_dim))` per head, and nothing but
 //! the latent rows is ever cached. llama.cpp's `deepseek2` graph computes the same thing.
 
-use crate::attend::{self, AttnDims};
+use crate::attend::{self, AttnDims, GroupQuery};
 use crate::cache::LatentCache;
 use crate::parallel::{Parallel, Serial};
 use crate::rope;
@@ -325,26 +325,78 @@ pub(crate) fn forward_batch<C: BatchCaches + ?Sized>(
         crate::parallel::MIN_SPAN_BYTES,
         &|span| {
             let first = span.first_row();
+            // Consecutive tokens that read the same cache rows from the same start attend
+            // as a group: each tile of rows is read once for all of them.
+            let mut group: heapless::Vec<GroupQuery<'_>, ATTEND_GROUP> = heapless::Vec::new();
+            let mut shared: Option<(&LatentCache<'_>, &[u8])> = None;
             for (k, region) in span.out().chunks_exact_mut(width).enumerate() {
                 let i = first + k;
+                let Some((cache, rows)) = caches.visible(layer, i) else { continue };
                 let (q, mut bufs) = layout.split(region);
                 let start = i * st.q;
                 if let Some(src) = queries.get(start..start + q.len()) {
                     q.copy_from_slice(src);
                 }
-                let rope = ropes.get(i * st.rope..(i + 1) * st.rope).unwrap_or(&[]);
-                if let Some((cache, rows)) = caches.visible(layer, i) {
-                    if !absorbed {
-                        absorb_split(s, w, q, &mut bufs, &Serial);
-                    }
-                    attend_absorbed(s, w, q, rope, cache, rows, bufs, &Serial);
+                if !absorbed {
+                    absorb_split(s, w, q, &mut bufs, &Serial);
                 }
+                let rope = ropes.get(i * st.rope..(i + 1) * st.rope).unwrap_or(&[]);
+                absorb_rest(s, w, q, rope, bufs.q_abs);
+                let joins = shared.is_some_and(|(c, r)| {
+                    core::ptr::eq(c, cache) && r.as_ptr() == rows.as_ptr() && !group.is_full()
+                });
+                if !joins {
+                    if let Some((c, r)) = shared {
+                        attend_tokens(s, c, r, &mut group);
+                    }
+                    group.clear();
+                }
+                let keep = match shared {
+                    Some((_, r)) if joins && r.len() >= rows.len() => r,
+                    _ => rows,
+                };
+                shared = Some((cache, keep));
+                let (heads, row_bytes) = (s.heads.min(bufs.scores.len() / 2), row_bytes(cache));
+                let d = AttnDims { heads, ..s.attn };
+                let token = GroupQuery::new(
+                    &d,
+                    bufs.q_abs,
+                    rows.len() / row_bytes,
+                    bufs.scores,
+                    bufs.lat_out,
+                    bufs.work,
+                );
+                // Not full: a full group was attended and cleared above.
+                let _ = group.push(token);
+            }
+            if let Some((c, r)) = shared {
+                attend_tokens(s, c, r, &mut group);
             }
         },
     );
     up_v_batch(s, w, &layout, n, b.attn, b.q, (tmp, blocks), par);
     let attn_out = b.attn.get(layout.attn_out_offset()..).unwrap_or(&[]);
     w.output.matmul(attn_out, width, n, b.out, st.hidden, tmp, blocks, par);
+}
+
+/// Tokens a batch attends over shared rows at once ([`attend::attend_group`]).
+const ATTEND_GROUP: usize = 16;
+
+/// Bytes of one of `cache`'s rows (at least 1).
+fn row_bytes(cache: &LatentCache<'_>) -> usize {
+    cache.format().row_bytes().unwrap_or(0).max(1)
+}
+
+/// A group's attention over the leading rows of `rows` (rows of `cache`).
+fn attend_tokens(
+    s: &MlaShape,
+    cache: &LatentCache<'_>,
+    rows: &[u8],
+    group: &mut heapless::Vec<GroupQuery<'_>, ATTEND_GROUP>,
+) {
+    let heads = s.heads.min(s.attn.heads);
+    let d = AttnDims { heads, ..s.attn };
+    attend::attend_group(&d, s.scale, rows, cache.format(), cache.capacity(), group);
 }
 
 /// [`up_v`] for the `n` tokens of a batch (token `i`'s weighted latents and outputs in region
@@ -438,8 +490,8 @@ fn absorb_split(
 }
 
 /// The rest of one token's attention once [`absorb_split`] (or its batched form) has run: the
-/// absorbed queries' other parts (RoPE on the query's rope parts, in place; joint layout: each
-/// head's `W_UKᵀ q_nope`), then every head over `rows` into `b.lat_out`.
+/// absorbed queries' other parts ([`absorb_rest`]), then every head over `rows` into
+/// `b.lat_out`.
 #[allow(clippy::too_many_arguments)]
 fn attend_absorbed(
     s: &MlaShape,
@@ -451,14 +503,24 @@ fn attend_absorbed(
     b: AttendBuffers<'_>,
     par: &dyn Parallel,
 ) {
+    absorb_rest(s, w, q, rope, b.q_abs);
+    // Every head over the cached rows: tiles, online softmax, partitions (`crate::attend`).
+    let heads = s.heads.min(b.scores.len() / 2);
+    let d = AttnDims { heads, ..s.attn };
+    let (format, capacity) = (cache.format(), cache.capacity());
+    let (state, q_abs) = (&mut *b.scores, &*b.q_abs);
+    attend::attend(&d, s.scale, q_abs, rows, format, capacity, state, b.lat_out, b.work, par);
+}
+
+/// The absorbed queries' parts [`absorb_split`] does not write, laid out like cache rows
+/// (`q_abs` `[heads][kv_lora + rope]`): RoPE on the query's rope parts (in place in `q`),
+/// copied after the latent part; for the joint layout also each head's `W_UKᵀ q_nope`.
+fn absorb_rest(s: &MlaShape, w: &MlaWeights<'_>, q: &mut [f32], rope: &[f32], q_abs: &mut [f32]) {
     // Chunk widths are >= 1 for any validated config; `max(1)` keeps that local.
     let qk = (s.nope + s.rope).max(1);
     let row = (s.kv_lora + s.rope).max(1);
     let kv_lora = s.kv_lora.max(1);
-
-    // Absorbed queries, laid out like cache rows: [W_UKᵀ q_nope (kv_lora) | rotated q_pe].
-    for (h, (q_h, q_abs_h)) in q.chunks_exact_mut(qk).zip(b.q_abs.chunks_exact_mut(row)).enumerate()
-    {
+    for (h, (q_h, q_abs_h)) in q.chunks_exact_mut(qk).zip(q_abs.chunks_exact_mut(row)).enumerate() {
         let (q_nope, q_pe) = q_h.split_at_mut(s.nope.min(qk));
         rope::rotate(q_pe, rope);
         let (q_lat, q_rope) = q_abs_h.split_at_mut(kv_lora.min(row));
@@ -469,13 +531,6 @@ fn attend_absorbed(
             *d = *v;
         }
     }
-
-    // Every head over the cached rows: tiles, online softmax, partitions (`crate::attend`).
-    let heads = s.heads.min(b.scores.len() / 2);
-    let d = AttnDims { heads, ..s.attn };
-    let (format, capacity) = (cache.format(), cache.capacity());
-    let (state, q_abs) = (&mut *b.scores, &*b.q_abs);
-    attend::attend(&d, s.scale, q_abs, rows, format, capacity, state, b.lat_out, b.work, par);
 }
 
 /// [`absorb_split`] for the `n` tokens of a batch (queries `[n][q_stride]` in `queries`, token

@@ -818,13 +818,16 @@ unsafe fn tile_accumulate_avx2(p: &[f32], rows: &[f32], width: usize, lat: &mut 
                     a[1] = _mm256_loadu_ps(lp.add(h * kv + j + 8));
                 }
             }
-            for (r, row) in rows.chunks_exact(width).enumerate() {
-                // SAFETY: j + C <= kv <= width = row.len().
+            let (pp, rp) = (pg.as_ptr(), rows.as_ptr());
+            for r in 0..t {
+                // SAFETY: r < t rows of `width`, j + C <= kv <= width.
                 let (x0, x1) = unsafe {
-                    (_mm256_loadu_ps(row.as_ptr().add(j)), _mm256_loadu_ps(row.as_ptr().add(j + 8)))
+                    let row = rp.add(r * width + j);
+                    (_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8)))
                 };
                 for (h, a) in acc.iter_mut().enumerate() {
-                    let w = _mm256_set1_ps(pg.get(h * t + r).copied().unwrap_or(0.0));
+                    // SAFETY: `pg` is `[H][t]` (a `chunks_exact(t * H)` chunk), h < H, r < t.
+                    let w = _mm256_set1_ps(unsafe { *pp.add(h * t + r) });
                     a[0] = _mm256_add_ps(a[0], _mm256_mul_ps(w, x0));
                     a[1] = _mm256_add_ps(a[1], _mm256_mul_ps(w, x1));
                 }
