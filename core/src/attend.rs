@@ -81,13 +81,12 @@ impl AttnDims {
     }
 }
 
-/// One partition's work area.
+/// One partition's work area: a decoded tile `[tile][width]`, its scores `[heads][tile]`, and
+/// the partition's softmax state.
 struct Part<'a> {
     rows: &'a mut [f32],
     probs: &'a mut [f32],
-    maxes: &'a mut [f32],
-    sums: &'a mut [f32],
-    lat: &'a mut [f32],
+    state: State<'a>,
 }
 
 impl<'a> Part<'a> {
@@ -96,12 +95,7 @@ impl<'a> Part<'a> {
         let (probs, rest) = rest.split_at_mut((d.heads * d.tile).min(rest.len()));
         let (maxes, rest) = rest.split_at_mut(d.heads.min(rest.len()));
         let (sums, lat) = rest.split_at_mut(d.heads.min(rest.len()));
-        Part { rows, probs, maxes, sums, lat }
-    }
-
-    /// The partition's softmax state.
-    fn state(self) -> State<'a> {
-        State { maxes: self.maxes, sums: self.sums, lat: self.lat }
+        Part { rows, probs, state: State { maxes, sums, lat } }
     }
 }
 
@@ -151,19 +145,19 @@ pub(crate) fn attend(
             }
         });
         for area in all.chunks_exact_mut(part_elems) {
-            merge(d, Part::split(d, area).state(), maxes, sums, lat_out);
+            merge(d, Part::split(d, area).state, maxes, sums, lat_out);
         }
     } else if let Some(area) = work.get_mut(..part_elems) {
         if n_parts == 1 {
             // One partition: its state is the result (a merge into the empty state would copy
             // it exactly), so it runs straight into the output.
             let Part { rows: tile_rows, probs, .. } = Part::split(d, area);
-            let part = Part { rows: tile_rows, probs, maxes, sums, lat: lat_out };
+            let part = Part { rows: tile_rows, probs, state: State { maxes, sums, lat: lat_out } };
             run_part(d, scale, q_abs, part_rows_of(0), format, part);
         } else {
             for p in 0..n_parts {
                 run_part(d, scale, q_abs, part_rows_of(p), format, Part::split(d, area));
-                merge(d, Part::split(d, area).state(), maxes, sums, lat_out);
+                merge(d, Part::split(d, area).state, maxes, sums, lat_out);
             }
         }
     }
@@ -226,9 +220,7 @@ pub(crate) fn attend_group(
     let n_rows = group.iter().map(|g| g.n_rows).max().unwrap_or(0).min(rows.len() / row_bytes);
     for g in group.iter_mut() {
         g.n_rows = g.n_rows.min(n_rows);
-        g.out.maxes.fill(f32::NEG_INFINITY);
-        g.out.sums.fill(0.0);
-        g.out.lat.fill(0.0);
+        g.out.clear();
     }
     // The decoded tile lives in the first token's work area.
     let buf: &mut [f32] = match group.first_mut() {
@@ -241,9 +233,7 @@ pub(crate) fn attend_group(
         // with more runs each partition in its area and merges it in order.
         let split = |g: &GroupQuery<'_>| g.n_rows > per_part;
         for g in group.iter_mut().filter(|g| split(g) && g.n_rows > start) {
-            g.part.maxes.fill(f32::NEG_INFINITY);
-            g.part.sums.fill(0.0);
-            g.part.lat.fill(0.0);
+            g.part.state.clear();
         }
         let mut r = start;
         while r < end {
@@ -253,23 +243,13 @@ pub(crate) fn attend_group(
             for g in group.iter_mut().filter(|g| g.n_rows > r) {
                 let t = tile_end.min(g.n_rows) - r;
                 let x = x_all.get(..t * d.width).unwrap_or(&[]);
-                let state = if split(g) {
-                    State {
-                        maxes: &mut *g.part.maxes,
-                        sums: &mut *g.part.sums,
-                        lat: &mut *g.part.lat,
-                    }
-                } else {
-                    State { maxes: &mut *g.out.maxes, sums: &mut *g.out.sums, lat: &mut *g.out.lat }
-                };
+                let state = if split(g) { g.part.state.reborrow() } else { g.out.reborrow() };
                 tile_step(k, d, scale, g.q_abs, x, t, &mut *g.part.probs, state);
             }
             r = tile_end;
         }
         for g in group.iter_mut().filter(|g| split(g) && g.n_rows > start) {
-            let part =
-                State { maxes: &mut *g.part.maxes, sums: &mut *g.part.sums, lat: &mut *g.part.lat };
-            merge(d, part, g.out.maxes, g.out.sums, g.out.lat);
+            merge(d, g.part.state.reborrow(), g.out.maxes, g.out.sums, g.out.lat);
         }
     }
     for g in group.iter_mut() {
@@ -288,14 +268,12 @@ pub(crate) fn attend_group(
 fn run_part(d: &AttnDims, scale: f32, q_abs: &[f32], rows: &[u8], format: &RowFormat, p: Part<'_>) {
     let k = kernels::active();
     let row_bytes = format.row_bytes().unwrap_or(0).max(1);
-    p.maxes.fill(f32::NEG_INFINITY);
-    p.sums.fill(0.0);
-    p.lat.fill(0.0);
+    let Part { rows: buf, probs, mut state } = p;
+    state.clear();
     for tile in rows.chunks(d.tile.max(1) * row_bytes) {
         let t = tile.len() / row_bytes;
-        let x = tile_view(d, format, tile, p.rows);
-        let state = State { maxes: &mut *p.maxes, sums: &mut *p.sums, lat: &mut *p.lat };
-        tile_step(k, d, scale, q_abs, x, t, &mut *p.probs, state);
+        let x = tile_view(d, format, tile, &mut *buf);
+        tile_step(k, d, scale, q_abs, x, t, &mut *probs, state.reborrow());
     }
 }
 
@@ -323,6 +301,20 @@ struct State<'a> {
     maxes: &'a mut [f32],
     sums: &'a mut [f32],
     lat: &'a mut [f32],
+}
+
+impl State<'_> {
+    /// The empty state: max -inf, sum and latent 0.
+    fn clear(&mut self) {
+        self.maxes.fill(f32::NEG_INFINITY);
+        self.sums.fill(0.0);
+        self.lat.fill(0.0);
+    }
+
+    /// The same state, borrowed for a shorter time.
+    fn reborrow(&mut self) -> State<'_> {
+        State { maxes: &mut *self.maxes, sums: &mut *self.sums, lat: &mut *self.lat }
+    }
 }
 
 /// One tile `x` (`[t][width]`) into a state: every head's scores (`probs`, `[heads][t]` of

@@ -356,12 +356,10 @@ pub(crate) fn forward_batch<C: BatchCaches + ?Sized>(
                     _ => rows,
                 };
                 shared = Some((cache, keep));
-                let (heads, row_bytes) = (s.heads.min(bufs.scores.len() / 2), row_bytes(cache));
-                let d = AttnDims { heads, ..s.attn };
                 let token = GroupQuery::new(
-                    &d,
+                    &s.attn,
                     bufs.q_abs,
-                    rows.len() / row_bytes,
+                    rows.len() / row_bytes(cache),
                     bufs.scores,
                     bufs.lat_out,
                     bufs.work,
@@ -394,9 +392,7 @@ fn attend_tokens(
     rows: &[u8],
     group: &mut heapless::Vec<GroupQuery<'_>, ATTEND_GROUP>,
 ) {
-    let heads = s.heads.min(s.attn.heads);
-    let d = AttnDims { heads, ..s.attn };
-    attend::attend_group(&d, s.scale, rows, cache.format(), cache.capacity(), group);
+    attend::attend_group(&s.attn, s.scale, rows, cache.format(), cache.capacity(), group);
 }
 
 /// [`up_v`] for the `n` tokens of a batch (token `i`'s weighted latents and outputs in region
