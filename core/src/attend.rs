@@ -104,7 +104,8 @@ impl<'a> Part<'a> {
 /// `scale`; the normalised softmax-weighted latents go to `lat_out` `[heads][kv]`, and
 /// `state` `[2][heads]` ends with each head's max and sum. `work` holds one or more partition
 /// areas ([`AttnDims::part_elems`] each); with [`AttnDims::work_elems`] of them and a
-/// multi-threaded `par`, partitions run in parallel.
+/// multi-threaded `par`, partitions run in parallel, otherwise one after another as a group of
+/// one ([`attend_group`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attend(
     d: &AttnDims,
@@ -123,45 +124,45 @@ pub(crate) fn attend(
     let per_part = part_rows(capacity, d.tile);
     let n_parts = n_rows.div_ceil(per_part);
     let part_elems = d.part_elems().unwrap_or(0).max(1);
+    let areas = work.len() / part_elems;
+    let parallel = n_parts > 1 && areas >= n_parts && par.ways() > 1;
+    if !parallel && areas >= 1 {
+        // Partitions one after another on this thread: a group of one token.
+        let token = GroupQuery::new(d, q_abs, n_rows, state, lat_out, work);
+        attend_group(d, scale, rows, format, capacity, &mut [token]);
+        return;
+    }
     let (maxes, sums) = state.split_at_mut(d.heads.min(state.len()));
     maxes.fill(f32::NEG_INFINITY);
     sums.fill(0.0);
     lat_out.fill(0.0);
+    if !parallel {
+        // No work area: the empty result.
+        return;
+    }
     let part_rows_of = |p: usize| {
         let start = p.saturating_mul(per_part).saturating_mul(row_bytes);
         let end = start.saturating_add(per_part.saturating_mul(row_bytes)).min(rows.len());
         rows.get(start..end).unwrap_or(&[])
     };
-
-    let areas = work.len() / part_elems;
-    if n_parts > 1 && areas >= n_parts && par.ways() > 1 {
-        let all = work.get_mut(..n_parts * part_elems).unwrap_or(&mut []);
-        // A partition's work is its rows times every head: count its bytes that way.
-        let bytes = per_part.saturating_mul(row_bytes).saturating_mul(d.heads) / part_elems;
-        parallel::for_each_wide_span(par, all, part_elems, bytes.max(1), &|span| {
-            let first = span.first_row();
-            for (k, area) in span.out().chunks_exact_mut(part_elems).enumerate() {
-                run_part(d, scale, q_abs, part_rows_of(first + k), format, Part::split(d, area));
-            }
-        });
-        for area in all.chunks_exact_mut(part_elems) {
-            merge(d, Part::split(d, area).state, maxes, sums, lat_out);
+    let all = work.get_mut(..n_parts * part_elems).unwrap_or(&mut []);
+    // A partition's work is its rows times every head: count its bytes that way.
+    let bytes = per_part.saturating_mul(row_bytes).saturating_mul(d.heads) / part_elems;
+    parallel::for_each_wide_span(par, all, part_elems, bytes.max(1), &|span| {
+        let first = span.first_row();
+        for (k, area) in span.out().chunks_exact_mut(part_elems).enumerate() {
+            run_part(d, scale, q_abs, part_rows_of(first + k), format, Part::split(d, area));
         }
-    } else if let Some(area) = work.get_mut(..part_elems) {
-        if n_parts == 1 {
-            // One partition: its state is the result (a merge into the empty state would copy
-            // it exactly), so it runs straight into the output.
-            let Part { rows: tile_rows, probs, .. } = Part::split(d, area);
-            let part = Part { rows: tile_rows, probs, state: State { maxes, sums, lat: lat_out } };
-            run_part(d, scale, q_abs, part_rows_of(0), format, part);
-        } else {
-            for p in 0..n_parts {
-                run_part(d, scale, q_abs, part_rows_of(p), format, Part::split(d, area));
-                merge(d, Part::split(d, area).state, maxes, sums, lat_out);
-            }
-        }
+    });
+    for area in all.chunks_exact_mut(part_elems) {
+        merge(d, Part::split(d, area).state, maxes, sums, lat_out);
     }
-    for (lat_h, sum) in lat_out.chunks_exact_mut(d.kv.max(1)).zip(sums.iter()) {
+    normalise(d, sums, lat_out);
+}
+
+/// Each head's latent divided by its softmax sum (heads with no rows keep 0).
+fn normalise(d: &AttnDims, sums: &[f32], lat: &mut [f32]) {
+    for (lat_h, sum) in lat.chunks_exact_mut(d.kv.max(1)).zip(sums.iter()) {
         if *sum > 0.0 {
             kernels::scale_in_place(lat_h, 1.0 / *sum);
         }
@@ -201,9 +202,9 @@ impl<'a> GroupQuery<'a> {
 
 /// [`attend`] for a group of tokens over the leading rows of one cache's `rows`: token `g`
 /// sees the first `group[g].n_rows` of them. Each tile is read (and decoded) once for the
-/// whole group, then stepped into every token that sees it; each token's arithmetic is
-/// exactly [`attend`]'s with partitions in order, so the results are bit-identical to
-/// attending one token at a time.
+/// whole group, then stepped into every token that sees it; each token's tiles, partitions
+/// and merges are those it has alone (a group of one is [`attend`] on one thread), so the
+/// results are bit-identical to attending one token at a time.
 pub(crate) fn attend_group(
     d: &AttnDims,
     scale: f32,
@@ -216,7 +217,6 @@ pub(crate) fn attend_group(
     let row_bytes = format.row_bytes().unwrap_or(0).max(1);
     let per_part = part_rows(capacity, d.tile);
     let tile = d.tile.max(1);
-    let kv = d.kv.max(1);
     let n_rows = group.iter().map(|g| g.n_rows).max().unwrap_or(0).min(rows.len() / row_bytes);
     for g in group.iter_mut() {
         g.n_rows = g.n_rows.min(n_rows);
@@ -253,11 +253,7 @@ pub(crate) fn attend_group(
         }
     }
     for g in group.iter_mut() {
-        for (lat_h, sum) in g.out.lat.chunks_exact_mut(kv).zip(g.out.sums.iter()) {
-            if *sum > 0.0 {
-                kernels::scale_in_place(lat_h, 1.0 / *sum);
-            }
-        }
+        normalise(d, g.out.sums, g.out.lat);
     }
     if let Some(g) = group.first_mut() {
         g.part.rows = buf;
