@@ -10,6 +10,7 @@ mod firmware;
 mod golden;
 mod hostile;
 mod kquant;
+mod layers;
 mod long;
 mod sequences;
 mod shift;

@@ -4,6 +4,7 @@
 
 use crate::config::ModelConfig;
 use crate::error::{BufferKind, Error};
+use crate::mla::{AttnState, MlaShape, MlaStrides};
 use crate::quant::{group8, QK};
 
 /// Element counts of a batch scratch, per token unless named otherwise: the strides of its
@@ -15,7 +16,7 @@ pub(crate) struct BatchWidths {
     pub(crate) q: usize,
     pub(crate) kv_a: usize,
     /// Per-token attention state ([`crate::mla::AttnState`]).
-    pub(crate) attn: crate::mla::AttnState,
+    pub(crate) attn: AttnState,
     pub(crate) rope: usize,
     /// MLP activation width (gate and up each).
     pub(crate) ffn: usize,
@@ -30,9 +31,21 @@ pub(crate) struct BatchWidths {
 }
 
 impl BatchWidths {
+    /// The strides [`crate::mla::forward_batch`] reads.
+    pub(crate) const fn mla(&self) -> MlaStrides {
+        MlaStrides {
+            hidden: self.hidden,
+            q_a: self.q_a,
+            q: self.q,
+            kv_a: self.kv_a,
+            rope: self.rope,
+            attn: self.attn,
+        }
+    }
+
     fn new(c: &ModelConfig) -> Result<Self, Error> {
-        let shape = crate::mla::MlaShape::of(c);
-        let attn = crate::mla::AttnState::new(&shape).ok_or(Error::SizeOverflow)?;
+        let shape = MlaShape::of(c);
+        let attn = AttnState::new(&shape).ok_or(Error::SizeOverflow)?;
         let mul = |a: usize, b: usize| a.checked_mul(b).ok_or(Error::SizeOverflow);
         let hidden = c.hidden_size;
         let q_a = c.q_lora_rank.unwrap_or(0);
@@ -119,7 +132,7 @@ pub struct BatchScratch<'m> {
 
 impl<'m> BatchScratch<'m> {
     /// The most tokens one batch holds; longer prompts are run as several batches.
-    pub const MAX_TOKENS: usize = crate::moe::MAX_BATCH;
+    pub const MAX_TOKENS: usize = crate::weights::MAX_BATCH;
 
     /// The buffer sizes for batches of up to `max_tokens` tokens of `config`'s model.
     ///

@@ -356,19 +356,6 @@ impl ModelConfig {
             .map_or(Some(0), |m| m.moe_intermediate_size.checked_mul(m.n_shared_experts.max(1)))?;
         Some(self.intermediate_size.max(moe))
     }
-
-    /// `f32` elements of activation scratch that [`crate::Scratch::new`] needs for a cache of
-    /// `capacity` positions. Attention keeps only running per-head statistics per partition
-    /// of the cache, so the size grows with `capacity` only by the partitions' work areas
-    /// (from 1,024 rows on, one per 512 rows, at most 8): bounded, whatever the context. A
-    /// scratch sized for one capacity serves a cache of any other (partitions then run one
-    /// after another, with the same result).
-    ///
-    /// # Errors
-    /// [`Error::SizeOverflow`] if the total does not fit in `usize`.
-    pub fn scratch_elems(&self, capacity: usize) -> Result<usize, Error> {
-        crate::scratch::Layout::new(self, capacity).map(|l| l.total)
-    }
 }
 
 /// Reads the MoE keys (only called when some layer is MoE).

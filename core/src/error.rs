@@ -6,7 +6,7 @@
 use core::fmt;
 
 use crate::tensor::TensorId;
-use crate::vocab::TokenizerModel;
+use crate::tokenizer_model::TokenizerModel;
 
 /// Why a call into tinymla-core failed. Never allocates; cheap to copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub enum Error {
     /// least as many sink tokens as the cache holds.
     InvalidCacheOptions,
     /// A cache snapshot could not be written or restored.
-    Snapshot(crate::cache::SnapshotError),
+    Snapshot(SnapshotError),
     /// Caller-provided memory is shorter than the model needs.
     BufferTooSmall {
         /// Which buffer.
@@ -356,3 +356,55 @@ impl fmt::Display for ConfigError {
 impl core::error::Error for Error {}
 impl core::error::Error for GgufError {}
 impl core::error::Error for ConfigError {}
+
+/// Why a snapshot could not be written or restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The output buffer is shorter than [`crate::LatentCache::snapshot_len`], or the input is shorter
+    /// than its header says.
+    Truncated {
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes given.
+        given: u64,
+    },
+    /// The bytes do not start with `TMLC`.
+    BadMagic,
+    /// A format version this build does not read.
+    UnsupportedVersion(u32),
+    /// The checksum does not match: the bytes were corrupted.
+    ChecksumMismatch,
+    /// The snapshot was taken with a different model (fingerprint differs).
+    ModelMismatch,
+    /// The snapshot was taken with a different cache configuration (storage, capacity, policy
+    /// or row shape).
+    ConfigMismatch,
+    /// Header fields contradict each other (e.g. more filled slots than capacity).
+    Corrupt,
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotError::Truncated { needed, given } => {
+                write!(f, "snapshot needs {needed} bytes, {given} given")
+            }
+            SnapshotError::BadMagic => write!(f, "not a tinymla cache snapshot"),
+            SnapshotError::UnsupportedVersion(v) => write!(f, "snapshot format version {v}"),
+            SnapshotError::ChecksumMismatch => write!(f, "snapshot checksum mismatch"),
+            SnapshotError::ModelMismatch => write!(f, "snapshot was taken with another model"),
+            SnapshotError::ConfigMismatch => {
+                write!(f, "snapshot was taken with another cache configuration")
+            }
+            SnapshotError::Corrupt => write!(f, "snapshot header is inconsistent"),
+        }
+    }
+}
+
+impl From<SnapshotError> for Error {
+    fn from(e: SnapshotError) -> Self {
+        Error::Snapshot(e)
+    }
+}

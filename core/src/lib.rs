@@ -70,6 +70,7 @@ pub mod quant;
 mod rope;
 pub mod sampler;
 mod scratch;
+mod tokenizer_model;
 pub mod vocab;
 mod weights;
 

@@ -217,8 +217,21 @@ impl AttnState {
     }
 }
 
+/// Per-token strides (elements) of the `[n][…]` buffers a batched step hands to
+/// [`forward_batch`]: its inputs (`hidden`), the query (`q_a`, `q`), the latent and rope rows
+/// (`kv_a`, `rope`) and the attention state.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MlaStrides {
+    pub(crate) hidden: usize,
+    pub(crate) q_a: usize,
+    pub(crate) q: usize,
+    pub(crate) kv_a: usize,
+    pub(crate) rope: usize,
+    pub(crate) attn: AttnState,
+}
+
 /// Buffers of a batch of `n` tokens' attention, `[n][…]` each (from [`crate::BatchScratch`],
-/// whose [`crate::batch::BatchWidths`] are their strides).
+/// whose [`MlaStrides`] are their strides).
 pub(crate) struct BatchMlaBuffers<'s> {
     /// Query LoRA latents, `[n][q_lora]`.
     pub(crate) q_a: &'s mut [f32],
@@ -286,7 +299,7 @@ pub(crate) fn forward_batch<C: BatchCaches + ?Sized>(
     layer: usize,
     xs: &[f32],
     n: usize,
-    st: &crate::batch::BatchWidths,
+    st: &MlaStrides,
     caches: &mut C,
     b: BatchMlaBuffers<'_>,
     par: &dyn Parallel,

@@ -9,7 +9,7 @@ use crate::config::{
 use crate::ffn::Mlp;
 use crate::kernels;
 use crate::parallel::Parallel;
-use crate::weights::{Matrix, Vector};
+use crate::weights::{Matrix, Vector, MAX_BATCH};
 
 /// Weights of one MoE layer.
 #[derive(Debug, Clone, Copy)]
@@ -145,10 +145,6 @@ pub(crate) struct BatchMoeBuffers<'s> {
     /// Work memory of [`crate::weights::Matrix::matmul`].
     pub(crate) blocks: &'s mut [u8],
 }
-
-/// Most tokens of one batched step: [`forward_batch`] keeps its routing on the stack (about
-/// 24 KiB at this size).
-pub(crate) const MAX_BATCH: usize = 32;
 
 /// [`forward`] for `n <= MAX_BATCH` tokens `xs` (`[n][hidden_size]`) at once, each token's
 /// output bit-identical to its own call: tokens are grouped by routed expert, so each expert's

@@ -4,6 +4,24 @@
 use crate::config::ModelConfig;
 use crate::error::{BufferKind, Error};
 
+// The scratch size is the config's to answer (`config.scratch_elems(capacity)`), but the
+// layout that gives it is this module's, so the method lives here: `config` stays below
+// `scratch` in the module layers.
+impl ModelConfig {
+    /// `f32` elements of activation scratch that [`Scratch::new`] needs for a cache of
+    /// `capacity` positions. Attention keeps only running per-head statistics per partition
+    /// of the cache, so the size grows with `capacity` only by the partitions' work areas
+    /// (from 1,024 rows on, one per 512 rows, at most 8): bounded, whatever the context. A
+    /// scratch sized for one capacity serves a cache of any other (partitions then run one
+    /// after another, with the same result).
+    ///
+    /// # Errors
+    /// [`Error::SizeOverflow`] if the total does not fit in `usize`.
+    pub fn scratch_elems(&self, capacity: usize) -> Result<usize, Error> {
+        Layout::new(self, capacity).map(|l| l.total)
+    }
+}
+
 /// Element counts and the total for a config and cache capacity.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Layout {

@@ -5,16 +5,14 @@ use half::f16;
 
 use crate::kernels;
 use crate::quant::q8_0;
+use crate::quant::q8_compact::{compact_bytes, dequantize_compact, put_compact};
 
 /// Elements per int8 block of `c_kv` (ggml's `QK8_0`).
 pub const Q8_BLOCK_ELEMS: usize = crate::quant::QK;
 /// Bytes per int8 block: an f16 scale `d`, then 32 `i8` (ggml's `block_q8_0`, 34 bytes).
 pub const Q8_BLOCK_BYTES: usize = q8_0::BLOCK_BYTES;
 
-/// Elements per block of [`CacheStorage::Q8Compact`].
-pub const Q8C_BLOCK_ELEMS: usize = 64;
-/// Bytes per whole [`CacheStorage::Q8Compact`] block: an f16 scale `d`, then 64 `i8`.
-pub const Q8C_BLOCK_BYTES: usize = 2 + Q8C_BLOCK_ELEMS;
+pub use crate::quant::q8_compact::{Q8C_BLOCK_BYTES, Q8C_BLOCK_ELEMS};
 
 /// How rows are stored. Chosen at run time, per cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -227,31 +225,6 @@ fn get_f32_at(b: &[u8]) -> f32 {
     b.first_chunk::<4>().map_or(0.0, |v| f32::from_le_bytes(*v))
 }
 
-/// Bytes of `n` values in [`CacheStorage::Q8Compact`] blocks: whole blocks of 66 bytes, and
-/// a last block of `2 + n % 64` bytes that holds only the values left.
-fn compact_bytes(n: usize) -> Option<usize> {
-    let tail = n % Q8C_BLOCK_ELEMS;
-    (n / Q8C_BLOCK_ELEMS).checked_mul(Q8C_BLOCK_BYTES)?.checked_add(if tail > 0 {
-        2 + tail
-    } else {
-        0
-    })
-}
-
-/// The blocks of `bytes` (laid out by [`compact_bytes`]), each as (scale, int8 values).
-fn compact_blocks(bytes: &[u8]) -> impl Iterator<Item = (&[u8; 2], &[u8])> {
-    bytes.chunks(Q8C_BLOCK_BYTES).filter_map(|b| b.split_first_chunk::<2>())
-}
-
-/// `x` into int8 blocks of up to 64 values (`out` holds `compact_bytes(x.len())`).
-fn put_compact(x: &[f32], out: &mut [u8]) {
-    for (block, xs) in out.chunks_mut(Q8C_BLOCK_BYTES).zip(x.chunks(Q8C_BLOCK_ELEMS)) {
-        if let Some((scale, qs)) = block.split_first_chunk_mut::<2>() {
-            q8_0::quantize_block(xs, scale, qs);
-        }
-    }
-}
-
 /// Whether rows decode through the kernel table: on x86_64, whose tables have SIMD decoders.
 /// Elsewhere every table has the references, called directly (no indirect call per row on a
 /// board).
@@ -263,17 +236,6 @@ fn get_compact(bytes: &[u8], out: &mut [f32]) {
         kernels::active().dequantize_compact(bytes, out);
     } else {
         dequantize_compact(bytes, out);
-    }
-}
-
-/// The reference of [`kernels::Kernels::dequantize_compact`]: each block's values `d · q`
-/// (`out.len()` values from blocks laid out by [`compact_bytes`]).
-pub(crate) fn dequantize_compact(bytes: &[u8], out: &mut [f32]) {
-    for ((scale, qs), os) in compact_blocks(bytes).zip(out.chunks_mut(Q8C_BLOCK_ELEMS)) {
-        let d = kernels::f16_to_f32(*scale);
-        for (o, q) in os.iter_mut().zip(qs) {
-            *o = d * f32::from(i8::from_le_bytes([*q]));
-        }
     }
 }
 

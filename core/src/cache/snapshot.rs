@@ -21,68 +21,15 @@
 //! | 64 | payload: `len` positions (`u32`), then per layer `len` stored rows |
 //! | end − 8 | FNV-1a 64 of everything before it |
 
-use core::fmt;
-
 use super::{CacheStorage, LatentCache, OverflowPolicy};
 use crate::error::Error;
+pub use crate::error::SnapshotError;
 use crate::fnv::Fnv1a64;
 
 /// Bytes before the payload.
 pub const SNAPSHOT_HEADER_BYTES: usize = 64;
 const MAGIC: [u8; 4] = *b"TMLC";
 const VERSION: u32 = 1;
-
-/// Why a snapshot could not be written or restored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub enum SnapshotError {
-    /// The output buffer is shorter than [`LatentCache::snapshot_len`], or the input is shorter
-    /// than its header says.
-    Truncated {
-        /// Bytes needed.
-        needed: u64,
-        /// Bytes given.
-        given: u64,
-    },
-    /// The bytes do not start with `TMLC`.
-    BadMagic,
-    /// A format version this build does not read.
-    UnsupportedVersion(u32),
-    /// The checksum does not match: the bytes were corrupted.
-    ChecksumMismatch,
-    /// The snapshot was taken with a different model (fingerprint differs).
-    ModelMismatch,
-    /// The snapshot was taken with a different cache configuration (storage, capacity, policy
-    /// or row shape).
-    ConfigMismatch,
-    /// Header fields contradict each other (e.g. more filled slots than capacity).
-    Corrupt,
-}
-
-impl fmt::Display for SnapshotError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SnapshotError::Truncated { needed, given } => {
-                write!(f, "snapshot needs {needed} bytes, {given} given")
-            }
-            SnapshotError::BadMagic => write!(f, "not a tinymla cache snapshot"),
-            SnapshotError::UnsupportedVersion(v) => write!(f, "snapshot format version {v}"),
-            SnapshotError::ChecksumMismatch => write!(f, "snapshot checksum mismatch"),
-            SnapshotError::ModelMismatch => write!(f, "snapshot was taken with another model"),
-            SnapshotError::ConfigMismatch => {
-                write!(f, "snapshot was taken with another cache configuration")
-            }
-            SnapshotError::Corrupt => write!(f, "snapshot header is inconsistent"),
-        }
-    }
-}
-
-impl From<SnapshotError> for Error {
-    fn from(e: SnapshotError) -> Self {
-        Error::Snapshot(e)
-    }
-}
 
 /// The header fields, as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

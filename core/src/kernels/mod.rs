@@ -10,6 +10,7 @@
 //! is assumed.
 
 pub mod attn;
+mod formats;
 pub mod scalar;
 // Reached through runtime detection (`std`) or compile-time target features; a plain no_std
 // x86 build without AVX2 enabled uses neither, hence the allowance.
@@ -105,7 +106,7 @@ pub struct Kernels {
     /// Q8_0 blocks to their `f32` values (reference [`q8_0::dequantize`]).
     dequantize_q8_0: fn(&[BlockQ8_0], &mut [f32]),
     /// `q8-compact` cache blocks (an f16 scale, then up to 64 `i8` values) to their `f32`
-    /// values (reference `cache::row::dequantize_compact`).
+    /// values (reference `quant::q8_compact::dequantize_compact`).
     dequantize_compact: fn(&[u8], &mut [f32]),
     /// The integer dot products of the other block formats.
     #[cfg(feature = "block-formats")]
@@ -241,7 +242,7 @@ impl Kernels {
         softmax_weights: attn::softmax_weights,
         f16s_to_f32: scalar::f16s_to_f32,
         dequantize_q8_0: q8_0::dequantize,
-        dequantize_compact: crate::cache::row::dequantize_compact,
+        dequantize_compact: crate::quant::q8_compact::dequantize_compact,
         #[cfg(feature = "block-formats")]
         block_dots: BlockDots::SCALAR,
     };

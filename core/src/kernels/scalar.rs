@@ -3,6 +3,8 @@
 //! Length contract: operands are zipped, so extra elements of the longer operand are ignored.
 //! Callers size their buffers from a validated [`crate::ModelConfig`], where lengths agree.
 
+pub use crate::quant::f16::f16_to_f32;
+
 /// Independent accumulators per dot product: enough for LLVM to fill an AVX2 register pair and
 /// hide FMA latency, few enough for the 16 FP registers of a Cortex-M4F.
 const LANES: usize = 8;
@@ -72,23 +74,6 @@ pub fn f16s_to_f32(bytes: &[u8], out: &mut [f32]) {
     for (o, h) in out.iter_mut().zip(halves) {
         *o = f16_to_f32(*h);
     }
-}
-
-/// IEEE binary16 (little-endian bytes) to `f32`, exactly, without branches on the common path
-/// so LLVM vectorises loops over it (the `half` crate's portable path converts one value at a
-/// time unless the target has F16C).
-///
-/// Shifting the 15 exponent+mantissa bits into place and multiplying by 2^112 re-biases the
-/// exponent (127 − 15); the multiply also normalises subnormals. Inf/NaN keep an all-ones
-/// exponent. Checked against `half` for all 65,536 inputs.
-#[inline(always)]
-pub fn f16_to_f32(bytes: [u8; 2]) -> f32 {
-    let h = u32::from(u16::from_le_bytes(bytes));
-    let sign = (h & 0x8000) << 16;
-    let magnitude = h & 0x7fff;
-    let scaled = f32::from_bits(magnitude << 13) * f32::from_bits(0x7780_0000); // 2^112
-    let bits = if magnitude >= 0x7c00 { (magnitude << 13) | 0x7f80_0000 } else { scaled.to_bits() };
-    f32::from_bits(bits | sign)
 }
 
 /// Pairwise sum of the accumulators (a fixed order, so results are reproducible).

@@ -629,7 +629,7 @@ fn row_decoders_match_the_reference_on_every_table() {
         for n in [9 * 64 + 20, 9 * 64, 100, 64, 5, 0] {
             let (mut got, mut want) = (std::vec![f32::NAN; n], std::vec![0.0f32; n]);
             k.dequantize_compact(&compact, &mut got);
-            crate::cache::row::dequantize_compact(&compact, &mut want);
+            crate::quant::q8_compact::dequantize_compact(&compact, &mut want);
             let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "{}: q8-compact values, n = {n}", k.name());
         }

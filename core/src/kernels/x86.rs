@@ -163,14 +163,14 @@ unsafe fn dequantize_q8_0_avx2(blocks: &[BlockQ8_0], out: &mut [f32]) {
     );
 }
 
-/// `crate::cache::row::dequantize_compact` for whole 66-byte blocks (eight values at a time:
+/// `crate::quant::q8_compact::dequantize_compact` for whole 66-byte blocks (eight values at a time:
 /// widened exactly, times the scale), the reference for a last, shorter block or output.
 ///
 /// # Safety
 /// The CPU supports AVX2 and F16C.
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn dequantize_compact_avx2(bytes: &[u8], out: &mut [f32]) {
-    use crate::cache::row::{Q8C_BLOCK_BYTES, Q8C_BLOCK_ELEMS};
+    use crate::quant::q8_compact::{Q8C_BLOCK_BYTES, Q8C_BLOCK_ELEMS};
     let whole = (bytes.len() / Q8C_BLOCK_BYTES).min(out.len() / Q8C_BLOCK_ELEMS);
     let blocks = bytes.chunks_exact(Q8C_BLOCK_BYTES).zip(out.chunks_exact_mut(Q8C_BLOCK_ELEMS));
     for (block, o) in blocks.take(whole) {
@@ -186,7 +186,7 @@ unsafe fn dequantize_compact_avx2(bytes: &[u8], out: &mut [f32]) {
             }
         }
     }
-    crate::cache::row::dequantize_compact(
+    crate::quant::q8_compact::dequantize_compact(
         bytes.get(whole * Q8C_BLOCK_BYTES..).unwrap_or(&[]),
         out.get_mut(whole * Q8C_BLOCK_ELEMS..).unwrap_or(&mut []),
     );

@@ -387,7 +387,7 @@ impl<'a, const MAX_LAYERS: usize> ModelWith<'a, MAX_LAYERS> {
                 blocks: b.blocks,
             };
             let shape = &self.mla_shape;
-            mla::forward_batch(shape, &layer.attn, l, b.xn, n, &w, caches, bufs, par);
+            mla::forward_batch(shape, &layer.attn, l, b.xn, n, &w.mla(), caches, bufs, par);
             for (x, acc) in b.x.chunks_exact_mut(h).zip(b.acc.chunks_exact(h)).take(n) {
                 kernels::add_assign(x, acc);
             }

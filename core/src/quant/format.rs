@@ -1,11 +1,9 @@
 //! The block formats beyond Q8_0 / Q4_0 as one value: which layout a tensor has, how it
-//! dequantises, which activation blocks its integer dot product takes, and the dispatch to
-//! the kernel table's entry for it.
+//! dequantises and which activation blocks its integer dot product takes. The dot products
+//! themselves go through the kernel table (`kernels/formats.rs` adds them to [`BlockFormat`]).
 
 #[cfg(feature = "block-formats")]
 use super::{iq4_nl, iq4_xs, q2_k, q3_k, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, QK, QK_K};
-use super::{q8_0::BlockQ8_0, q8_k::BlockQ8K};
-use crate::kernels::Kernels;
 use crate::tensor::GgmlType;
 
 /// A ggml block format with a dequantiser and an integer dot product here (besides Q8_0 and
@@ -42,9 +40,9 @@ pub enum BlockFormat {
 /// The activation blocks a format's integer dot product takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActBlocks {
-    /// 32-value [`BlockQ8_0`]s.
+    /// 32-value [`BlockQ8_0`](super::q8_0::BlockQ8_0)s.
     Q8_0,
-    /// 256-value [`BlockQ8K`]s.
+    /// 256-value [`BlockQ8K`](super::q8_k::BlockQ8K)s.
     Q8K,
 }
 
@@ -76,12 +74,6 @@ impl BlockFormat {
         match self {}
     }
     pub fn dequantize(self, _: &[u8], _: &mut [f32]) {
-        match self {}
-    }
-    pub fn dot_q8_0(self, _: &Kernels, _: &[u8], _: &[BlockQ8_0]) -> f32 {
-        match self {}
-    }
-    pub fn dot_q8_k(self, _: &Kernels, _: &[u8], _: &[BlockQ8K]) -> f32 {
         match self {}
     }
 }
@@ -184,36 +176,6 @@ impl BlockFormat {
             Self::Q5K => q5_k::dequantize(bytes.as_chunks().0, out),
             Self::Q6K => q6_k::dequantize(bytes.as_chunks().0, out),
             Self::Iq4Xs => iq4_xs::dequantize(bytes.as_chunks().0, out),
-        }
-    }
-
-    /// `Σ w·a` of the whole blocks in `w` against Q8_0 activation blocks, through `k` (0 for
-    /// the formats that take [`ActBlocks::Q8K`]).
-    #[inline]
-    pub fn dot_q8_0(self, k: &Kernels, w: &[u8], a: &[BlockQ8_0]) -> f32 {
-        let d = k.block_dots();
-        match self {
-            Self::Q4_1 => (d.q4_1)(w.as_chunks().0, a),
-            Self::Q5_0 => (d.q5_0)(w.as_chunks().0, a),
-            Self::Q5_1 => (d.q5_1)(w.as_chunks().0, a),
-            Self::Iq4Nl => (d.iq4_nl)(w.as_chunks().0, a),
-            _ => 0.0,
-        }
-    }
-
-    /// `Σ w·a` of the whole blocks in `w` against Q8_K activation blocks, through `k` (0 for
-    /// the formats that take [`ActBlocks::Q8_0`]).
-    #[inline]
-    pub fn dot_q8_k(self, k: &Kernels, w: &[u8], a: &[BlockQ8K]) -> f32 {
-        let d = k.block_dots();
-        match self {
-            Self::Q2K => (d.q2_k)(w.as_chunks().0, a),
-            Self::Q3K => (d.q3_k)(w.as_chunks().0, a),
-            Self::Q4K => (d.q4_k)(w.as_chunks().0, a),
-            Self::Q5K => (d.q5_k)(w.as_chunks().0, a),
-            Self::Q6K => (d.q6_k)(w.as_chunks().0, a),
-            Self::Iq4Xs => (d.iq4_xs)(w.as_chunks().0, a),
-            _ => 0.0,
         }
     }
 }

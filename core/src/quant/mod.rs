@@ -4,6 +4,7 @@
 //! Layouts from ggml's `ggml-common.h`. Blocks are handled as `[u8; N]` arrays (via
 //! `as_chunks`), so no cast, alignment or `unsafe` is involved.
 
+pub mod f16;
 pub mod format;
 pub mod group8;
 pub mod iq4_nl;
@@ -18,6 +19,7 @@ pub mod q5_1;
 pub mod q5_k;
 pub mod q6_k;
 pub mod q8_0;
+pub mod q8_compact;
 pub mod q8_k;
 
 /// Elements per block of the 32-element formats (`QK8_0`, `QK4_0`, `QK4_1`, `QK5_0`,
@@ -39,7 +41,7 @@ pub(crate) const ACT_CHUNK_BLOCKS: usize = 64;
 #[inline(always)]
 pub(crate) fn block_scale(block: &[u8]) -> f32 {
     match block.first_chunk::<2>() {
-        Some(d) => crate::kernels::f16_to_f32(*d),
+        Some(d) => f16::f16_to_f32(*d),
         None => 0.0,
     }
 }
@@ -49,7 +51,7 @@ pub(crate) fn block_scale(block: &[u8]) -> f32 {
 #[inline(always)]
 pub(crate) fn f16_at(block: &[u8], at: usize) -> f32 {
     match block.get(at..).and_then(<[u8]>::first_chunk::<2>) {
-        Some(d) => crate::kernels::f16_to_f32(*d),
+        Some(d) => f16::f16_to_f32(*d),
         None => 0.0,
     }
 }

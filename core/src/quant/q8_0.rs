@@ -40,7 +40,7 @@ pub fn quantize_with_residual(x: &[f32], value: &mut [BlockQ8_0], residual: &mut
             continue;
         };
         quantize_block(xs, v_scale, v_qs);
-        let d = crate::kernels::f16_to_f32(*v_scale);
+        let d = super::f16::f16_to_f32(*v_scale);
         let mut rest = [0.0f32; QK];
         for ((e, x), q) in rest.iter_mut().zip(xs).zip(v_qs.iter()) {
             *e = (x - d * f32::from(i8::from_le_bytes([*q]))) * RESIDUAL_SCALE;

@@ -7,13 +7,12 @@
 //! Tokens are bytes, not text: one UTF-8 character may be split over several tokens, so printing
 //! goes through [`Utf8Stream`], which only ever emits whole, valid UTF-8.
 
-use core::fmt;
-
 mod utf8;
 pub use utf8::Utf8Stream;
 
 use crate::error::{BufferKind, ConfigError, Error};
 use crate::gguf::{ArrayView, Gguf, MetadataValue, ValueType};
+pub use crate::tokenizer_model::TokenizerModel;
 
 /// Tokenizer family (`"gpt2"` = byte-level BPE; the only one read).
 pub const KEY_MODEL: &str = "tokenizer.ggml.model";
@@ -31,55 +30,6 @@ pub const KEY_BOS: &str = "tokenizer.ggml.bos_token_id";
 pub const KEY_EOS: &str = "tokenizer.ggml.eos_token_id";
 /// Whether prompts start with BOS.
 pub const KEY_ADD_BOS: &str = "tokenizer.ggml.add_bos_token";
-
-/// Value of `tokenizer.ggml.model`, as llama.cpp names the tokenizer families.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum TokenizerModel {
-    /// `"gpt2"`: byte-level BPE (GPT-2, DeepSeek, Llama 3, Qwen).
-    Gpt2,
-    /// `"llama"`: SentencePiece BPE.
-    Llama,
-    /// `"bert"`: WordPiece.
-    Bert,
-    /// `"t5"`: SentencePiece unigram.
-    T5,
-    /// `"rwkv"`: RWKV's greedy trie tokenizer.
-    Rwkv,
-    /// `"no_vocab"` / `"none"`: the file has no tokenizer.
-    NoVocab,
-    /// Any other name.
-    Other,
-}
-
-impl TokenizerModel {
-    /// Classifies a `tokenizer.ggml.model` value.
-    pub fn from_name(name: &str) -> Self {
-        match name {
-            "gpt2" => TokenizerModel::Gpt2,
-            "llama" => TokenizerModel::Llama,
-            "bert" => TokenizerModel::Bert,
-            "t5" => TokenizerModel::T5,
-            "rwkv" => TokenizerModel::Rwkv,
-            "no_vocab" | "none" => TokenizerModel::NoVocab,
-            _ => TokenizerModel::Other,
-        }
-    }
-}
-
-impl fmt::Display for TokenizerModel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TokenizerModel::Gpt2 => "\"gpt2\" (byte-level BPE)",
-            TokenizerModel::Llama => "\"llama\" (SentencePiece)",
-            TokenizerModel::Bert => "\"bert\" (WordPiece)",
-            TokenizerModel::T5 => "\"t5\" (unigram)",
-            TokenizerModel::Rwkv => "\"rwkv\"",
-            TokenizerModel::NoVocab => "no vocabulary",
-            TokenizerModel::Other => "an unknown tokenizer",
-        })
-    }
-}
 
 /// `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

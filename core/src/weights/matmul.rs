@@ -8,6 +8,10 @@ use crate::quant::format::{ActBlocks, BlockFormat};
 use crate::quant::group8::{self, BiasedGroups, Group8};
 use crate::quant::{q4_0, q8_0, q8_k, ACT_CHUNK_BLOCKS, ACT_CHUNK_SUPER, QK, QK_K};
 
+/// Most vectors of one batched product, and so the most tokens of one batched step (the
+/// routing of [`crate::moe`] keeps per-token state on the stack for this many: about 24 KiB).
+pub(crate) const MAX_BATCH: usize = 32;
+
 /// The fewest vectors a partial tile of the tile kernels is run for (padded with copies of
 /// its last vector); fewer go one by one.
 const PADDED_TILE_MIN: usize = 2;
@@ -89,7 +93,7 @@ impl Matrix<'_> {
         }
         // Packing pays only with whole groups to multiply; the per-vector table below holds
         // a batch step's most tokens.
-        let grouped = self.takes_groups(k) && n <= crate::moe::MAX_BATCH;
+        let grouped = self.takes_groups(k) && n <= MAX_BATCH;
         let n_blocks = self.cols / QK;
         let mut layout = ActLayout::new(n_blocks, grouped);
         layout.biased = grouped && k.takes_biased_groups();
@@ -119,7 +123,7 @@ impl Matrix<'_> {
             // Group path: each vector's (packed groups, trailing blocks) split once, and one
             // buffer for a packed chunk of a row.
             let empty: (&[Group8], &[q8_0::BlockQ8_0]) = (&[], &[]);
-            let mut vectors = [empty; 2 * crate::moe::MAX_BATCH];
+            let mut vectors = [empty; 2 * MAX_BATCH];
             if grouped {
                 for (p, v) in vectors.iter_mut().enumerate().take(n_acts) {
                     *v = layout
@@ -162,7 +166,7 @@ impl Matrix<'_> {
     ) {
         let block_bytes = self.ty.block_bytes();
         out.fill(0.0);
-        let mut chunk_sums = [0.0f32; 2 * crate::moe::MAX_BATCH];
+        let mut chunk_sums = [0.0f32; 2 * MAX_BATCH];
         // Q8_0 / Q4_0 rows go through the tile kernel, eight vectors per pass over the row.
         let tiled = matches!(self.ty, WeightType::Q8_0 | WeightType::Q4_0) && k.has_blocks_tile();
         let chunk_sums = chunk_sums.get_mut(..out.len() * planes).filter(|_| tiled);
@@ -266,7 +270,7 @@ impl Matrix<'_> {
         // Each row's sums of one chunk, per vector: entries `0..n` are all written by the
         // tiles of a chunk before its tail or the fold reads them, so one buffer serves
         // every pass and chunk.
-        let mut chunk_sums = [[0.0f32; 2 * crate::moe::MAX_BATCH]; ROWS_PER_PASS];
+        let mut chunk_sums = [[0.0f32; 2 * MAX_BATCH]; ROWS_PER_PASS];
         let passes = rows.bytes.chunks(ROWS_PER_PASS * row_bytes);
         for (pass, (bytes, out)) in passes.zip(out.chunks_mut(ROWS_PER_PASS * n_out)).enumerate() {
             out.fill(0.0);

@@ -248,6 +248,7 @@ fn all_finite_f32(bytes: &[u8]) -> bool {
 }
 
 mod matmul;
+pub(crate) use matmul::MAX_BATCH;
 mod matvec;
 pub(crate) mod packed;
 #[cfg(test)]

@@ -1,0 +1,50 @@
+//! Each [`BlockFormat`]'s integer dot product, through a kernel table's entry for it. Methods
+//! of the format (`f.dot_q8_0(k, w, a)`), written here so that `quant` stays below `kernels`.
+
+use super::Kernels;
+use crate::quant::format::BlockFormat;
+use crate::quant::{q8_0::BlockQ8_0, q8_k::BlockQ8K};
+
+#[cfg(feature = "block-formats")]
+impl BlockFormat {
+    /// `Σ w·a` of the whole blocks in `w` against Q8_0 activation blocks, through `k` (0 for
+    /// the formats that take [`ActBlocks::Q8K`]).
+    #[inline]
+    pub fn dot_q8_0(self, k: &Kernels, w: &[u8], a: &[BlockQ8_0]) -> f32 {
+        let d = k.block_dots();
+        match self {
+            Self::Q4_1 => (d.q4_1)(w.as_chunks().0, a),
+            Self::Q5_0 => (d.q5_0)(w.as_chunks().0, a),
+            Self::Q5_1 => (d.q5_1)(w.as_chunks().0, a),
+            Self::Iq4Nl => (d.iq4_nl)(w.as_chunks().0, a),
+            _ => 0.0,
+        }
+    }
+
+    /// `Σ w·a` of the whole blocks in `w` against Q8_K activation blocks, through `k` (0 for
+    /// the formats that take [`ActBlocks::Q8_0`]).
+    #[inline]
+    pub fn dot_q8_k(self, k: &Kernels, w: &[u8], a: &[BlockQ8K]) -> f32 {
+        let d = k.block_dots();
+        match self {
+            Self::Q2K => (d.q2_k)(w.as_chunks().0, a),
+            Self::Q3K => (d.q3_k)(w.as_chunks().0, a),
+            Self::Q4K => (d.q4_k)(w.as_chunks().0, a),
+            Self::Q5K => (d.q5_k)(w.as_chunks().0, a),
+            Self::Q6K => (d.q6_k)(w.as_chunks().0, a),
+            Self::Iq4Xs => (d.iq4_xs)(w.as_chunks().0, a),
+            _ => 0.0,
+        }
+    }
+}
+
+#[cfg(not(feature = "block-formats"))]
+#[allow(clippy::unused_self, missing_docs)]
+impl BlockFormat {
+    pub fn dot_q8_0(self, _: &Kernels, _: &[u8], _: &[BlockQ8_0]) -> f32 {
+        match self {}
+    }
+    pub fn dot_q8_k(self, _: &Kernels, _: &[u8], _: &[BlockQ8K]) -> f32 {
+        match self {}
+    }
+}
