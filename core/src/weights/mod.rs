@@ -247,6 +247,7 @@ fn all_finite_f32(bytes: &[u8]) -> bool {
     v.iter().all(|b| f32::from_le_bytes(*b).is_finite())
 }
 
+mod act_layout;
 mod matmul;
 pub(crate) use matmul::MAX_BATCH;
 mod matvec;

@@ -137,7 +137,12 @@ unsafe fn tile_scores_512(q: &[f32], width: usize, rows: &[f32], out: &mut [f32]
     }
     // SAFETY: AVX2 is enabled here.
     unsafe {
-        super::tile_scores_avx2(q_pairs.remainder(), width, rows, out_pairs.into_remainder())
+        super::attn256::tile_scores_avx2(
+            q_pairs.remainder(),
+            width,
+            rows,
+            out_pairs.into_remainder(),
+        )
     };
 }
 
@@ -206,7 +211,7 @@ unsafe fn tile_accumulate_512(p: &[f32], rows: &[f32], width: usize, lat: &mut [
     }
     // SAFETY: AVX2 is enabled here.
     unsafe {
-        super::tile_accumulate_avx2(
+        super::attn256::tile_accumulate_avx2(
             p_groups.remainder(),
             rows,
             width,

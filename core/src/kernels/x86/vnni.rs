@@ -203,7 +203,8 @@ macro_rules! vnni256 {
         pub(in crate::kernels) mod $name {
             use core::arch::x86_64::*;
 
-            use super::super::{add_lanes_in_order, dot_blocks, dot_blocks_tile, transpose8_ps};
+            use super::super::groups::transpose8_ps;
+            use super::super::{add_lanes_in_order, dot_blocks, dot_blocks_tile};
             use super::{terms, GROUP_TILE, VALUES};
             use crate::quant::group8::{BiasedGroups, Group8, GROUP_BYTES};
             use crate::quant::{q4_0::BlockQ4_0, q8_0::BlockQ8_0};

@@ -1,0 +1,199 @@
+//! The attention kernels and the cache-row decoders on every table against the references.
+
+use super::*;
+
+/// The attention tile kernels on every table: scores bit-identical to one [`scalar::dot`] per
+/// (head, row), accumulation bit-identical to one `axpy` per row and head, for head counts
+/// and widths that are and are not multiples of the kernels' blocking, and partial tiles.
+#[test]
+fn attention_tile_kernels_match_the_reference_on_every_table() {
+    let cases: &[(usize, usize, usize, usize)] = if cfg!(miri) {
+        &[(3, 20, 6, 5), (4, 32, 16, 4)]
+    } else {
+        &[
+            (16, 512, 64, 16),
+            (16, 512, 64, 7),
+            (3, 20, 6, 5),
+            (4, 32, 16, 4),
+            (5, 18, 4, 1),
+            (2, 14, 4, 3),
+        ]
+    };
+    for k in tables() {
+        for (ci, &(heads, kv, rope, t)) in cases.iter().enumerate() {
+            let width = kv + rope;
+            let seed = ci as u64 * 10;
+            let q = sample(heads * width, seed + 1, 1.0);
+            let rows = sample(t * width, seed + 2, 2.0);
+            let mut scores = std::vec![f32::NAN; heads * t];
+            k.tile_scores(&q, width, &rows, &mut scores);
+            for h in 0..heads {
+                for r in 0..t {
+                    let want = scalar::dot(
+                        &q[h * width..(h + 1) * width],
+                        &rows[r * width..(r + 1) * width],
+                    );
+                    assert_eq!(
+                        scores[h * t + r].to_bits(),
+                        want.to_bits(),
+                        "{}: {ci} h{h} r{r}",
+                        k.name()
+                    );
+                }
+            }
+            let p = sample(heads * t, seed + 3, 1.0);
+            let mut lat = sample(heads * kv, seed + 4, 1.0);
+            let mut want = lat.clone();
+            for r in 0..t {
+                for h in 0..heads {
+                    let (lat_h, row) =
+                        (&mut want[h * kv..(h + 1) * kv], &rows[r * width..r * width + kv]);
+                    scalar::axpy(lat_h, p[h * t + r], row);
+                }
+            }
+            k.tile_accumulate(&p, &rows, width, &mut lat, kv);
+            let same = lat.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{}: accumulate case {ci}", k.name());
+        }
+        std::println!("attention tile kernels checked on table {}", k.name());
+    }
+}
+
+/// The softmax's `exp`: within 3 ulp-ish (4e-7 relative) of `f64::exp` over `[-87, 0]`, 0..=1,
+/// and every table's `softmax_weights` bit-identical to the reference, sums included.
+#[test]
+fn softmax_exp_is_accurate_and_identical_on_every_table() {
+    let steps = if cfg!(miri) { 2_000 } else { 400_000 };
+    let mut worst = 0.0f64;
+    for i in 0..=steps {
+        let x = -87.0 * i as f32 / steps as f32;
+        let got = attn::exp_nonpositive(x);
+        let want = f64::from(x).exp();
+        let rel = (f64::from(got) - want).abs() / want;
+        worst = worst.max(rel);
+        assert!((0.0..=1.0).contains(&got), "exp({x}) = {got}");
+    }
+    assert!(worst < 4e-7, "worst relative error {worst:e}");
+    assert_eq!(attn::exp_nonpositive(0.0), 1.0);
+    assert_eq!(attn::exp_nonpositive(5.0), 1.0);
+    assert!(attn::exp_nonpositive(f32::NAN) < 1e-37);
+    for k in tables() {
+        for n in [0usize, 1, 7, 8, 16, 33] {
+            let base = sample(n, n as u64 + 5, 30.0);
+            let max = base.iter().copied().fold(f32::NEG_INFINITY, f32::max).max(0.0);
+            let (mut a, mut b) = (base.clone(), base.clone());
+            let sa = k.softmax_weights(&mut a, max);
+            let sb = attn::softmax_weights(&mut b, max);
+            assert_eq!(sa.to_bits(), sb.to_bits(), "{}: sum n={n}", k.name());
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{} n={n}",
+                k.name()
+            );
+        }
+    }
+}
+
+/// Every table's block-format dot products are bit-identical to the references, on random
+/// bytes with f16 scales from 0 and subnormal to 65504 (negated on odd blocks), activations
+/// at several magnitudes plus blocks of all +127 / all −127 (the extremes of the integer
+/// sums), for block counts around the 8-block chunks. Prints which tables ran.
+#[test]
+fn block_format_dots_are_bit_identical_on_every_table() {
+    use crate::quant::format::{ActBlocks, BlockFormat};
+    use crate::quant::{q8_k, QK, QK_K};
+    let formats = BlockFormat::ALL;
+    let counts: &[usize] = if cfg!(miri) { &[1, 2] } else { &[0, 1, 2, 7, 8, 9, 17] };
+    let names: Vec<&str> = tables().iter().map(Kernels::name).collect();
+    std::eprintln!("block-format dots checked on: {names:?}");
+    for f in formats {
+        for &n in counts {
+            for seed in 0..SEEDS {
+                let mut w = bytes(n * f.block_bytes(), seed + 31 * n as u64);
+                for (i, block) in w.chunks_exact_mut(f.block_bytes()).enumerate() {
+                    for (j, at) in f.scale_offsets().iter().enumerate() {
+                        let d = SCALES[(i + j + seed as usize) % SCALES.len()]
+                            * if i % 2 == 1 { -1.0 } else { 1.0 };
+                        block[*at..*at + 2].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+                    }
+                }
+                let values = n * f.block_elems();
+                let mut x = sample(values, seed + 7, 10f32.powi(seed as i32 - 2));
+                // Extremes: the first block all at the largest magnitude, the second alternating.
+                for (i, v) in x.iter_mut().enumerate().take(2 * f.block_elems()) {
+                    *v = if i < f.block_elems() || i % 2 == 0 { 1.0 } else { -1.0 };
+                }
+                for k in tables() {
+                    let (got, want) = match f.acts() {
+                        ActBlocks::Q8_0 => {
+                            let mut a = std::vec![[0u8; q8_0::BLOCK_BYTES]; values / QK];
+                            q8_0::quantize(&x, &mut a);
+                            (f.dot_q8_0(&k, &w, &a), f.dot_q8_0(&Kernels::SCALAR, &w, &a))
+                        }
+                        ActBlocks::Q8K => {
+                            let mut a = std::vec![[0u8; q8_k::BLOCK_BYTES]; values / QK_K];
+                            q8_k::quantize(&x, &mut a);
+                            (f.dot_q8_k(&k, &w, &a), f.dot_q8_k(&Kernels::SCALAR, &w, &a))
+                        }
+                    };
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{} {f:?} x{n} seed {seed}: {got} vs {want}",
+                        k.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Every table's cache-row decoders bit-identical to the references: every non-NaN half
+/// (all 63,488 finite ones, subnormals and ±0 among them, and ±Inf; a sample under Miri) at lengths with and
+/// without a tail, and
+/// Q8_0 blocks with random values and scales from 0 and subnormal to ±65504 (a zero value
+/// stays `+0` under a negative scale) and q8-compact blocks with a short last block, into
+/// outputs shorter than the blocks too.
+#[test]
+fn row_decoders_match_the_reference_on_every_table() {
+    // Miri (about 1.6 ms per conversion) takes every 251st half and the edge cases.
+    let step = if cfg!(miri) { 251 } else { 1 };
+    let edges = [0x0000u16, 0x8000, 0x0001, 0x03ff, 0x0400, 0x7bff, 0xfbff, 0x7c00, 0xfc00];
+    let halves: Vec<u8> = (0..=u16::MAX)
+        .step_by(step)
+        .chain(if cfg!(miri) { &edges[..] } else { &[] }.iter().copied())
+        .filter(|h| h & 0x7c00 != 0x7c00 || h & 0x03ff == 0)
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let blocks: Vec<BlockQ8_0> = random_blocks::<{ q8_0::BLOCK_BYTES }>(37, 11, false);
+    for k in tables() {
+        for n in [halves.len() / 2, 13, 8, 1, 0] {
+            let (mut got, mut want) = (std::vec![f32::NAN; n], std::vec![0.0f32; n]);
+            k.f16s_to_f32(&halves[..2 * n], &mut got);
+            scalar::f16s_to_f32(&halves[..2 * n], &mut want);
+            let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{}: f16 halves, n = {n}", k.name());
+        }
+        for n in [37 * 32, 36 * 32 + 5, 32, 7, 0] {
+            let (mut got, mut want) = (std::vec![f32::NAN; n], std::vec![0.0f32; n]);
+            k.dequantize_q8_0(&blocks, &mut got);
+            q8_0::dequantize(&blocks, &mut want);
+            let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{}: q8_0 values, n = {n}", k.name());
+            let mut axpy = std::vec![0.0f32; n];
+            q8_0::axpy(&mut axpy, 1.0, &blocks);
+            assert!(axpy.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+        // q8-compact rows: 9 whole blocks and a last one of 20 values (as a 596-value row).
+        let mut compact: Vec<u8> = random_blocks::<66>(10, 12, false).concat();
+        compact.truncate(9 * 66 + 2 + 20);
+        for n in [9 * 64 + 20, 9 * 64, 100, 64, 5, 0] {
+            let (mut got, mut want) = (std::vec![f32::NAN; n], std::vec![0.0f32; n]);
+            k.dequantize_compact(&compact, &mut got);
+            crate::quant::q8_compact::dequantize_compact(&compact, &mut want);
+            let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{}: q8-compact values, n = {n}", k.name());
+        }
+        std::println!("row decoders checked on table {}", k.name());
+    }
+}
