@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command: everything CI checks, in order of speed.
-#   format, lints (core denies unwrap/expect/panic/indexing/truncating casts),
+#   format, lints (core denies unwrap/expect/panic/indexing/truncating casts), doc links,
 #   all workspace tests (unit, golden, hostile, CLI), the no_std core for both boards, the
 #   aarch64 and Arm DSP kernels under qemu-aarch64 / qemu-arm, the firmware on every QEMU board
 #   against the host (tests/firmware.rs), then Miri over core's unit tests, the C API's tests
@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Every intra-doc link resolves (private items included: the docs are how modules explain
+# their invariants to each other).
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items --locked
 test_log="$(mktemp)"
 trap 'rm -f "$test_log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$test_log"

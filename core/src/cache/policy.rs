@@ -9,7 +9,7 @@ use crate::rope;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum OverflowPolicy {
-    /// Refuse with [`Error::CacheFull`] (the default).
+    /// Refuse with [`Error::CacheFull`](crate::Error::CacheFull) (the default).
     #[default]
     Error,
     /// Keep the first `sinks` tokens forever (attention sinks) and overwrite the oldest of the

@@ -8,7 +8,7 @@ use crate::quant::{q8_0::BlockQ8_0, q8_k::BlockQ8K};
 #[cfg(feature = "block-formats")]
 impl BlockFormat {
     /// `Σ w·a` of the whole blocks in `w` against Q8_0 activation blocks, through `k` (0 for
-    /// the formats that take [`ActBlocks::Q8K`]).
+    /// the formats that take [`ActBlocks::Q8K`](crate::quant::format::ActBlocks::Q8K)).
     #[inline]
     pub fn dot_q8_0(self, k: &Kernels, w: &[u8], a: &[BlockQ8_0]) -> f32 {
         let d = k.block_dots();
@@ -22,7 +22,7 @@ impl BlockFormat {
     }
 
     /// `Σ w·a` of the whole blocks in `w` against Q8_K activation blocks, through `k` (0 for
-    /// the formats that take [`ActBlocks::Q8_0`]).
+    /// the formats that take [`ActBlocks::Q8_0`](crate::quant::format::ActBlocks::Q8_0)).
     #[inline]
     pub fn dot_q8_k(self, k: &Kernels, w: &[u8], a: &[BlockQ8K]) -> f32 {
         let d = k.block_dots();

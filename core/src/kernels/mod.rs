@@ -556,7 +556,7 @@ const COMPILE_TIME: Kernels = Kernels::SCALAR;
 pub const KERNELS_ENV: &str = "TINYMLA_KERNELS";
 
 /// The kernels in force: detected once on first use with `std` (or the table
-/// [`KERNELS_ENV`] names), fixed at compile time without.
+/// the `TINYMLA_KERNELS` environment variable names), fixed at compile time without.
 pub fn active() -> &'static Kernels {
     #[cfg(feature = "std")]
     {

@@ -39,7 +39,7 @@ pub fn dequantize(blocks: &[BlockIq4Nl], out: &mut [f32]) {
 }
 
 /// `Σ w[i]·a[i]` over IQ4_NL weight blocks and Q8_0 activation blocks: an exact `i32` sum
-/// (`|isum| <= 32 · 127 · 127 < 2^24`) and one [`block_term`] per block.
+/// (`|isum| <= 32 · 127 · 127 < 2^24`) and one `block_term` per block.
 pub fn dot_q8_0(w: &[BlockIq4Nl], a: &[BlockQ8_0]) -> f32 {
     let mut sum = 0.0f32;
     for (wb, ab) in w.iter().zip(a) {

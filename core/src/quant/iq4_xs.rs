@@ -1,6 +1,6 @@
 //! `IQ4_XS`: 256 weights per 136-byte super-block — f16 `d`, a little-endian `u16`
 //! `scales_h`, 4 bytes `scales_l`, then 128 bytes of nibbles (16 per 32-weight sub-block,
-//! laid out as IQ4_NL's), each an index into [`IQ4_VALUES`]; `x = d · (ls_j − 32) ·
+//! laid out as IQ4_NL's), each an index into [`IQ4_VALUES`](super::IQ4_VALUES); `x = d · (ls_j − 32) ·
 //! IQ4_VALUES[q]`, the 6-bit `ls_j` of sub-block `j` being nibble `j % 2` of `scales_l[j /
 //! 2]` with bits `2 j .. 2 j + 2` of `scales_h` above it. 4.25 bits per weight.
 
@@ -47,7 +47,7 @@ pub fn dequantize(blocks: &[BlockIq4Xs], out: &mut [f32]) {
 
 /// `Σ w[i]·a[i]` over IQ4_XS weight super-blocks and Q8_K activation blocks: per
 /// super-block the exact `sumi = Σ_j (ls_j − 32) Σ grid·q_a`, then one
-/// [`super_term_no_min`].
+/// `super_term_no_min`.
 pub fn dot_q8_k(w: &[BlockIq4Xs], a: &[BlockQ8K]) -> f32 {
     let mut sum = 0.0f32;
     for (wb, ab) in w.iter().zip(a) {

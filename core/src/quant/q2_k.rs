@@ -50,7 +50,7 @@ pub fn dequantize(blocks: &[BlockQ2K], out: &mut [f32]) {
 
 /// `Σ w[i]·a[i]` over Q2_K weight super-blocks and Q8_K activation blocks: per super-block
 /// the exact `sumi = Σ_j sc_j Σ q·q_a` and `summins = Σ_j m_j Σ q_a`, then one
-/// [`super_term`].
+/// `super_term`.
 pub fn dot_q8_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
     let mut sum = 0.0f32;
     for (wb, ab) in w.iter().zip(a) {

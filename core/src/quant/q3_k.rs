@@ -1,5 +1,5 @@
 //! `Q3_K`: 256 weights per 110-byte super-block — 32 bytes `hmask` of high bits, 64 bytes
-//! `qs` of 2-bit pairs, 12 bytes of sixteen 6-bit scales ([`scales`]), then an f16 `d`;
+//! `qs` of 2-bit pairs, 12 bytes of sixteen 6-bit scales (`scales`), then an f16 `d`;
 //! `x = d · (sc_(i/16) − 32) · (q − 4 · (1 − h))` with `q` in `0..=3` and `h` the high bit.
 //! Weight `i = 128 n + 32 j + 16 k + l` (`n < 2`, `j < 4`, `k < 2`, `l < 16`) is bits
 //! `2 j .. 2 j + 2` of `qs[32 n + 16 k + l]` with high bit `4 n + j` of `hmask[16 k + l]`.
@@ -65,7 +65,7 @@ pub fn dequantize(blocks: &[BlockQ3K], out: &mut [f32]) {
 }
 
 /// `Σ w[i]·a[i]` over Q3_K weight super-blocks and Q8_K activation blocks: per super-block
-/// the exact `sumi = Σ_j (sc_j − 32) Σ q·q_a`, then one [`super_term_no_min`].
+/// the exact `sumi = Σ_j (sc_j − 32) Σ q·q_a`, then one `super_term_no_min`.
 pub fn dot_q8_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
     let mut sum = 0.0f32;
     for (wb, ab) in w.iter().zip(a) {

@@ -1,5 +1,5 @@
 //! `Q4_K`: 256 weights per 144-byte super-block — f16 `d`, f16 `dmin`, 12 bytes of 6-bit
-//! scales and mins for eight 32-weight sub-blocks ([`scales_mins`]), then 128 bytes of
+//! scales and mins for eight 32-weight sub-blocks (`scales_mins`), then 128 bytes of
 //! nibbles; `x = d · sc_j · q − dmin · m_j` with `q` in `0..=15`. Bytes `32 i .. 32 i + 32`
 //! hold sub-block `2 i` in their low nibbles and sub-block `2 i + 1` in their high ones.
 //! 4.5 bits per weight.
@@ -79,7 +79,7 @@ pub fn dequantize(blocks: &[BlockQ4K], out: &mut [f32]) {
 
 /// `Σ w[i]·a[i]` over Q4_K weight super-blocks and Q8_K activation blocks (ggml's
 /// `vec_dot_q4_K_q8_K`): per super-block the exact `sumi = Σ_j sc_j Σ q·q_a` and
-/// `summins = Σ_j m_j Σ q_a`, then one [`super_term`].
+/// `summins = Σ_j m_j Σ q_a`, then one `super_term`.
 pub fn dot_q8_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
     let mut sum = 0.0f32;
     for (wb, ab) in w.iter().zip(a) {

@@ -44,7 +44,7 @@ pub fn dequantize(blocks: &[BlockQ5_0], out: &mut [f32]) {
 }
 
 /// `Σ w[i]·a[i]` over Q5_0 weight blocks and Q8_0 activation blocks: an exact `i32` sum and
-/// one [`block_term`] per block, as Q4_0's.
+/// one `block_term` per block, as Q4_0's.
 pub fn dot_q8_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
     let mut sum = 0.0f32;
     for (wb, ab) in w.iter().zip(a) {

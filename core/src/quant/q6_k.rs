@@ -64,7 +64,7 @@ pub fn dequantize(blocks: &[BlockQ6K], out: &mut [f32]) {
 }
 
 /// `Σ w[i]·a[i]` over Q6_K weight super-blocks and Q8_K activation blocks: per super-block
-/// the exact `sumi = Σ_j sc_j Σ (q − 32)·q_a`, then one [`super_term_no_min`].
+/// the exact `sumi = Σ_j sc_j Σ (q − 32)·q_a`, then one `super_term_no_min`.
 pub fn dot_q8_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
     let mut sum = 0.0f32;
     for (wb, ab) in w.iter().zip(a) {

@@ -89,7 +89,7 @@ pub(super) unsafe fn dot_groups_512<const BIASED: bool>(w: &[Group8], a: &[Group
 /// The shared rows are loaded once per group, with their correction `128 · Σ s`; the others
 /// are biased (`⊕ 0x80`) and multiplied, one `vpdpbusd` per 64 bytes. The eight results'
 /// block terms are transposed so that lane `t` of one register carries vector `t`'s running
-/// sum (see [`super::dot_groups_tile_avx2`]).
+/// sum (see [`super::groups::dot_groups_tile_avx2`]).
 ///
 /// Serves both tiles: prefill's (one weight row, 8 activation vectors) and decode's (one
 /// activation vector, 8 weight rows; `group8::dot` is symmetric to the bit). With `BIASED`,
@@ -168,7 +168,7 @@ unsafe fn twice(v: __m256i) -> __m512i {
 
 /// The 8 × 8 transpose of rows given in pairs (`pairs[k]` = rows `2k`, `2k + 1`): column `j`
 /// (lane `t` = row `t`'s value `j`) for `j` in `0..8`, on 512-bit shuffles (12, against the
-/// 24 of [`super::transpose8_ps`], plus 4 extractions).
+/// 24 of [`super::groups::transpose8_ps`], plus 4 extractions).
 ///
 /// # Safety
 /// The CPU supports AVX-512 F.
