@@ -16,8 +16,13 @@ through run.sh), and reads
     an ESTIMATE, not a measurement (real cores stall on flash wait states, and some
     instructions take several cycles).
 
-Usage: python3 firmware/footprint.py [--readme README.md]  (prints the markdown table; with
---readme, replaces the block between `<!-- footprint:begin -->` and `<!-- footprint:end -->`).
+Usage, from the repository root:
+
+    python3 firmware/footprint.py                                # prints the markdown table
+    python3 firmware/footprint.py --readme firmware/README.md    # and rewrites it there
+
+With --readme, the block between `<!-- footprint:begin -->` and `<!-- footprint:end -->` in
+that file is replaced (the table lives in firmware/README.md, section "Footprint").
 Python 3 standard library only.
 """
 
@@ -89,7 +94,9 @@ def measure(target, board, model):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--readme", help="README to update between the footprint markers")
+    ap.add_argument("--readme", metavar="firmware/README.md",
+                    help="README whose table between the footprint markers is rewritten "
+                         "(the table lives in firmware/README.md)")
     args = ap.parse_args()
     # One build per board: boards sharing a target may differ in rustflags (the M55).
     for pkg, target, *_, cargo_args in BOARDS:
@@ -116,6 +123,8 @@ def main():
     if args.readme:
         text = open(args.readme).read()
         begin, end = "<!-- footprint:begin -->\n", "<!-- footprint:end -->"
+        if begin not in text or end not in text:
+            sys.exit(f"{args.readme}: no footprint markers (they are in firmware/README.md)")
         i, j = text.index(begin) + len(begin), text.index(end)
         open(args.readme, "w").write(text[:i] + table + text[j:])
 

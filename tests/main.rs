@@ -6,6 +6,7 @@ mod cache;
 mod capi;
 mod common;
 mod demo;
+mod docs;
 mod firmware;
 mod golden;
 mod hostile;

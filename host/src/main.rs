@@ -97,7 +97,7 @@ impl From<TypeArg> for OutType {
 
 /// Model, sampling and runtime options shared by `run` and `chat`. The sampling defaults are
 /// llama.cpp's CLI defaults (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05) with a mild
-/// repetition penalty over the last 64 tokens (see the README's chat section for how they
+/// repetition penalty over the last 64 tokens (see host/README.md, "Sampling", for how they
 /// were measured on the demo models); `--temp 0` is plain greedy decoding, penalty included
 /// only if `--repeat-penalty` is given.
 #[derive(clap::Args)]
