@@ -679,11 +679,21 @@ def provenance(sources: dict[str, Source], files: list[QuantFile], refused: dict
         "gguf-py vs ggml `dequantize_row_*`, elements differing bitwise: "
         + ", ".join(f"{b.qtype.name} {b.ggml_mismatch}" for b in blocks) + ".",
         "",
+        "## Source rows",
+        "",
+        "`kq_aligned.token_embd.f32` (little-endian f32, [64 rows][256]) is `token_embd.weight` of the",
+        "unquantized kq_aligned, written by `scripts/gen_kquant_rows.py` (same fixture, seed and writer as this",
+        "script; run it after this one). llama.cpp stored those rows as Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL or",
+        "IQ4_XS depending on the ftype, so `tests/kquant.rs` checks tinymla's quantizers against llama.cpp's",
+        "blocks (`quantizers_reproduce_llama_cpp_s_k_quant_blocks`) without the 3.9 MB F32 source.",
+        "",
         "## Files",
         "",
         "| file | bytes | sha256 |",
         "|---|---|---|",
     ]
+    rows = OUT_DIR / "kq_aligned.token_embd.f32"  # scripts/gen_kquant_rows.py
+    extra_files = extra_files + ([rows] if rows.exists() else [])
     all_files = sorted(extra_files + [p for q in files for p in (q.path, q.expected_path)]
                        + [p for b in blocks for p in (b.blocks, b.values)] + [BLOCK_DIR / "README.md"])
     total = 0

@@ -126,3 +126,85 @@ fn every_block_format_dequantises_like_gguf_py() {
         }
     }
 }
+
+/// `kq_aligned`'s `token_embd.weight` as F32, `[64][256]` (`scripts/gen_kquant_rows.py`): the
+/// rows llama.cpp quantized into each `kq_aligned*.gguf`.
+fn kq_aligned_token_embd() -> Vec<f32> {
+    let bytes = read_fixture("kquant/kq_aligned.token_embd.f32");
+    assert_eq!(bytes.len(), 64 * 256 * 4);
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+}
+
+/// tinymla's quantizers (what `convert --type q4_k_m…` runs) reproduce llama.cpp's
+/// `llama_model_quantize` block for block: the 64 embedding rows, one 256-value super-block
+/// each, in every type llama.cpp stored them as across the ftypes (Q2_K, Q3_K, Q4_K, Q5_K,
+/// Q6_K; IQ4_NL / IQ4_XS are not written by tinymla and are skipped, by name). Prints which
+/// types were compared.
+#[test]
+fn quantizers_reproduce_llama_cpp_s_k_quant_blocks() {
+    use tinymla_host::convert::quantize::{encode_row, row_bytes};
+    let rows = kq_aligned_token_embd();
+    let mut compared: Vec<&str> = Vec::new();
+    for stem in FILES.iter().filter(|s| s.starts_with("kq_aligned")) {
+        let bytes = read_fixture(&format!("kquant/{stem}.gguf"));
+        let gguf = Gguf::parse(&bytes).unwrap();
+        let t = gguf.tensor("token_embd.weight").unwrap();
+        if matches!(t.ggml_type, GgmlType::IQ4_NL | GgmlType::IQ4_XS) {
+            continue;
+        }
+        let per_row = row_bytes(t.ggml_type, 256);
+        for (r, row) in rows.chunks_exact(256).enumerate() {
+            let mut ours = Vec::new();
+            encode_row(t.ggml_type, row, &mut ours);
+            let theirs = &t.bytes[r * per_row..(r + 1) * per_row];
+            assert!(ours == theirs, "{stem}: token_embd row {r} as {} differs", t.ggml_type.name());
+        }
+        if !compared.contains(&t.ggml_type.name()) {
+            compared.push(t.ggml_type.name());
+        }
+    }
+    eprintln!("byte-identical to llama.cpp, 64 super-blocks each: {}", compared.join(", "));
+    for want in ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"] {
+        assert!(compared.contains(&want), "{want} was not compared");
+    }
+}
+
+/// tinymla's per-tensor type choice for the quantizer's ftypes (`TypeRules`) gives the type
+/// llama.cpp chose for every tensor of every fixture it quantized.
+#[test]
+fn type_rules_reproduce_llama_cpp_s_choice_for_every_tensor() {
+    use tinymla_host::convert::quantize::{OutType, TypeRules};
+    let ftype = |stem: &str| match stem.rsplit('.').next().unwrap() {
+        "q4_1" => Some(OutType::Q4_1),
+        "q5_0" => Some(OutType::Q5_0),
+        "q5_1" => Some(OutType::Q5_1),
+        "q2_k" => Some(OutType::Q2K),
+        "q3_k_s" => Some(OutType::Q3KS),
+        "q3_k_m" => Some(OutType::Q3KM),
+        "q3_k_l" => Some(OutType::Q3KL),
+        "q4_k_s" => Some(OutType::Q4KS),
+        "q4_k_m" => Some(OutType::Q4KM),
+        "q5_k_s" => Some(OutType::Q5KS),
+        "q5_k_m" => Some(OutType::Q5KM),
+        "q6_k" => Some(OutType::Q6K),
+        _ => None, // iq4_nl, iq4_xs: not written by tinymla
+    };
+    let mut files = 0;
+    for stem in FILES {
+        let Some(out) = ftype(stem) else { continue };
+        let bytes = read_fixture(&format!("kquant/{stem}.gguf"));
+        let gguf = Gguf::parse(&bytes).unwrap();
+        let key = |k: &str| gguf.get(&format!("deepseek2.{k}")).and_then(|v| v.as_u64()).unwrap();
+        let n_layer = usize::try_from(key("block_count")).unwrap();
+        let n_gqa =
+            usize::try_from(key("attention.head_count") / key("attention.head_count_kv")).unwrap();
+        let rules = TypeRules::new(out, n_layer, n_gqa, gguf.tensors().map(|t| t.name));
+        for t in gguf.tensors() {
+            let n_dims = usize::try_from(t.n_dims).unwrap();
+            let got = rules.tensor_type(t.name, n_dims, usize::try_from(t.dims[0]).unwrap());
+            assert_eq!(got, t.ggml_type, "{stem}: {}", t.name);
+        }
+        files += 1;
+    }
+    assert_eq!(files, 17); // the 20 fixtures less the three IQ4 ones
+}

@@ -97,10 +97,15 @@ pub fn convert(opts: &Options) -> Result<Report, ConvertError> {
     metadata.push(("general.quantization_version".into(), Value::U32(2)));
     metadata.extend(tokenizer);
 
-    let types: Vec<GgmlType> = tensors
-        .iter()
-        .map(|t| opts.out_type.tensor_type(&t.name, t.ne.len(), t.row_len()))
-        .collect();
+    // The split MLA layout has one KV head (`attention.head_count_kv` = 1).
+    let rules = quantize::TypeRules::new(
+        opts.out_type,
+        cfg.num_hidden_layers,
+        cfg.num_attention_heads,
+        tensors.iter().map(|t| t.name.as_str()),
+    );
+    let types: Vec<GgmlType> =
+        tensors.iter().map(|t| rules.tensor_type(&t.name, t.ne.len(), t.row_len())).collect();
     let infos: Vec<TensorInfo> = tensors
         .iter()
         .zip(&types)
