@@ -138,8 +138,7 @@ fn kq_aligned_token_embd() -> Vec<f32> {
 /// tinymla's quantizers (what `convert --type q4_k_m…` runs) reproduce llama.cpp's
 /// `llama_model_quantize` block for block: the 64 embedding rows, one 256-value super-block
 /// each, in every type llama.cpp stored them as across the ftypes (Q2_K, Q3_K, Q4_K, Q5_K,
-/// Q6_K; IQ4_NL / IQ4_XS are not written by tinymla and are skipped, by name). Prints which
-/// types were compared.
+/// Q6_K, IQ4_NL, IQ4_XS). Prints which types were compared.
 #[test]
 fn quantizers_reproduce_llama_cpp_s_k_quant_blocks() {
     use tinymla_host::convert::quantize::{encode_row, row_bytes};
@@ -149,13 +148,10 @@ fn quantizers_reproduce_llama_cpp_s_k_quant_blocks() {
         let bytes = read_fixture(&format!("kquant/{stem}.gguf"));
         let gguf = Gguf::parse(&bytes).unwrap();
         let t = gguf.tensor("token_embd.weight").unwrap();
-        if matches!(t.ggml_type, GgmlType::IQ4_NL | GgmlType::IQ4_XS) {
-            continue;
-        }
         let per_row = row_bytes(t.ggml_type, 256);
         for (r, row) in rows.chunks_exact(256).enumerate() {
             let mut ours = Vec::new();
-            encode_row(t.ggml_type, row, &mut ours);
+            encode_row(t.ggml_type, row, &mut ours).unwrap();
             let theirs = &t.bytes[r * per_row..(r + 1) * per_row];
             assert!(ours == theirs, "{stem}: token_embd row {r} as {} differs", t.ggml_type.name());
         }
@@ -164,7 +160,7 @@ fn quantizers_reproduce_llama_cpp_s_k_quant_blocks() {
         }
     }
     eprintln!("byte-identical to llama.cpp, 64 super-blocks each: {}", compared.join(", "));
-    for want in ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"] {
+    for want in ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"] {
         assert!(compared.contains(&want), "{want} was not compared");
     }
 }
@@ -187,11 +183,13 @@ fn type_rules_reproduce_llama_cpp_s_choice_for_every_tensor() {
         "q5_k_s" => Some(OutType::Q5KS),
         "q5_k_m" => Some(OutType::Q5KM),
         "q6_k" => Some(OutType::Q6K),
-        _ => None, // iq4_nl, iq4_xs: not written by tinymla
+        "iq4_nl" => Some(OutType::IQ4NL),
+        "iq4_xs" => Some(OutType::IQ4XS),
+        _ => None,
     };
     let mut files = 0;
     for stem in FILES {
-        let Some(out) = ftype(stem) else { continue };
+        let out = ftype(stem).unwrap_or_else(|| panic!("{stem}: which ftype?"));
         let bytes = read_fixture(&format!("kquant/{stem}.gguf"));
         let gguf = Gguf::parse(&bytes).unwrap();
         let key = |k: &str| gguf.get(&format!("deepseek2.{k}")).and_then(|v| v.as_u64()).unwrap();
@@ -206,5 +204,5 @@ fn type_rules_reproduce_llama_cpp_s_choice_for_every_tensor() {
         }
         files += 1;
     }
-    assert_eq!(files, 17); // the 20 fixtures less the three IQ4 ones
+    assert_eq!(files, FILES.len());
 }

@@ -124,6 +124,12 @@ enum TypeArg {
     /// llama.cpp's Q6_K mix.
     #[value(name = "q6_k")]
     Q6K,
+    /// llama.cpp's IQ4_NL mix.
+    #[value(name = "iq4_nl")]
+    IQ4NL,
+    /// llama.cpp's IQ4_XS mix.
+    #[value(name = "iq4_xs")]
+    IQ4XS,
 }
 
 impl From<TypeArg> for OutType {
@@ -145,6 +151,8 @@ impl From<TypeArg> for OutType {
             TypeArg::Q5KS => OutType::Q5KS,
             TypeArg::Q5KM => OutType::Q5KM,
             TypeArg::Q6K => OutType::Q6K,
+            TypeArg::IQ4NL => OutType::IQ4NL,
+            TypeArg::IQ4XS => OutType::IQ4XS,
         }
     }
 }

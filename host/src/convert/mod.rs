@@ -191,7 +191,9 @@ fn write_gguf(
         row.resize(t.row_len(), 0.0f32);
         for r in 0..t.n_rows() {
             t.read_row(r, &mut row);
-            quantize::encode_row(ty, &row, &mut encoded);
+            quantize::encode_row(ty, &row, &mut encoded).map_err(|ty| {
+                ConvertError::UnsupportedConfig(format!("{}: no encoder for {}", t.name, ty.name()))
+            })?;
             // Flush the encode buffer in ~1 MiB pieces; the BufWriter batches the writes.
             if encoded.len() >= 1 << 20 {
                 out.write_all(&encoded).map_err(io_err)?;

@@ -34,13 +34,15 @@ const CASES: &[(&str, &str, &str)] = &[
     ("v3_aligned", "q4_0", "v3_aligned.q4_0.gguf"),
     // llama.cpp's quantizer (`llama_model_quantize`) on the F32 file of the same weights
     // (tests/fixtures/kquant/PROVENANCE.md): its per-tensor types and its blocks. Rows are
-    // whole 32-blocks, never 256-blocks, so the K-quant types fall back (Q5_0, Q4_0, Q8_0).
+    // whole 32-blocks, never 256-blocks, so the K-quant types fall back (Q5_0, Q4_0, Q8_0,
+    // IQ4_NL).
     ("v3_aligned", "q4_1", "kquant/v3_aligned.q4_1.gguf"),
     ("v3_aligned", "q5_0", "kquant/v3_aligned.q5_0.gguf"),
     ("v3_aligned", "q5_1", "kquant/v3_aligned.q5_1.gguf"),
     ("v3_aligned", "q4_k_m", "kquant/v3_aligned.q4_k_m.gguf"),
     ("v3_aligned", "q6_k", "kquant/v3_aligned.q6_k.gguf"),
     ("v3_aligned", "q2_k", "kquant/v3_aligned.q2_k.gguf"),
+    ("v3_aligned", "iq4_xs", "kquant/v3_aligned.iq4_xs.gguf"),
     // No row a multiple of 32: every matrix F16, the tied embeddings on the output rule.
     ("v3_dense_tied", "q4_k_m", "kquant/v3_dense_tied.q4_k_m.gguf"),
 ];

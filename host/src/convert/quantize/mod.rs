@@ -6,8 +6,9 @@
 //! - the others are what llama.cpp's quantizer (`llama_model_quantize`, `llama-quantize`)
 //!   writes from an F32 file of the same checkpoint, without an importance matrix: its
 //!   per-tensor type choice for deepseek2 ([`TypeRules`]) and ggml's reference quantizers
-//!   (`legacy`, `kquants`), byte-identical to its files (`tests/kquant.rs`).
+//!   (`legacy`, `kquants`, `iq4`), byte-identical to its files (`tests/kquant.rs`).
 
+mod iq4;
 mod kquants;
 mod legacy;
 mod search;
@@ -51,6 +52,10 @@ pub enum OutType {
     Q5KM,
     /// llama.cpp's `Q6_K` (18).
     Q6K,
+    /// llama.cpp's `IQ4_NL - 4.5 bpw` (25).
+    IQ4NL,
+    /// llama.cpp's `IQ4_XS - 4.25 bpw` (30).
+    IQ4XS,
 }
 
 impl OutType {
@@ -73,6 +78,8 @@ impl OutType {
             OutType::Q5KS => 16,
             OutType::Q5KM => 17,
             OutType::Q6K => 18,
+            OutType::IQ4NL => 25,
+            OutType::IQ4XS => 30,
         }
     }
 
@@ -97,6 +104,8 @@ impl OutType {
             OutType::Q4KS | OutType::Q4KM => GgmlType::Q4_K,
             OutType::Q5KS | OutType::Q5KM => GgmlType::Q5_K,
             OutType::Q6K => GgmlType::Q6_K,
+            OutType::IQ4NL => GgmlType::IQ4_NL,
+            OutType::IQ4XS => GgmlType::IQ4_XS,
         }
     }
 
@@ -222,6 +231,7 @@ impl TypeRules {
                 OutType::Q3KM if i < 2 => GgmlType::Q5_K,
                 OutType::Q3KM => GgmlType::Q4_K,
                 OutType::Q3KL => GgmlType::Q5_K,
+                OutType::IQ4NL | OutType::IQ4XS if self.n_gqa >= 4 => GgmlType::Q5_K,
                 OutType::Q4KM | OutType::Q5KM if use_more_bits(i, n) => GgmlType::Q6_K,
                 OutType::Q4KS if i < 4 => GgmlType::Q5_K,
                 _ => t,
@@ -236,6 +246,7 @@ impl TypeRules {
                 OutType::Q3KM => GgmlType::Q4_K,
                 OutType::Q3KL => GgmlType::Q5_K,
                 OutType::Q4KM if use_more_bits(i, n) => GgmlType::Q6_K,
+                OutType::IQ4NL | OutType::IQ4XS if i < n / 8 => GgmlType::Q5_K,
                 OutType::Q5KM if use_more_bits(i, n) => GgmlType::Q6_K,
                 OutType::Q4KS if i < n / 8 => GgmlType::Q5_K,
                 _ => t,
@@ -266,9 +277,12 @@ pub fn row_bytes(ty: GgmlType, row_len: usize) -> usize {
     row_len / elems.max(1) * bytes
 }
 
-/// Appends `row` encoded as `ty` to `out` ([`row_bytes`] bytes). `ty` is one
-/// [`TypeRules::tensor_type`] returns.
-pub fn encode_row(ty: GgmlType, row: &[f32], out: &mut Vec<u8>) {
+/// Appends `row` encoded as `ty` to `out` ([`row_bytes`] bytes).
+///
+/// # Errors
+/// `Err(ty)`, with nothing appended, for a type with no encoder here (none that
+/// [`TypeRules::tensor_type`] returns).
+pub fn encode_row(ty: GgmlType, row: &[f32], out: &mut Vec<u8>) -> Result<(), GgmlType> {
     match ty {
         GgmlType::F16 => {
             for &x in row {
@@ -307,12 +321,20 @@ pub fn encode_row(ty: GgmlType, row: &[f32], out: &mut Vec<u8>) {
         GgmlType::Q6_K => {
             row.chunks_exact(QK_K).for_each(|b| out.extend_from_slice(&kquants::q6_k(b)))
         }
-        _ => {
+        GgmlType::IQ4_NL => {
+            row.chunks_exact(QK).for_each(|b| out.extend_from_slice(&iq4::iq4_nl(b)))
+        }
+        GgmlType::IQ4_XS => {
+            row.chunks_exact(QK_K).for_each(|b| out.extend_from_slice(&iq4::iq4_xs(b)))
+        }
+        GgmlType::F32 => {
             for &x in row {
                 out.extend_from_slice(&x.to_le_bytes());
             }
         }
+        other => return Err(other),
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -350,5 +372,14 @@ mod tests {
         assert_eq!(tied.tensor_type("token_embd.weight", 2, 256), GgmlType::Q6_K);
         assert_eq!(tied.tensor_type("blk.1.attn_output.weight", 2, 256), GgmlType::Q3_K);
         assert_eq!(tied.tensor_type("blk.1.attn_output.weight", 2, 64), GgmlType::Q4_0);
+    }
+
+    #[test]
+    fn a_type_without_an_encoder_is_an_error_not_garbage() {
+        let mut out = Vec::new();
+        assert_eq!(encode_row(GgmlType::Q8_K, &[0.5; 256], &mut out), Err(GgmlType::Q8_K));
+        assert!(out.is_empty());
+        encode_row(GgmlType::IQ4_XS, &[0.5; 256], &mut out).unwrap();
+        assert_eq!(out.len(), row_bytes(GgmlType::IQ4_XS, 256));
     }
 }
