@@ -15,6 +15,9 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
+#[cfg(feature = "block-formats")]
+pub(in crate::kernels) mod blocks;
+
 use super::GROUP_TILE;
 use crate::quant::group8::{Group8, GROUP_BYTES};
 use crate::quant::{block_term, q4_0::BlockQ4_0, q8_0::BlockQ8_0};

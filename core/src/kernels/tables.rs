@@ -190,9 +190,44 @@ impl Kernels {
         dot_f16_le: aarch64::entry::dot_f16_le,
         dot_q8_0: aarch64::entry::dot_q8_0,
         dot_q4_0: aarch64::entry::dot_q4_0,
+        #[cfg(feature = "block-formats")]
+        block_dots: Self::neon_block_dots(false),
         // The reference running-sum forms, scale handling, packing and group kernels.
         ..Self::SCALAR
     };
+
+    /// The NEON block-format dot products, with `SDOT` (`dotprod`) or widening multiplies;
+    /// Q2_K and Q3_K run the references.
+    #[cfg(all(target_arch = "aarch64", not(miri), feature = "block-formats"))]
+    #[allow(dead_code)] // see `mod aarch64`
+    const fn neon_block_dots(dotprod: bool) -> BlockDots {
+        use aarch64::blocks::{dotprod, widening};
+        if dotprod {
+            BlockDots {
+                q4_1: dotprod::entry::dot_q4_1,
+                q5_0: dotprod::entry::dot_q5_0,
+                q5_1: dotprod::entry::dot_q5_1,
+                iq4_nl: dotprod::entry::dot_iq4_nl,
+                q4_k: dotprod::entry::dot_q4_k,
+                q5_k: dotprod::entry::dot_q5_k,
+                q6_k: dotprod::entry::dot_q6_k,
+                iq4_xs: dotprod::entry::dot_iq4_xs,
+                ..BlockDots::SCALAR
+            }
+        } else {
+            BlockDots {
+                q4_1: widening::entry::dot_q4_1,
+                q5_0: widening::entry::dot_q5_0,
+                q5_1: widening::entry::dot_q5_1,
+                iq4_nl: widening::entry::dot_iq4_nl,
+                q4_k: widening::entry::dot_q4_k,
+                q5_k: widening::entry::dot_q5_k,
+                q6_k: widening::entry::dot_q6_k,
+                iq4_xs: widening::entry::dot_iq4_xs,
+                ..BlockDots::SCALAR
+            }
+        }
+    }
 
     #[cfg(all(target_arch = "aarch64", not(miri)))]
     #[allow(dead_code)] // see `mod aarch64`
@@ -202,6 +237,8 @@ impl Kernels {
         dot_q4_0: aarch64::entry::dot_q4_0_dotprod,
         dot_groups: Some(aarch64::entry::dot_groups_dotprod),
         dot_groups_tile: Some(aarch64::entry::dot_groups_tile_dotprod),
+        #[cfg(feature = "block-formats")]
+        block_dots: Self::neon_block_dots(true),
         ..Self::NEON
     };
 

@@ -18,7 +18,7 @@ const QS: usize = 8;
 
 /// The eight sub-block scales `ls − 32` (in `-32..=31`).
 #[inline(always)]
-fn scales(block: &BlockIq4Xs) -> [i8; 8] {
+pub(crate) fn scales(block: &BlockIq4Xs) -> [i8; 8] {
     let high =
         block.get(2..).and_then(<[u8]>::first_chunk::<2>).map_or(0, |h| u16::from_le_bytes(*h));
     let mut out = [0i8; 8];

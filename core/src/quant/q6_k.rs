@@ -45,7 +45,7 @@ fn values(block: &BlockQ6K) -> [i8; QK_K] {
 
 /// Scale `j` (of weights `16 j .. 16 j + 16`).
 #[inline(always)]
-fn scale(block: &BlockQ6K, j: usize) -> i8 {
+pub(crate) fn scale(block: &BlockQ6K, j: usize) -> i8 {
     block.get(SCALES + j).map_or(0, |s| i8::from_le_bytes([*s]))
 }
 
