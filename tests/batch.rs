@@ -312,3 +312,27 @@ fn prefill_stores_what_forward_batch_stores() {
         assert!(want.1 == got.1, "{name}: cache bytes differ");
     }
 }
+
+/// Batched prefill equals token by token on llama.cpp's K-quant files (their batched products
+/// quantize each token's activations to Q8_K once and walk the weight rows in chunks):
+/// Q4_K_M (Q4_K and Q6_K rows, a Q5_0 fallback), Q5_K_M, Q6_K and IQ4_XS, at Int8 and Int16
+/// activations, with batched steps of 32 and 5.
+#[test]
+fn batched_prefill_equals_token_by_token_on_k_quant_files() {
+    for stem in ["q4_k_m", "q5_k_m", "q6_k", "iq4_xs"] {
+        let file = format!("kquant/kq_aligned.{stem}.gguf");
+        let bytes = std::fs::read(fixture_path(&file)).unwrap();
+        let tokens: Vec<u32> = (0..21u32).map(|i| (i * 37 + 5) % 64).collect();
+        let n = tokens.len();
+        let ends = [2, 19, n];
+        let options = CacheOptions::default();
+        for int16 in [false, true] {
+            let model = if int16 { load_int16(&bytes) } else { Model::load(&bytes).unwrap() };
+            let want = one_by_one(&model, &tokens, &ends, n, options);
+            for max_tokens in [32, 5] {
+                let got = batched(&model, &tokens, &ends, n, options, max_tokens, &Serial);
+                assert_same(&format!("{file} int16 {int16} batch {max_tokens}"), &want, &got);
+            }
+        }
+    }
+}

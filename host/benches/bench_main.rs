@@ -3,6 +3,7 @@
 //! `cargo bench -p tinymla-host` runs them all.
 
 mod attention;
+mod blocks;
 mod context;
 mod decode;
 mod kernels;
@@ -12,6 +13,7 @@ criterion::criterion_main!(
     decode::benches,
     context::benches,
     kernels::benches,
+    blocks::benches,
     attention::benches,
     roofline::benches
 );
