@@ -129,6 +129,27 @@ macro_rules! tier {
                 i32::from(vaddlvq_s8(a.0)) + i32::from(vaddlvq_s8(a.1))
             }
 
+            /// One Q4_K / Q5_K super-block's term, its eight 32-value groups of levels given.
+            ///
+            /// # Safety
+            /// This tier's features; `wb` holds `d`, `dmin` and the packed scales at 0..16.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn k4_term(
+                wb: &[u8],
+                ab: &BlockQ8K,
+                groups: [(int8x16_t, int8x16_t); 8],
+            ) -> f32 {
+                let (sc, m) = scales_mins(&packed_scales(wb));
+                let (mut sumi, mut summins) = (0i32, 0i32);
+                for (j, ((q, sc), m)) in groups.into_iter().zip(sc).zip(m).enumerate() {
+                    sumi += i32::from(sc) * isum32(q, act32(ab, 32 * j));
+                    let bsums = q8_k::bsum(ab, 2 * j) + q8_k::bsum(ab, 2 * j + 1);
+                    summins += i32::from(m) * bsums;
+                }
+                super_term(q8_k::scale(ab), f16_at(wb, 0), f16_at(wb, 2), sumi, summins)
+            }
+
             /// [`crate::quant::q4_k::dot_q8_k`].
             ///
             /// # Safety
@@ -137,27 +158,24 @@ macro_rules! tier {
             pub(in crate::kernels) unsafe fn dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
                 let mut sum = 0.0f32;
                 for (wb, ab) in w.iter().zip(a) {
-                    let (sc, m) = scales_mins(&packed_scales(wb));
-                    let (mut sumi, mut summins) = (0i32, 0i32);
-                    for pair in 0..4 {
+                    let zero = (vdupq_n_s8(0), vdupq_n_s8(0));
+                    let mut groups = [zero; 8];
+                    for (pair, g) in groups.chunks_exact_mut(2).enumerate() {
                         // SAFETY: bytes 16 + 32 pair .. + 32 of the 144-byte block.
                         let p = wb.as_ptr().add(16 + 32 * pair);
                         let (l0, h0) = nibbles(vld1q_u8(p));
                         let (l1, h1) = nibbles(vld1q_u8(p.add(16)));
-                        for (k, q) in [(l0, l1), (h0, h1)].into_iter().enumerate() {
-                            let j = 2 * pair + k;
-                            sumi += i32::from(sc.get(j).copied().unwrap_or(0))
-                                * isum32(q, act32(ab, 32 * j));
-                            let bsums = q8_k::bsum(ab, 2 * j) + q8_k::bsum(ab, 2 * j + 1);
-                            summins += i32::from(m.get(j).copied().unwrap_or(0)) * bsums;
+                        if let [lo, hi] = g {
+                            (*lo, *hi) = ((l0, l1), (h0, h1));
                         }
                     }
-                    sum += super_term(q8_k::scale(ab), f16_at(wb, 0), f16_at(wb, 2), sumi, summins);
+                    sum += k4_term(wb, ab, groups);
                 }
                 sum
             }
 
-            /// [`crate::quant::q5_k::dot_q8_k`].
+            /// [`crate::quant::q5_k::dot_q8_k`]: Q4_K's nibbles with the fifth bits from
+            /// `qh` (bit `j` of byte `l` for value `l` of group `j`).
             ///
             /// # Safety
             /// This tier's features.
@@ -166,36 +184,29 @@ macro_rules! tier {
                 let mut sum = 0.0f32;
                 let sixteen = vdupq_n_u8(16);
                 for (wb, ab) in w.iter().zip(a) {
-                    let (sc, m) = scales_mins(&packed_scales(wb));
                     // SAFETY: qh is bytes 16..48 of the 176-byte block.
                     let qh = (vld1q_u8(wb.as_ptr().add(16)), vld1q_u8(wb.as_ptr().add(32)));
-                    let (mut sumi, mut summins) = (0i32, 0i32);
-                    for pair in 0..4 {
-                        // SAFETY: qs bytes 48 + 32 pair .. + 32.
-                        let p = wb.as_ptr().add(48 + 32 * pair);
+                    let zero = (vdupq_n_s8(0), vdupq_n_s8(0));
+                    let mut groups = [zero; 8];
+                    for (j, g) in groups.iter_mut().enumerate() {
+                        // SAFETY: qs bytes 48 + 32 (j / 2) .. + 32 of the 176-byte block.
+                        let p = wb.as_ptr().add(48 + 32 * (j / 2));
                         let (b0, b1) = (vld1q_u8(p), vld1q_u8(p.add(16)));
-                        for k in 0..2 {
-                            let j = 2 * pair + k;
-                            let bit = vdupq_n_u8(1 << j);
-                            let high = |h: uint8x16_t| vandq_u8(vtstq_u8(h, bit), sixteen);
-                            let low = |b: uint8x16_t| {
-                                if k == 0 {
-                                    vandq_u8(b, vdupq_n_u8(0x0f))
-                                } else {
-                                    vshrq_n_u8::<4>(b)
-                                }
-                            };
-                            let q = (
-                                vreinterpretq_s8_u8(vorrq_u8(low(b0), high(qh.0))),
-                                vreinterpretq_s8_u8(vorrq_u8(low(b1), high(qh.1))),
-                            );
-                            sumi += i32::from(sc.get(j).copied().unwrap_or(0))
-                                * isum32(q, act32(ab, 32 * j));
-                            let bsums = q8_k::bsum(ab, 2 * j) + q8_k::bsum(ab, 2 * j + 1);
-                            summins += i32::from(m.get(j).copied().unwrap_or(0)) * bsums;
-                        }
+                        let low = |b: uint8x16_t| {
+                            if j % 2 == 0 {
+                                vandq_u8(b, vdupq_n_u8(0x0f))
+                            } else {
+                                vshrq_n_u8::<4>(b)
+                            }
+                        };
+                        let bit = vdupq_n_u8(1 << j);
+                        let high = |h: uint8x16_t| vandq_u8(vtstq_u8(h, bit), sixteen);
+                        *g = (
+                            vreinterpretq_s8_u8(vorrq_u8(low(b0), high(qh.0))),
+                            vreinterpretq_s8_u8(vorrq_u8(low(b1), high(qh.1))),
+                        );
                     }
-                    sum += super_term(q8_k::scale(ab), f16_at(wb, 0), f16_at(wb, 2), sumi, summins);
+                    sum += k4_term(wb, ab, groups);
                 }
                 sum
             }
