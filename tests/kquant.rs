@@ -170,22 +170,9 @@ fn quantizers_reproduce_llama_cpp_s_k_quant_blocks() {
 #[test]
 fn type_rules_reproduce_llama_cpp_s_choice_for_every_tensor() {
     use tinymla_host::convert::quantize::{OutType, TypeRules};
-    let ftype = |stem: &str| match stem.rsplit('.').next().unwrap() {
-        "q4_1" => Some(OutType::Q4_1),
-        "q5_0" => Some(OutType::Q5_0),
-        "q5_1" => Some(OutType::Q5_1),
-        "q2_k" => Some(OutType::Q2K),
-        "q3_k_s" => Some(OutType::Q3KS),
-        "q3_k_m" => Some(OutType::Q3KM),
-        "q3_k_l" => Some(OutType::Q3KL),
-        "q4_k_s" => Some(OutType::Q4KS),
-        "q4_k_m" => Some(OutType::Q4KM),
-        "q5_k_s" => Some(OutType::Q5KS),
-        "q5_k_m" => Some(OutType::Q5KM),
-        "q6_k" => Some(OutType::Q6K),
-        "iq4_nl" => Some(OutType::IQ4NL),
-        "iq4_xs" => Some(OutType::IQ4XS),
-        _ => None,
+    // The fixture's ftype is the `--type` name after the last dot.
+    let ftype = |stem: &str| {
+        <OutType as clap::ValueEnum>::from_str(stem.rsplit('.').next().unwrap(), false).ok()
     };
     let mut files = 0;
     for stem in FILES {

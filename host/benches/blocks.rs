@@ -23,22 +23,6 @@ use tinymla_host::convert::quantize::{encode_row, row_bytes};
 
 const COLS: usize = 4096;
 
-/// The ggml type of a format.
-fn ggml_type(f: BlockFormat) -> GgmlType {
-    match f {
-        BlockFormat::Q4_1 => GgmlType::Q4_1,
-        BlockFormat::Q5_0 => GgmlType::Q5_0,
-        BlockFormat::Q5_1 => GgmlType::Q5_1,
-        BlockFormat::Iq4Nl => GgmlType::IQ4_NL,
-        BlockFormat::Q2K => GgmlType::Q2_K,
-        BlockFormat::Q3K => GgmlType::Q3_K,
-        BlockFormat::Q4K => GgmlType::Q4_K,
-        BlockFormat::Q5K => GgmlType::Q5_K,
-        BlockFormat::Q6K => GgmlType::Q6_K,
-        BlockFormat::Iq4Xs => GgmlType::IQ4_XS,
-    }
-}
-
 /// `n` xorshift values uniform in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed | 1;
@@ -61,8 +45,10 @@ fn bench(c: &mut Criterion) {
     q8_k::quantize(&x, &mut act_k);
     let mut act_0 = vec![[0u8; q8_0::BLOCK_BYTES]; COLS / 32];
     q8_0::quantize(&x, &mut act_0);
-    for &f in BlockFormat::ALL {
-        let ty = ggml_type(f);
+    // Every ggml type that is one of the block formats.
+    let formats =
+        (0..64).filter_map(GgmlType::from_id).filter_map(|t| Some((t, BlockFormat::of(t)?)));
+    for (ty, f) in formats {
         let rb = row_bytes(ty, COLS);
         for rows in [64usize, 2048] {
             let mut w = Vec::with_capacity(rows * rb);

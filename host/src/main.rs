@@ -73,90 +73,6 @@ impl ActivationsArg {
     }
 }
 
-/// `--type` of `convert`. The first four are what llama.cpp's converter writes; the others
-/// are what llama.cpp's quantizer (`llama-quantize`) writes from the F32 file, with its
-/// per-tensor mix and byte-identical blocks.
-#[derive(Clone, Copy, ValueEnum)]
-enum TypeArg {
-    /// Every tensor F32.
-    F32,
-    /// Matrices F16.
-    F16,
-    /// Matrices Q8_0 (F16 where a row is not whole 32-blocks).
-    #[value(name = "q8_0")]
-    Q8_0,
-    /// Matrices Q4_0 (F16 where a row is not whole 32-blocks).
-    #[value(name = "q4_0")]
-    Q4_0,
-    /// llama.cpp's Q4_1 mix.
-    #[value(name = "q4_1")]
-    Q4_1,
-    /// llama.cpp's Q5_0 mix.
-    #[value(name = "q5_0")]
-    Q5_0,
-    /// llama.cpp's Q5_1 mix.
-    #[value(name = "q5_1")]
-    Q5_1,
-    /// llama.cpp's Q2_K mix (Q3_K / Q4_K for some tensors).
-    #[value(name = "q2_k")]
-    Q2K,
-    /// llama.cpp's Q3_K_S mix.
-    #[value(name = "q3_k_s")]
-    Q3KS,
-    /// llama.cpp's Q3_K_M mix.
-    #[value(name = "q3_k_m")]
-    Q3KM,
-    /// llama.cpp's Q3_K_L mix.
-    #[value(name = "q3_k_l")]
-    Q3KL,
-    /// llama.cpp's Q4_K_S mix.
-    #[value(name = "q4_k_s")]
-    Q4KS,
-    /// llama.cpp's Q4_K_M mix (Q6_K for the output and some ffn_down / attn_kv_b).
-    #[value(name = "q4_k_m")]
-    Q4KM,
-    /// llama.cpp's Q5_K_S mix.
-    #[value(name = "q5_k_s")]
-    Q5KS,
-    /// llama.cpp's Q5_K_M mix.
-    #[value(name = "q5_k_m")]
-    Q5KM,
-    /// llama.cpp's Q6_K mix.
-    #[value(name = "q6_k")]
-    Q6K,
-    /// llama.cpp's IQ4_NL mix.
-    #[value(name = "iq4_nl")]
-    IQ4NL,
-    /// llama.cpp's IQ4_XS mix.
-    #[value(name = "iq4_xs")]
-    IQ4XS,
-}
-
-impl From<TypeArg> for OutType {
-    fn from(t: TypeArg) -> Self {
-        match t {
-            TypeArg::F32 => OutType::F32,
-            TypeArg::F16 => OutType::F16,
-            TypeArg::Q8_0 => OutType::Q8_0,
-            TypeArg::Q4_0 => OutType::Q4_0,
-            TypeArg::Q4_1 => OutType::Q4_1,
-            TypeArg::Q5_0 => OutType::Q5_0,
-            TypeArg::Q5_1 => OutType::Q5_1,
-            TypeArg::Q2K => OutType::Q2K,
-            TypeArg::Q3KS => OutType::Q3KS,
-            TypeArg::Q3KM => OutType::Q3KM,
-            TypeArg::Q3KL => OutType::Q3KL,
-            TypeArg::Q4KS => OutType::Q4KS,
-            TypeArg::Q4KM => OutType::Q4KM,
-            TypeArg::Q5KS => OutType::Q5KS,
-            TypeArg::Q5KM => OutType::Q5KM,
-            TypeArg::Q6K => OutType::Q6K,
-            TypeArg::IQ4NL => OutType::IQ4NL,
-            TypeArg::IQ4XS => OutType::IQ4XS,
-        }
-    }
-}
-
 /// Model, sampling and runtime options shared by `run` and `chat`. The sampling defaults are
 /// llama.cpp's CLI defaults (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05) with a mild
 /// repetition penalty over the last 64 tokens (see host/README.md, "Sampling", for how they
@@ -332,8 +248,8 @@ enum Command {
         /// Storage type of the weight matrices (norms, router and biases stay F32; Q8_0 / Q4_0
         /// fall back to F16 for rows that are not a multiple of 32; the K-quant mixes fall
         /// back as llama.cpp's do: Q5_0, Q5_1, Q4_0 or Q8_0, then F16).
-        #[arg(long = "type", value_enum, default_value_t = TypeArg::F16)]
-        out_type: TypeArg,
+        #[arg(long = "type", value_enum, default_value_t = OutType::F16)]
+        out_type: OutType,
     },
     /// Measure prefill and decode tokens per second.
     Bench {
@@ -562,7 +478,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             );
         }
         Command::Convert { dir, output, out_type } => {
-            let opts = Options { input: dir, output, out_type: out_type.into(), progress: true };
+            let opts = Options { input: dir, output, out_type, progress: true };
             cli::convert::run(&opts, &mut std::io::stderr())?;
         }
         Command::Bench {

@@ -18,7 +18,7 @@ const _: () = assert!(core::mem::size_of::<BlockQ4K>() == 144);
 /// `sc = (s[j + 4] & 15) | (s[j − 4] >> 6) << 4` and `m = (s[j + 4] >> 4) | (s[j] >> 6) << 4`,
 /// computed four at a time in `u32` words. Shared by Q5_K and the SIMD kernels.
 #[inline(always)]
-pub(crate) fn scales_mins(s: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+pub fn scales_mins(s: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
     const LOW6: u32 = 0x3f3f_3f3f;
     const LOW4: u32 = 0x0f0f_0f0f;
     const LOW2: u32 = 0x0303_0303;

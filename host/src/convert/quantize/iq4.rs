@@ -5,7 +5,7 @@
 
 use tinymla_core::quant::{iq4_nl, iq4_xs, IQ4_VALUES, QK, QK_K};
 
-use super::search::{nearest_int, to_f16, GROUP_MAX_EPS};
+use super::search::{inverse, nearest_int, signed_absmax, to_f16, GROUP_MAX_EPS};
 
 /// Trial inverse scales each side of the first guess (ggml's `ntry`).
 const NTRY: i32 = 7;
@@ -39,13 +39,7 @@ fn best_index(x: f32) -> u8 {
 /// indices at the first guess `max / 127`, kept or replaced by the best of 15 trial inverse
 /// scales `(t − 127) / max`; 0 for an all-zero group.
 fn group_scale(xb: &[f32]) -> f32 {
-    let (mut max, mut amax) = (0.0f32, 0.0f32);
-    for &v in xb {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
+    let (max, amax) = signed_absmax(xb);
     if amax < GROUP_MAX_EPS {
         return 0.0;
     }
@@ -86,9 +80,9 @@ fn pack(levels: &[u8], qs: &mut [u8]) {
 }
 
 /// IQ4_NL: one 32-value block with its own f16 scale.
-pub(super) fn iq4_nl(xb: &[f32]) -> [u8; iq4_nl::BLOCK_BYTES] {
+pub(super) fn iq4_nl(xb: &[f32; QK]) -> [u8; iq4_nl::BLOCK_BYTES] {
     let d = group_scale(xb);
-    let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+    let id = inverse(d);
     let mut levels = [0u8; QK];
     for (l, &v) in levels.iter_mut().zip(xb) {
         *l = best_index(id * v);
@@ -101,7 +95,7 @@ pub(super) fn iq4_nl(xb: &[f32]) -> [u8; iq4_nl::BLOCK_BYTES] {
 
 /// IQ4_XS: eight 32-value groups whose scales are stored as 6-bit multiples of one f16 `d`
 /// (`d = −max_scale / 32`); each group's indices chosen for its stored scale.
-pub(super) fn iq4_xs(x: &[f32]) -> [u8; iq4_xs::BLOCK_BYTES] {
+pub(super) fn iq4_xs(x: &[f32; QK_K]) -> [u8; iq4_xs::BLOCK_BYTES] {
     let mut scales = [0.0f32; QK_K / QK];
     let (mut max_scale, mut amax_scale) = (0.0f32, 0.0f32);
     for (s, xb) in scales.iter_mut().zip(x.chunks_exact(QK)) {
@@ -114,13 +108,13 @@ pub(super) fn iq4_xs(x: &[f32]) -> [u8; iq4_xs::BLOCK_BYTES] {
     let mut block = [0u8; iq4_xs::BLOCK_BYTES];
     let d = -max_scale / 32.0;
     block[..2].copy_from_slice(&to_f16(d));
-    let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+    let id = inverse(d);
     let mut levels = [0u8; QK_K];
     let mut scales_h = 0u16;
     for (ib, (&s, xb)) in scales.iter().zip(x.chunks_exact(QK)).enumerate() {
         let l = nearest_int(id * s).clamp(-32, 31);
         let dl = d * l as f32;
-        let idl = if dl == 0.0 { 0.0 } else { 1.0 / dl };
+        let idl = inverse(dl);
         for (lv, &v) in levels[ib * QK..(ib + 1) * QK].iter_mut().zip(xb) {
             *lv = best_index(idl * v);
         }

@@ -31,7 +31,7 @@ fn low_byte(l: i32) -> u8 {
 /// Q2_K: sixteen 16-value groups, each fitted with [`make_qkx2_quants`] (levels 0..=3,
 /// absolute errors weighted by `|x|`); 4-bit scales and mins relative to the largest, then
 /// every value re-quantized with the stored scales.
-pub(super) fn q2_k(x: &[f32]) -> [u8; q2_k::BLOCK_BYTES] {
+pub(super) fn q2_k(x: &[f32; QK_K]) -> [u8; q2_k::BLOCK_BYTES] {
     const P: Qkx2 = Qkx2 { nmax: 3, rmin: -0.5, rdelta: 0.1, nstep: 15, use_mad: true };
     let mut levels = [0u8; QK_K];
     let (mut scales, mut mins) = ([0.0f32; 16], [0.0f32; 16]);
@@ -91,7 +91,7 @@ pub(super) fn q2_k(x: &[f32]) -> [u8; q2_k::BLOCK_BYTES] {
 /// Q3_K: sixteen 16-value groups, each fitted with [`make_q3_quants`] (levels −4..=3); 6-bit
 /// signed scales relative to the largest magnitude; values re-quantized with the stored
 /// scales; the third bit of each level in `hmask`.
-pub(super) fn q3_k(x: &[f32]) -> [u8; q3_k::BLOCK_BYTES] {
+pub(super) fn q3_k(x: &[f32; QK_K]) -> [u8; q3_k::BLOCK_BYTES] {
     let mut levels = [0i8; QK_K];
     let mut scales = [0.0f32; 16];
     let (mut max_scale, mut amax) = (0.0f32, 0.0f32);
@@ -212,8 +212,8 @@ fn k_groups_of_32(x: &[f32], p: Qkx2) -> ([u8; 16], [u8; QK_K]) {
     let (d_all, m_all) = (from_f16([head[0], head[1]]), from_f16([head[2], head[3]]));
     let mut packed = [0u8; 12];
     packed.copy_from_slice(&head[4..]);
-    for j in 0..QK_K / 32 {
-        let (sc, m) = scale_min_k4(j, &packed);
+    let (scs, ms) = q4_k::scales_mins(&packed);
+    for (j, (sc, m)) in scs.into_iter().zip(ms).enumerate() {
         let d = d_all * f32::from(sc);
         if d == 0.0 {
             continue;
@@ -227,18 +227,9 @@ fn k_groups_of_32(x: &[f32], p: Qkx2) -> ([u8; 16], [u8; QK_K]) {
     (head, levels)
 }
 
-/// ggml's `get_scale_min_k4`: group `j`'s 6-bit scale and min from the packed 12 bytes.
-fn scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
-    if j < 4 {
-        (q[j] & 63, q[j + 4] & 63)
-    } else {
-        ((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
-    }
-}
-
 /// Q4_K: [`k_groups_of_32`] with levels 0..=15; nibbles of groups `2i` and `2i + 1` share
 /// bytes `32 i ..`.
-pub(super) fn q4_k(x: &[f32]) -> [u8; q4_k::BLOCK_BYTES] {
+pub(super) fn q4_k(x: &[f32; QK_K]) -> [u8; q4_k::BLOCK_BYTES] {
     const P: Qkx2 = Qkx2 { nmax: 15, rmin: -1.0, rdelta: 0.1, nstep: 20, use_mad: false };
     let (head, levels) = k_groups_of_32(x, P);
     let mut block = [0u8; q4_k::BLOCK_BYTES];
@@ -254,7 +245,7 @@ pub(super) fn q4_k(x: &[f32]) -> [u8; q4_k::BLOCK_BYTES] {
 
 /// Q5_K: [`k_groups_of_32`] with levels 0..=31; low nibbles as Q4_K's, fifth bits in `qh`
 /// (bits `2i` and `2i + 1` of byte `l` for groups `2i`, `2i + 1`).
-pub(super) fn q5_k(x: &[f32]) -> [u8; q5_k::BLOCK_BYTES] {
+pub(super) fn q5_k(x: &[f32; QK_K]) -> [u8; q5_k::BLOCK_BYTES] {
     const P: Qkx2 = Qkx2 { nmax: 31, rmin: -0.5, rdelta: 0.1, nstep: 15, use_mad: false };
     let (head, levels) = k_groups_of_32(x, P);
     let mut block = [0u8; q5_k::BLOCK_BYTES];
@@ -284,7 +275,7 @@ pub(super) fn q5_k(x: &[f32]) -> [u8; q5_k::BLOCK_BYTES] {
 /// Q6_K: sixteen 16-value groups fitted with [`make_qx_quants`] (levels −32..=31); 8-bit
 /// signed scales relative to the largest magnitude; values re-quantized with the stored
 /// scales; low nibbles in `ql`, high 2 bits in `qh`.
-pub(super) fn q6_k(x: &[f32]) -> [u8; q6_k::BLOCK_BYTES] {
+pub(super) fn q6_k(x: &[f32; QK_K]) -> [u8; q6_k::BLOCK_BYTES] {
     let mut levels = [0i8; QK_K];
     let mut scales = [0.0f32; 16];
     let (mut max_scale, mut max_abs_scale) = (0.0f32, 0.0f32);
@@ -372,7 +363,7 @@ mod tests {
     #[test]
     fn super_blocks_round_trip_through_the_engine() {
         for seed in 1..4 {
-            let x = sample(seed);
+            let x: [f32; QK_K] = sample(seed).try_into().unwrap();
             let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let cases: [(BlockFormat, Vec<u8>, f32); 5] = [
                 (BlockFormat::Q2K, q2_k(&x).to_vec(), 0.35),

@@ -4,19 +4,7 @@
 
 use tinymla_core::quant::{q4_0, q4_1, q5_0, q5_1, QK};
 
-use super::search::to_f16;
-
-/// The signed value of the first largest magnitude (ggml scans with a strict `<`).
-fn signed_absmax(xs: &[f32]) -> f32 {
-    let (mut max, mut amax) = (0.0f32, 0.0f32);
-    for &x in xs {
-        if x.abs() > amax {
-            amax = x.abs();
-            max = x;
-        }
-    }
-    max
-}
+use super::search::{inverse, signed_absmax, to_f16};
 
 /// The smallest and largest value (`f32::MAX` / `-f32::MAX` for an empty block).
 fn min_max(xs: &[f32]) -> (f32, f32) {
@@ -32,15 +20,6 @@ fn min_max(xs: &[f32]) -> (f32, f32) {
     (min, max)
 }
 
-/// `1 / d`, or 0 for `d = 0`.
-fn inverse(d: f32) -> f32 {
-    if d == 0.0 {
-        0.0
-    } else {
-        1.0 / d
-    }
-}
-
 /// C's `(int8_t) f` for the non-negative `f` these quantizers convert (truncation; Rust's
 /// saturating cast agrees wherever C's is defined).
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -50,8 +29,8 @@ fn trunc_u8(f: f32) -> u8 {
 
 /// Q4_0: `d = max / −8` (the signed first largest magnitude), `q = min(15, trunc(x / d +
 /// 8.5))`; byte `j` holds `q[j] | q[j + 16] << 4`.
-pub(super) fn q4_0(xs: &[f32]) -> [u8; q4_0::BLOCK_BYTES] {
-    let d = signed_absmax(xs) / -8.0;
+pub(super) fn q4_0(xs: &[f32; QK]) -> [u8; q4_0::BLOCK_BYTES] {
+    let d = signed_absmax(xs).0 / -8.0;
     let id = inverse(d);
     let mut block = [0u8; q4_0::BLOCK_BYTES];
     block[..2].copy_from_slice(&to_f16(d));
@@ -63,7 +42,7 @@ pub(super) fn q4_0(xs: &[f32]) -> [u8; q4_0::BLOCK_BYTES] {
 }
 
 /// Q4_1: `d = (max − min) / 15`, `m = min`, `q = min(15, trunc((x − min) / d + 0.5))`.
-pub(super) fn q4_1(xs: &[f32]) -> [u8; q4_1::BLOCK_BYTES] {
+pub(super) fn q4_1(xs: &[f32; QK]) -> [u8; q4_1::BLOCK_BYTES] {
     let (min, max) = min_max(xs);
     let d = (max - min) / 15.0;
     let id = inverse(d);
@@ -91,8 +70,8 @@ fn put_5bit(levels: &[u8; QK], qh: &mut [u8], qs: &mut [u8]) {
 }
 
 /// Q5_0: `d = max / −16`, `q = min(31, trunc(x / d + 16.5))`.
-pub(super) fn q5_0(xs: &[f32]) -> [u8; q5_0::BLOCK_BYTES] {
-    let d = signed_absmax(xs) / -16.0;
+pub(super) fn q5_0(xs: &[f32; QK]) -> [u8; q5_0::BLOCK_BYTES] {
+    let d = signed_absmax(xs).0 / -16.0;
     let id = inverse(d);
     let mut levels = [0u8; QK];
     for (l, &x) in levels.iter_mut().zip(xs) {
@@ -107,7 +86,7 @@ pub(super) fn q5_0(xs: &[f32]) -> [u8; q5_0::BLOCK_BYTES] {
 
 /// Q5_1: `d = (max − min) / 31`, `m = min`, `q = trunc((x − min) / d + 0.5)` (no clamp, as
 /// in ggml: the value is at most 31.5).
-pub(super) fn q5_1(xs: &[f32]) -> [u8; q5_1::BLOCK_BYTES] {
+pub(super) fn q5_1(xs: &[f32; QK]) -> [u8; q5_1::BLOCK_BYTES] {
     let (min, max) = min_max(xs);
     let d = (max - min) / 31.0;
     let id = inverse(d);

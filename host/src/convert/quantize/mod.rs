@@ -17,44 +17,63 @@ use half::f16;
 use tinymla_core::quant::{q8_0, QK, QK_K};
 use tinymla_core::GgmlType;
 
-/// The `--type` of a conversion: what the large matrices are stored as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The `--type` of a conversion: what the large matrices are stored as. The first four are
+/// what llama.cpp's converter writes; the others what llama.cpp's quantizer (`llama-quantize`)
+/// writes from the F32 file, with its per-tensor mix ([`TypeRules`]) and byte-identical
+/// blocks. The doc lines are `tinymla convert --help`'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutType {
-    /// Everything F32 (`general.file_type` 0).
+    /// Every tensor F32 (`general.file_type` 0).
     F32,
-    /// Matrices F16 (`general.file_type` 1).
+    /// Matrices F16 (1).
     F16,
-    /// Matrices Q8_0, F16 where a row is not whole 32-blocks (`general.file_type` 7).
+    /// Matrices Q8_0, F16 where a row is not whole 32-blocks (7).
+    #[value(name = "q8_0")]
     Q8_0,
-    /// Matrices Q4_0, F16 where a row is not whole 32-blocks (`general.file_type` 2).
+    /// Matrices Q4_0, F16 where a row is not whole 32-blocks (2).
+    #[value(name = "q4_0")]
     Q4_0,
-    /// llama.cpp's `Q4_1` (`general.file_type` 3).
+    /// llama.cpp's Q4_1 mix (3).
+    #[value(name = "q4_1")]
     Q4_1,
-    /// llama.cpp's `Q5_0` (8).
+    /// llama.cpp's Q5_0 mix (8).
+    #[value(name = "q5_0")]
     Q5_0,
-    /// llama.cpp's `Q5_1` (9).
+    /// llama.cpp's Q5_1 mix (9).
+    #[value(name = "q5_1")]
     Q5_1,
-    /// llama.cpp's `Q2_K - Medium` (10).
+    /// llama.cpp's Q2_K mix: Q3_K / Q4_K for some tensors (10).
+    #[value(name = "q2_k")]
     Q2K,
-    /// llama.cpp's `Q3_K - Small` (11).
+    /// llama.cpp's Q3_K_S mix (11).
+    #[value(name = "q3_k_s")]
     Q3KS,
-    /// llama.cpp's `Q3_K - Medium` (12).
+    /// llama.cpp's Q3_K_M mix (12).
+    #[value(name = "q3_k_m")]
     Q3KM,
-    /// llama.cpp's `Q3_K - Large` (13).
+    /// llama.cpp's Q3_K_L mix (13).
+    #[value(name = "q3_k_l")]
     Q3KL,
-    /// llama.cpp's `Q4_K - Small` (14).
+    /// llama.cpp's Q4_K_S mix (14).
+    #[value(name = "q4_k_s")]
     Q4KS,
-    /// llama.cpp's `Q4_K - Medium` (15).
+    /// llama.cpp's Q4_K_M mix: Q6_K for the output and some ffn_down / attn_kv_b (15).
+    #[value(name = "q4_k_m")]
     Q4KM,
-    /// llama.cpp's `Q5_K - Small` (16).
+    /// llama.cpp's Q5_K_S mix (16).
+    #[value(name = "q5_k_s")]
     Q5KS,
-    /// llama.cpp's `Q5_K - Medium` (17).
+    /// llama.cpp's Q5_K_M mix (17).
+    #[value(name = "q5_k_m")]
     Q5KM,
-    /// llama.cpp's `Q6_K` (18).
+    /// llama.cpp's Q6_K mix (18).
+    #[value(name = "q6_k")]
     Q6K,
-    /// llama.cpp's `IQ4_NL - 4.5 bpw` (25).
+    /// llama.cpp's IQ4_NL mix (25).
+    #[value(name = "iq4_nl")]
     IQ4NL,
-    /// llama.cpp's `IQ4_XS - 4.25 bpw` (30).
+    /// llama.cpp's IQ4_XS mix (30).
+    #[value(name = "iq4_xs")]
     IQ4XS,
 }
 
@@ -295,37 +314,37 @@ pub fn encode_row(ty: GgmlType, row: &[f32], out: &mut Vec<u8>) -> Result<(), Gg
             out.extend(blocks.iter().flatten());
         }
         GgmlType::Q4_0 => {
-            row.chunks_exact(QK).for_each(|b| out.extend_from_slice(&legacy::q4_0(b)))
+            row.as_chunks::<QK>().0.iter().for_each(|b| out.extend_from_slice(&legacy::q4_0(b)))
         }
         GgmlType::Q4_1 => {
-            row.chunks_exact(QK).for_each(|b| out.extend_from_slice(&legacy::q4_1(b)))
+            row.as_chunks::<QK>().0.iter().for_each(|b| out.extend_from_slice(&legacy::q4_1(b)))
         }
         GgmlType::Q5_0 => {
-            row.chunks_exact(QK).for_each(|b| out.extend_from_slice(&legacy::q5_0(b)))
+            row.as_chunks::<QK>().0.iter().for_each(|b| out.extend_from_slice(&legacy::q5_0(b)))
         }
         GgmlType::Q5_1 => {
-            row.chunks_exact(QK).for_each(|b| out.extend_from_slice(&legacy::q5_1(b)))
+            row.as_chunks::<QK>().0.iter().for_each(|b| out.extend_from_slice(&legacy::q5_1(b)))
         }
         GgmlType::Q2_K => {
-            row.chunks_exact(QK_K).for_each(|b| out.extend_from_slice(&kquants::q2_k(b)))
+            row.as_chunks::<QK_K>().0.iter().for_each(|b| out.extend_from_slice(&kquants::q2_k(b)))
         }
         GgmlType::Q3_K => {
-            row.chunks_exact(QK_K).for_each(|b| out.extend_from_slice(&kquants::q3_k(b)))
+            row.as_chunks::<QK_K>().0.iter().for_each(|b| out.extend_from_slice(&kquants::q3_k(b)))
         }
         GgmlType::Q4_K => {
-            row.chunks_exact(QK_K).for_each(|b| out.extend_from_slice(&kquants::q4_k(b)))
+            row.as_chunks::<QK_K>().0.iter().for_each(|b| out.extend_from_slice(&kquants::q4_k(b)))
         }
         GgmlType::Q5_K => {
-            row.chunks_exact(QK_K).for_each(|b| out.extend_from_slice(&kquants::q5_k(b)))
+            row.as_chunks::<QK_K>().0.iter().for_each(|b| out.extend_from_slice(&kquants::q5_k(b)))
         }
         GgmlType::Q6_K => {
-            row.chunks_exact(QK_K).for_each(|b| out.extend_from_slice(&kquants::q6_k(b)))
+            row.as_chunks::<QK_K>().0.iter().for_each(|b| out.extend_from_slice(&kquants::q6_k(b)))
         }
         GgmlType::IQ4_NL => {
-            row.chunks_exact(QK).for_each(|b| out.extend_from_slice(&iq4::iq4_nl(b)))
+            row.as_chunks::<QK>().0.iter().for_each(|b| out.extend_from_slice(&iq4::iq4_nl(b)))
         }
         GgmlType::IQ4_XS => {
-            row.chunks_exact(QK_K).for_each(|b| out.extend_from_slice(&iq4::iq4_xs(b)))
+            row.as_chunks::<QK_K>().0.iter().for_each(|b| out.extend_from_slice(&iq4::iq4_xs(b)))
         }
         GgmlType::F32 => {
             for &x in row {

@@ -27,6 +27,15 @@ pub(super) fn from_f16(b: [u8; 2]) -> f32 {
     f16::from_le_bytes(b).to_f32()
 }
 
+/// `1 / d`, or 0 for `d = 0` (ggml's `d ? 1/d : 0`).
+pub(super) fn inverse(d: f32) -> f32 {
+    if d == 0.0 {
+        0.0
+    } else {
+        1.0 / d
+    }
+}
+
 /// `max(lo, min(hi, l))`, as ggml's `MAX(lo, MIN(hi, l))`.
 fn clamp(l: i32, lo: i32, hi: i32) -> i32 {
     l.min(hi).max(lo)
@@ -34,7 +43,7 @@ fn clamp(l: i32, lo: i32, hi: i32) -> i32 {
 
 /// The first element of largest magnitude (`|x|` strictly greater, as ggml scans), with its
 /// sign, and that magnitude.
-fn signed_absmax(x: &[f32]) -> (f32, f32) {
+pub(super) fn signed_absmax(x: &[f32]) -> (f32, f32) {
     let (mut max, mut amax) = (0.0f32, 0.0f32);
     for &v in x {
         if v.abs() > amax {
