@@ -139,6 +139,15 @@ pub struct BlockDots {
     pub q6_k: fn(&[BlockQ6K], &[BlockQ8K]) -> f32,
     /// Reference [`iq4_xs::dot_q8_k`].
     pub iq4_xs: fn(&[BlockIq4Xs], &[BlockQ8K]) -> f32,
+    /// Packs eight Q5_0 blocks into a [`Group8`] (reference [`group8::pack_q5_0`]).
+    pub pack_q5_0: fn(&[BlockQ5_0; group8::BLOCKS], &mut Group8),
+    /// Packs eight IQ4_NL blocks (reference [`group8::pack_iq4_nl`]).
+    pub pack_iq4_nl: fn(&[BlockIq4Nl; group8::BLOCKS], &mut Group8),
+    /// `q5_0::dot_q8_0_from` for [`GROUP_TILE`] vectors against one row's blocks (the blocks
+    /// after a row chunk's packed groups), where the table has a tile kernel.
+    pub q5_0_tile: Option<BlocksTileFn<BlockQ5_0>>,
+    /// `iq4_nl::dot_q8_0_from` for [`GROUP_TILE`] vectors, where the table has one.
+    pub iq4_nl_tile: Option<BlocksTileFn<BlockIq4Nl>>,
 }
 
 impl BlockDots {
@@ -154,6 +163,10 @@ impl BlockDots {
         q5_k: q5_k::dot_q8_k,
         q6_k: q6_k::dot_q8_k,
         iq4_xs: iq4_xs::dot_q8_k,
+        pack_q5_0: group8::pack_q5_0,
+        pack_iq4_nl: group8::pack_iq4_nl,
+        q5_0_tile: None,
+        iq4_nl_tile: None,
     };
 }
 
@@ -169,7 +182,8 @@ type GroupFn = fn(&[Group8], &[Group8]) -> f32;
 type GroupTileFn = fn(&[Group8], &[&[Group8]; GROUP_TILE]) -> [f32; GROUP_TILE];
 type GroupBiasedFn = fn(&[Group8], BiasedGroups<'_>) -> f32;
 type GroupTileBiasedFn = fn(&[Group8], &[BiasedGroups<'_>; GROUP_TILE]) -> [f32; GROUP_TILE];
-type BlocksTileFn<W> =
+/// A tile kernel over plain blocks: `[from(sums[t], w, a[t]); GROUP_TILE]`.
+pub type BlocksTileFn<W> =
     fn(&[f32; GROUP_TILE], &[W], &[&[BlockQ8_0]; GROUP_TILE]) -> [f32; GROUP_TILE];
 
 /// `[from(sums[0], w, a[0]), …]`: a blocks tile computed vector by vector (a table without a

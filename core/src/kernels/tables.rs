@@ -100,6 +100,10 @@ impl Kernels {
             q5_k: x86::entry::dot_q5_k,
             q6_k: x86::entry::dot_q6_k,
             iq4_xs: x86::entry::dot_iq4_xs,
+            pack_q5_0: x86::entry::pack_q5_0,
+            pack_iq4_nl: x86::entry::pack_iq4_nl,
+            q5_0_tile: Some(x86::entry::dot_q5_0_tile),
+            iq4_nl_tile: Some(x86::entry::dot_iq4_nl_tile),
             // Q2_K and Q3_K run the references.
             ..BlockDots::SCALAR
         },

@@ -13,6 +13,8 @@
 //! Layout (288 bytes): the eight block scales as little-endian `f32`, then `qs[g][j][k]` =
 //! value `4g + k` of block `j` as `i8` (`g`, `j` in `0..8`, `k` in `0..4`).
 
+use super::iq4_nl::BlockIq4Nl;
+use super::q5_0::BlockQ5_0;
 use super::{block_scale, q4_0::BlockQ4_0, q8_0::BlockQ8_0, QK};
 
 /// Blocks per group.
@@ -58,6 +60,28 @@ pub fn pack_q8_0(blocks: &[BlockQ8_0; BLOCKS], out: &mut Group8) {
 pub fn pack_q4_0(blocks: &[BlockQ4_0; BLOCKS], out: &mut Group8) {
     pack(out, |j| match blocks.get(j) {
         Some(b) => (block_scale(b), super::q4_0::values(b).map(|v| v.to_le_bytes()[0])),
+        None => (0.0, [0; QK]),
+    });
+}
+
+/// Packs eight Q5_0 blocks as their signed values `q − 16` (in `-16..=15`): a Q5_0 block's
+/// term is Q4_0's (`block_term` of its scale and the exact sum), so the group kernels give
+/// its reference's bits.
+pub fn pack_q5_0(blocks: &[BlockQ5_0; BLOCKS], out: &mut Group8) {
+    pack(out, |j| match blocks.get(j) {
+        Some(b) => (block_scale(b), super::q5_0::values(b).map(|v| v.to_le_bytes()[0])),
+        None => (0.0, [0; QK]),
+    });
+}
+
+/// Packs eight IQ4_NL blocks as their grid values (in `-127..=113`), whose term is also
+/// `block_term`'s.
+pub fn pack_iq4_nl(blocks: &[BlockIq4Nl; BLOCKS], out: &mut Group8) {
+    pack(out, |j| match blocks.get(j) {
+        Some(b) => {
+            let values = super::iq4_nl::grid_values(b.get(2..).unwrap_or(&[]));
+            (block_scale(b), values.map(|v| v.to_le_bytes()[0]))
+        }
         None => (0.0, [0; QK]),
     });
 }

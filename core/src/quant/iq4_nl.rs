@@ -41,7 +41,12 @@ pub fn dequantize(blocks: &[BlockIq4Nl], out: &mut [f32]) {
 /// `Σ w[i]·a[i]` over IQ4_NL weight blocks and Q8_0 activation blocks: an exact `i32` sum
 /// (`|isum| <= 32 · 127 · 127 < 2^24`) and one `block_term` per block.
 pub fn dot_q8_0(w: &[BlockIq4Nl], a: &[BlockQ8_0]) -> f32 {
-    let mut sum = 0.0f32;
+    dot_q8_0_from(0.0, w, a)
+}
+
+/// [`dot_q8_0`] continuing a running sum `sum` (the blocks' terms are added to it in order).
+#[inline]
+pub(crate) fn dot_q8_0_from(mut sum: f32, w: &[BlockIq4Nl], a: &[BlockQ8_0]) -> f32 {
     for (wb, ab) in w.iter().zip(a) {
         let mut isum = 0i32;
         for (x, y) in grid_values(wb.get(2..).unwrap_or(&[])).iter().zip(ab.iter().skip(2)) {

@@ -46,7 +46,12 @@ pub fn dequantize(blocks: &[BlockQ5_0], out: &mut [f32]) {
 /// `Σ w[i]·a[i]` over Q5_0 weight blocks and Q8_0 activation blocks: an exact `i32` sum and
 /// one `block_term` per block, as Q4_0's.
 pub fn dot_q8_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
-    let mut sum = 0.0f32;
+    dot_q8_0_from(0.0, w, a)
+}
+
+/// [`dot_q8_0`] continuing a running sum `sum` (the blocks' terms are added to it in order).
+#[inline]
+pub(crate) fn dot_q8_0_from(mut sum: f32, w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
     for (wb, ab) in w.iter().zip(a) {
         let mut isum = 0i32;
         for (x, y) in values(wb).iter().zip(ab.iter().skip(2)) {

@@ -7,7 +7,9 @@ use crate::kernels::{self, Kernels};
 use crate::parallel::{self, Parallel};
 use crate::quant::format::{ActBlocks, BlockFormat};
 use crate::quant::group8::{self, BiasedGroups, Group8};
-use crate::quant::{q4_0, q8_0, q8_k, ACT_CHUNK_BLOCKS, ACT_CHUNK_SUPER, QK, QK_K};
+#[cfg(feature = "block-formats")]
+use crate::quant::{iq4_nl, q5_0};
+use crate::quant::{q8_0, q8_k, ACT_CHUNK_BLOCKS, ACT_CHUNK_SUPER, QK, QK_K};
 
 /// Most vectors of one batched product, and so the most tokens of one batched step (the
 /// routing of [`crate::moe`] keeps per-token state on the stack for this many: about 24 KiB).
@@ -168,8 +170,8 @@ impl Matrix<'_> {
         let block_bytes = self.ty.block_bytes();
         out.fill(0.0);
         let mut chunk_sums = [0.0f32; 2 * MAX_BATCH];
-        // Q8_0 / Q4_0 rows go through the tile kernel, eight vectors per pass over the row.
-        let tiled = matches!(self.ty, WeightType::Q8_0 | WeightType::Q4_0) && k.has_blocks_tile();
+        // Rows with a tile kernel go through it, eight vectors per pass over the row.
+        let tiled = self.has_blocks_tile(k);
         let chunk_sums = chunk_sums.get_mut(..out.len() * planes).filter(|_| tiled);
         let chunks = n_blocks.div_ceil(ACT_CHUNK_BLOCKS);
         match chunk_sums {
@@ -208,7 +210,20 @@ impl Matrix<'_> {
         }
     }
 
-    /// `sums[p] += ` the blocks of `seg` (a Q8_0 or Q4_0 row's stretch) times vector `p`'s
+    /// True when table `k` has a tile kernel over this matrix's plain blocks (see
+    /// [`Matrix::blocks_into`]).
+    fn has_blocks_tile(&self, k: &Kernels) -> bool {
+        match self.ty {
+            WeightType::Q8_0 | WeightType::Q4_0 => k.has_blocks_tile(),
+            #[cfg(feature = "block-formats")]
+            WeightType::Blocks(BlockFormat::Q5_0) => k.block_dots().q5_0_tile.is_some(),
+            #[cfg(feature = "block-formats")]
+            WeightType::Blocks(BlockFormat::Iq4Nl) => k.block_dots().iq4_nl_tile.is_some(),
+            _ => false,
+        }
+    }
+
+    /// `sums[p] += ` the blocks of `seg` (a stretch of a row that packs into groups) times vector `p`'s
     /// blocks `act(p)`, continuing each running sum exactly as the one-vector kernels'
     /// `dot_*_from` continue it: whole tiles of [`kernels::GROUP_TILE`] vectors through the
     /// table's tile kernel (the row's stretch read once per tile), the rest one by one.
@@ -221,13 +236,27 @@ impl Matrix<'_> {
     ) {
         const T: usize = kernels::GROUP_TILE;
         let (w4, w8) = (seg.as_chunks().0, seg.as_chunks().0);
+        #[cfg(feature = "block-formats")]
+        let (q5_0_tile, iq4_nl_tile) = (k.block_dots().q5_0_tile, k.block_dots().iq4_nl_tile);
+        let tiled = self.has_blocks_tile(k);
         for (i, part) in sums.chunks_mut(T).enumerate() {
             let m = part.len();
-            if m < PADDED_TILE_MIN {
+            if m < PADDED_TILE_MIN || !tiled {
                 for (j, s) in part.iter_mut().enumerate() {
+                    let a = act(i * T + j);
                     *s = match self.ty {
-                        WeightType::Q4_0 => k.dot_q4_0_from(*s, w4, act(i * T + j)),
-                        _ => k.dot_q8_0_from(*s, w8, act(i * T + j)),
+                        WeightType::Q4_0 => k.dot_q4_0_from(*s, w4, a),
+                        WeightType::Q8_0 => k.dot_q8_0_from(*s, w8, a),
+                        #[cfg(feature = "block-formats")]
+                        WeightType::Blocks(BlockFormat::Q5_0) => {
+                            q5_0::dot_q8_0_from(*s, seg.as_chunks().0, a)
+                        }
+                        #[cfg(feature = "block-formats")]
+                        WeightType::Blocks(BlockFormat::Iq4Nl) => {
+                            iq4_nl::dot_q8_0_from(*s, seg.as_chunks().0, a)
+                        }
+                        // Only formats that pack into groups reach here.
+                        _ => *s,
                     };
                 }
                 continue;
@@ -239,6 +268,16 @@ impl Matrix<'_> {
             copy_lanes(&mut start, part);
             let got = match self.ty {
                 WeightType::Q4_0 => k.dot_q4_0_tile(&start, w4, &a),
+                #[cfg(feature = "block-formats")]
+                WeightType::Blocks(BlockFormat::Q5_0) => match q5_0_tile {
+                    Some(tile) => tile(&start, seg.as_chunks().0, &a),
+                    None => start,
+                },
+                #[cfg(feature = "block-formats")]
+                WeightType::Blocks(BlockFormat::Iq4Nl) => match iq4_nl_tile {
+                    Some(tile) => tile(&start, seg.as_chunks().0, &a),
+                    None => start,
+                },
                 _ => k.dot_q8_0_tile(&start, w8, &a),
             };
             copy_lanes(part, &got);
@@ -370,19 +409,10 @@ impl Matrix<'_> {
 
     /// Packs the row's groups from block `b0` on into `out` (as many as it holds).
     fn pack_chunk(&self, k: &Kernels, row: &[u8], b0: usize, out: &mut [Group8]) {
-        match self.ty {
-            WeightType::Q4_0 => {
-                let blocks = row.get(b0 * q4_0::BLOCK_BYTES..).unwrap_or(&[]).as_chunks().0;
-                for (g, src) in out.iter_mut().zip(blocks.as_chunks::<8>().0) {
-                    k.pack_q4_0(src, g);
-                }
-            }
-            _ => {
-                let blocks = row.get(b0 * q8_0::BLOCK_BYTES..).unwrap_or(&[]).as_chunks().0;
-                for (g, src) in out.iter_mut().zip(blocks.as_chunks::<8>().0) {
-                    k.pack_q8_0(src, g);
-                }
-            }
+        let bb = self.ty.block_bytes();
+        let from = row.get(b0 * bb..).unwrap_or(&[]);
+        for (g, blocks) in out.iter_mut().zip(from.chunks(group8::BLOCKS * bb)) {
+            self.pack_group(k, blocks, g);
         }
     }
 

@@ -55,6 +55,18 @@ impl WeightType {
         }
     }
 
+    /// True for the formats the batched product packs into [`Group8`](crate::quant::group8)s:
+    /// those whose block term is Q8_0's (`d_w · d_a · Σ w·a` over 32 signed values), so the
+    /// group kernels give their references' bits.
+    fn packs_to_groups(self) -> bool {
+        match self {
+            WeightType::Q8_0 | WeightType::Q4_0 => true,
+            #[cfg(feature = "block-formats")]
+            WeightType::Blocks(BlockFormat::Q5_0 | BlockFormat::Iq4Nl) => true,
+            _ => false,
+        }
+    }
+
     /// Bytes of a row of `cols` elements (`None` if `cols` is not a whole number of blocks).
     fn row_bytes(self, cols: usize) -> Option<usize> {
         match self {

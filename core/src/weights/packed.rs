@@ -14,9 +14,9 @@
 use super::{Matrix, WeightType};
 use crate::config::ActivationPrecision;
 use crate::kernels::{Kernels, GROUP_TILE};
+#[cfg(feature = "block-formats")]
+use crate::quant::format::BlockFormat;
 use crate::quant::group8::{self, Group8};
-#[cfg(feature = "packed-weights")]
-use crate::quant::q4_0;
 use crate::quant::{q8_0, ACT_CHUNK_BLOCKS, QK};
 
 /// A matrix's packed rows: empty when it has none.
@@ -39,9 +39,28 @@ pub(crate) const GROUP_COLS: usize = group8::BLOCKS * QK;
 impl<'a> Matrix<'a> {
     /// True when the batched product with kernel table `k` takes this matrix in groups.
     pub(crate) fn takes_groups(&self, k: &Kernels) -> bool {
-        matches!(self.ty, WeightType::Q8_0 | WeightType::Q4_0)
-            && k.has_group_kernel()
-            && self.cols >= GROUP_COLS
+        self.ty.packs_to_groups() && k.has_group_kernel() && self.cols >= GROUP_COLS
+    }
+
+    /// Packs the eight blocks at the start of `blocks` (a row's bytes from a group's first
+    /// block on) into `out`, for a matrix whose type [`WeightType::packs_to_groups`].
+    pub(super) fn pack_group(&self, k: &Kernels, blocks: &[u8], out: &mut Group8) {
+        fn first<const B: usize>(bytes: &[u8]) -> Option<&[[u8; B]; group8::BLOCKS]> {
+            bytes.as_chunks::<B>().0.first_chunk::<{ group8::BLOCKS }>()
+        }
+        match self.ty {
+            WeightType::Q8_0 => first(blocks).map(|b| k.pack_q8_0(b, out)),
+            WeightType::Q4_0 => first(blocks).map(|b| k.pack_q4_0(b, out)),
+            #[cfg(feature = "block-formats")]
+            WeightType::Blocks(BlockFormat::Q5_0) => {
+                first(blocks).map(|b| (k.block_dots().pack_q5_0)(b, out))
+            }
+            #[cfg(feature = "block-formats")]
+            WeightType::Blocks(BlockFormat::Iq4Nl) => {
+                first(blocks).map(|b| (k.block_dots().pack_iq4_nl)(b, out))
+            }
+            _ => None,
+        };
     }
 
     /// Bytes of one row's packed groups.
@@ -78,23 +97,9 @@ impl<'a> Matrix<'a> {
         for (row, packed) in self.bytes.chunks_exact(self.row_bytes).zip(out.chunks_exact_mut(prb))
         {
             let (groups, _) = packed.as_chunks_mut::<{ group8::GROUP_BYTES }>();
+            let group_bytes = group8::BLOCKS * self.ty.block_bytes();
             for (i, g) in groups.iter_mut().enumerate().take(n_groups) {
-                match self.ty {
-                    WeightType::Q4_0 => {
-                        let at = i * group8::BLOCKS * q4_0::BLOCK_BYTES;
-                        let blocks = row.get(at..).unwrap_or(&[]).as_chunks().0;
-                        if let Some(src) = blocks.as_chunks::<8>().0.first() {
-                            k.pack_q4_0(src, g);
-                        }
-                    }
-                    _ => {
-                        let at = i * group8::BLOCKS * q8_0::BLOCK_BYTES;
-                        let blocks = row.get(at..).unwrap_or(&[]).as_chunks().0;
-                        if let Some(src) = blocks.as_chunks::<8>().0.first() {
-                            k.pack_q8_0(src, g);
-                        }
-                    }
-                }
+                self.pack_group(k, row.get(i * group_bytes..).unwrap_or(&[]), g);
             }
         }
         Matrix { packed: out, ..*self }

@@ -496,3 +496,76 @@ fn block_format_dots_are_bit_identical_on_every_table() {
         }
     }
 }
+
+/// The block formats the batched product packs into groups (Q5_0, IQ4_NL): every table's
+/// packing equals the reference's bytes; the group dot of the packed blocks equals the
+/// format's own reference dot, bit for bit (the reason they may be packed at all); and every
+/// table's tile kernel over plain blocks equals `dot_q8_0_from` per vector, from a running sum.
+#[cfg(feature = "block-formats")]
+#[test]
+fn packed_block_formats_equal_their_references() {
+    use crate::quant::group8::{self, Group8, GROUP_BYTES};
+    use crate::quant::{iq4_nl, q5_0};
+    type Pack<const B: usize> = fn(&[[u8; B]; 8], &mut Group8);
+    fn check<const B: usize>(
+        name: &str,
+        pack: fn(&Kernels) -> Pack<B>,
+        tile: fn(&Kernels) -> Option<super::BlocksTileFn<[u8; B]>>,
+        from: fn(f32, &[[u8; B]], &[BlockQ8_0]) -> f32,
+    ) {
+        let names: Vec<&str> = tables().iter().map(Kernels::name).collect();
+        std::eprintln!("{name} packing and tiles checked on: {names:?}");
+        for k in tables() {
+            for seed in 0..SEEDS {
+                let n = 24;
+                let w = random_blocks::<B>(n, seed + 40, false);
+                let a = random_blocks::<34>(n, seed + 300, true);
+                let mut packed = std::vec![[0u8; GROUP_BYTES]; n / 8];
+                let mut a_packed = packed.clone();
+                for ((g, ag), (wc, ac)) in packed
+                    .iter_mut()
+                    .zip(&mut a_packed)
+                    .zip(w.as_chunks::<8>().0.iter().zip(a.as_chunks::<8>().0))
+                {
+                    let mut want = [0u8; GROUP_BYTES];
+                    pack(&Kernels::SCALAR)(wc, &mut want);
+                    pack(&k)(wc, g);
+                    assert_eq!(*g, want, "{k:?} {name} packing, seed {seed}");
+                    group8::pack_q8_0(ac, ag);
+                }
+                let want = from(0.0, &w, &a);
+                let got = group8::dot(&packed, &a_packed);
+                assert_eq!(got.to_bits(), want.to_bits(), "{name} groups vs blocks, seed {seed}");
+                let Some(tile) = tile(&k) else { continue };
+                for len in [1usize, 3, 7, 8, 9, 24] {
+                    let others: Vec<Vec<BlockQ8_0>> = (0..GROUP_TILE as u64)
+                        .map(|t| random_blocks::<34>(n, seed + 500 + 17 * t, true))
+                        .collect();
+                    let acts: [&[BlockQ8_0]; GROUP_TILE] = core::array::from_fn(|t| &others[t][..]);
+                    let sums: [f32; GROUP_TILE] = core::array::from_fn(|t| t as f32 * 0.37 - 1.1);
+                    let got = tile(&sums, &w[..len], &acts);
+                    for t in 0..GROUP_TILE {
+                        let want = from(sums[t], &w[..len], acts[t]);
+                        assert_eq!(
+                            got[t].to_bits(),
+                            want.to_bits(),
+                            "{k:?} {name} tile {len} t {t}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    check::<{ q5_0::BLOCK_BYTES }>(
+        "Q5_0",
+        |k| k.block_dots().pack_q5_0,
+        |k| k.block_dots().q5_0_tile,
+        q5_0::dot_q8_0_from,
+    );
+    check::<{ iq4_nl::BLOCK_BYTES }>(
+        "IQ4_NL",
+        |k| k.block_dots().pack_iq4_nl,
+        |k| k.block_dots().iq4_nl_tile,
+        iq4_nl::dot_q8_0_from,
+    );
+}

@@ -7,7 +7,8 @@
 
 use core::arch::x86_64::*;
 
-use super::{dot_blocks, hsum_epi32};
+use super::{dot_blocks, hsum_epi32, GROUP_TILE};
+use crate::quant::group8::Group8;
 use crate::quant::iq4_nl::BlockIq4Nl;
 use crate::quant::iq4_xs::BlockIq4Xs;
 use crate::quant::q4_1::BlockQ4_1;
@@ -429,6 +430,60 @@ pub(super) unsafe fn dot_q5_0_avx2(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
 #[target_feature(enable = "avx2,f16c")]
 pub(super) unsafe fn dot_iq4_nl_avx2(w: &[BlockIq4Nl], a: &[BlockQ8_0]) -> f32 {
     dot_blocks(0.0, w, a, None, iq4_nl_lanes)
+}
+
+/// [`crate::quant::group8::pack_q5_0`], byte for byte (finite scales): each block's values
+/// `q − 16` as [`q5_0_lanes`] makes them, then the group transpose.
+///
+/// # Safety
+/// AVX2, F16C.
+#[target_feature(enable = "avx2,f16c")]
+pub(super) unsafe fn pack_q5_0_avx2(blocks: &[BlockQ5_0; 8], out: &mut Group8) {
+    // SAFETY: a Q5_0 block is 22 bytes: qh at 2..6, the nibbles at 6..22.
+    let rows = blocks
+        .each_ref()
+        .map(|b| _mm256_sub_epi8(five_bit_values(b.as_ptr().add(2)), _mm256_set1_epi8(16)));
+    super::groups::store_group(rows, super::scales8(blocks), out);
+}
+
+/// [`crate::quant::group8::pack_iq4_nl`], byte for byte (finite scales): each block's grid
+/// values by byte shuffle, as [`iq4_nl_lanes`] makes them, then the group transpose.
+///
+/// # Safety
+/// AVX2, F16C.
+#[target_feature(enable = "avx2,f16c")]
+pub(super) unsafe fn pack_iq4_nl_avx2(blocks: &[BlockIq4Nl; 8], out: &mut Group8) {
+    // SAFETY: IQ4_VALUES is 16 bytes; an IQ4_NL block is 18 bytes, the nibbles at 2..18.
+    let grid = _mm256_broadcastsi128_si256(_mm_loadu_si128(IQ4_VALUES.as_ptr().cast()));
+    let rows = blocks.each_ref().map(|b| _mm256_shuffle_epi8(grid, nibbles(b.as_ptr().add(2))));
+    super::groups::store_group(rows, super::scales8(blocks), out);
+}
+
+/// [`super::dot_blocks_tile`] of Q5_0 rows: bit-identical to `q5_0::dot_q8_0_from` per vector.
+///
+/// # Safety
+/// AVX2, F16C; every `a[t]` holds at least `w.len()` blocks.
+#[target_feature(enable = "avx2,f16c")]
+pub(super) unsafe fn dot_q5_0_tile_avx2(
+    sums: [f32; GROUP_TILE],
+    w: &[BlockQ5_0],
+    a: &[&[BlockQ8_0]; GROUP_TILE],
+) -> [f32; GROUP_TILE] {
+    super::dot_blocks_tile(sums, w, a, q5_0_lanes)
+}
+
+/// [`super::dot_blocks_tile`] of IQ4_NL rows: bit-identical to `iq4_nl::dot_q8_0_from` per
+/// vector.
+///
+/// # Safety
+/// AVX2, F16C; every `a[t]` holds at least `w.len()` blocks.
+#[target_feature(enable = "avx2,f16c")]
+pub(super) unsafe fn dot_iq4_nl_tile_avx2(
+    sums: [f32; GROUP_TILE],
+    w: &[BlockIq4Nl],
+    a: &[&[BlockQ8_0]; GROUP_TILE],
+) -> [f32; GROUP_TILE] {
+    super::dot_blocks_tile(sums, w, a, iq4_nl_lanes)
 }
 
 /// `Σ w·a` for the formats with a min (`x = d · q + m`, unsigned `q` from `values`): per

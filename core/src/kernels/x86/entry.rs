@@ -199,3 +199,37 @@ pub(in crate::kernels) fn dot_iq4_nl(w: &[BlockIq4Nl], a: &[BlockQ8_0]) -> f32 {
     // SAFETY: as above (avx2, f16c).
     unsafe { super::blocks::dot_iq4_nl_avx2(w, a) }
 }
+
+pub(in crate::kernels) fn pack_q5_0(blocks: &[BlockQ5_0; 8], out: &mut Group8) {
+    // SAFETY: as above (avx2, f16c).
+    unsafe { super::blocks::pack_q5_0_avx2(blocks, out) }
+}
+
+pub(in crate::kernels) fn pack_iq4_nl(blocks: &[BlockIq4Nl; 8], out: &mut Group8) {
+    // SAFETY: as above (avx2, f16c).
+    unsafe { super::blocks::pack_iq4_nl_avx2(blocks, out) }
+}
+
+pub(in crate::kernels) fn dot_q5_0_tile(
+    sums: &[f32; GROUP_TILE],
+    w: &[BlockQ5_0],
+    a: &[&[BlockQ8_0]; GROUP_TILE],
+) -> [f32; GROUP_TILE] {
+    if a.iter().any(|at| at.len() < w.len()) {
+        return crate::kernels::tile_by_vector(sums, w, a, crate::quant::q5_0::dot_q8_0_from);
+    }
+    // SAFETY: as above (avx2, f16c); every vector covers `w`, checked just above.
+    unsafe { super::blocks::dot_q5_0_tile_avx2(*sums, w, a) }
+}
+
+pub(in crate::kernels) fn dot_iq4_nl_tile(
+    sums: &[f32; GROUP_TILE],
+    w: &[BlockIq4Nl],
+    a: &[&[BlockQ8_0]; GROUP_TILE],
+) -> [f32; GROUP_TILE] {
+    if a.iter().any(|at| at.len() < w.len()) {
+        return crate::kernels::tile_by_vector(sums, w, a, crate::quant::iq4_nl::dot_q8_0_from);
+    }
+    // SAFETY: as above (avx2, f16c); every vector covers `w`, checked just above.
+    unsafe { super::blocks::dot_iq4_nl_tile_avx2(*sums, w, a) }
+}
