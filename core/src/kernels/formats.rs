@@ -1,7 +1,7 @@
 //! Each [`BlockFormat`]'s integer dot product, through a kernel table's entry for it. Methods
 //! of the format (`f.dot_q8_0(k, w, a)`), written here so that `quant` stays below `kernels`.
 
-use super::Kernels;
+use super::{Kernels, SUPER_ROWS};
 use crate::quant::format::BlockFormat;
 use crate::quant::{q8_0::BlockQ8_0, q8_k::BlockQ8K};
 
@@ -36,6 +36,33 @@ impl BlockFormat {
             _ => 0.0,
         }
     }
+
+    /// True when `k` has a row tile for this format ([`BlockFormat::rows_q8_k`]).
+    #[inline]
+    pub fn has_rows_tile(self, k: &Kernels) -> bool {
+        matches!(self, Self::Q4K) && k.block_dots().q4_k_rows.is_some()
+    }
+
+    /// `out[t][r] = self.dot_q8_k(k, rows[r], a[t])` for every vector of `a`, bit for bit,
+    /// through `k`'s row tile for this format (pair by pair where it has none).
+    pub fn rows_q8_k(
+        self,
+        k: &Kernels,
+        rows: &[&[u8]; SUPER_ROWS],
+        a: &[&[BlockQ8K]],
+        out: &mut [[f32; SUPER_ROWS]],
+    ) {
+        match (self, k.block_dots().q4_k_rows) {
+            (Self::Q4K, Some(tile)) => tile(&rows.map(|r| r.as_chunks().0), a, out),
+            _ => {
+                for (o, at) in out.iter_mut().zip(a) {
+                    for (o, row) in o.iter_mut().zip(rows) {
+                        *o = self.dot_q8_k(k, row, at);
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(not(feature = "block-formats"))]
@@ -45,6 +72,18 @@ impl BlockFormat {
         match self {}
     }
     pub fn dot_q8_k(self, _: &Kernels, _: &[u8], _: &[BlockQ8K]) -> f32 {
+        match self {}
+    }
+    pub fn has_rows_tile(self, _: &Kernels) -> bool {
+        match self {}
+    }
+    pub fn rows_q8_k(
+        self,
+        _: &Kernels,
+        _: &[&[u8]; SUPER_ROWS],
+        _: &[&[BlockQ8K]],
+        _: &mut [[f32; SUPER_ROWS]],
+    ) {
         match self {}
     }
 }

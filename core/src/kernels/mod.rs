@@ -148,6 +148,9 @@ pub struct BlockDots {
     pub q5_0_tile: Option<BlocksTileFn<BlockQ5_0>>,
     /// `iq4_nl::dot_q8_0_from` for [`GROUP_TILE`] vectors, where the table has one.
     pub iq4_nl_tile: Option<BlocksTileFn<BlockIq4Nl>>,
+    /// [`SUPER_ROWS`] Q4_K rows × many vectors (reference [`q4_k::dot_q8_k`] per pair), where
+    /// the table has a row tile.
+    pub q4_k_rows: Option<SuperRowsFn<BlockQ4K>>,
 }
 
 impl BlockDots {
@@ -167,6 +170,7 @@ impl BlockDots {
         pack_iq4_nl: group8::pack_iq4_nl,
         q5_0_tile: None,
         iq4_nl_tile: None,
+        q4_k_rows: None,
     };
 }
 
@@ -185,6 +189,29 @@ type GroupTileBiasedFn = fn(&[Group8], &[BiasedGroups<'_>; GROUP_TILE]) -> [f32;
 /// A tile kernel over plain blocks: `[from(sums[t], w, a[t]); GROUP_TILE]`.
 pub type BlocksTileFn<W> =
     fn(&[f32; GROUP_TILE], &[W], &[&[BlockQ8_0]; GROUP_TILE]) -> [f32; GROUP_TILE];
+
+/// Weight rows of one call of a K-quant row tile ([`BlockDots::q4_k_rows`]).
+pub const SUPER_ROWS: usize = 8;
+
+/// A K-quant row tile: `out[t][r] = dot_q8_k(rows[r], a[t])` for every vector `t` of `a`
+/// (`out` holds at least `a.len()` entries).
+pub type SuperRowsFn<W> = fn(&[&[W]; SUPER_ROWS], &[&[BlockQ8K]], &mut [[f32; SUPER_ROWS]]);
+
+/// A row tile computed pair by pair with `dot` (the reference, and every table's fallback on
+/// uneven lengths).
+#[cfg(feature = "block-formats")]
+pub(crate) fn super_rows_by_pair<W>(
+    rows: &[&[W]; SUPER_ROWS],
+    a: &[&[BlockQ8K]],
+    out: &mut [[f32; SUPER_ROWS]],
+    dot: fn(&[W], &[BlockQ8K]) -> f32,
+) {
+    for (o, at) in out.iter_mut().zip(a) {
+        for (o, row) in o.iter_mut().zip(rows) {
+            *o = dot(row, at);
+        }
+    }
+}
 
 /// `[from(sums[0], w, a[0]), …]`: a blocks tile computed vector by vector (a table without a
 /// tile kernel, or a vector shorter than the row).

@@ -148,6 +148,11 @@ impl Kernels {
         dot_q4_0_tile: Some(x86::vnni::vl::entry::dot_q4_0_tile),
         tile_scores: x86::attn512::entry::tile_scores,
         tile_accumulate: x86::attn512::entry::tile_accumulate,
+        #[cfg(feature = "block-formats")]
+        block_dots: BlockDots {
+            q4_k_rows: Some(x86::ktile::entry::q4_k_rows),
+            ..Self::AVX2.block_dots
+        },
         ..Self::AVX2
     };
 

@@ -18,6 +18,8 @@ mod blocks;
 pub(super) mod entry;
 mod floats;
 mod groups;
+#[cfg(feature = "block-formats")]
+pub(in crate::kernels) mod ktile;
 pub(in crate::kernels) mod vnni;
 
 use super::GROUP_TILE;

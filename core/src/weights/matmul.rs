@@ -3,7 +3,7 @@
 
 use super::act_layout::ActLayout;
 use super::{fold_planes, Matrix, WeightType};
-use crate::kernels::{self, Kernels};
+use crate::kernels::{self, Kernels, SUPER_ROWS};
 use crate::parallel::{self, Parallel};
 use crate::quant::format::{ActBlocks, BlockFormat};
 use crate::quant::group8::{self, BiasedGroups, Group8};
@@ -476,11 +476,49 @@ impl Matrix<'_> {
             None => tmp,
         };
         let bb = f.block_bytes();
+        let n_acts = n * planes;
+        let tiled = f.has_rows_tile(k) && n_acts >= ROWS_TILE_MIN_VECTORS;
         parallel::for_each_wide_span(par, tmp, n, self.row_bytes, &|span| {
             let rows = self.sub_rows(span.first_row(), span.rows());
-            for (row, o) in
-                rows.bytes.chunks_exact(self.row_bytes.max(1)).zip(span.out().chunks_exact_mut(n))
+            let row_bytes = self.row_bytes.max(1);
+            let tile_bytes = SUPER_ROWS * row_bytes;
+            let (whole, rest) = if tiled {
+                let split = rows.bytes.len() / tile_bytes * tile_bytes;
+                (rows.bytes.split_at(split), split / row_bytes * n)
+            } else {
+                ((&[][..], rows.bytes), 0)
+            };
+            let out = span.out();
+            let at = rest.min(out.len());
+            let ((tile_rows, other_rows), (tile_out, other_out)) = (whole, out.split_at_mut(at));
+            // Whole tiles of rows: each chunk of the eight rows times every vector's chunk at
+            // once, folded per chunk as below.
+            for (rows8, o) in
+                tile_rows.chunks_exact(tile_bytes).zip(tile_out.chunks_mut(SUPER_ROWS * n))
             {
+                o.fill(0.0);
+                let mut sums = [[0.0f32; SUPER_ROWS]; 2 * MAX_BATCH];
+                let sums = sums.get_mut(..n_acts).unwrap_or(&mut []);
+                for b0 in (0..n_blocks).step_by(ACT_CHUNK_SUPER) {
+                    let b1 = (b0 + ACT_CHUNK_SUPER).min(n_blocks);
+                    let segs: [&[u8]; SUPER_ROWS] = core::array::from_fn(|r| {
+                        rows8.get(r * row_bytes + b0 * bb..r * row_bytes + b1 * bb).unwrap_or(&[])
+                    });
+                    let mut acts8: [&[q8_k::BlockQ8K]; 2 * MAX_BATCH] = [&[]; 2 * MAX_BATCH];
+                    for (p, a) in acts8.iter_mut().enumerate().take(n_acts) {
+                        *a = acts.get(p * n_blocks + b0..p * n_blocks + b1).unwrap_or(&[]);
+                    }
+                    f.rows_q8_k(k, &segs, acts8.get(..n_acts).unwrap_or(&[]), sums);
+                    for (r, o) in o.chunks_exact_mut(n).enumerate() {
+                        let sum =
+                            |p: usize| sums.get(p).and_then(|s| s.get(r)).copied().unwrap_or(0.0);
+                        for (t, o) in o.iter_mut().enumerate() {
+                            *o += fold_planes(planes, t, sum);
+                        }
+                    }
+                }
+            }
+            for (row, o) in other_rows.chunks_exact(row_bytes).zip(other_out.chunks_exact_mut(n)) {
                 o.fill(0.0);
                 for b0 in (0..n_blocks).step_by(ACT_CHUNK_SUPER) {
                     let b1 = (b0 + ACT_CHUNK_SUPER).min(n_blocks);
@@ -498,6 +536,10 @@ impl Matrix<'_> {
         transpose_into(tmp, n, out, out_stride);
     }
 }
+
+/// The fewest quantised vectors for which a batched product over K-quant rows takes the row
+/// tile: below, repacking each super-block of eight rows costs more than it saves.
+const ROWS_TILE_MIN_VECTORS: usize = 4;
 
 /// One quantised vector of a batched product: its packed groups, then its trailing plain
 /// blocks (see [`ActLayout::split`]).
