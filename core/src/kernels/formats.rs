@@ -40,7 +40,12 @@ impl BlockFormat {
     /// True when `k` has a row tile for this format ([`BlockFormat::rows_q8_k`]).
     #[inline]
     pub fn has_rows_tile(self, k: &Kernels) -> bool {
-        matches!(self, Self::Q4K) && k.block_dots().q4_k_rows.is_some()
+        let d = k.block_dots();
+        match self {
+            Self::Q4K => d.q4_k_rows.is_some(),
+            Self::Q6K => d.q6_k_rows.is_some(),
+            _ => false,
+        }
     }
 
     /// `out[t][r] = self.dot_q8_k(k, rows[r], a[t])` for every vector of `a`, bit for bit,
@@ -52,8 +57,10 @@ impl BlockFormat {
         a: &[&[BlockQ8K]],
         out: &mut [[f32; SUPER_ROWS]],
     ) {
-        match (self, k.block_dots().q4_k_rows) {
-            (Self::Q4K, Some(tile)) => tile(&rows.map(|r| r.as_chunks().0), a, out),
+        let d = k.block_dots();
+        match (self, d.q4_k_rows, d.q6_k_rows) {
+            (Self::Q4K, Some(tile), _) => tile(&rows.map(|r| r.as_chunks().0), a, out),
+            (Self::Q6K, _, Some(tile)) => tile(&rows.map(|r| r.as_chunks().0), a, out),
             _ => {
                 for (o, at) in out.iter_mut().zip(a) {
                     for (o, row) in o.iter_mut().zip(rows) {

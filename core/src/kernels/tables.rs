@@ -151,6 +151,7 @@ impl Kernels {
         #[cfg(feature = "block-formats")]
         block_dots: BlockDots {
             q4_k_rows: Some(x86::ktile::entry::q4_k_rows),
+            q6_k_rows: Some(x86::ktile::entry::q6_k_rows),
             ..Self::AVX2.block_dots
         },
         ..Self::AVX2

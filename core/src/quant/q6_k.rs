@@ -43,6 +43,12 @@ fn values(block: &BlockQ6K) -> [i8; QK_K] {
     v
 }
 
+/// The super-block scale `d`.
+#[inline(always)]
+pub(crate) fn d(block: &BlockQ6K) -> f32 {
+    f16_at(block, D)
+}
+
 /// Scale `j` (of weights `16 j .. 16 j + 16`).
 #[inline(always)]
 pub(crate) fn scale(block: &BlockQ6K, j: usize) -> i8 {

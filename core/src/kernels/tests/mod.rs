@@ -578,54 +578,55 @@ fn packed_block_formats_equal_their_references() {
 fn k_quant_row_tiles_equal_the_reference() {
     use super::SUPER_ROWS;
     use crate::quant::format::BlockFormat;
-    use crate::quant::{q4_k, q8_k, QK_K};
-    let f = BlockFormat::Q4K;
-    let with_tile: Vec<Kernels> = tables().into_iter().filter(|k| f.has_rows_tile(k)).collect();
-    let names: Vec<&str> = with_tile.iter().map(Kernels::name).collect();
-    std::eprintln!("Q4_K row tiles checked on: {names:?}");
-    for k in with_tile {
-        for n_blocks in [1usize, 2, 8, 9] {
-            for seed in 0..SEEDS {
-                let rows: Vec<Vec<u8>> = (0..SUPER_ROWS as u64)
-                    .map(|r| {
-                        let mut w = bytes(n_blocks * q4_k::BLOCK_BYTES, seed * 100 + r);
-                        for (i, block) in w.chunks_exact_mut(q4_k::BLOCK_BYTES).enumerate() {
-                            for (j, at) in f.scale_offsets().iter().enumerate() {
-                                let d = SCALES[(i + j + r as usize) % SCALES.len()];
-                                block[*at..*at + 2]
-                                    .copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+    use crate::quant::{q8_k, QK_K};
+    for f in [BlockFormat::Q4K, BlockFormat::Q6K] {
+        let with_tile: Vec<Kernels> = tables().into_iter().filter(|k| f.has_rows_tile(k)).collect();
+        let names: Vec<&str> = with_tile.iter().map(Kernels::name).collect();
+        std::eprintln!("{f:?} row tiles checked on: {names:?}");
+        for k in with_tile {
+            for n_blocks in [1usize, 2, 8, 9] {
+                for seed in 0..SEEDS {
+                    let rows: Vec<Vec<u8>> = (0..SUPER_ROWS as u64)
+                        .map(|r| {
+                            let mut w = bytes(n_blocks * f.block_bytes(), seed * 100 + r);
+                            for (i, block) in w.chunks_exact_mut(f.block_bytes()).enumerate() {
+                                for (j, at) in f.scale_offsets().iter().enumerate() {
+                                    let d = SCALES[(i + j + r as usize) % SCALES.len()];
+                                    block[*at..*at + 2]
+                                        .copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+                                }
                             }
-                        }
-                        w
-                    })
-                    .collect();
-                for n_vectors in [1usize, 3, 33] {
-                    let acts: Vec<Vec<[u8; q8_k::BLOCK_BYTES]>> = (0..n_vectors)
-                        .map(|t| {
-                            let mut x = sample(n_blocks * QK_K, seed + 7 * t as u64, 3.0);
-                            if t == 0 {
-                                x.iter_mut().enumerate().for_each(|(i, v)| {
-                                    *v = if i % 3 == 0 { -1.0 } else { 1.0 };
-                                });
-                            }
-                            let mut a = std::vec![[0u8; q8_k::BLOCK_BYTES]; n_blocks];
-                            q8_k::quantize(&x, &mut a);
-                            a
+                            w
                         })
                         .collect();
-                    let row_refs: [&[u8]; SUPER_ROWS] = core::array::from_fn(|r| &rows[r][..]);
-                    let act_refs: Vec<&[[u8; q8_k::BLOCK_BYTES]]> =
-                        acts.iter().map(Vec::as_slice).collect();
-                    let mut got = std::vec![[f32::NAN; SUPER_ROWS]; n_vectors];
-                    f.rows_q8_k(&k, &row_refs, &act_refs, &mut got);
-                    for (t, got) in got.iter().enumerate() {
-                        for (r, g) in got.iter().enumerate() {
-                            let want = q4_k::dot_q8_k(rows[r].as_chunks().0, &acts[t]);
-                            assert_eq!(
+                    for n_vectors in [1usize, 3, 33] {
+                        let acts: Vec<Vec<[u8; q8_k::BLOCK_BYTES]>> = (0..n_vectors)
+                            .map(|t| {
+                                let mut x = sample(n_blocks * QK_K, seed + 7 * t as u64, 3.0);
+                                if t == 0 {
+                                    x.iter_mut().enumerate().for_each(|(i, v)| {
+                                        *v = if i % 3 == 0 { -1.0 } else { 1.0 };
+                                    });
+                                }
+                                let mut a = std::vec![[0u8; q8_k::BLOCK_BYTES]; n_blocks];
+                                q8_k::quantize(&x, &mut a);
+                                a
+                            })
+                            .collect();
+                        let row_refs: [&[u8]; SUPER_ROWS] = core::array::from_fn(|r| &rows[r][..]);
+                        let act_refs: Vec<&[[u8; q8_k::BLOCK_BYTES]]> =
+                            acts.iter().map(Vec::as_slice).collect();
+                        let mut got = std::vec![[f32::NAN; SUPER_ROWS]; n_vectors];
+                        f.rows_q8_k(&k, &row_refs, &act_refs, &mut got);
+                        for (t, got) in got.iter().enumerate() {
+                            for (r, g) in got.iter().enumerate() {
+                                let want = f.dot_q8_k(&Kernels::SCALAR, &rows[r], &acts[t]);
+                                assert_eq!(
                                 g.to_bits(),
                                 want.to_bits(),
-                                "{k:?} Q4_K x{n_blocks} seed {seed} vector {t} row {r}: {g} vs {want}"
+                                "{k:?} {f:?} x{n_blocks} seed {seed} vector {t} row {r}: {g} vs {want}"
                             );
+                            }
                         }
                     }
                 }

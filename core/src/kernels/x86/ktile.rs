@@ -21,6 +21,7 @@ use core::arch::x86_64::*;
 use crate::kernels::SUPER_ROWS;
 use crate::quant::f16_at;
 use crate::quant::q4_k::{self, BlockQ4K};
+use crate::quant::q6_k::{self, BlockQ6K};
 use crate::quant::q8_k::{self, BlockQ8K};
 use crate::quant::QK_K;
 
@@ -51,9 +52,36 @@ impl Q4KTile {
     };
 }
 
+/// Eight rows' 32-byte runs (`runs[r]`: qwords 0..4) to four registers by qword: register
+/// `q` holds qword `q` of row `r` in qword lane `r` (two rows per register, then `vpermt2q`
+/// and `vshufi64x2`).
+///
+/// # Safety
+/// AVX-512 F.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose8(runs: [__m256i; SUPER_ROWS]) -> [__m512i; 4] {
+    let [r0, r1, r2, r3, r4, r5, r6, r7] = runs;
+    let pair = |x: __m256i, y: __m256i| _mm512_inserti64x4::<1>(_mm512_castsi256_si512(x), y);
+    let (z0, z1, z2, z3) = (pair(r0, r1), pair(r2, r3), pair(r4, r5), pair(r6, r7));
+    // (r0, r1, r2, r3) of qwords q and q + 1, from two row pairs.
+    let even = _mm512_setr_epi64(0, 4, 8, 12, 1, 5, 9, 13);
+    let odd = _mm512_setr_epi64(2, 6, 10, 14, 3, 7, 11, 15);
+    let (t01, t01b) =
+        (_mm512_permutex2var_epi64(z0, even, z1), _mm512_permutex2var_epi64(z0, odd, z1));
+    let (t23, t23b) =
+        (_mm512_permutex2var_epi64(z2, even, z3), _mm512_permutex2var_epi64(z2, odd, z3));
+    [
+        _mm512_shuffle_i64x2::<0x44>(t01, t23),
+        _mm512_shuffle_i64x2::<0xee>(t01, t23),
+        _mm512_shuffle_i64x2::<0x44>(t01b, t23b),
+        _mm512_shuffle_i64x2::<0xee>(t01b, t23b),
+    ]
+}
+
 /// Repacks super-block `b` of the eight rows into `tile`: the 32-byte nibble runs of the rows
-/// transposed to qwords per row (two rows per register, then `vpermt2q` and `vshufi64x2`),
-/// then split into low (sub-block `2p`) and high (`2p + 1`) nibbles.
+/// transposed to qwords per row ([`transpose8`]), then split into low (sub-block `2p`) and
+/// high (`2p + 1`) nibbles.
 ///
 /// # Safety
 /// AVX-512 F; every row holds more than `b` blocks.
@@ -62,30 +90,13 @@ impl Q4KTile {
 unsafe fn repack_q4_k(rows: &[&[BlockQ4K]; SUPER_ROWS], b: usize, tile: &mut Q4KTile) {
     // Block `b` of each row: it exists (the caller's contract).
     let blocks = rows.each_ref().map(|r| r.as_ptr().wrapping_add(b).cast::<u8>());
-    let [b0, b1, b2, b3, b4, b5, b6, b7] = blocks;
     // SAFETY: a block is 144 bytes, the nibbles at 16..144, so each 32-byte run `16 + 32p` is
     // inside it; the loads are unaligned.
     let run = |block: *const u8, p: usize| _mm256_loadu_si256(block.add(16 + 32 * p).cast());
     let low = _mm512_set1_epi8(0x0f);
-    // Qword indices for `vpermt2q`: (r0, r1, r2, r3) of qword q and q + 1, from two row pairs.
-    let even = _mm512_setr_epi64(0, 4, 8, 12, 1, 5, 9, 13);
-    let odd = _mm512_setr_epi64(2, 6, 10, 14, 3, 7, 11, 15);
     let levels = tile.levels.as_mut_ptr().cast::<u8>();
     for p in 0..4 {
-        let pair = |x: *const u8, y: *const u8| {
-            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(run(x, p)), run(y, p))
-        };
-        let (z0, z1, z2, z3) = (pair(b0, b1), pair(b2, b3), pair(b4, b5), pair(b6, b7));
-        let (t01, t01b) =
-            (_mm512_permutex2var_epi64(z0, even, z1), _mm512_permutex2var_epi64(z0, odd, z1));
-        let (t23, t23b) =
-            (_mm512_permutex2var_epi64(z2, even, z3), _mm512_permutex2var_epi64(z2, odd, z3));
-        let by_q = [
-            _mm512_shuffle_i64x2::<0x44>(t01, t23),
-            _mm512_shuffle_i64x2::<0xee>(t01, t23),
-            _mm512_shuffle_i64x2::<0x44>(t01b, t23b),
-            _mm512_shuffle_i64x2::<0xee>(t01b, t23b),
-        ];
+        let by_q = transpose8(blocks.map(|b| run(b, p)));
         for (q, v) in by_q.into_iter().enumerate() {
             let lo = _mm512_and_si512(v, low);
             let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), low);
@@ -168,50 +179,220 @@ unsafe fn q4_k_terms(tile: &Q4KTile, a: &BlockQ8K) -> __m256 {
     )
 }
 
+/// `out[t][r] = Σ_b terms(tile of block b, a[t][b])` for every vector `t`, the terms added in
+/// block order from 0.0 (as the references add them), each super-block repacked once.
+///
+/// # Safety
+/// What `repack` and `terms` need; every row and every `a[t]` holds `n_blocks` blocks;
+/// `out.len() >= a.len()`.
+#[inline(always)]
+unsafe fn rows_by_tile<W, T>(
+    rows: &[&[W]; SUPER_ROWS],
+    (n_blocks, a): (usize, &[&[BlockQ8K]]),
+    out: &mut [[f32; SUPER_ROWS]],
+    tile: &mut T,
+    repack: unsafe fn(&[&[W]; SUPER_ROWS], usize, &mut T),
+    terms: unsafe fn(&T, &BlockQ8K) -> __m256,
+) {
+    for o in out.iter_mut() {
+        *o = [0.0; SUPER_ROWS];
+    }
+    for b in 0..n_blocks {
+        repack(rows, b, tile);
+        for (o, at) in out.iter_mut().zip(a) {
+            // SAFETY: `b < n_blocks <= at.len()`.
+            let term = terms(tile, &*at.as_ptr().add(b));
+            _mm256_storeu_ps(o.as_mut_ptr(), _mm256_add_ps(_mm256_loadu_ps(o.as_ptr()), term));
+        }
+    }
+}
+
 /// `out[t][r] = q4_k::dot_q8_k(rows[r], a[t])` for every vector `t`, bit for bit.
 ///
 /// # Safety
 /// AVX-512 F, BW, VL and VNNI; every row and every `a[t]` holds `n_blocks` blocks;
 /// `out.len() >= a.len()`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn q4_k_rows_512(
+unsafe fn q4_k_rows_512(
     rows: &[&[BlockQ4K]; SUPER_ROWS],
     n_blocks: usize,
     a: &[&[BlockQ8K]],
     out: &mut [[f32; SUPER_ROWS]],
 ) {
-    for o in out.iter_mut() {
-        *o = [0.0; SUPER_ROWS];
-    }
     let mut tile = Q4KTile::ZERO;
-    for b in 0..n_blocks {
-        repack_q4_k(rows, b, &mut tile);
-        for (o, at) in out.iter_mut().zip(a) {
-            // SAFETY: `b < n_blocks <= at.len()`.
-            let term = q4_k_terms(&tile, &*at.as_ptr().add(b));
-            _mm256_storeu_ps(o.as_mut_ptr(), _mm256_add_ps(_mm256_loadu_ps(o.as_ptr()), term));
+    rows_by_tile(rows, (n_blocks, a), out, &mut tile, repack_q4_k, q4_k_terms);
+}
+
+/// One super-block of eight Q6_K rows, repacked for the products.
+#[repr(C, align(64))]
+struct Q6KTile {
+    /// `levels[2j + h]`: qword `r` is row `r`'s values `16j + 8h .. 16j + 8h + 8` as stored,
+    /// `q` in `0..=63` (the `− 32` is applied through the activation sums).
+    levels: [[u8; 64]; 32],
+    /// `scales[j]`: `i16` lanes `4r .. 4r + 4` hold row `r`'s scale `j`.
+    scales: [[i16; 32]; 16],
+    /// `pairs[h]`: `i16` pair `2r + p` is row `r`'s scales `4h + 2p` and `4h + 2p + 1`.
+    pairs: [[i16; 32]; 4],
+    /// The rows' `d`.
+    d: [f32; SUPER_ROWS],
+}
+
+impl Q6KTile {
+    const ZERO: Q6KTile = Q6KTile {
+        levels: [[0; 64]; 32],
+        scales: [[0; 32]; 16],
+        pairs: [[0; 32]; 4],
+        d: [0.0; SUPER_ROWS],
+    };
+}
+
+/// Repacks super-block `b` of the eight rows into `tile`: each half's runs of `ql` (two) and
+/// `qh` (one) transposed to qwords per row ([`transpose8`]), then the four 32-value runs of
+/// the half assembled from nibbles and bit pairs as the format defines them.
+///
+/// # Safety
+/// AVX-512 F and BW; every row holds more than `b` blocks.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn repack_q6_k(rows: &[&[BlockQ6K]; SUPER_ROWS], b: usize, tile: &mut Q6KTile) {
+    // Block `b` of each row: it exists (the caller's contract).
+    let blocks = rows.each_ref().map(|r| r.as_ptr().wrapping_add(b).cast::<u8>());
+    // SAFETY: a block is 210 bytes: `ql` at 0..128, `qh` at 128..192; every run read is
+    // 32 bytes inside them; the loads are unaligned.
+    let run = |block: *const u8, at: usize| _mm256_loadu_si256(block.add(at).cast());
+    let (low, bits) = (_mm512_set1_epi8(0x0f), _mm512_set1_epi8(0x30));
+    let levels = tile.levels.as_mut_ptr().cast::<u8>();
+    for n in 0..2 {
+        let ql0 = transpose8(blocks.map(|b| run(b, 64 * n)));
+        let ql1 = transpose8(blocks.map(|b| run(b, 64 * n + 32)));
+        let qh = transpose8(blocks.map(|b| run(b, 128 + 32 * n)));
+        for (q, ((l0, l1), h)) in ql0.into_iter().zip(ql1).zip(qh).enumerate() {
+            let k_runs = [
+                _mm512_or_si512(
+                    _mm512_and_si512(l0, low),
+                    _mm512_and_si512(_mm512_slli_epi16::<4>(h), bits),
+                ),
+                _mm512_or_si512(
+                    _mm512_and_si512(l1, low),
+                    _mm512_and_si512(_mm512_slli_epi16::<2>(h), bits),
+                ),
+                _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(l0), low),
+                    _mm512_and_si512(h, bits),
+                ),
+                _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(l1), low),
+                    _mm512_and_si512(_mm512_srli_epi16::<2>(h), bits),
+                ),
+            ];
+            for (k, v) in k_runs.into_iter().enumerate() {
+                // Values 128n + 32k + 8q: sub-block 8n + 2k + q / 2, half q % 2.
+                // SAFETY: `levels` is [32][64] bytes, 64-byte aligned (the struct's
+                // alignment), and 16n + 4k + q < 32.
+                _mm512_store_si512(levels.add(64 * (16 * n + 4 * k + q)).cast(), v);
+            }
         }
     }
+    for (r, (block, d)) in blocks.iter().zip(tile.d.iter_mut()).enumerate() {
+        // SAFETY: as above: `block` points at a whole block.
+        let wb = &*block.cast::<BlockQ6K>();
+        let sc: [i16; 16] = core::array::from_fn(|j| i16::from(q6_k::scale(wb, j)));
+        for (lanes, s) in tile.scales.iter_mut().zip(sc) {
+            if let Some(dst) = lanes.get_mut(4 * r..4 * r + 4) {
+                dst.fill(s);
+            }
+        }
+        for (half, s) in tile.pairs.iter_mut().zip(sc.as_chunks::<4>().0) {
+            if let Some(dst) = half.get_mut(4 * r..4 * r + 4) {
+                dst.copy_from_slice(s);
+            }
+        }
+        *d = q6_k::d(wb);
+    }
+}
+
+/// The eight rows' terms of one Q6_K super-block against activation block `a`, each rounded
+/// as [`crate::quant::super_term_no_min`] rounds it: `sumi = Σ_j sc_j Σ q·y − 32 Σ_j sc_j ·
+/// bsum_j`, exact.
+///
+/// # Safety
+/// AVX-512 F, BW, VL and VNNI.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q6_k_terms(tile: &Q6KTile, a: &BlockQ8K) -> __m256 {
+    let qs = a.as_ptr().add(q8_k::QS);
+    let mut sumi = _mm512_setzero_si512();
+    for (i, w) in tile.levels.iter().enumerate() {
+        // SAFETY: `8i + 8 <= 256`: inside the block's values; unaligned read.
+        let x = _mm512_set1_epi64(qs.add(8 * i).cast::<i64>().read_unaligned());
+        // Pairs of q · y: |.| <= 2 · 63 · 127, no saturation.
+        let pairs = _mm512_maddubs_epi16(_mm512_load_si512(w.as_ptr().cast()), x);
+        let scales = tile.scales.as_ptr().add(i / 2);
+        sumi = _mm512_dpwssd_epi32(sumi, pairs, _mm512_load_si512(scales.cast()));
+    }
+    let bsums = a.as_ptr().add(q8_k::BSUMS_AT);
+    let mut summ = _mm512_setzero_si512();
+    for (h, pairs) in tile.pairs.iter().enumerate() {
+        // SAFETY: bsums 4h .. 4h + 4 (8 bytes) are inside the block's last 32 bytes.
+        let bs = _mm512_set1_epi64(bsums.add(8 * h).cast::<i64>().read_unaligned());
+        summ = _mm512_dpwssd_epi32(summ, _mm512_load_si512(pairs.as_ptr().cast()), bs);
+    }
+    let si = _mm256_sub_epi32(pair_sums(sumi), _mm256_slli_epi32::<5>(pair_sums(summ)));
+    let d = _mm256_mul_ps(_mm256_set1_ps(q8_k::scale(a)), _mm256_loadu_ps(tile.d.as_ptr()));
+    _mm256_mul_ps(d, _mm256_cvtepi32_ps(si))
+}
+
+/// `out[t][r] = q6_k::dot_q8_k(rows[r], a[t])` for every vector `t`, bit for bit.
+///
+/// # Safety
+/// As [`q4_k_rows_512`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q6_k_rows_512(
+    rows: &[&[BlockQ6K]; SUPER_ROWS],
+    n_blocks: usize,
+    a: &[&[BlockQ8K]],
+    out: &mut [[f32; SUPER_ROWS]],
+) {
+    let mut tile = Q6KTile::ZERO;
+    rows_by_tile(rows, (n_blocks, a), out, &mut tile, repack_q6_k, q6_k_terms);
 }
 
 /// Safe entry points, installed only in the AVX-512 VNNI table.
 pub(in crate::kernels) mod entry {
     use super::*;
 
+    /// The row tile's contract on `(rows, a, out)`: every row and vector of equal length
+    /// (returned), and `out` an entry per vector.
+    fn even<W>(rows: &[&[W]; SUPER_ROWS], a: &[&[BlockQ8K]], out_len: usize) -> Option<usize> {
+        let n = rows.first().map_or(0, |r| r.len());
+        let even = rows.iter().all(|r| r.len() == n) && a.iter().all(|at| at.len() == n);
+        (even && out_len >= a.len()).then_some(n)
+    }
+
     pub(in crate::kernels) fn q4_k_rows(
         rows: &[&[BlockQ4K]; SUPER_ROWS],
         a: &[&[BlockQ8K]],
         out: &mut [[f32; SUPER_ROWS]],
     ) {
-        let n = rows[0].len();
-        let even = rows.iter().all(|r| r.len() == n) && a.iter().all(|at| at.len() == n);
-        if !even || out.len() < a.len() {
-            return crate::kernels::super_rows_by_pair(rows, a, out, q4_k::dot_q8_k);
+        match even(rows, a, out.len()) {
+            // SAFETY: only reachable through the AVX-512 VNNI table, built after detecting
+            // avx512f/bw/vl/vnni; every row and vector holds `n` blocks, and `out` one entry
+            // per vector (`even`).
+            Some(n) => unsafe { q4_k_rows_512(rows, n, a, out) },
+            None => crate::kernels::super_rows_by_pair(rows, a, out, q4_k::dot_q8_k),
         }
-        // SAFETY: only reachable through the AVX-512 VNNI table, built after detecting
-        // avx512f/bw/vl/vnni; every row and vector holds `n` blocks, and `out` one entry per
-        // vector, checked just above.
-        unsafe { q4_k_rows_512(rows, n, a, out) }
+    }
+
+    pub(in crate::kernels) fn q6_k_rows(
+        rows: &[&[BlockQ6K]; SUPER_ROWS],
+        a: &[&[BlockQ8K]],
+        out: &mut [[f32; SUPER_ROWS]],
+    ) {
+        match even(rows, a, out.len()) {
+            // SAFETY: as above.
+            Some(n) => unsafe { q6_k_rows_512(rows, n, a, out) },
+            None => crate::kernels::super_rows_by_pair(rows, a, out, q6_k::dot_q8_k),
+        }
     }
 }
 
