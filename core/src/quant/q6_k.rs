@@ -58,7 +58,7 @@ pub(crate) fn scale(block: &BlockQ6K, j: usize) -> i8 {
 /// `out[i] = dequant(blocks)[i]`, each `(d · sc) · (q − 32)` in `f32`.
 pub fn dequantize(blocks: &[BlockQ6K], out: &mut [f32]) {
     for (block, out) in blocks.iter().zip(out.chunks_mut(QK_K)) {
-        let d = f16_at(block, D);
+        let d = d(block);
         let q = values(block);
         for (j, (out, q)) in out.chunks_mut(16).zip(q.chunks_exact(16)).enumerate() {
             let dl = d * f32::from(scale(block, j));
@@ -83,7 +83,7 @@ pub fn dot_q8_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
             }
             sumi += i32::from(scale(wb, j)) * isum;
         }
-        sum += super_term_no_min(q8_k::scale(ab), f16_at(wb, D), sumi);
+        sum += super_term_no_min(q8_k::scale(ab), d(wb), sumi);
     }
     sum
 }
