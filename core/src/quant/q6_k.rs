@@ -18,7 +18,7 @@ const _: () = assert!(core::mem::size_of::<BlockQ6K>() == 210);
 /// Byte offset of the scales.
 const SCALES: usize = QK_K / 2 + QK_K / 4;
 /// Byte offset of `d`.
-const D: usize = SCALES + QK_K / 16;
+pub(crate) const D: usize = SCALES + QK_K / 16;
 
 /// The 256 signed values `q − 32` of a super-block, in element order.
 #[inline(always)]

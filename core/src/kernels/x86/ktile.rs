@@ -19,7 +19,6 @@
 use core::arch::x86_64::*;
 
 use crate::kernels::SUPER_ROWS;
-use crate::quant::f16_at;
 use crate::quant::q4_k::{self, BlockQ4K};
 use crate::quant::q6_k::{self, BlockQ6K};
 use crate::quant::q8_k::{self, BlockQ8K};
@@ -50,6 +49,22 @@ impl Q4KTile {
         d: [0.0; SUPER_ROWS],
         dmin: [0.0; SUPER_ROWS],
     };
+}
+
+/// The `f16` at byte `at` of each of the eight blocks, as `f32`: one F16C conversion (exact,
+/// as [`crate::quant::f16_at`] is; the software conversion's multiply takes a slow microcode assist on the
+/// subnormal `f16` scales that K-quant files often hold).
+///
+/// # Safety
+/// AVX and F16C; `at + 2` bytes are inside every block.
+#[inline]
+#[target_feature(enable = "avx,f16c")]
+unsafe fn f16x8(blocks: &[*const u8; SUPER_ROWS], at: usize, out: &mut [f32; SUPER_ROWS]) {
+    // SAFETY: the caller's contract; unaligned reads.
+    let bits = blocks.map(|b| b.add(at).cast::<u16>().read_unaligned());
+    // SAFETY: `bits` is 16 bytes and `out` 32; unaligned load and store.
+    let v = _mm256_cvtph_ps(_mm_loadu_si128(bits.as_ptr().cast()));
+    _mm256_storeu_ps(out.as_mut_ptr(), v);
 }
 
 /// Eight rows' 32-byte runs (`runs[r]`: qwords 0..4) to four registers by qword: register
@@ -86,7 +101,7 @@ unsafe fn transpose8(runs: [__m256i; SUPER_ROWS]) -> [__m512i; 4] {
 /// # Safety
 /// AVX-512 F; every row holds more than `b` blocks.
 #[inline]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,f16c")]
 unsafe fn repack_q4_k(rows: &[&[BlockQ4K]; SUPER_ROWS], b: usize, tile: &mut Q4KTile) {
     // Block `b` of each row: it exists (the caller's contract).
     let blocks = rows.each_ref().map(|r| r.as_ptr().wrapping_add(b).cast::<u8>());
@@ -106,8 +121,7 @@ unsafe fn repack_q4_k(rows: &[&[BlockQ4K]; SUPER_ROWS], b: usize, tile: &mut Q4K
             _mm512_store_si512(levels.add(64 * (4 * (2 * p + 1) + q)).cast(), hi);
         }
     }
-    let per_row = blocks.iter().zip(tile.d.iter_mut().zip(tile.dmin.iter_mut())).enumerate();
-    for (r, (block, (d, dmin))) in per_row {
+    for (r, block) in blocks.iter().enumerate() {
         // SAFETY: as above: `block` points at a whole block.
         let wb = &*block.cast::<BlockQ4K>();
         let (sc, m) = q4_k::scales_mins(&q4_k::packed_scales(wb));
@@ -124,9 +138,10 @@ unsafe fn repack_q4_k(rows: &[&[BlockQ4K]; SUPER_ROWS], b: usize, tile: &mut Q4K
                 }
             }
         }
-        *d = f16_at(wb, 0);
-        *dmin = f16_at(wb, 2);
     }
+    // SAFETY: `d` and `dmin` are bytes 0..4 of a block.
+    f16x8(&blocks, 0, &mut tile.d);
+    f16x8(&blocks, 2, &mut tile.dmin);
 }
 
 /// Lane pairs `(2r, 2r + 1)` of `v` added: row `r`'s sum in lane `r` (exact).
@@ -212,7 +227,7 @@ unsafe fn rows_by_tile<W, T>(
 /// # Safety
 /// AVX-512 F, BW, VL and VNNI; every row and every `a[t]` holds `n_blocks` blocks;
 /// `out.len() >= a.len()`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
 unsafe fn q4_k_rows_512(
     rows: &[&[BlockQ4K]; SUPER_ROWS],
     n_blocks: usize,
@@ -253,7 +268,7 @@ impl Q6KTile {
 /// # Safety
 /// AVX-512 F and BW; every row holds more than `b` blocks.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw")]
+#[target_feature(enable = "avx512f,avx512bw,f16c")]
 unsafe fn repack_q6_k(rows: &[&[BlockQ6K]; SUPER_ROWS], b: usize, tile: &mut Q6KTile) {
     // Block `b` of each row: it exists (the caller's contract).
     let blocks = rows.each_ref().map(|r| r.as_ptr().wrapping_add(b).cast::<u8>());
@@ -293,7 +308,7 @@ unsafe fn repack_q6_k(rows: &[&[BlockQ6K]; SUPER_ROWS], b: usize, tile: &mut Q6K
             }
         }
     }
-    for (r, (block, d)) in blocks.iter().zip(tile.d.iter_mut()).enumerate() {
+    for (r, block) in blocks.iter().enumerate() {
         // SAFETY: as above: `block` points at a whole block.
         let wb = &*block.cast::<BlockQ6K>();
         let sc: [i16; 16] = core::array::from_fn(|j| i16::from(q6_k::scale(wb, j)));
@@ -307,8 +322,9 @@ unsafe fn repack_q6_k(rows: &[&[BlockQ6K]; SUPER_ROWS], b: usize, tile: &mut Q6K
                 dst.copy_from_slice(s);
             }
         }
-        *d = q6_k::d(wb);
     }
+    // SAFETY: `d` is bytes 208..210 of a block.
+    f16x8(&blocks, q6_k::D, &mut tile.d);
 }
 
 /// The eight rows' terms of one Q6_K super-block against activation block `a`, each rounded
@@ -346,7 +362,7 @@ unsafe fn q6_k_terms(tile: &Q6KTile, a: &BlockQ8K) -> __m256 {
 ///
 /// # Safety
 /// As [`q4_k_rows_512`].
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
 unsafe fn q6_k_rows_512(
     rows: &[&[BlockQ6K]; SUPER_ROWS],
     n_blocks: usize,
