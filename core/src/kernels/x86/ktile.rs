@@ -154,48 +154,78 @@ unsafe fn pair_sums(v: __m512i) -> __m256i {
     _mm512_cvtepi64_epi32(_mm512_add_epi32(v, _mm512_srli_epi64::<32>(v)))
 }
 
-/// The eight rows' terms of one super-block against activation block `a`, each rounded as
-/// [`crate::quant::super_term`] rounds it.
+/// `Σ_j sc_j · Σ q·y` of the eight rows against the values at `qs`, in lane pairs `(2r, 2r + 1)`:
+/// two accumulators (even and odd sub-blocks), so the `vpdpwssd` chains overlap.
+///
+/// # Safety
+/// AVX-512 F, BW and VNNI; `qs` points at 256 values.
+#[inline(always)]
+unsafe fn q4_k_sumi(tile: &Q4KTile, qs: [*const u8; 2]) -> [__m512i; 2] {
+    // `s[t]`: vector t's 32-product sums of sub-block j, per row in two lanes.
+    let sub_block = |j: usize, levels: &[[u8; 64]; 4]| {
+        let mut s = [_mm512_setzero_si512(); 2];
+        for (q, w) in levels.iter().enumerate() {
+            let w = _mm512_load_si512(w.as_ptr().cast());
+            for (s, qs) in s.iter_mut().zip(qs) {
+                // SAFETY: `32j + 8q + 8 <= 256`: inside the block's values; unaligned read.
+                let x = _mm512_set1_epi64(qs.add(32 * j + 8 * q).cast::<i64>().read_unaligned());
+                *s = _mm512_dpbusd_epi32(*s, w, x);
+            }
+        }
+        s
+    };
+    let (mut even, mut odd) = ([_mm512_setzero_si512(); 2], [_mm512_setzero_si512(); 2]);
+    let pairs = tile.levels.as_chunks::<2>().0.iter().zip(tile.scales.as_chunks::<2>().0);
+    for (k, ([l0, l1], [c0, c1])) in pairs.enumerate() {
+        let (s0, s1) = (sub_block(2 * k, l0), sub_block(2 * k + 1, l1));
+        // |s| <= 16 · 15 · 127 fits i16: the (sc, 0) pair multiplies it exactly.
+        let (c0, c1) =
+            (_mm512_load_si512(c0.as_ptr().cast()), _mm512_load_si512(c1.as_ptr().cast()));
+        for ((e, o), (s0, s1)) in even.iter_mut().zip(&mut odd).zip(s0.into_iter().zip(s1)) {
+            *e = _mm512_dpwssd_epi32(*e, s0, c0);
+            *o = _mm512_dpwssd_epi32(*o, s1, c1);
+        }
+    }
+    let [e0, e1] = even;
+    let [o0, o1] = odd;
+    [_mm512_add_epi32(e0, o0), _mm512_add_epi32(e1, o1)]
+}
+
+/// The eight rows' terms of one super-block against activation blocks `a[0]` and `a[1]`, each
+/// rounded as [`crate::quant::super_term`] rounds it.
 ///
 /// # Safety
 /// AVX-512 F, BW, VL and VNNI.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn q4_k_terms(tile: &Q4KTile, a: &BlockQ8K) -> __m256 {
-    let qs = a.as_ptr().add(q8_k::QS);
-    let mut sumi = _mm512_setzero_si512();
-    for (j, (levels, scales)) in tile.levels.iter().zip(&tile.scales).enumerate() {
-        let mut s = _mm512_setzero_si512();
-        for (q, w) in levels.iter().enumerate() {
-            // SAFETY: `32j + 8q + 8 <= 256`: inside the block's values; unaligned read.
-            let x = _mm512_set1_epi64(qs.add(32 * j + 8 * q).cast::<i64>().read_unaligned());
-            s = _mm512_dpbusd_epi32(s, _mm512_load_si512(w.as_ptr().cast()), x);
-        }
-        // |s| <= 16 · 15 · 127 fits i16: the (sc, 0) pair multiplies it exactly.
-        sumi = _mm512_dpwssd_epi32(sumi, s, _mm512_load_si512(scales.as_ptr().cast()));
-    }
-    // SAFETY: the 16 i16 sums of 16 values are the block's last 32 bytes.
-    let bsums = _mm256_loadu_si256(a.as_ptr().add(q8_k::BSUMS_AT).cast());
-    // Sums of 32 values (|.| <= 32 · 127): packed to i16 without saturating.
-    let b32 = _mm256_madd_epi16(bsums, _mm256_set1_epi16(1));
-    let packed = _mm256_packs_epi32(b32, b32);
-    let lo = _mm512_broadcastq_epi64(_mm256_castsi256_si128(packed));
-    let hi = _mm512_broadcastq_epi64(_mm256_extracti128_si256::<1>(packed));
+unsafe fn q4_k_terms(tile: &Q4KTile, a: [&BlockQ8K; 2]) -> [__m256; 2] {
+    let sumi = q4_k_sumi(tile, a.map(|a| a.as_ptr().add(q8_k::QS)));
     let mins0 = _mm512_load_si512(tile.mins[0].as_ptr().cast());
     let mins1 = _mm512_load_si512(tile.mins[1].as_ptr().cast());
-    let summ = _mm512_dpwssd_epi32(_mm512_madd_epi16(mins0, lo), mins1, hi);
-    let (si, sm) = (pair_sums(sumi), pair_sums(summ));
-    let da = _mm256_set1_ps(q8_k::scale(a));
-    let d = _mm256_mul_ps(da, _mm256_loadu_ps(tile.d.as_ptr()));
-    let dmin = _mm256_mul_ps(da, _mm256_loadu_ps(tile.dmin.as_ptr()));
-    _mm256_sub_ps(
-        _mm256_mul_ps(d, _mm256_cvtepi32_ps(si)),
-        _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(sm)),
-    )
+    let (d, dmin) = (_mm256_loadu_ps(tile.d.as_ptr()), _mm256_loadu_ps(tile.dmin.as_ptr()));
+    let mut out = [_mm256_setzero_ps(); 2];
+    for ((o, a), sumi) in out.iter_mut().zip(a).zip(sumi) {
+        // SAFETY: the 16 i16 sums of 16 values are the block's last 32 bytes.
+        let bsums = _mm256_loadu_si256(a.as_ptr().add(q8_k::BSUMS_AT).cast());
+        // Sums of 32 values (|.| <= 32 · 127): packed to i16 without saturating.
+        let b32 = _mm256_madd_epi16(bsums, _mm256_set1_epi16(1));
+        let packed = _mm256_packs_epi32(b32, b32);
+        let lo = _mm512_broadcastq_epi64(_mm256_castsi256_si128(packed));
+        let hi = _mm512_broadcastq_epi64(_mm256_extracti128_si256::<1>(packed));
+        let summ = _mm512_dpwssd_epi32(_mm512_madd_epi16(mins0, lo), mins1, hi);
+        let (si, sm) = (pair_sums(sumi), pair_sums(summ));
+        let da = _mm256_set1_ps(q8_k::scale(a));
+        *o = _mm256_sub_ps(
+            _mm256_mul_ps(_mm256_mul_ps(da, d), _mm256_cvtepi32_ps(si)),
+            _mm256_mul_ps(_mm256_mul_ps(da, dmin), _mm256_cvtepi32_ps(sm)),
+        );
+    }
+    out
 }
 
 /// `out[t][r] = Σ_b terms(tile of block b, a[t][b])` for every vector `t`, the terms added in
-/// block order from 0.0 (as the references add them), each super-block repacked once.
+/// block order from 0.0 (as the references add them), each super-block repacked once and
+/// multiplied with two vectors per pass (`terms` takes a pair).
 ///
 /// # Safety
 /// What `repack` and `terms` need; every row and every `a[t]` holds `n_blocks` blocks;
@@ -207,17 +237,28 @@ unsafe fn rows_by_tile<W, T>(
     out: &mut [[f32; SUPER_ROWS]],
     tile: &mut T,
     repack: unsafe fn(&[&[W]; SUPER_ROWS], usize, &mut T),
-    terms: unsafe fn(&T, &BlockQ8K) -> __m256,
+    terms: unsafe fn(&T, [&BlockQ8K; 2]) -> [__m256; 2],
 ) {
     for o in out.iter_mut() {
         *o = [0.0; SUPER_ROWS];
     }
     for b in 0..n_blocks {
         repack(rows, b, tile);
-        for (o, at) in out.iter_mut().zip(a) {
-            // SAFETY: `b < n_blocks <= at.len()`.
-            let term = terms(tile, &*at.as_ptr().add(b));
+        let add = |o: &mut [f32; SUPER_ROWS], term: __m256| {
             _mm256_storeu_ps(o.as_mut_ptr(), _mm256_add_ps(_mm256_loadu_ps(o.as_ptr()), term));
+        };
+        // SAFETY (both): `b < n_blocks <= at.len()`.
+        let block = |at: &&[BlockQ8K]| &*at.as_ptr().add(b);
+        let (pairs, last) = a.as_chunks::<2>();
+        let (out_pairs, out_last) = out.as_chunks_mut::<2>();
+        for ([o0, o1], [a0, a1]) in out_pairs.iter_mut().zip(pairs) {
+            let [t0, t1] = terms(tile, [block(a0), block(a1)]);
+            add(o0, t0);
+            add(o1, t1);
+        }
+        // An odd vector goes in both lanes of a pair; one result is kept.
+        if let (Some(o), Some(at)) = (out_last.first_mut(), last.first()) {
+            add(o, terms(tile, [block(at), block(at)])[0]);
         }
     }
 }
@@ -327,35 +368,52 @@ unsafe fn repack_q6_k(rows: &[&[BlockQ6K]; SUPER_ROWS], b: usize, tile: &mut Q6K
     f16x8(&blocks, q6_k::D, &mut tile.d);
 }
 
-/// The eight rows' terms of one Q6_K super-block against activation block `a`, each rounded
-/// as [`crate::quant::super_term_no_min`] rounds it: `sumi = Σ_j sc_j Σ q·y − 32 Σ_j sc_j ·
-/// bsum_j`, exact.
+/// The eight rows' terms of one Q6_K super-block against activation blocks `a[0]` and `a[1]`,
+/// each rounded as [`crate::quant::super_term_no_min`] rounds it: `sumi = Σ_j sc_j Σ q·y − 32
+/// Σ_j sc_j · bsum_j`, exact. Two accumulators per vector (even and odd runs), so four
+/// `vpdpwssd` chains overlap.
 ///
 /// # Safety
 /// AVX-512 F, BW, VL and VNNI.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn q6_k_terms(tile: &Q6KTile, a: &BlockQ8K) -> __m256 {
-    let qs = a.as_ptr().add(q8_k::QS);
-    let mut sumi = _mm512_setzero_si512();
-    for (i, w) in tile.levels.iter().enumerate() {
-        // SAFETY: `8i + 8 <= 256`: inside the block's values; unaligned read.
-        let x = _mm512_set1_epi64(qs.add(8 * i).cast::<i64>().read_unaligned());
-        // Pairs of q · y: |.| <= 2 · 63 · 127, no saturation.
-        let pairs = _mm512_maddubs_epi16(_mm512_load_si512(w.as_ptr().cast()), x);
-        let scales = tile.scales.as_ptr().add(i / 2);
-        sumi = _mm512_dpwssd_epi32(sumi, pairs, _mm512_load_si512(scales.cast()));
+unsafe fn q6_k_terms(tile: &Q6KTile, a: [&BlockQ8K; 2]) -> [__m256; 2] {
+    let qs = a.map(|a| a.as_ptr().add(q8_k::QS));
+    let (mut even, mut odd) = ([_mm512_setzero_si512(); 2], [_mm512_setzero_si512(); 2]);
+    // Sub-block j's two runs: values 16j .. 16j + 8 and 16j + 8 .. 16j + 16.
+    for (j, ([w0, w1], scales)) in
+        tile.levels.as_chunks::<2>().0.iter().zip(&tile.scales).enumerate()
+    {
+        let (w0, w1) =
+            (_mm512_load_si512(w0.as_ptr().cast()), _mm512_load_si512(w1.as_ptr().cast()));
+        let scales = _mm512_load_si512(scales.as_ptr().cast());
+        for ((e, o), qs) in even.iter_mut().zip(&mut odd).zip(qs) {
+            // SAFETY: `16j + 16 <= 256`: inside the block's values; unaligned reads.
+            let x0 = _mm512_set1_epi64(qs.add(16 * j).cast::<i64>().read_unaligned());
+            let x1 = _mm512_set1_epi64(qs.add(16 * j + 8).cast::<i64>().read_unaligned());
+            // Pairs of q · y: |.| <= 2 · 63 · 127, no saturation.
+            *e = _mm512_dpwssd_epi32(*e, _mm512_maddubs_epi16(w0, x0), scales);
+            *o = _mm512_dpwssd_epi32(*o, _mm512_maddubs_epi16(w1, x1), scales);
+        }
     }
-    let bsums = a.as_ptr().add(q8_k::BSUMS_AT);
-    let mut summ = _mm512_setzero_si512();
-    for (h, pairs) in tile.pairs.iter().enumerate() {
-        // SAFETY: bsums 4h .. 4h + 4 (8 bytes) are inside the block's last 32 bytes.
-        let bs = _mm512_set1_epi64(bsums.add(8 * h).cast::<i64>().read_unaligned());
-        summ = _mm512_dpwssd_epi32(summ, _mm512_load_si512(pairs.as_ptr().cast()), bs);
+    let ([e0, e1], [o0, o1]) = (even, odd);
+    let sumi = [[e0, o0], [e1, o1]];
+    let mut out = [_mm256_setzero_ps(); 2];
+    let d = _mm256_loadu_ps(tile.d.as_ptr());
+    for ((o, a), [even, odd]) in out.iter_mut().zip(a).zip(sumi) {
+        let bsums = a.as_ptr().add(q8_k::BSUMS_AT);
+        let mut summ = _mm512_setzero_si512();
+        for (h, pairs) in tile.pairs.iter().enumerate() {
+            // SAFETY: bsums 4h .. 4h + 4 (8 bytes) are inside the block's last 32 bytes.
+            let bs = _mm512_set1_epi64(bsums.add(8 * h).cast::<i64>().read_unaligned());
+            summ = _mm512_dpwssd_epi32(summ, _mm512_load_si512(pairs.as_ptr().cast()), bs);
+        }
+        let si = pair_sums(_mm512_add_epi32(even, odd));
+        let si = _mm256_sub_epi32(si, _mm256_slli_epi32::<5>(pair_sums(summ)));
+        let da_d = _mm256_mul_ps(_mm256_set1_ps(q8_k::scale(a)), d);
+        *o = _mm256_mul_ps(da_d, _mm256_cvtepi32_ps(si));
     }
-    let si = _mm256_sub_epi32(pair_sums(sumi), _mm256_slli_epi32::<5>(pair_sums(summ)));
-    let d = _mm256_mul_ps(_mm256_set1_ps(q8_k::scale(a)), _mm256_loadu_ps(tile.d.as_ptr()));
-    _mm256_mul_ps(d, _mm256_cvtepi32_ps(si))
+    out
 }
 
 /// `out[t][r] = q6_k::dot_q8_k(rows[r], a[t])` for every vector `t`, bit for bit.
