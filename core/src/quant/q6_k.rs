@@ -16,7 +16,7 @@ pub type BlockQ6K = [u8; BLOCK_BYTES];
 const _: () = assert!(core::mem::size_of::<BlockQ6K>() == 210);
 
 /// Byte offset of the scales.
-const SCALES: usize = QK_K / 2 + QK_K / 4;
+pub(crate) const SCALES: usize = QK_K / 2 + QK_K / 4;
 /// Byte offset of `d`.
 pub(crate) const D: usize = SCALES + QK_K / 16;
 

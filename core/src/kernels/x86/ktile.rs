@@ -67,6 +67,29 @@ unsafe fn f16x8(blocks: &[*const u8; SUPER_ROWS], at: usize, out: &mut [f32; SUP
     _mm256_storeu_ps(out.as_mut_ptr(), v);
 }
 
+/// Eight rows' 16-byte loads (`x[r]`: dwords 0..4) transposed: register `k` holds dword `k`
+/// of row `r` in lane `r`.
+///
+/// # Safety
+/// AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_dwords(x: [__m128i; SUPER_ROWS]) -> [__m256i; 4] {
+    let [x0, x1, x2, x3, x4, x5, x6, x7] = x;
+    let (a, b) = (_mm256_set_m128i(x4, x0), _mm256_set_m128i(x5, x1));
+    let (c, d) = (_mm256_set_m128i(x6, x2), _mm256_set_m128i(x7, x3));
+    // Per half: (r0 k0, r1 k0, r0 k1, r1 k1) and (r0 k2, r1 k2, r0 k3, r1 k3); the same for
+    // rows 2 and 3 (rows 4..8 in the high half).
+    let (t0, t1) = (_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+    let (t2, t3) = (_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
+    [
+        _mm256_unpacklo_epi64(t0, t2),
+        _mm256_unpackhi_epi64(t0, t2),
+        _mm256_unpacklo_epi64(t1, t3),
+        _mm256_unpackhi_epi64(t1, t3),
+    ]
+}
+
 /// Eight rows' 32-byte runs (`runs[r]`: qwords 0..4) to four registers by qword: register
 /// `q` holds qword `q` of row `r` in qword lane `r` (two rows per register, then `vpermt2q`
 /// and `vshufi64x2`).
@@ -101,7 +124,7 @@ unsafe fn transpose8(runs: [__m256i; SUPER_ROWS]) -> [__m512i; 4] {
 /// # Safety
 /// AVX-512 F; every row holds more than `b` blocks.
 #[inline]
-#[target_feature(enable = "avx512f,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,f16c")]
 unsafe fn repack_q4_k(rows: &[&[BlockQ4K]; SUPER_ROWS], b: usize, tile: &mut Q4KTile) {
     // Block `b` of each row: it exists (the caller's contract).
     let blocks = rows.each_ref().map(|r| r.as_ptr().wrapping_add(b).cast::<u8>());
@@ -121,23 +144,40 @@ unsafe fn repack_q4_k(rows: &[&[BlockQ4K]; SUPER_ROWS], b: usize, tile: &mut Q4K
             _mm512_store_si512(levels.add(64 * (4 * (2 * p + 1) + q)).cast(), hi);
         }
     }
-    for (r, block) in blocks.iter().enumerate() {
-        // SAFETY: as above: `block` points at a whole block.
-        let wb = &*block.cast::<BlockQ4K>();
-        let (sc, m) = q4_k::scales_mins(&q4_k::packed_scales(wb));
-        for (lanes, s) in tile.scales.iter_mut().zip(sc) {
-            if let Some(pair) = lanes.get_mut(2 * r..2 * r + 2) {
-                pair.fill(i32::from(s));
-            }
+    // Dwords 1, 2, 3 of each block are the packed scales' words w0, w1, w2 (see
+    // `q4_k::scales_mins`), decoded here for the eight rows at once: byte k of lane r is row
+    // r's scale (or min) k, resp. 4 + k.
+    // SAFETY: the 16 bytes at 0 (d, dmin, scales) are inside each block.
+    let [_, w0, w1, w2] = transpose_dwords(blocks.map(|b| _mm_loadu_si128(b.cast())));
+    let (low6, low4, low2) =
+        (_mm256_set1_epi8(0x3f), _mm256_set1_epi8(0x0f), _mm256_set1_epi8(0x03));
+    let high = |w: __m256i, low_bits: __m256i| {
+        _mm256_slli_epi32::<4>(_mm256_and_si256(_mm256_srli_epi32::<6>(w), low_bits))
+    };
+    let sc =
+        [_mm256_and_si256(w0, low6), _mm256_or_si256(_mm256_and_si256(w2, low4), high(w0, low2))];
+    let m = [
+        _mm256_and_si256(w1, low6),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32::<4>(w2), low4), high(w1, low2)),
+    ];
+    // scales[4h + k]: byte k of each lane, in both i32 lanes of the row.
+    let scales = tile.scales.as_mut_ptr().cast::<i32>();
+    for (h, v) in sc.into_iter().enumerate() {
+        for k in 0..4 {
+            let one = _mm256_and_si256(
+                _mm256_srlv_epi32(v, _mm256_set1_epi32(8 * k)),
+                _mm256_set1_epi32(0xff),
+            );
+            let wide = _mm512_cvtepu32_epi64(one);
+            let both = _mm512_or_si512(wide, _mm512_slli_epi64::<32>(wide));
+            // SAFETY: `scales` is [8][16] i32 and 4h + k < 8.
+            _mm512_storeu_si512(scales.add(16 * (4 * h + k as usize)).cast(), both);
         }
-        // Row r's mins as i16 pairs 2r + p of each half: sub-blocks 4h + 2p and 4h + 2p + 1.
-        for (half, m) in tile.mins.iter_mut().zip(m.as_chunks::<4>().0) {
-            if let Some(dst) = half.get_mut(4 * r..4 * r + 4) {
-                for (d, m) in dst.iter_mut().zip(m) {
-                    *d = i16::from(*m);
-                }
-            }
-        }
+    }
+    // mins[h]: i16 lanes 4r .. 4r + 4 are row r's mins 4h .. 4h + 4, i.e. its four bytes.
+    for (half, v) in tile.mins.iter_mut().zip(m) {
+        // SAFETY: `half` is 32 i16; unaligned store.
+        _mm512_storeu_si512(half.as_mut_ptr().cast(), _mm512_cvtepu8_epi16(v));
     }
     // SAFETY: `d` and `dmin` are bytes 0..4 of a block.
     f16x8(&blocks, 0, &mut tile.d);
@@ -309,7 +349,7 @@ impl Q6KTile {
 /// # Safety
 /// AVX-512 F and BW; every row holds more than `b` blocks.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,f16c")]
 unsafe fn repack_q6_k(rows: &[&[BlockQ6K]; SUPER_ROWS], b: usize, tile: &mut Q6KTile) {
     // Block `b` of each row: it exists (the caller's contract).
     let blocks = rows.each_ref().map(|r| r.as_ptr().wrapping_add(b).cast::<u8>());
@@ -349,20 +389,32 @@ unsafe fn repack_q6_k(rows: &[&[BlockQ6K]; SUPER_ROWS], b: usize, tile: &mut Q6K
             }
         }
     }
-    for (r, block) in blocks.iter().enumerate() {
-        // SAFETY: as above: `block` points at a whole block.
-        let wb = &*block.cast::<BlockQ6K>();
-        let sc: [i16; 16] = core::array::from_fn(|j| i16::from(q6_k::scale(wb, j)));
-        for (lanes, s) in tile.scales.iter_mut().zip(sc) {
-            if let Some(dst) = lanes.get_mut(4 * r..4 * r + 4) {
-                dst.fill(s);
-            }
-        }
-        for (half, s) in tile.pairs.iter_mut().zip(sc.as_chunks::<4>().0) {
-            if let Some(dst) = half.get_mut(4 * r..4 * r + 4) {
-                dst.copy_from_slice(s);
-            }
-        }
+    // Dword k of lane r: row r's scales 4k .. 4k + 4 (i8).
+    // SAFETY: the 16 scales at 192..208 are inside each block.
+    let by_four = transpose_dwords(blocks.map(|b| _mm_loadu_si128(b.add(q6_k::SCALES).cast())));
+    for (k, v) in by_four.into_iter().enumerate() {
+        // i16 lanes 4r .. 4r + 4: row r's scales 4k .. 4k + 4.
+        let four = _mm512_cvtepi8_epi16(v);
+        // SAFETY: `pairs` is [4][32] i16 and `scales` [16][32] i16, k < 4; unaligned stores.
+        _mm512_storeu_si512(tile.pairs.as_mut_ptr().add(k).cast(), four);
+        let scales = tile.scales.as_mut_ptr().add(4 * k).cast::<__m512i>();
+        // Scale 4k + i in all four i16 lanes of each row (word i of each qword).
+        _mm512_storeu_si512(
+            scales,
+            _mm512_shufflehi_epi16::<0x00>(_mm512_shufflelo_epi16::<0x00>(four)),
+        );
+        _mm512_storeu_si512(
+            scales.add(1),
+            _mm512_shufflehi_epi16::<0x55>(_mm512_shufflelo_epi16::<0x55>(four)),
+        );
+        _mm512_storeu_si512(
+            scales.add(2),
+            _mm512_shufflehi_epi16::<0xaa>(_mm512_shufflelo_epi16::<0xaa>(four)),
+        );
+        _mm512_storeu_si512(
+            scales.add(3),
+            _mm512_shufflehi_epi16::<0xff>(_mm512_shufflelo_epi16::<0xff>(four)),
+        );
     }
     // SAFETY: `d` is bytes 208..210 of a block.
     f16x8(&blocks, q6_k::D, &mut tile.d);
