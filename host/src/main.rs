@@ -269,8 +269,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CacheArg::F32)]
         cache: CacheArg,
         /// Prompt tokens per prefill step: batched steps read each weight row once per batch;
-        /// 1 prefills token by token, as decode runs.
-        #[arg(long, default_value_t = 32)]
+        /// 1 prefills token by token, as decode runs; at most 64, the most one step takes.
+        #[arg(long, default_value_t = 64)]
         batch: usize,
         /// Sequences decoded together after their prompts (each its own cache, as `serve`'s
         /// slots); the decode rate counts all of their tokens.

@@ -202,9 +202,9 @@ fn bench_prints_a_row_per_prompt_length() {
     let m = model.to_str().unwrap();
     let (table, _) = run_ok(&["bench", "-m", m, "--prompt", "4", "-n", "3", "--sequences", "3"]);
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
-    assert_eq!(row[..5], ["4", "32", "3", "3", "1"], "{table}");
+    assert_eq!(row[..5], ["4", "64", "3", "3", "1"], "{table}");
     let err = run_err(&["bench", "-m", model.to_str().unwrap(), "--sequences", "0"]);
-    assert!(err.contains("--sequences 0 is not in 1..=32"), "{err}");
+    assert!(err.contains("--sequences 0 is not in 1..=64"), "{err}");
 }
 
 #[test]
@@ -224,7 +224,7 @@ fn threads_change_speed_not_output() {
     // Prefill batch size is a column; 0 and more than a batch step holds are refused.
     let (table, _) = run_ok(&["bench", "-m", m, "--prompt", "40", "-n", "1", "--batch", "1"]);
     assert_eq!(table.lines().nth(1).unwrap().split_whitespace().nth(1), Some("1"), "{table}");
-    for bad in ["0", "33"] {
+    for bad in ["0", "65"] {
         assert!(run_err(&["bench", "-m", m, "--batch", bad]).contains("--batch"), "{bad}");
     }
 }

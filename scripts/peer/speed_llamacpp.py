@@ -11,7 +11,7 @@ decode steps of one token each, with an f32 latent / KV cache. tinymla's numbers
 `--repeats` runs.
 
 Prefill is compared twice, like for like: batched (llama.cpp with n_batch 512, tinymla with
-its batched steps of up to 32 tokens, `tinymla bench --batch 32`; each weight row read once per
+its batched steps of up to 64 tokens, `tinymla bench --batch 64`; each weight row read once per
 batch) and token by token (llama.cpp with n_batch 1, `tinymla bench --batch 1`).
 
 The model needs `deepseek2.attention.q_lora_rank` (0 for a direct query projection) and some
@@ -110,7 +110,7 @@ def main():
 
     for r in range(a.repeats):
         print(f"run {r + 1}/{a.repeats} ...", file=sys.stderr)
-        for t, (pf, dc) in tinymla(a.tinymla, a.model, threads, a.prompt, a.n_gen, 32,
+        for t, (pf, dc) in tinymla(a.tinymla, a.model, threads, a.prompt, a.n_gen, 64,
                                   extra=extra).items():
             keep(("tinymla", "prefill", t), pf)
             keep(("tinymla", "decode", t), dc)
@@ -133,7 +133,7 @@ def main():
     print(f"|{'-' * 50}|{'-' * 9}|{'-' * 15}|{'-' * 17}|{'-' * 8}|")
     rows = [
         ("decode", "decode", "decode"),
-        ("prefill, batched (n_batch 512 / --batch 32)", "prefill", "prefill"),
+        ("prefill, batched (n_batch 512 / --batch 64)", "prefill", "prefill"),
         ("prefill, token by token (n_batch 1 / --batch 1)", "prefill-b1", "prefill-b1"),
     ]
     for label, ours, theirs in rows:

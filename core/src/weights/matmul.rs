@@ -12,8 +12,8 @@ use crate::quant::{iq4_nl, q5_0};
 use crate::quant::{q8_0, q8_k, ACT_CHUNK_BLOCKS, ACT_CHUNK_SUPER, QK, QK_K};
 
 /// Most vectors of one batched product, and so the most tokens of one batched step (the
-/// routing of [`crate::moe`] keeps per-token state on the stack for this many: about 24 KiB).
-pub(crate) const MAX_BATCH: usize = 32;
+/// routing of [`crate::moe`] keeps per-token state on the stack for this many: about 48 KiB).
+pub(crate) const MAX_BATCH: usize = 64;
 
 /// The fewest vectors a partial tile of the tile kernels is run for (padded with copies of
 /// its last vector); fewer go one by one.

@@ -129,7 +129,7 @@ fn matmul_equals_matvec_per_vector() {
             } else {
                 &[(Int8, 1), (Int16, 1), (Int16, 2)]
             };
-            for (n, &(acts, room)) in [1usize, 5, 8, 13, 32]
+            for (n, &(acts, room)) in [1usize, 5, 8, 13, 32, 64]
                 .into_iter()
                 .filter(|&n| !cfg!(miri) || n == 5)
                 .flat_map(|n| precisions.iter().map(move |p| (n, p)))

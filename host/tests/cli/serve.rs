@@ -429,8 +429,8 @@ fn serve_lists_the_model_reports_health_and_refuses_bad_options() {
     assert_eq!(server.metric("tinymla_slots"), 3);
 
     for (args, want) in [
-        (vec!["--slots", "0"], "--slots 0 is not in 1..=32"),
-        (vec!["--slots", "33"], "--slots 33 is not in 1..=32"),
+        (vec!["--slots", "0"], "--slots 0 is not in 1..=64"),
+        (vec!["--slots", "65"], "--slots 65 is not in 1..=64"),
         (vec!["--ctx", "100000"], "is not in 1..=256"),
     ] {
         let out =
