@@ -14,29 +14,36 @@ pub const MAX_SPANS: usize = 32;
 /// Weight bytes below which a span is not worth handing to another thread.
 pub(crate) const MIN_SPAN_BYTES: usize = 16 * 1024;
 
-/// Rows `first_row .. first_row + out.len()` of one product, and where their results go.
+/// Rows `first_row .. first_row + rows()` of one product, and where their results go (or,
+/// from [`for_each_item_span`], items of a byte buffer, such as the batch's input vectors to
+/// quantise).
 #[derive(Debug)]
 pub struct RowSpan<'o> {
     first_row: usize,
-    /// Output elements per row (1 for a matrix-vector product, the batch size for a batched
-    /// product, whose output is `[rows][batch]`).
-    per_row: usize,
+    rows: usize,
     out: &'o mut [f32],
+    /// The span's items, for a span over bytes (empty otherwise).
+    bytes: &'o mut [u8],
 }
 
 impl RowSpan<'_> {
-    /// Index of the span's first row in the whole matrix.
+    /// Index of the span's first row in the whole matrix (or its first item).
     pub fn first_row(&self) -> usize {
         self.first_row
     }
 
-    /// Number of rows in the span.
+    /// Number of rows (or items) in the span.
     pub fn rows(&self) -> usize {
-        self.out.len() / self.per_row.max(1)
+        self.rows
     }
 
     pub(crate) fn out(&mut self) -> &mut [f32] {
         self.out
+    }
+
+    /// The span's items of a [`for_each_item_span`].
+    pub(crate) fn bytes(&mut self) -> &mut [u8] {
+        self.bytes
     }
 }
 
@@ -95,14 +102,45 @@ pub(crate) fn for_each_wide_span(
     let by_size = rows.saturating_mul(row_bytes).saturating_mul(per_row) / MIN_SPAN_BYTES;
     let ways = par.ways().min(MAX_SPANS).min(by_size).min(rows).max(1);
     if ways == 1 {
-        work(&mut RowSpan { first_row: 0, per_row, out });
+        work(&mut RowSpan { first_row: 0, rows, out, bytes: &mut [] });
         return;
     }
     let per_span = rows.div_ceil(ways).max(1);
     let mut spans: Vec<RowSpan<'_>, MAX_SPANS> = Vec::new();
     for (i, chunk) in out.chunks_mut(per_span.saturating_mul(per_row)).enumerate() {
+        let rows = chunk.len() / per_row;
         // At most `ways <= MAX_SPANS` chunks, so the push cannot fail.
-        let _ = spans.push(RowSpan { first_row: i * per_span, per_row, out: chunk });
+        let _ = spans.push(RowSpan { first_row: i * per_span, rows, out: chunk, bytes: &mut [] });
+    }
+    par.run(&mut spans, work);
+}
+
+/// Cuts `bytes` into spans of whole items of `item_bytes` each (at most `par.ways()` spans,
+/// none worth less than [`MIN_SPAN_BYTES`] when each item costs `item_cost` bytes of reading)
+/// and runs `work` on them through `par`: span `s` holds items `first_row() .. first_row() +
+/// rows()` in [`RowSpan::bytes`]. A trailing partial item is left alone.
+pub(crate) fn for_each_item_span(
+    par: &dyn Parallel,
+    bytes: &mut [u8],
+    item_bytes: usize,
+    item_cost: usize,
+    work: &(dyn Fn(&mut RowSpan<'_>) + Sync),
+) {
+    let item_bytes = item_bytes.max(1);
+    let items = bytes.len() / item_bytes;
+    let bytes = bytes.get_mut(..items * item_bytes).unwrap_or(&mut []);
+    let by_size = items.saturating_mul(item_cost) / MIN_SPAN_BYTES;
+    let ways = par.ways().min(MAX_SPANS).min(by_size).min(items).max(1);
+    if ways == 1 {
+        work(&mut RowSpan { first_row: 0, rows: items, out: &mut [], bytes });
+        return;
+    }
+    let per_span = items.div_ceil(ways).max(1);
+    let mut spans: Vec<RowSpan<'_>, MAX_SPANS> = Vec::new();
+    for (i, chunk) in bytes.chunks_mut(per_span.saturating_mul(item_bytes)).enumerate() {
+        let rows = chunk.len() / item_bytes;
+        // At most `ways <= MAX_SPANS` chunks, so the push cannot fail.
+        let _ = spans.push(RowSpan { first_row: i * per_span, rows, out: &mut [], bytes: chunk });
     }
     par.run(&mut spans, work);
 }
@@ -141,6 +179,28 @@ pub(crate) mod tests {
                 for (i, o) in out.iter().enumerate() {
                     assert_eq!(*o, i as f32 + 1.0, "rows {rows} ways {ways}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn item_spans_cover_every_item_once() {
+        for items in [0usize, 1, 7, 64] {
+            for ways in [1usize, 2, 3, 100] {
+                let mut bytes = [0u8; 64 * 3 + 2];
+                let len = items * 3 + 2;
+                for_each_item_span(&Backwards(ways), &mut bytes[..len], 3, 1 << 20, &|span| {
+                    let first = span.first_row();
+                    assert_eq!(span.bytes().len(), 3 * span.rows());
+                    for (i, item) in span.bytes().chunks_exact_mut(3).enumerate() {
+                        item.fill((first + i) as u8 + 1);
+                    }
+                });
+                for (i, item) in bytes[..items * 3].chunks_exact(3).enumerate() {
+                    assert_eq!(item, [(i as u8) + 1; 3], "items {items} ways {ways}");
+                }
+                // The partial item after the last whole one is untouched.
+                assert_eq!(bytes[items * 3..len], [0, 0], "items {items} ways {ways}");
             }
         }
     }

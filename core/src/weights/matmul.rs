@@ -109,9 +109,14 @@ impl Matrix<'_> {
         );
         let acts = match blocks.get_mut(..n_acts.saturating_mul(layout.bytes)) {
             Some(a) if quantised => {
-                for (t, act) in a.chunks_exact_mut((planes * layout.bytes).max(1)).enumerate() {
-                    layout.quantize(k, vector(t), act);
-                }
+                // The vectors are quantised on the threads too, each independently.
+                let per_vector = planes * layout.bytes;
+                parallel::for_each_item_span(par, a, per_vector, 4 * self.cols, &|span| {
+                    let t0 = span.first_row();
+                    for (i, act) in span.bytes().chunks_exact_mut(per_vector.max(1)).enumerate() {
+                        layout.quantize(k, vector(t0 + i), act);
+                    }
+                });
                 &*a
             }
             _ => &[],
@@ -461,15 +466,20 @@ impl Matrix<'_> {
             Some(a) => a,
             None => &mut [],
         };
-        for (t, act) in acts.chunks_exact_mut((planes * plane_bytes).max(1)).enumerate() {
-            let (value, residual) = act.split_at_mut(plane_bytes.min(act.len()));
-            if planes == 2 {
-                let (v, r) = (value.as_chunks_mut().0, residual.as_chunks_mut().0);
-                q8_k::quantize_with_residual(vector(t), v, r);
-            } else {
-                q8_k::quantize(vector(t), value.as_chunks_mut().0);
+        // The vectors are quantised on the threads too, each independently.
+        let per_vector = planes * plane_bytes;
+        parallel::for_each_item_span(par, acts, per_vector, 4 * self.cols, &|span| {
+            let t0 = span.first_row();
+            for (i, act) in span.bytes().chunks_exact_mut(per_vector.max(1)).enumerate() {
+                let (value, residual) = act.split_at_mut(plane_bytes.min(act.len()));
+                if planes == 2 {
+                    let (v, r) = (value.as_chunks_mut().0, residual.as_chunks_mut().0);
+                    q8_k::quantize_with_residual(vector(t0 + i), v, r);
+                } else {
+                    q8_k::quantize(vector(t0 + i), value.as_chunks_mut().0);
+                }
             }
-        }
+        });
         let acts: &[q8_k::BlockQ8K] = acts.as_chunks().0;
         let tmp = match tmp.get_mut(..self.rows.saturating_mul(n)) {
             Some(t) => t,
