@@ -432,20 +432,25 @@ unsafe fn repack_q6_k(rows: &[&[BlockQ6K]; SUPER_ROWS], b: usize, tile: &mut Q6K
 unsafe fn q6_k_terms(tile: &Q6KTile, a: [&BlockQ8K; 2]) -> [__m256; 2] {
     let qs = a.map(|a| a.as_ptr().add(q8_k::QS));
     let (mut even, mut odd) = ([_mm512_setzero_si512(); 2], [_mm512_setzero_si512(); 2]);
-    // Sub-block j's two runs: values 16j .. 16j + 8 and 16j + 8 .. 16j + 16.
-    for (j, ([w0, w1], scales)) in
-        tile.levels.as_chunks::<2>().0.iter().zip(&tile.scales).enumerate()
-    {
+    // Sub-block j's two runs (values 16j .. 16j + 8 and 16j + 8 .. 16j + 16): their product
+    // pairs added as i16 (|.| <= 4 · 63 · 127 < 2^15, exact), then one `vpdpwssd` with the
+    // scales; even and odd sub-blocks go to two accumulators per vector.
+    let sub_block = |j: usize, [w0, w1]: &[[u8; 64]; 2], qs: *const u8| {
         let (w0, w1) =
             (_mm512_load_si512(w0.as_ptr().cast()), _mm512_load_si512(w1.as_ptr().cast()));
-        let scales = _mm512_load_si512(scales.as_ptr().cast());
+        // SAFETY: `16j + 16 <= 256`: inside the block's values; unaligned reads.
+        let x0 = _mm512_set1_epi64(qs.add(16 * j).cast::<i64>().read_unaligned());
+        let x1 = _mm512_set1_epi64(qs.add(16 * j + 8).cast::<i64>().read_unaligned());
+        _mm512_add_epi16(_mm512_maddubs_epi16(w0, x0), _mm512_maddubs_epi16(w1, x1))
+    };
+    let levels = tile.levels.as_chunks::<2>().0.as_chunks::<2>().0;
+    let scales = tile.scales.as_chunks::<2>().0;
+    for (k, ([l0, l1], [c0, c1])) in levels.iter().zip(scales).enumerate() {
+        let (c0, c1) =
+            (_mm512_load_si512(c0.as_ptr().cast()), _mm512_load_si512(c1.as_ptr().cast()));
         for ((e, o), qs) in even.iter_mut().zip(&mut odd).zip(qs) {
-            // SAFETY: `16j + 16 <= 256`: inside the block's values; unaligned reads.
-            let x0 = _mm512_set1_epi64(qs.add(16 * j).cast::<i64>().read_unaligned());
-            let x1 = _mm512_set1_epi64(qs.add(16 * j + 8).cast::<i64>().read_unaligned());
-            // Pairs of q · y: |.| <= 2 · 63 · 127, no saturation.
-            *e = _mm512_dpwssd_epi32(*e, _mm512_maddubs_epi16(w0, x0), scales);
-            *o = _mm512_dpwssd_epi32(*o, _mm512_maddubs_epi16(w1, x1), scales);
+            *e = _mm512_dpwssd_epi32(*e, sub_block(2 * k, l0, qs), c0);
+            *o = _mm512_dpwssd_epi32(*o, sub_block(2 * k + 1, l1, qs), c1);
         }
     }
     let ([e0, e1], [o0, o1]) = (even, odd);
