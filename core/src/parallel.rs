@@ -15,7 +15,7 @@ pub const MAX_SPANS: usize = 32;
 pub(crate) const MIN_SPAN_BYTES: usize = 16 * 1024;
 
 /// Rows `first_row .. first_row + rows()` of one product, and where their results go (or,
-/// from [`for_each_item_span`], items of a byte buffer, such as the batch's input vectors to
+/// from `for_each_item_span`, items of a byte buffer, such as the batch's input vectors to
 /// quantise).
 #[derive(Debug)]
 pub struct RowSpan<'o> {

@@ -2,6 +2,7 @@
 //! once for all of them (prefill), bit-identical to one matrix-vector product per vector.
 
 use super::act_layout::ActLayout;
+use super::transpose::transpose_into;
 use super::{fold_planes, Matrix, WeightType};
 use crate::kernels::{self, Kernels, SUPER_ROWS};
 use crate::parallel::{self, Parallel};
@@ -155,7 +156,7 @@ impl Matrix<'_> {
                 }
             }
         });
-        transpose_into(tmp, n, out, out_stride);
+        transpose_into(tmp, n, out, out_stride, par);
     }
 
     /// One quantised row times every quantised vector of `acts` (`n_blocks` blocks each,
@@ -543,7 +544,7 @@ impl Matrix<'_> {
                 }
             }
         });
-        transpose_into(tmp, n, out, out_stride);
+        transpose_into(tmp, n, out, out_stride, par);
     }
 }
 
@@ -573,22 +574,3 @@ const ROWS_PER_PASS: usize = 4;
 
 /// Packed groups per [`ACT_CHUNK_BLOCKS`] chunk.
 const GROUPS_PER_CHUNK: usize = ACT_CHUNK_BLOCKS / group8::BLOCKS;
-/// `out[t · out_stride + r] = tmp[r · n + t]`: a batched product's `[rows][n]` results into
-/// the callers' `[n][out_stride]` layout, eight rows at a time so that each output row gets
-/// 32 contiguous bytes per pass and the eight source rows stay in L1.
-fn transpose_into(tmp: &[f32], n: usize, out: &mut [f32], out_stride: usize) {
-    const ROWS: usize = 8;
-    let n = n.max(1);
-    for (b, block) in tmp.chunks(ROWS * n).enumerate() {
-        let r0 = b * ROWS;
-        let rows = block.len() / n;
-        for (t, dst) in out.chunks_mut(out_stride.max(1)).take(n).enumerate() {
-            let Some(dst) = dst.get_mut(r0..r0 + rows) else { continue };
-            for (i, d) in dst.iter_mut().enumerate() {
-                if let Some(v) = block.get(i * n + t) {
-                    *d = *v;
-                }
-            }
-        }
-    }
-}

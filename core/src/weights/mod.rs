@@ -266,3 +266,4 @@ mod matvec;
 pub(crate) mod packed;
 #[cfg(test)]
 mod tests;
+mod transpose;
