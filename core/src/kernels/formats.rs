@@ -1,6 +1,8 @@
 //! Each [`BlockFormat`]'s integer dot product, through a kernel table's entry for it. Methods
 //! of the format (`f.dot_q8_0(k, w, a)`), written here so that `quant` stays below `kernels`.
 
+#[cfg(feature = "block-formats")]
+use super::super_rows_by_pair;
 use super::{Kernels, SUPER_ROWS};
 use crate::quant::format::BlockFormat;
 use crate::quant::{q8_0::BlockQ8_0, q8_k::BlockQ8K};
@@ -61,6 +63,12 @@ impl BlockFormat {
         match (self, d.q4_k_rows, d.q6_k_rows) {
             (Self::Q4K, Some(tile), _) => tile(&rows.map(|r| r.as_chunks().0), a, out),
             (Self::Q6K, _, Some(tile)) => tile(&rows.map(|r| r.as_chunks().0), a, out),
+            (Self::Q4K, None, _) => {
+                super_rows_by_pair(&rows.map(|r| r.as_chunks().0), a, out, d.q4_k)
+            }
+            (Self::Q6K, _, None) => {
+                super_rows_by_pair(&rows.map(|r| r.as_chunks().0), a, out, d.q6_k)
+            }
             _ => {
                 for (o, at) in out.iter_mut().zip(a) {
                     for (o, row) in o.iter_mut().zip(rows) {

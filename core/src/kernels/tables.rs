@@ -104,7 +104,8 @@ impl Kernels {
             pack_iq4_nl: x86::entry::pack_iq4_nl,
             q5_0_tile: Some(x86::entry::dot_q5_0_tile),
             iq4_nl_tile: Some(x86::entry::dot_iq4_nl_tile),
-            // Q2_K and Q3_K run the references.
+            q2_k: x86::entry::dot_q2_k,
+            q3_k: x86::entry::dot_q3_k,
             ..BlockDots::SCALAR
         },
     };
@@ -214,6 +215,8 @@ impl Kernels {
         use aarch64::blocks::{dotprod, widening};
         if dotprod {
             BlockDots {
+                q2_k: dotprod::entry::dot_q2_k,
+                q3_k: dotprod::entry::dot_q3_k,
                 q4_1: dotprod::entry::dot_q4_1,
                 q5_0: dotprod::entry::dot_q5_0,
                 q5_1: dotprod::entry::dot_q5_1,
@@ -226,6 +229,8 @@ impl Kernels {
             }
         } else {
             BlockDots {
+                q2_k: widening::entry::dot_q2_k,
+                q3_k: widening::entry::dot_q3_k,
                 q4_1: widening::entry::dot_q4_1,
                 q5_0: widening::entry::dot_q5_0,
                 q5_1: widening::entry::dot_q5_1,

@@ -18,6 +18,7 @@ mod blocks;
 pub(super) mod entry;
 mod floats;
 mod groups;
+mod k_low;
 #[cfg(feature = "block-formats")]
 pub(in crate::kernels) mod ktile;
 pub(in crate::kernels) mod vnni;

@@ -13,8 +13,8 @@ pub const BLOCK_BYTES: usize = QK_K / 16 + QK_K / 4 + 4;
 pub type BlockQ2K = [u8; BLOCK_BYTES];
 const _: () = assert!(core::mem::size_of::<BlockQ2K>() == 84);
 
-const QS: usize = QK_K / 16;
-const D: usize = QS + QK_K / 4;
+pub(crate) const QS: usize = QK_K / 16;
+pub(crate) const D: usize = QS + QK_K / 4;
 
 /// The 256 unsigned 2-bit values, in element order.
 #[inline(always)]

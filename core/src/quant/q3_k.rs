@@ -15,14 +15,14 @@ pub type BlockQ3K = [u8; BLOCK_BYTES];
 const _: () = assert!(core::mem::size_of::<BlockQ3K>() == 110);
 
 const QS: usize = QK_K / 8;
-const SCALES: usize = QS + QK_K / 4;
-const D: usize = SCALES + 12;
+pub(crate) const SCALES: usize = QS + QK_K / 4;
+pub(crate) const D: usize = SCALES + 12;
 
 /// The sixteen scales `sc − 32` (in `-32..=31`) packed in 12 bytes: the low four bits of
 /// scale `j < 8` are the low nibble of byte `j`, of scale `j >= 8` the high nibble of byte
 /// `j − 8`; the high two bits of scale `j` are bits `2 (j / 4) ..` of byte `8 + j % 4`.
 #[inline(always)]
-fn scales(block: &BlockQ3K) -> [i8; 16] {
+pub(crate) fn scales(block: &BlockQ3K) -> [i8; 16] {
     let s = block.get(SCALES..D).unwrap_or(&[]);
     let mut out = [0i8; 16];
     for (j, o) in out.iter_mut().enumerate() {

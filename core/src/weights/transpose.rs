@@ -55,7 +55,7 @@ mod tests {
     #[test]
     fn transpose_is_the_same_on_any_spans() {
         for (rows, n, stride) in
-            [(19usize, 64usize, 21usize), (300, 64, 300), (8, 1, 8), (1000, 33, 1003)]
+            [(19usize, 64usize, 21usize), (300, 64, 300), (8, 1, 8), (1000, 33, 1003), (64, 64, 70)]
         {
             let tmp: std::vec::Vec<f32> = (0..rows * n).map(|i| i as f32).collect();
             for ways in [1, 2, 3, 7] {

@@ -14,6 +14,8 @@ use core::arch::aarch64::*;
 use super::sdot;
 use crate::quant::iq4_nl::BlockIq4Nl;
 use crate::quant::iq4_xs::{self, BlockIq4Xs};
+use crate::quant::q2_k::{self, BlockQ2K};
+use crate::quant::q3_k::{self, BlockQ3K};
 use crate::quant::q4_1::BlockQ4_1;
 use crate::quant::q4_k::{packed_scales, scales_mins, BlockQ4K};
 use crate::quant::q5_0::{self, BlockQ5_0};
@@ -251,6 +253,84 @@ macro_rules! tier {
                 sum
             }
 
+            /// [`crate::quant::q2_k::dot_q8_k`].
+            ///
+            /// # Safety
+            /// This tier's features.
+            #[target_feature(enable = $features)]
+            pub(in crate::kernels) unsafe fn dot_q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
+                let mut sum = 0.0f32;
+                let three = vdupq_n_u8(3);
+                for (wb, ab) in w.iter().zip(a) {
+                    let (mut sumi, mut summins) = (0i32, 0i32);
+                    for half in 0..2 {
+                        for lane in 0..2 {
+                            // SAFETY: qs is bytes 16..80 of the 84-byte block.
+                            let q = vld1q_u8(wb.as_ptr().add(q2_k::QS + 32 * half + 16 * lane));
+                            let parts = [
+                                vandq_u8(q, three),
+                                vandq_u8(vshrq_n_u8::<2>(q), three),
+                                vandq_u8(vshrq_n_u8::<4>(q), three),
+                                vshrq_n_u8::<6>(q),
+                            ];
+                            for (k, v) in parts.into_iter().enumerate() {
+                                // Values 128 half + 32 k + 16 lane .. + 16: one scale group.
+                                let at = 128 * half + 32 * k + 16 * lane;
+                                // SAFETY: at + 16 <= 256 values of the 292-byte block.
+                                let y = load16(ab.as_ptr().add(q8_k::QS + at));
+                                let sc = wb.get(at / 16).map_or(0, |b| b & 15);
+                                sumi += i32::from(sc) * $isum16(vreinterpretq_s8_u8(v), y);
+                            }
+                        }
+                    }
+                    for (j, b) in wb.iter().take(16).enumerate() {
+                        summins += i32::from(b >> 4) * q8_k::bsum(ab, j);
+                    }
+                    let (d, dmin) = (f16_at(wb, q2_k::D), f16_at(wb, q2_k::D + 2));
+                    sum += super_term(q8_k::scale(ab), d, dmin, sumi, summins);
+                }
+                sum
+            }
+
+            /// [`crate::quant::q3_k::dot_q8_k`].
+            ///
+            /// # Safety
+            /// This tier's features.
+            #[target_feature(enable = $features)]
+            pub(in crate::kernels) unsafe fn dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
+                let mut sum = 0.0f32;
+                let (three, one, four) = (vdupq_n_u8(3), vdupq_n_u8(1), vdupq_n_s8(4));
+                for (wb, ab) in w.iter().zip(a) {
+                    let scales = q3_k::scales(wb);
+                    let mut sumi = 0i32;
+                    for half in 0..2 {
+                        for lane in 0..2 {
+                            // SAFETY: hmask is bytes 0..32 and qs bytes 32..96 of the 110-byte
+                            // block.
+                            let hm = vld1q_u8(wb.as_ptr().add(16 * lane));
+                            let q = vld1q_u8(wb.as_ptr().add(32 + 32 * half + 16 * lane));
+                            let low =
+                                [q, vshrq_n_u8::<2>(q), vshrq_n_u8::<4>(q), vshrq_n_u8::<6>(q)];
+                            for (k, low) in low.into_iter().enumerate() {
+                                // Bit 4 half + k of each hmask byte: 1 keeps the value, 0
+                                // takes 4 off it.
+                                let shift = i8::try_from(4 * half + k).unwrap_or(0);
+                                let h = vandq_u8(vshlq_u8(hm, vdupq_n_s8(-shift)), one);
+                                let u = vorrq_u8(vandq_u8(low, three), vshlq_n_u8::<2>(h));
+                                let v = vsubq_s8(vreinterpretq_s8_u8(u), four);
+                                let at = 128 * half + 32 * k + 16 * lane;
+                                // SAFETY: at + 16 <= 256 values of the 292-byte block.
+                                let y = load16(ab.as_ptr().add(q8_k::QS + at));
+                                let sc = scales.get(at / 16).copied().unwrap_or(0);
+                                sumi += i32::from(sc) * $isum16(v, y);
+                            }
+                        }
+                    }
+                    sum += super_term_no_min(q8_k::scale(ab), f16_at(wb, q3_k::D), sumi);
+                }
+                sum
+            }
+
             /// [`crate::quant::iq4_xs::dot_q8_k`].
             ///
             /// # Safety
@@ -356,6 +436,8 @@ macro_rules! tier {
                 use super::*;
 
                 entries!(
+                    dot_q2_k(BlockQ2K, BlockQ8K),
+                    dot_q3_k(BlockQ3K, BlockQ8K),
                     dot_q4_k(BlockQ4K, BlockQ8K),
                     dot_q5_k(BlockQ5K, BlockQ8K),
                     dot_q6_k(BlockQ6K, BlockQ8K),

@@ -27,7 +27,7 @@ use crate::quant::{f16_at, min_block_term, super_term, super_term_no_min, IQ4_VA
 /// AVX2; `at + 32 <= 256`.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn act32(a: &BlockQ8K, at: usize) -> __m256i {
+pub(super) unsafe fn act32(a: &BlockQ8K, at: usize) -> __m256i {
     // SAFETY: the values are bytes 4..260 of the 292-byte block and at + 32 <= 256.
     _mm256_loadu_si256(a.as_ptr().add(q8_k::QS + at).cast())
 }
@@ -49,7 +49,7 @@ const BROADCAST_I16: [[u8; 32]; 8] = [
 /// Byte shuffles that put `i16` lane `2 k` of the low half in every lane of the low half and
 /// lane `2 k + 1` of the high half in every lane of the high half (halves equal).
 #[rustfmt::skip]
-const SCALE_PAIRS: [[u8; 32]; 4] = [
+pub(super) const SCALE_PAIRS: [[u8; 32]; 4] = [
     [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3],
     [4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7],
     [8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11],
@@ -76,7 +76,7 @@ unsafe fn broadcast_i16(v: __m256i, j: usize) -> __m256i {
 /// AVX2 and F16C; `d_at` (and `dmin_at`) are byte offsets of f16 fields inside `B`.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn dot_super<const B: usize, const MIN: bool>(
+pub(super) unsafe fn dot_super<const B: usize, const MIN: bool>(
     w: &[[u8; B]],
     a: &[BlockQ8K],
     d_at: usize,
@@ -163,7 +163,7 @@ unsafe fn k4_scales(block: &[u8]) -> (__m256i, __m256i) {
 /// AVX2.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn bsums(a: &BlockQ8K) -> __m256i {
+pub(super) unsafe fn bsums(a: &BlockQ8K) -> __m256i {
     // SAFETY: the 16 sums are bytes 260..292 of the 292-byte block.
     _mm256_loadu_si256(a.as_ptr().add(q8_k::BSUMS_AT).cast())
 }

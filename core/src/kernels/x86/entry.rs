@@ -6,6 +6,8 @@ use super::groups::*;
 use super::*;
 use crate::quant::iq4_nl::BlockIq4Nl;
 use crate::quant::iq4_xs::BlockIq4Xs;
+use crate::quant::q2_k::BlockQ2K;
+use crate::quant::q3_k::BlockQ3K;
 use crate::quant::q4_1::BlockQ4_1;
 use crate::quant::q4_k::BlockQ4K;
 use crate::quant::q5_0::BlockQ5_0;
@@ -232,4 +234,14 @@ pub(in crate::kernels) fn dot_iq4_nl_tile(
     }
     // SAFETY: as above (avx2, f16c); every vector covers `w`, checked just above.
     unsafe { super::blocks::dot_iq4_nl_tile_avx2(*sums, w, a) }
+}
+
+pub(in crate::kernels) fn dot_q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
+    // SAFETY: as above (avx2, f16c).
+    unsafe { super::k_low::dot_q2_k_avx2(w, a) }
+}
+
+pub(in crate::kernels) fn dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
+    // SAFETY: as above (avx2, f16c).
+    unsafe { super::k_low::dot_q3_k_avx2(w, a) }
 }
