@@ -26,6 +26,10 @@ use crate::quant::QK_K;
 
 const _: () = assert!(SUPER_ROWS == 8, "one qword per row in a 512-bit register");
 
+/// Vectors multiplied per pass over a repacked super-block (each weight register loaded once
+/// for all of them).
+const PASS: usize = 4;
+
 /// One super-block of eight Q4_K rows, repacked for the products (see the module notes).
 #[repr(C, align(64))]
 struct Q4KTile {
@@ -200,10 +204,10 @@ unsafe fn pair_sums(v: __m512i) -> __m256i {
 /// # Safety
 /// AVX-512 F, BW and VNNI; `qs` points at 256 values.
 #[inline(always)]
-unsafe fn q4_k_sumi(tile: &Q4KTile, qs: [*const u8; 2]) -> [__m512i; 2] {
+unsafe fn q4_k_sumi(tile: &Q4KTile, qs: [*const u8; PASS]) -> [__m512i; PASS] {
     // `s[t]`: vector t's 32-product sums of sub-block j, per row in two lanes.
     let sub_block = |j: usize, levels: &[[u8; 64]; 4]| {
-        let mut s = [_mm512_setzero_si512(); 2];
+        let mut s = [_mm512_setzero_si512(); PASS];
         for (q, w) in levels.iter().enumerate() {
             let w = _mm512_load_si512(w.as_ptr().cast());
             for (s, qs) in s.iter_mut().zip(qs) {
@@ -214,7 +218,7 @@ unsafe fn q4_k_sumi(tile: &Q4KTile, qs: [*const u8; 2]) -> [__m512i; 2] {
         }
         s
     };
-    let (mut even, mut odd) = ([_mm512_setzero_si512(); 2], [_mm512_setzero_si512(); 2]);
+    let (mut even, mut odd) = ([_mm512_setzero_si512(); PASS], [_mm512_setzero_si512(); PASS]);
     let pairs = tile.levels.as_chunks::<2>().0.iter().zip(tile.scales.as_chunks::<2>().0);
     for (k, ([l0, l1], [c0, c1])) in pairs.enumerate() {
         let (s0, s1) = (sub_block(2 * k, l0), sub_block(2 * k + 1, l1));
@@ -226,24 +230,26 @@ unsafe fn q4_k_sumi(tile: &Q4KTile, qs: [*const u8; 2]) -> [__m512i; 2] {
             *o = _mm512_dpwssd_epi32(*o, s1, c1);
         }
     }
-    let [e0, e1] = even;
-    let [o0, o1] = odd;
-    [_mm512_add_epi32(e0, o0), _mm512_add_epi32(e1, o1)]
+    let mut sumi = even;
+    for (e, o) in sumi.iter_mut().zip(odd) {
+        *e = _mm512_add_epi32(*e, o);
+    }
+    sumi
 }
 
-/// The eight rows' terms of one super-block against activation blocks `a[0]` and `a[1]`, each
+/// The eight rows' terms of one super-block against the [`PASS`] activation blocks `a`, each
 /// rounded as [`crate::quant::super_term`] rounds it.
 ///
 /// # Safety
 /// AVX-512 F, BW, VL and VNNI.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn q4_k_terms(tile: &Q4KTile, a: [&BlockQ8K; 2]) -> [__m256; 2] {
+unsafe fn q4_k_terms(tile: &Q4KTile, a: [&BlockQ8K; PASS]) -> [__m256; PASS] {
     let sumi = q4_k_sumi(tile, a.map(|a| a.as_ptr().add(q8_k::QS)));
     let mins0 = _mm512_load_si512(tile.mins[0].as_ptr().cast());
     let mins1 = _mm512_load_si512(tile.mins[1].as_ptr().cast());
     let (d, dmin) = (_mm256_loadu_ps(tile.d.as_ptr()), _mm256_loadu_ps(tile.dmin.as_ptr()));
-    let mut out = [_mm256_setzero_ps(); 2];
+    let mut out = [_mm256_setzero_ps(); PASS];
     for ((o, a), sumi) in out.iter_mut().zip(a).zip(sumi) {
         // SAFETY: the 16 i16 sums of 16 values are the block's last 32 bytes.
         let bsums = _mm256_loadu_si256(a.as_ptr().add(q8_k::BSUMS_AT).cast());
@@ -265,7 +271,7 @@ unsafe fn q4_k_terms(tile: &Q4KTile, a: [&BlockQ8K; 2]) -> [__m256; 2] {
 
 /// `out[t][r] = Σ_b terms(tile of block b, a[t][b])` for every vector `t`, the terms added in
 /// block order from 0.0 (as the references add them), each super-block repacked once and
-/// multiplied with two vectors per pass (`terms` takes a pair).
+/// multiplied with [`PASS`] vectors per pass (`terms` takes that many).
 ///
 /// # Safety
 /// What `repack` and `terms` need; every row and every `a[t]` holds `n_blocks` blocks;
@@ -277,7 +283,7 @@ unsafe fn rows_by_tile<W, T>(
     out: &mut [[f32; SUPER_ROWS]],
     tile: &mut T,
     repack: unsafe fn(&[&[W]; SUPER_ROWS], usize, &mut T),
-    terms: unsafe fn(&T, [&BlockQ8K; 2]) -> [__m256; 2],
+    terms: unsafe fn(&T, [&BlockQ8K; PASS]) -> [__m256; PASS],
 ) {
     for o in out.iter_mut() {
         *o = [0.0; SUPER_ROWS];
@@ -289,16 +295,22 @@ unsafe fn rows_by_tile<W, T>(
         };
         // SAFETY (both): `b < n_blocks <= at.len()`.
         let block = |at: &&[BlockQ8K]| &*at.as_ptr().add(b);
-        let (pairs, last) = a.as_chunks::<2>();
-        let (out_pairs, out_last) = out.as_chunks_mut::<2>();
-        for ([o0, o1], [a0, a1]) in out_pairs.iter_mut().zip(pairs) {
-            let [t0, t1] = terms(tile, [block(a0), block(a1)]);
-            add(o0, t0);
-            add(o1, t1);
+        let (passes, last) = a.as_chunks::<PASS>();
+        let (out_passes, out_last) = out.as_chunks_mut::<PASS>();
+        for (o, at) in out_passes.iter_mut().zip(passes) {
+            let terms = terms(tile, at.each_ref().map(block));
+            for (o, t) in o.iter_mut().zip(terms) {
+                add(o, t);
+            }
         }
-        // An odd vector goes in both lanes of a pair; one result is kept.
-        if let (Some(o), Some(at)) = (out_last.first_mut(), last.first()) {
-            add(o, terms(tile, [block(at), block(at)])[0]);
+        // The last vectors fill a pass, the spare lanes repeating the final one.
+        if let Some(final_one) = last.last() {
+            let fill: [&[BlockQ8K]; PASS] =
+                core::array::from_fn(|i| last.get(i).copied().unwrap_or(final_one));
+            let terms = terms(tile, fill.each_ref().map(block));
+            for (o, t) in out_last.iter_mut().zip(terms) {
+                add(o, t);
+            }
         }
     }
 }
@@ -420,7 +432,7 @@ unsafe fn repack_q6_k(rows: &[&[BlockQ6K]; SUPER_ROWS], b: usize, tile: &mut Q6K
     f16x8(&blocks, q6_k::D, &mut tile.d);
 }
 
-/// The eight rows' terms of one Q6_K super-block against activation blocks `a[0]` and `a[1]`,
+/// The eight rows' terms of one Q6_K super-block against the [`PASS`] activation blocks `a`,
 /// each rounded as [`crate::quant::super_term_no_min`] rounds it: `sumi = Σ_j sc_j Σ q·y − 32
 /// Σ_j sc_j · bsum_j`, exact. Two accumulators per vector (even and odd runs), so four
 /// `vpdpwssd` chains overlap.
@@ -429,9 +441,9 @@ unsafe fn repack_q6_k(rows: &[&[BlockQ6K]; SUPER_ROWS], b: usize, tile: &mut Q6K
 /// AVX-512 F, BW, VL and VNNI.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn q6_k_terms(tile: &Q6KTile, a: [&BlockQ8K; 2]) -> [__m256; 2] {
+unsafe fn q6_k_terms(tile: &Q6KTile, a: [&BlockQ8K; PASS]) -> [__m256; PASS] {
     let qs = a.map(|a| a.as_ptr().add(q8_k::QS));
-    let (mut even, mut odd) = ([_mm512_setzero_si512(); 2], [_mm512_setzero_si512(); 2]);
+    let (mut even, mut odd) = ([_mm512_setzero_si512(); PASS], [_mm512_setzero_si512(); PASS]);
     // Sub-block j's two runs (values 16j .. 16j + 8 and 16j + 8 .. 16j + 16): their product
     // pairs added as i16 (|.| <= 4 · 63 · 127 < 2^15, exact), then one `vpdpwssd` with the
     // scales; even and odd sub-blocks go to two accumulators per vector.
@@ -453,11 +465,9 @@ unsafe fn q6_k_terms(tile: &Q6KTile, a: [&BlockQ8K; 2]) -> [__m256; 2] {
             *o = _mm512_dpwssd_epi32(*o, sub_block(2 * k + 1, l1, qs), c1);
         }
     }
-    let ([e0, e1], [o0, o1]) = (even, odd);
-    let sumi = [[e0, o0], [e1, o1]];
-    let mut out = [_mm256_setzero_ps(); 2];
+    let mut out = [_mm256_setzero_ps(); PASS];
     let d = _mm256_loadu_ps(tile.d.as_ptr());
-    for ((o, a), [even, odd]) in out.iter_mut().zip(a).zip(sumi) {
+    for ((o, a), (even, odd)) in out.iter_mut().zip(a).zip(even.into_iter().zip(odd)) {
         let bsums = a.as_ptr().add(q8_k::BSUMS_AT);
         let mut summ = _mm512_setzero_si512();
         for (h, pairs) in tile.pairs.iter().enumerate() {
