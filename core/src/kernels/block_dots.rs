@@ -54,6 +54,8 @@ pub struct BlockDots {
     /// [`SUPER_ROWS`] Q4_K rows × many vectors (reference [`q4_k::dot_q8_k`] per pair), where
     /// the table has a row tile.
     pub q4_k_rows: Option<SuperRowsFn<BlockQ4K>>,
+    /// [`SUPER_ROWS`] Q5_K rows × many vectors (reference [`q5_k::dot_q8_k`] per pair).
+    pub q5_k_rows: Option<SuperRowsFn<BlockQ5K>>,
     /// [`SUPER_ROWS`] Q6_K rows × many vectors (reference [`q6_k::dot_q8_k`] per pair).
     pub q6_k_rows: Option<SuperRowsFn<BlockQ6K>>,
 }
@@ -76,6 +78,7 @@ impl BlockDots {
         q5_0_tile: None,
         iq4_nl_tile: None,
         q4_k_rows: None,
+        q5_k_rows: None,
         q6_k_rows: None,
     };
 }

@@ -45,6 +45,7 @@ impl BlockFormat {
         let d = k.block_dots();
         match self {
             Self::Q4K => d.q4_k_rows.is_some(),
+            Self::Q5K => d.q5_k_rows.is_some(),
             Self::Q6K => d.q6_k_rows.is_some(),
             _ => false,
         }
@@ -63,6 +64,10 @@ impl BlockFormat {
         match (self, d.q4_k_rows, d.q6_k_rows) {
             (Self::Q4K, Some(tile), _) => tile(&rows.map(|r| r.as_chunks().0), a, out),
             (Self::Q6K, _, Some(tile)) => tile(&rows.map(|r| r.as_chunks().0), a, out),
+            (Self::Q5K, ..) => match d.q5_k_rows {
+                Some(tile) => tile(&rows.map(|r| r.as_chunks().0), a, out),
+                None => super_rows_by_pair(&rows.map(|r| r.as_chunks().0), a, out, d.q5_k),
+            },
             (Self::Q4K, None, _) => {
                 super_rows_by_pair(&rows.map(|r| r.as_chunks().0), a, out, d.q4_k)
             }

@@ -152,6 +152,7 @@ impl Kernels {
         #[cfg(feature = "block-formats")]
         block_dots: BlockDots {
             q4_k_rows: Some(x86::ktile::entry::q4_k_rows),
+            q5_k_rows: Some(x86::ktile::entry::q5_k_rows),
             q6_k_rows: Some(x86::ktile::entry::q6_k_rows),
             ..Self::AVX2.block_dots
         },

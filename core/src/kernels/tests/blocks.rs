@@ -84,7 +84,7 @@ fn k_quant_row_tiles_equal_the_reference() {
     use super::SUPER_ROWS;
     use crate::quant::format::BlockFormat;
     use crate::quant::{q8_k, QK_K};
-    for f in [BlockFormat::Q4K, BlockFormat::Q6K] {
+    for f in [BlockFormat::Q4K, BlockFormat::Q5K, BlockFormat::Q6K] {
         let with_tile: Vec<Kernels> = tables().into_iter().filter(|k| f.has_rows_tile(k)).collect();
         let names: Vec<&str> = with_tile.iter().map(Kernels::name).collect();
         std::eprintln!("{f:?} row tiles checked on: {names:?}");
