@@ -51,6 +51,13 @@ pub struct BlockDots {
     pub q5_0_tile: Option<BlocksTileFn<BlockQ5_0>>,
     /// `iq4_nl::dot_q8_0_from` for [`GROUP_TILE`](super::GROUP_TILE) vectors, where the table has one.
     pub iq4_nl_tile: Option<BlocksTileFn<BlockIq4Nl>>,
+    /// `q4_1::dot_q8_0_from` for [`GROUP_TILE`](super::GROUP_TILE) vectors, where the table
+    /// has a tile kernel (Q4_1 and Q5_1 rows are not packed into groups: their min term
+    /// differs).
+    pub q4_1_tile: Option<BlocksTileFn<BlockQ4_1>>,
+    /// `q5_1::dot_q8_0_from` for [`GROUP_TILE`](super::GROUP_TILE) vectors, where the table
+    /// has one.
+    pub q5_1_tile: Option<BlocksTileFn<BlockQ5_1>>,
     /// [`SUPER_ROWS`] Q4_K rows × many vectors (reference [`q4_k::dot_q8_k`] per pair), where
     /// the table has a row tile.
     pub q4_k_rows: Option<SuperRowsFn<BlockQ4K>>,
@@ -77,6 +84,8 @@ impl BlockDots {
         pack_iq4_nl: group8::pack_iq4_nl,
         q5_0_tile: None,
         iq4_nl_tile: None,
+        q4_1_tile: None,
+        q5_1_tile: None,
         q4_k_rows: None,
         q5_k_rows: None,
         q6_k_rows: None,

@@ -103,6 +103,8 @@ impl Kernels {
             pack_q5_0: x86::entry::pack_q5_0,
             pack_iq4_nl: x86::entry::pack_iq4_nl,
             q5_0_tile: Some(x86::entry::dot_q5_0_tile),
+            q4_1_tile: Some(x86::entry::dot_q4_1_tile),
+            q5_1_tile: Some(x86::entry::dot_q5_1_tile),
             iq4_nl_tile: Some(x86::entry::dot_iq4_nl_tile),
             q2_k: x86::entry::dot_q2_k,
             q3_k: x86::entry::dot_q3_k,

@@ -21,6 +21,7 @@ mod groups;
 mod k_low;
 #[cfg(feature = "block-formats")]
 pub(in crate::kernels) mod ktile;
+mod min_tile;
 pub(in crate::kernels) mod vnni;
 
 use super::GROUP_TILE;

@@ -28,7 +28,12 @@ pub fn dequantize(blocks: &[BlockQ5_1], out: &mut [f32]) {
 
 /// `Σ w[i]·a[i]` over Q5_1 weight blocks and Q8_0 activation blocks, as Q4_1's.
 pub fn dot_q8_0(w: &[BlockQ5_1], a: &[BlockQ8_0]) -> f32 {
-    let mut sum = 0.0f32;
+    dot_q8_0_from(0.0, w, a)
+}
+
+/// [`dot_q8_0`] continuing a running sum `sum` (the blocks' terms are added to it in order).
+#[inline]
+pub(crate) fn dot_q8_0_from(mut sum: f32, w: &[BlockQ5_1], a: &[BlockQ8_0]) -> f32 {
     for (wb, ab) in w.iter().zip(a) {
         let (mut isum, mut asum) = (0i32, 0i32);
         for (x, y) in values(wb).iter().zip(ab.iter().skip(2)) {

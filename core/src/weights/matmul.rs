@@ -9,7 +9,7 @@ use crate::parallel::{self, Parallel};
 use crate::quant::format::{ActBlocks, BlockFormat};
 use crate::quant::group8::{self, BiasedGroups, Group8};
 #[cfg(feature = "block-formats")]
-use crate::quant::{iq4_nl, q5_0};
+use crate::quant::{iq4_nl, q4_1, q5_0, q5_1};
 use crate::quant::{q8_0, q8_k, ACT_CHUNK_BLOCKS, ACT_CHUNK_SUPER, QK, QK_K};
 
 /// Most vectors of one batched product, and so the most tokens of one batched step (the
@@ -225,6 +225,10 @@ impl Matrix<'_> {
             WeightType::Blocks(BlockFormat::Q5_0) => k.block_dots().q5_0_tile.is_some(),
             #[cfg(feature = "block-formats")]
             WeightType::Blocks(BlockFormat::Iq4Nl) => k.block_dots().iq4_nl_tile.is_some(),
+            #[cfg(feature = "block-formats")]
+            WeightType::Blocks(BlockFormat::Q4_1) => k.block_dots().q4_1_tile.is_some(),
+            #[cfg(feature = "block-formats")]
+            WeightType::Blocks(BlockFormat::Q5_1) => k.block_dots().q5_1_tile.is_some(),
             _ => false,
         }
     }
@@ -261,6 +265,14 @@ impl Matrix<'_> {
                         WeightType::Blocks(BlockFormat::Iq4Nl) => {
                             iq4_nl::dot_q8_0_from(*s, seg.as_chunks().0, a)
                         }
+                        #[cfg(feature = "block-formats")]
+                        WeightType::Blocks(BlockFormat::Q4_1) => {
+                            q4_1::dot_q8_0_from(*s, seg.as_chunks().0, a)
+                        }
+                        #[cfg(feature = "block-formats")]
+                        WeightType::Blocks(BlockFormat::Q5_1) => {
+                            q5_1::dot_q8_0_from(*s, seg.as_chunks().0, a)
+                        }
                         // Only formats that pack into groups reach here.
                         _ => *s,
                     };
@@ -281,6 +293,16 @@ impl Matrix<'_> {
                 },
                 #[cfg(feature = "block-formats")]
                 WeightType::Blocks(BlockFormat::Iq4Nl) => match iq4_nl_tile {
+                    Some(tile) => tile(&start, seg.as_chunks().0, &a),
+                    None => start,
+                },
+                #[cfg(feature = "block-formats")]
+                WeightType::Blocks(BlockFormat::Q4_1) => match k.block_dots().q4_1_tile {
+                    Some(tile) => tile(&start, seg.as_chunks().0, &a),
+                    None => start,
+                },
+                #[cfg(feature = "block-formats")]
+                WeightType::Blocks(BlockFormat::Q5_1) => match k.block_dots().q5_1_tile {
                     Some(tile) => tile(&start, seg.as_chunks().0, &a),
                     None => start,
                 },

@@ -139,3 +139,58 @@ fn k_quant_row_tiles_equal_the_reference() {
         }
     }
 }
+
+/// The tiles of the formats with a min (Q4_1, Q5_1; not packed into groups): every table's
+/// tile equals `dot_q8_0_from` per vector, from running sums, for lengths around the blocks'
+/// batching, and `dot_q8_0_from(0.0, …)` is `dot_q8_0`.
+#[cfg(feature = "block-formats")]
+#[test]
+fn min_format_tiles_equal_their_references() {
+    use crate::quant::{q4_1, q5_1};
+    fn check<const B: usize>(
+        name: &str,
+        tile: fn(&Kernels) -> Option<super::super::BlocksTileFn<[u8; B]>>,
+        from: fn(f32, &[[u8; B]], &[BlockQ8_0]) -> f32,
+        dot: fn(&[[u8; B]], &[BlockQ8_0]) -> f32,
+    ) {
+        let with_tile: Vec<Kernels> = tables().into_iter().filter(|k| tile(k).is_some()).collect();
+        let names: Vec<&str> = with_tile.iter().map(Kernels::name).collect();
+        std::eprintln!("{name} tiles checked on: {names:?}");
+        for seed in 0..SEEDS {
+            // Random blocks: d and m are the first two f16 (`random_blocks` sets d; m random).
+            let mut w = random_blocks::<B>(24, seed + 60, false);
+            for (i, b) in w.iter_mut().enumerate() {
+                let m = SCALES[(i + 3) % SCALES.len()] * if i % 3 == 0 { -1.0 } else { 1.0 };
+                b[2..4].copy_from_slice(&half::f16::from_f32(m).to_le_bytes());
+            }
+            let others: Vec<Vec<BlockQ8_0>> = (0..GROUP_TILE as u64)
+                .map(|t| random_blocks::<34>(24, seed + 700 + 13 * t, true))
+                .collect();
+            let acts: [&[BlockQ8_0]; GROUP_TILE] = core::array::from_fn(|t| &others[t][..]);
+            assert_eq!(from(0.0, &w, acts[0]).to_bits(), dot(&w, acts[0]).to_bits(), "{name}");
+            let sums: [f32; GROUP_TILE] = core::array::from_fn(|t| t as f32 * 0.41 - 1.3);
+            for k in &with_tile {
+                let tile = tile(k).unwrap();
+                for len in [1usize, 3, 8, 9, 24] {
+                    let got = tile(&sums, &w[..len], &acts);
+                    for t in 0..GROUP_TILE {
+                        let want = from(sums[t], &w[..len], acts[t]);
+                        assert_eq!(got[t].to_bits(), want.to_bits(), "{k:?} {name} {len} t {t}");
+                    }
+                }
+            }
+        }
+    }
+    check::<{ q4_1::BLOCK_BYTES }>(
+        "Q4_1",
+        |k| k.block_dots().q4_1_tile,
+        q4_1::dot_q8_0_from,
+        q4_1::dot_q8_0,
+    );
+    check::<{ q5_1::BLOCK_BYTES }>(
+        "Q5_1",
+        |k| k.block_dots().q5_1_tile,
+        q5_1::dot_q8_0_from,
+        q5_1::dot_q8_0,
+    );
+}

@@ -381,7 +381,7 @@ unsafe fn five_bit_values(p: *const u8) -> __m256i {
 /// AVX2.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn act_q8_0(ab: &BlockQ8_0) -> __m256i {
+pub(super) unsafe fn act_q8_0(ab: &BlockQ8_0) -> __m256i {
     // SAFETY: a Q8_0 block is 34 bytes, the values at 2..34.
     _mm256_loadu_si256(ab.as_ptr().add(2).cast())
 }
@@ -514,7 +514,7 @@ unsafe fn dot_with_min<const B: usize>(
 /// AVX2.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn q4_1_values(wb: &BlockQ4_1) -> __m256i {
+pub(super) unsafe fn q4_1_values(wb: &BlockQ4_1) -> __m256i {
     // SAFETY: a Q4_1 block is 20 bytes, the nibbles at 4..20.
     nibbles(wb.as_ptr().add(4))
 }
@@ -523,7 +523,7 @@ unsafe fn q4_1_values(wb: &BlockQ4_1) -> __m256i {
 /// AVX2.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn q5_1_values(wb: &BlockQ5_1) -> __m256i {
+pub(super) unsafe fn q5_1_values(wb: &BlockQ5_1) -> __m256i {
     // SAFETY: a Q5_1 block is 24 bytes: qh at 4..8, the nibbles at 8..24.
     five_bit_values(wb.as_ptr().add(4))
 }

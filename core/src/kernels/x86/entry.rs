@@ -245,3 +245,27 @@ pub(in crate::kernels) fn dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
     // SAFETY: as above (avx2, f16c).
     unsafe { super::k_low::dot_q3_k_avx2(w, a) }
 }
+
+pub(in crate::kernels) fn dot_q4_1_tile(
+    sums: &[f32; GROUP_TILE],
+    w: &[BlockQ4_1],
+    a: &[&[BlockQ8_0]; GROUP_TILE],
+) -> [f32; GROUP_TILE] {
+    if a.iter().any(|at| at.len() < w.len()) {
+        return crate::kernels::tile_by_vector(sums, w, a, crate::quant::q4_1::dot_q8_0_from);
+    }
+    // SAFETY: as above (avx2, f16c); every vector covers `w`, checked just above.
+    unsafe { super::min_tile::dot_q4_1_tile_avx2(*sums, w, a) }
+}
+
+pub(in crate::kernels) fn dot_q5_1_tile(
+    sums: &[f32; GROUP_TILE],
+    w: &[BlockQ5_1],
+    a: &[&[BlockQ8_0]; GROUP_TILE],
+) -> [f32; GROUP_TILE] {
+    if a.iter().any(|at| at.len() < w.len()) {
+        return crate::kernels::tile_by_vector(sums, w, a, crate::quant::q5_1::dot_q8_0_from);
+    }
+    // SAFETY: as above (avx2, f16c); every vector covers `w`, checked just above.
+    unsafe { super::min_tile::dot_q5_1_tile_avx2(*sums, w, a) }
+}
