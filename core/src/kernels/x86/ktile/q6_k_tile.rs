@@ -162,7 +162,7 @@ unsafe fn q6_k_terms(tile: &Q6KTile, a: [&BlockQ8K; PASS]) -> [__m256; PASS] {
 /// `out[t][r] = q6_k::dot_q8_k(rows[r], a[t])` for every vector `t`, bit for bit.
 ///
 /// # Safety
-/// As [`q4_k_rows_512`].
+/// As [`super::q4_k_rows_512`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
 pub(super) unsafe fn q6_k_rows_512(
     rows: &[&[BlockQ6K]; SUPER_ROWS],
