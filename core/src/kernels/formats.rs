@@ -3,6 +3,8 @@
 
 #[cfg(feature = "block-formats")]
 use super::super_rows_by_pair;
+#[cfg(feature = "block-formats")]
+use super::SuperRowsFn;
 use super::{Kernels, SUPER_ROWS};
 use crate::quant::format::BlockFormat;
 use crate::quant::{q8_0::BlockQ8_0, q8_k::BlockQ8K};
@@ -60,20 +62,24 @@ impl BlockFormat {
         a: &[&[BlockQ8K]],
         out: &mut [[f32; SUPER_ROWS]],
     ) {
+        /// The tile where the table has one, else the table's one-vector dot pair by pair.
+        fn run<W>(
+            tile: Option<SuperRowsFn<W>>,
+            dot: fn(&[W], &[BlockQ8K]) -> f32,
+            rows: &[&[W]; SUPER_ROWS],
+            a: &[&[BlockQ8K]],
+            out: &mut [[f32; SUPER_ROWS]],
+        ) {
+            match tile {
+                Some(tile) => tile(rows, a, out),
+                None => super_rows_by_pair(rows, a, out, dot),
+            }
+        }
         let d = k.block_dots();
-        match (self, d.q4_k_rows, d.q6_k_rows) {
-            (Self::Q4K, Some(tile), _) => tile(&rows.map(|r| r.as_chunks().0), a, out),
-            (Self::Q6K, _, Some(tile)) => tile(&rows.map(|r| r.as_chunks().0), a, out),
-            (Self::Q5K, ..) => match d.q5_k_rows {
-                Some(tile) => tile(&rows.map(|r| r.as_chunks().0), a, out),
-                None => super_rows_by_pair(&rows.map(|r| r.as_chunks().0), a, out, d.q5_k),
-            },
-            (Self::Q4K, None, _) => {
-                super_rows_by_pair(&rows.map(|r| r.as_chunks().0), a, out, d.q4_k)
-            }
-            (Self::Q6K, _, None) => {
-                super_rows_by_pair(&rows.map(|r| r.as_chunks().0), a, out, d.q6_k)
-            }
+        match self {
+            Self::Q4K => run(d.q4_k_rows, d.q4_k, &rows.map(|r| r.as_chunks().0), a, out),
+            Self::Q5K => run(d.q5_k_rows, d.q5_k, &rows.map(|r| r.as_chunks().0), a, out),
+            Self::Q6K => run(d.q6_k_rows, d.q6_k, &rows.map(|r| r.as_chunks().0), a, out),
             _ => {
                 for (o, at) in out.iter_mut().zip(a) {
                     for (o, row) in o.iter_mut().zip(rows) {

@@ -200,6 +200,21 @@ pub(super) unsafe fn dot_blocks<const B: usize>(
     sum
 }
 
+/// The f16 scales of eight Q8_0 activation blocks as `f32`, block `t` in lane `t` (one F16C
+/// conversion; exact).
+///
+/// # Safety
+/// The CPU supports AVX and F16C.
+#[inline(always)]
+pub(super) unsafe fn act_scales8(ab: [&BlockQ8_0; GROUP_TILE]) -> __m256 {
+    let d = |x: &[u8]| x.first_chunk::<2>().map_or(0, |h| u64::from(u16::from_le_bytes(*h)));
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = ab;
+    let lo = d(a0) | d(a1) << 16 | d(a2) << 32 | d(a3) << 48;
+    let hi = d(a4) | d(a5) << 16 | d(a6) << 32 | d(a7) << 48;
+    #[allow(clippy::cast_possible_wrap)] // bit patterns
+    _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
+}
+
 /// [`dot_blocks`] of one weight row against [`GROUP_TILE`] activation vectors: lane `t` is
 /// `sums[t] + Σ_b (d_w · d_{a_t}) · isum`, the terms added one block at a time in block order,
 /// so bit-identical to `dot_blocks(sums[t], w, a[t], None, lanes)` (whose eight-block batches
@@ -227,11 +242,7 @@ pub(super) unsafe fn dot_blocks_tile<const B: usize>(
         // SAFETY: `b < w.len() <= a[t].len()` (the caller's contract).
         let ab: [&BlockQ8_0; GROUP_TILE] = bases.map(|p| &*p.add(b));
         let isum = _mm256_cvtepi32_ps(hsum8_epi32(ab.map(|x| lanes(wb, x)))); // exact, < 2^24
-        let d = |x: &[u8]| x.first_chunk::<2>().map_or(0, |h| u64::from(u16::from_le_bytes(*h)));
-        let lo = d(ab[0]) | d(ab[1]) << 16 | d(ab[2]) << 32 | d(ab[3]) << 48;
-        let hi = d(ab[4]) | d(ab[5]) << 16 | d(ab[6]) << 32 | d(ab[7]) << 48;
-        #[allow(clippy::cast_possible_wrap)] // bit patterns
-        let da = _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64));
+        let da = act_scales8(ab);
         let dw_bits = wb.first_chunk::<2>().map_or(0, |h| i16::from_le_bytes(*h));
         let dw = _mm256_cvtph_ps(_mm_set1_epi16(dw_bits));
         acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(dw, da), isum));

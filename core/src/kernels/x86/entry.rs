@@ -217,11 +217,16 @@ pub(in crate::kernels) fn dot_q5_0_tile(
     w: &[BlockQ5_0],
     a: &[&[BlockQ8_0]; GROUP_TILE],
 ) -> [f32; GROUP_TILE] {
-    if a.iter().any(|at| at.len() < w.len()) {
-        return crate::kernels::tile_by_vector(sums, w, a, crate::quant::q5_0::dot_q8_0_from);
+    // SAFETY: only reachable through a table built after detecting avx2 and f16c.
+    unsafe {
+        checked_tile(
+            sums,
+            w,
+            a,
+            crate::quant::q5_0::dot_q8_0_from,
+            super::blocks::dot_q5_0_tile_avx2,
+        )
     }
-    // SAFETY: as above (avx2, f16c); every vector covers `w`, checked just above.
-    unsafe { super::blocks::dot_q5_0_tile_avx2(*sums, w, a) }
 }
 
 pub(in crate::kernels) fn dot_iq4_nl_tile(
@@ -229,11 +234,16 @@ pub(in crate::kernels) fn dot_iq4_nl_tile(
     w: &[BlockIq4Nl],
     a: &[&[BlockQ8_0]; GROUP_TILE],
 ) -> [f32; GROUP_TILE] {
-    if a.iter().any(|at| at.len() < w.len()) {
-        return crate::kernels::tile_by_vector(sums, w, a, crate::quant::iq4_nl::dot_q8_0_from);
+    // SAFETY: only reachable through a table built after detecting avx2 and f16c.
+    unsafe {
+        checked_tile(
+            sums,
+            w,
+            a,
+            crate::quant::iq4_nl::dot_q8_0_from,
+            super::blocks::dot_iq4_nl_tile_avx2,
+        )
     }
-    // SAFETY: as above (avx2, f16c); every vector covers `w`, checked just above.
-    unsafe { super::blocks::dot_iq4_nl_tile_avx2(*sums, w, a) }
 }
 
 pub(in crate::kernels) fn dot_q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
@@ -251,11 +261,16 @@ pub(in crate::kernels) fn dot_q4_1_tile(
     w: &[BlockQ4_1],
     a: &[&[BlockQ8_0]; GROUP_TILE],
 ) -> [f32; GROUP_TILE] {
-    if a.iter().any(|at| at.len() < w.len()) {
-        return crate::kernels::tile_by_vector(sums, w, a, crate::quant::q4_1::dot_q8_0_from);
+    // SAFETY: only reachable through a table built after detecting avx2 and f16c.
+    unsafe {
+        checked_tile(
+            sums,
+            w,
+            a,
+            crate::quant::q4_1::dot_q8_0_from,
+            super::min_tile::dot_q4_1_tile_avx2,
+        )
     }
-    // SAFETY: as above (avx2, f16c); every vector covers `w`, checked just above.
-    unsafe { super::min_tile::dot_q4_1_tile_avx2(*sums, w, a) }
 }
 
 pub(in crate::kernels) fn dot_q5_1_tile(
@@ -263,9 +278,38 @@ pub(in crate::kernels) fn dot_q5_1_tile(
     w: &[BlockQ5_1],
     a: &[&[BlockQ8_0]; GROUP_TILE],
 ) -> [f32; GROUP_TILE] {
-    if a.iter().any(|at| at.len() < w.len()) {
-        return crate::kernels::tile_by_vector(sums, w, a, crate::quant::q5_1::dot_q8_0_from);
+    // SAFETY: only reachable through a table built after detecting avx2 and f16c.
+    unsafe {
+        checked_tile(
+            sums,
+            w,
+            a,
+            crate::quant::q5_1::dot_q8_0_from,
+            super::min_tile::dot_q5_1_tile_avx2,
+        )
     }
-    // SAFETY: as above (avx2, f16c); every vector covers `w`, checked just above.
-    unsafe { super::min_tile::dot_q5_1_tile_avx2(*sums, w, a) }
+}
+
+/// An unchecked tile kernel over plain blocks (every vector covering the row).
+type UnsafeTile<W> =
+    unsafe fn([f32; GROUP_TILE], &[W], &[&[BlockQ8_0]; GROUP_TILE]) -> [f32; GROUP_TILE];
+
+/// A tile kernel `kernel` over plain blocks, or `from` vector by vector where a vector is
+/// shorter than the row (the kernel's contract: every vector covers `w`).
+///
+/// # Safety
+/// The CPU supports what `kernel` needs.
+#[inline(always)]
+unsafe fn checked_tile<W>(
+    sums: &[f32; GROUP_TILE],
+    w: &[W],
+    a: &[&[BlockQ8_0]; GROUP_TILE],
+    from: fn(f32, &[W], &[BlockQ8_0]) -> f32,
+    kernel: UnsafeTile<W>,
+) -> [f32; GROUP_TILE] {
+    if a.iter().any(|at| at.len() < w.len()) {
+        return crate::kernels::tile_by_vector(sums, w, a, from);
+    }
+    // SAFETY: every vector covers `w` (checked just above); the features are the caller's.
+    unsafe { kernel(*sums, w, a) }
 }

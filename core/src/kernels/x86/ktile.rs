@@ -175,18 +175,39 @@ pub(in crate::kernels) mod entry {
         (even && out_len >= a.len()).then_some(n)
     }
 
+    /// An unchecked row tile (`n` blocks in every row and vector).
+    type UnsafeRows<W> =
+        unsafe fn(&[&[W]; SUPER_ROWS], usize, &[&[BlockQ8K]], &mut [[f32; SUPER_ROWS]]);
+
+    /// The row tile `tile` where every row and vector has the same length and `out` an entry
+    /// per vector, else `dot` pair by pair.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512 F, BW, VL, VNNI and F16C.
+    #[inline(always)]
+    unsafe fn checked_rows<W>(
+        rows: &[&[W]; SUPER_ROWS],
+        a: &[&[BlockQ8K]],
+        out: &mut [[f32; SUPER_ROWS]],
+        dot: fn(&[W], &[BlockQ8K]) -> f32,
+        tile: UnsafeRows<W>,
+    ) {
+        match even(rows, a, out.len()) {
+            // SAFETY: every row and vector holds `n` blocks, and `out` one entry per vector
+            // (`even`); the features are the caller's.
+            Some(n) => unsafe { tile(rows, n, a, out) },
+            None => crate::kernels::super_rows_by_pair(rows, a, out, dot),
+        }
+    }
+
     pub(in crate::kernels) fn q4_k_rows(
         rows: &[&[BlockQ4K]; SUPER_ROWS],
         a: &[&[BlockQ8K]],
         out: &mut [[f32; SUPER_ROWS]],
     ) {
-        match even(rows, a, out.len()) {
-            // SAFETY: only reachable through the AVX-512 VNNI table, built after detecting
-            // avx512f/bw/vl/vnni; every row and vector holds `n` blocks, and `out` one entry
-            // per vector (`even`).
-            Some(n) => unsafe { q4_k_rows_512(rows, n, a, out) },
-            None => crate::kernels::super_rows_by_pair(rows, a, out, q4_k::dot_q8_k),
-        }
+        // SAFETY: only reachable through the AVX-512 VNNI table, built after detecting
+        // avx512f/bw/vl/vnni (and, through the AVX2 table, f16c).
+        unsafe { checked_rows(rows, a, out, q4_k::dot_q8_k, q4_k_rows_512) }
     }
 
     pub(in crate::kernels) fn q5_k_rows(
@@ -194,11 +215,8 @@ pub(in crate::kernels) mod entry {
         a: &[&[BlockQ8K]],
         out: &mut [[f32; SUPER_ROWS]],
     ) {
-        match even(rows, a, out.len()) {
-            // SAFETY: as above.
-            Some(n) => unsafe { q5_k_rows_512(rows, n, a, out) },
-            None => crate::kernels::super_rows_by_pair(rows, a, out, q5_k::dot_q8_k),
-        }
+        // SAFETY: as above.
+        unsafe { checked_rows(rows, a, out, q5_k::dot_q8_k, q5_k_rows_512) }
     }
 
     pub(in crate::kernels) fn q6_k_rows(
@@ -206,11 +224,8 @@ pub(in crate::kernels) mod entry {
         a: &[&[BlockQ8K]],
         out: &mut [[f32; SUPER_ROWS]],
     ) {
-        match even(rows, a, out.len()) {
-            // SAFETY: as above.
-            Some(n) => unsafe { q6_k_rows_512(rows, n, a, out) },
-            None => crate::kernels::super_rows_by_pair(rows, a, out, q6_k::dot_q8_k),
-        }
+        // SAFETY: as above.
+        unsafe { checked_rows(rows, a, out, q6_k::dot_q8_k, q6_k_rows_512) }
     }
 }
 

@@ -8,7 +8,7 @@
 use core::arch::x86_64::*;
 
 use super::blocks::{act_q8_0, q4_1_values, q5_1_values};
-use super::{hsum8_epi32, GROUP_TILE};
+use super::{act_scales8, hsum8_epi32, GROUP_TILE};
 use crate::quant::q4_1::BlockQ4_1;
 use crate::quant::q5_1::BlockQ5_1;
 use crate::quant::q8_0::BlockQ8_0;
@@ -35,19 +35,18 @@ unsafe fn min_tile<const B: usize>(
         // SAFETY: `b < w.len() <= a[t].len()` (the caller's contract).
         let ab: [&BlockQ8_0; GROUP_TILE] = bases.map(|p| &*p.add(b));
         let q = values(wb);
-        let y = ab.map(|x| act_q8_0(x));
-        // Pairs of q·y (|.| <= 2 · 31 · 127) and of y: exact, no saturation.
-        let isum = _mm256_cvtepi32_ps(hsum8_epi32(
-            y.map(|y| _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), ones16)),
-        ));
-        let asum = _mm256_cvtepi32_ps(hsum8_epi32(
-            y.map(|y| _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, y), ones16)),
-        ));
-        let d = |x: &BlockQ8_0| u64::from(f16_bits(x, 0));
-        let lo = d(ab[0]) | d(ab[1]) << 16 | d(ab[2]) << 32 | d(ab[3]) << 48;
-        let hi = d(ab[4]) | d(ab[5]) << 16 | d(ab[6]) << 32 | d(ab[7]) << 48;
-        #[allow(clippy::cast_possible_wrap)] // bit patterns
-        let da = _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64));
+        // Pairs of q·y (|.| <= 2 · 31 · 127) and of y: exact, no saturation. Plain loops, not
+        // closures, so the intrinsics inline into this target-feature context.
+        let (mut qy, mut yy) =
+            ([_mm256_setzero_si256(); GROUP_TILE], [_mm256_setzero_si256(); GROUP_TILE]);
+        for ((qy, yy), x) in qy.iter_mut().zip(&mut yy).zip(ab) {
+            let y = act_q8_0(x);
+            *qy = _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), ones16);
+            *yy = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, y), ones16);
+        }
+        let isum = _mm256_cvtepi32_ps(hsum8_epi32(qy));
+        let asum = _mm256_cvtepi32_ps(hsum8_epi32(yy));
+        let da = act_scales8(ab);
         #[allow(clippy::cast_possible_wrap)] // bit patterns
         let (dw, mw) = (
             _mm256_cvtph_ps(_mm_set1_epi16(f16_bits(wb, 0) as i16)),
