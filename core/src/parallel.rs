@@ -26,7 +26,13 @@ pub struct RowSpan<'o> {
     bytes: &'o mut [u8],
 }
 
-impl RowSpan<'_> {
+impl<'o> RowSpan<'o> {
+    /// A span of rows `first_row .. first_row + out.len()` writing `out` (one result per row):
+    /// how a host tests its [`Parallel`] outside the core's products.
+    pub fn new(first_row: usize, out: &'o mut [f32]) -> Self {
+        RowSpan { first_row, rows: out.len(), out, bytes: &mut [] }
+    }
+
     /// Index of the span's first row in the whole matrix (or its first item).
     pub fn first_row(&self) -> usize {
         self.first_row
@@ -37,7 +43,8 @@ impl RowSpan<'_> {
         self.rows
     }
 
-    pub(crate) fn out(&mut self) -> &mut [f32] {
+    /// The span's results (empty for a span over bytes).
+    pub fn out(&mut self) -> &mut [f32] {
         self.out
     }
 
