@@ -43,6 +43,7 @@ pub use scalar::{
 use crate::quant::group8::{self, BiasedGroups, Group8};
 use crate::quant::q4_0::{self, BlockQ4_0};
 use crate::quant::q8_0::{self, BlockQ8_0};
+use crate::quant::q8_k::{self, BlockQ8K};
 
 /// The dot-product kernels the model calls, chosen once per process. Every entry computes
 /// the same result as the scalar reference: bit-identical for the integer Q8_0 / Q4_0 paths
@@ -102,6 +103,11 @@ pub struct Kernels {
     /// `q8-compact` cache blocks (an f16 scale, then up to 64 `i8` values) to their `f32`
     /// values (reference `quant::q8_compact::dequantize_compact`).
     dequantize_compact: fn(&[u8], &mut [f32]),
+    /// Activations to Q8_0 blocks (reference [`q8_0::quantize`], compiled for the table's
+    /// features).
+    quantize_q8_0: fn(&[f32], &mut [BlockQ8_0]),
+    /// Activations to Q8_K blocks (reference [`q8_k::quantize`], likewise).
+    quantize_q8_k: fn(&[f32], &mut [BlockQ8K]),
     /// The integer dot products of the other block formats.
     #[cfg(feature = "block-formats")]
     block_dots: BlockDots,
@@ -271,6 +277,17 @@ impl Kernels {
     #[inline]
     pub fn dequantize_compact(&self, bytes: &[u8], out: &mut [f32]) {
         (self.dequantize_compact)(bytes, out);
+    }
+
+    /// [`q8_0::quantize`]: the same blocks, byte for byte, on every table (a SIMD table runs
+    /// the reference's own code compiled for its features).
+    pub fn quantize_q8_0(&self, x: &[f32], out: &mut [BlockQ8_0]) {
+        (self.quantize_q8_0)(x, out);
+    }
+
+    /// [`q8_k::quantize`], byte for byte (as [`Kernels::quantize_q8_0`]).
+    pub fn quantize_q8_k(&self, x: &[f32], out: &mut [BlockQ8K]) {
+        (self.quantize_q8_k)(x, out);
     }
 
     /// `Σ w[i]·x[i]`, `w` little-endian `f32` bytes.

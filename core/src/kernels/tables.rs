@@ -32,6 +32,8 @@ impl Kernels {
         f16s_to_f32: scalar::f16s_to_f32,
         dequantize_q8_0: q8_0::dequantize,
         dequantize_compact: crate::quant::q8_compact::dequantize_compact,
+        quantize_q8_0: q8_0::quantize,
+        quantize_q8_k: q8_k::quantize,
         #[cfg(feature = "block-formats")]
         block_dots: BlockDots::SCALAR,
     };
@@ -90,6 +92,8 @@ impl Kernels {
         f16s_to_f32: x86::entry::f16s_to_f32,
         dequantize_q8_0: x86::entry::dequantize_q8_0,
         dequantize_compact: x86::entry::dequantize_compact,
+        quantize_q8_0: x86::entry::quantize_q8_0,
+        quantize_q8_k: x86::entry::quantize_q8_k,
         #[cfg(feature = "block-formats")]
         block_dots: BlockDots {
             q4_1: x86::entry::dot_q4_1,

@@ -14,9 +14,16 @@ const _: () = assert!(core::mem::size_of::<BlockQ8_0>() == 34);
 /// ggml's `quantize_row_q8_0_ref`: per block `d = max|x| / 127`, `q = round(x / d)`. A
 /// partial last block is zero-padded. Blocks past the end of `x` are left alone.
 pub fn quantize(x: &[f32], out: &mut [BlockQ8_0]) {
+    quantize_inlined(x, out);
+}
+
+/// [`quantize`], inlined into its caller: a kernel table compiles it for its own features
+/// (the same operations on wider vectors, so the same bytes).
+#[inline(always)]
+pub(crate) fn quantize_inlined(x: &[f32], out: &mut [BlockQ8_0]) {
     for (block, xs) in out.iter_mut().zip(x.chunks(QK)) {
         if let Some((scale, qs)) = block.split_first_chunk_mut::<2>() {
-            quantize_block(xs, scale, qs);
+            quantize_block_inlined(xs, scale, qs);
         }
     }
 }
@@ -53,6 +60,12 @@ pub fn quantize_with_residual(x: &[f32], value: &mut [BlockQ8_0], residual: &mut
 /// `d = max|xs| / 127` into `scale`, `q = round(x / d)` into `qs` (its bytes past `xs.len()`
 /// zeroed). `q` is always in `-127..=127`.
 pub(crate) fn quantize_block(xs: &[f32], scale: &mut [u8; 2], qs: &mut [u8]) {
+    quantize_block_inlined(xs, scale, qs);
+}
+
+/// [`quantize_block`], inlined into its caller (see [`quantize_inlined`]).
+#[inline(always)]
+fn quantize_block_inlined(xs: &[f32], scale: &mut [u8; 2], qs: &mut [u8]) {
     // A whole block (every block but a row's partial last one) as fixed-size arrays, so LLVM
     // vectorises both loops; the general loop below computes the same values.
     if let (Ok(x), Some(q)) = (<&[f32; QK]>::try_from(xs), qs.first_chunk_mut::<QK>()) {
@@ -69,22 +82,25 @@ pub(crate) fn quantize_block(xs: &[f32], scale: &mut [u8; 2], qs: &mut [u8]) {
     }
 }
 
-/// `max |x|` over the values, ignoring NaN (as a fold of `f32::max` from 0 does), computed on
-/// the bit patterns (`|x|` orders as its bits do) in eight independent lanes, which LLVM
-/// vectorises where a float fold cannot.
+/// `max |x|` over the values, ignoring NaN (as a fold of `f32::max` from 0 does), computed in
+/// eight independent lanes over fixed-size chunks, which LLVM vectorises where one running
+/// fold cannot.
 #[inline(always)]
 pub(crate) fn amax(xs: &[f32]) -> f32 {
-    let mut lanes = [0i32; 8];
-    for chunk in xs.chunks(8) {
+    // `f32::max` keeps the non-NaN operand, and `|x|` of every non-NaN value is compared
+    // exactly, so the lanes' order does not change the result.
+    let mut lanes = [0.0f32; 8];
+    // Whole chunks of eight as fixed-size arrays (one vector step each), then the rest.
+    let (whole, rest) = xs.as_chunks::<8>();
+    for chunk in whole {
         for (m, v) in lanes.iter_mut().zip(chunk) {
-            #[allow(clippy::cast_possible_wrap)] // the sign bit is cleared
-            let b = (v.to_bits() & 0x7fff_ffff) as i32;
-            let b = if b > 0x7f80_0000 { 0 } else { b };
-            *m = if b > *m { b } else { *m };
+            *m = m.max(v.abs());
         }
     }
-    let bits = lanes.iter().fold(0i32, |m, b| m.max(*b));
-    f32::from_bits(bits.unsigned_abs())
+    for (m, v) in lanes.iter_mut().zip(rest) {
+        *m = m.max(v.abs());
+    }
+    lanes.iter().fold(0.0f32, |m, v| m.max(*v))
 }
 
 /// Writes `d = amax / 127` (f16) into `scale` and returns `1 / d` (0 for `d == 0`).

@@ -23,6 +23,13 @@ pub(crate) const BSUMS_AT: usize = QS + QK_K;
 /// d)` (halves away from zero, in `-127..=127`), and the 16-value sums. A partial last block
 /// is zero-padded. Blocks past the end of `x` are left alone.
 pub fn quantize(x: &[f32], out: &mut [BlockQ8K]) {
+    quantize_inlined(x, out);
+}
+
+/// [`quantize`], inlined into its caller: a kernel table compiles it for its own features
+/// (the same operations on wider vectors, so the same bytes).
+#[inline(always)]
+pub(crate) fn quantize_inlined(x: &[f32], out: &mut [BlockQ8K]) {
     for (block, xs) in out.iter_mut().zip(x.chunks(QK_K)) {
         quantize_block(xs, block);
     }
@@ -43,6 +50,7 @@ pub fn quantize_with_residual(x: &[f32], value: &mut [BlockQ8K], residual: &mut 
     }
 }
 
+#[inline(always)]
 fn quantize_block(xs: &[f32], block: &mut BlockQ8K) {
     let d = amax(xs) / 127.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };

@@ -66,7 +66,7 @@ impl ActLayout {
                         BiasedGroups::bias_in_place(core::slice::from_mut(rg));
                     }
                 }
-                None => q8_0::quantize(xs, &mut v),
+                None => k.quantize_q8_0(xs, &mut v),
             }
             k.pack_q8_0(&v, g);
             if self.biased {
@@ -79,7 +79,7 @@ impl ActLayout {
                 tail.as_chunks_mut().0,
                 r_tail.as_chunks_mut().0,
             ),
-            None => q8_0::quantize(tail_x, tail.as_chunks_mut().0),
+            None => k.quantize_q8_0(tail_x, tail.as_chunks_mut().0),
         }
     }
 

@@ -499,7 +499,7 @@ impl Matrix<'_> {
                     let (v, r) = (value.as_chunks_mut().0, residual.as_chunks_mut().0);
                     q8_k::quantize_with_residual(vector(t0 + i), v, r);
                 } else {
-                    q8_k::quantize(vector(t0 + i), value.as_chunks_mut().0);
+                    k.quantize_q8_k(vector(t0 + i), value.as_chunks_mut().0);
                 }
             }
         });

@@ -110,7 +110,7 @@ impl Matrix<'_> {
             if int16 {
                 q8_k::quantize_with_residual(xs, value, residual);
             } else {
-                q8_k::quantize(xs, value);
+                k.quantize_q8_k(xs, value);
             }
             let start = c * chunk_bytes;
             let end = start + n_blocks * f.block_bytes();
@@ -182,7 +182,7 @@ impl Matrix<'_> {
                     q8_0::scales(res_blocks, res_scales);
                 }
             } else {
-                q8_0::quantize(xs, act);
+                k.quantize_q8_0(xs, act);
             }
             let (res_blocks, res_scales) =
                 (&*res_blocks, res_scales.get(..n_blocks).unwrap_or(&[]));

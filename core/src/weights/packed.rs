@@ -143,7 +143,7 @@ impl<'a> Matrix<'a> {
         for (c, xs) in x.get(..self.cols).unwrap_or(x).chunks(ACT_CHUNK_BLOCKS * QK).enumerate() {
             let n_blocks = xs.len().div_ceil(QK);
             let act = act.get_mut(..n_blocks).unwrap_or(&mut []);
-            q8_0::quantize(xs, act);
+            k.quantize_q8_0(xs, act);
             let (whole, tail) = act.as_chunks::<{ group8::BLOCKS }>();
             let groups = act_groups.get_mut(..whole.len()).unwrap_or(&mut []);
             for (g, src) in groups.iter_mut().zip(whole) {

@@ -497,3 +497,42 @@ fn block_format_dots_are_bit_identical_on_every_table() {
         }
     }
 }
+
+/// The activation quantisers give the reference's bytes on every table: whole and partial
+/// blocks, tiny, huge, subnormal, infinite and NaN values, and blocks of zeros.
+#[test]
+fn activation_quantisers_are_identical_on_every_table() {
+    use crate::quant::q8_k;
+    let n = if cfg!(miri) { 300 } else { 3 * 256 + 77 };
+    let mut x = sample(n, 91, 3.0);
+    let specials = [f32::NAN, f32::INFINITY, -f32::INFINITY, 1e-40, -3e-39, 6e4, -1e30, 0.5];
+    for (i, s) in specials.iter().enumerate() {
+        if let Some(v) = x.get_mut(37 * i + 5) {
+            *v = *s;
+        }
+    }
+    // A block of tiny values (its scale a subnormal f16) and a block of zeros.
+    for (i, v) in x.iter_mut().enumerate().skip(64).take(32) {
+        *v = (i as f32 - 80.0) * 1e-9;
+    }
+    for v in x.iter_mut().skip(96).take(32) {
+        *v = 0.0;
+    }
+    for k in tables() {
+        for len in [n, n - 77, 33, 31, 1, 0] {
+            let xs = &x[..len];
+            let blocks = len.div_ceil(32);
+            let (mut got, mut want) = (std::vec![[7u8; 34]; blocks], std::vec![[7u8; 34]; blocks]);
+            k.quantize_q8_0(xs, &mut got);
+            q8_0::quantize(xs, &mut want);
+            assert_eq!(got, want, "{}: q8_0, {len} values", k.name());
+            let blocks = len.div_ceil(256);
+            let mut got = std::vec![[7u8; q8_k::BLOCK_BYTES]; blocks];
+            let mut want = got.clone();
+            k.quantize_q8_k(xs, &mut got);
+            q8_k::quantize(xs, &mut want);
+            assert_eq!(got, want, "{}: q8_k, {len} values", k.name());
+        }
+        std::println!("activation quantisers checked on table {}", k.name());
+    }
+}

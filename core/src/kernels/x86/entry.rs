@@ -38,6 +38,16 @@ pub(in crate::kernels) fn dequantize_q8_0(blocks: &[BlockQ8_0], out: &mut [f32])
     unsafe { dequantize_q8_0_avx2(blocks, out) }
 }
 
+pub(in crate::kernels) fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
+    // SAFETY: as above (avx2, fma, f16c).
+    unsafe { quantize_q8_0_avx2(x, out) }
+}
+
+pub(in crate::kernels) fn quantize_q8_k(x: &[f32], out: &mut [crate::quant::q8_k::BlockQ8K]) {
+    // SAFETY: as above (avx2, fma, f16c).
+    unsafe { quantize_q8_k_avx2(x, out) }
+}
+
 pub(in crate::kernels) fn dequantize_compact(bytes: &[u8], out: &mut [f32]) {
     // SAFETY: as above (avx2, f16c).
     unsafe { dequantize_compact_avx2(bytes, out) }

@@ -96,6 +96,26 @@ pub(super) unsafe fn f16s_to_f32_f16c(bytes: &[u8], out: &mut [f32]) {
     );
 }
 
+/// [`crate::quant::q8_0::quantize`], the reference's own code compiled for AVX2 (eight lanes
+/// where the baseline has four): the same operations, so the same bytes. Rust never fuses a
+/// multiply and an add on its own, so enabling FMA changes no rounding.
+///
+/// # Safety
+/// The CPU supports AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn quantize_q8_0_avx2(x: &[f32], out: &mut [BlockQ8_0]) {
+    crate::quant::q8_0::quantize_inlined(x, out);
+}
+
+/// [`crate::quant::q8_k::quantize`] compiled for AVX2, as [`quantize_q8_0_avx2`].
+///
+/// # Safety
+/// The CPU supports AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn quantize_q8_k_avx2(x: &[f32], out: &mut [crate::quant::q8_k::BlockQ8K]) {
+    crate::quant::q8_k::quantize_inlined(x, out);
+}
+
 /// [`crate::quant::q8_0::dequantize`]: per block, the 32 values widened to `f32` (exact), times
 /// the scale, plus zero — the reference's operations.
 ///
