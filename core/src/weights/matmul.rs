@@ -380,17 +380,21 @@ impl Matrix<'_> {
                         }
                     }
                 });
-                let tiles = n.div_ceil(kernels::GROUP_TILE).max(1);
+                // A piece of them before each row's kernel call, so that the requests are
+                // spread over the pass (all at once, they fill the line-fill queue and stall).
+                let pieces = n.div_ceil(kernels::GROUP_TILE).max(1) * ROWS_PER_PASS;
                 for tile_start in (0..n).step_by(kernels::GROUP_TILE) {
-                    for b in next {
-                        let len = b.len().div_ceil(tiles);
-                        let at = tile_start / kernels::GROUP_TILE * len;
-                        kernels::prefetch_to_l2(b.get(at..(at + len).min(b.len())).unwrap_or(&[]));
-                    }
                     let m = (n - tile_start).min(kernels::GROUP_TILE);
                     let groups = |i: usize| vector(tile_start + i.min(m.max(1) - 1)).0;
                     let biased_groups = |i: usize| BiasedGroups::already_biased(groups(i));
-                    for (packed, sums) in chunks.iter().zip(&mut chunk_sums) {
+                    for (r, (packed, sums)) in chunks.iter().zip(&mut chunk_sums).enumerate() {
+                        let piece = tile_start / kernels::GROUP_TILE * ROWS_PER_PASS + r;
+                        for b in next {
+                            let len = b.len().div_ceil(pieces);
+                            let at = piece * len;
+                            let part = b.get(at..(at + len).min(b.len())).unwrap_or(&[]);
+                            kernels::prefetch_to_l2(part);
+                        }
                         let sums = sums.get_mut(tile_start..tile_start + m).unwrap_or(&mut []);
                         // A tile of vectors through the tile kernel (a partial one padded with
                         // copies of its last vector), a too short one vector by vector.
