@@ -103,6 +103,9 @@ pub struct Kernels {
     /// `q8-compact` cache blocks (an f16 scale, then up to 64 `i8` values) to their `f32`
     /// values (reference `quant::q8_compact::dequantize_compact`).
     dequantize_compact: fn(&[u8], &mut [f32]),
+    /// F16 rows times activation vectors, a tile at a time, each result bit-identical to
+    /// this table's `dot_f16_le` (batched products over F16 weights), where the table has one.
+    dot_f16_tile: Option<F16TileFn>,
     /// Activations to Q8_0 blocks (reference [`q8_0::quantize`], compiled for the table's
     /// features).
     quantize_q8_0: fn(&[f32], &mut [BlockQ8_0]),
@@ -112,6 +115,14 @@ pub struct Kernels {
     #[cfg(feature = "block-formats")]
     block_dots: BlockDots,
 }
+
+/// Rows per F16 tile ([`Kernels::dot_f16_tile`]).
+pub const F16_TILE_ROWS: usize = 2;
+/// Activation vectors per F16 tile.
+pub const F16_TILE_VECTORS: usize = 3;
+/// An F16 tile's results, `[row][vector]`.
+pub type F16Tile = [[f32; F16_TILE_VECTORS]; F16_TILE_ROWS];
+type F16TileFn = fn(&[&[u8]; F16_TILE_ROWS], &[&[f32]; F16_TILE_VECTORS]) -> Option<F16Tile>;
 
 type TileScoresFn = fn(&[f32], usize, &[f32], &mut [f32]);
 type TileAccumulateFn = fn(&[f32], &[f32], usize, &mut [f32], usize);
@@ -277,6 +288,17 @@ impl Kernels {
     #[inline]
     pub fn dequantize_compact(&self, bytes: &[u8], out: &mut [f32]) {
         (self.dequantize_compact)(bytes, out);
+    }
+
+    /// `[dot_f16_le(rows[r], xs[v])]` for a tile of rows and vectors, bit-identical to
+    /// [`Kernels::dot_f16_le`] of this table; `None` where the table has no tile kernel or the
+    /// lengths differ (every row `2 n` bytes, every vector `n` values).
+    pub fn dot_f16_tile(
+        &self,
+        rows: &[&[u8]; F16_TILE_ROWS],
+        xs: &[&[f32]; F16_TILE_VECTORS],
+    ) -> Option<F16Tile> {
+        self.dot_f16_tile.and_then(|f| f(rows, xs))
     }
 
     /// [`q8_0::quantize`]: the same blocks, byte for byte, on every table (a SIMD table runs

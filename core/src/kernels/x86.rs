@@ -3,7 +3,8 @@
 //!
 //! `floats`: f32 / f16 rows and the row decoders · `groups`: packed groups · `attn256` /
 //! `attn512`: attention over a tile of cached rows · `blocks`: the other block formats ·
-//! `vnni`: AVX-512 VNNI and AVX-VNNI tables · `entry`: the safe functions the tables hold.
+//! `vnni`: AVX-512 VNNI and AVX-VNNI tables · `f16_tile`: F16 rows × vectors on AVX-512 VL ·
+//! `entry`: the safe functions the tables hold.
 //!
 //! Every function here has a scalar reference in [`super::scalar`] or [`crate::quant`] and is
 //! tested against it (`kernels::tests`). They are reachable only through [`super::Kernels`],
@@ -16,6 +17,7 @@ mod attn256;
 pub(in crate::kernels) mod attn512;
 mod blocks;
 pub(super) mod entry;
+pub(in crate::kernels) mod f16_tile;
 mod floats;
 mod groups;
 mod k_low;

@@ -142,18 +142,14 @@ impl Matrix<'_> {
                 self.rows_times_groups(k, &rows, vectors, layout.n_blocks, planes, span.out());
                 return;
             }
+            if !quantised {
+                self.float_rows(k, rows.bytes, n, vector, span.out());
+                return;
+            }
             let row_bytes = self.row_bytes.max(1);
             let out_rows = span.out().chunks_exact_mut(n);
             for (row, o) in rows.bytes.chunks_exact(row_bytes).zip(out_rows) {
-                if quantised {
-                    self.row_times_blocks(k, row, acts.as_chunks().0, n_blocks, planes, o);
-                } else {
-                    for (t, ot) in o.iter_mut().enumerate() {
-                        let mut one = [0.0f32];
-                        Matrix { rows: 1, bytes: row, ..*self }.matvec_serial(vector(t), &mut one);
-                        *ot = one[0];
-                    }
-                }
+                self.row_times_blocks(k, row, acts.as_chunks().0, n_blocks, planes, o);
             }
         });
         transpose_into(tmp, n, out, out_stride, par);

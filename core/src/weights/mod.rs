@@ -260,6 +260,7 @@ fn all_finite_f32(bytes: &[u8]) -> bool {
 }
 
 mod act_layout;
+mod float_rows;
 mod matmul;
 pub(crate) use matmul::MAX_BATCH;
 mod matvec;
