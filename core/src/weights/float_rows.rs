@@ -3,22 +3,24 @@
 //! kernel table has a tile kernel.
 
 use super::{Matrix, WeightType};
-use crate::kernels::{Kernels, F16_TILE_ROWS, F16_TILE_VECTORS};
+use crate::kernels::{self, F16_TILE_ROWS, F16_TILE_VECTORS};
 
 impl Matrix<'_> {
     /// `out[r · n + t] = row r · vector(t)` for the whole rows in `bytes` (rows of this
     /// matrix's float type), each bit-identical to [`Matrix::matvec_serial`] of that row and
-    /// vector. F16 rows go in pairs through [`Kernels::dot_f16_tile`] (each weight converted
-    /// once for three vectors, each activation loaded once for two rows); the rest one by one.
+    /// vector. F16 rows go in pairs through [`kernels::Kernels::dot_f16_tile`] (each weight
+    /// converted once for three vectors, each activation loaded once for two rows); the rest
+    /// one by one. Float sums differ between tables, so this takes the active table, as
+    /// [`Matrix::matvec_serial`] does, whatever table the integer products were given.
     pub(super) fn float_rows<'x>(
         &self,
-        k: &Kernels,
         bytes: &[u8],
         n: usize,
         vector: impl Fn(usize) -> &'x [f32],
         out: &mut [f32],
     ) {
         let (rb, n) = (self.row_bytes.max(1), n.max(1));
+        let k = kernels::active();
         let one = |row: &[u8], t: usize| {
             let mut result = [0.0f32];
             Matrix { rows: 1, bytes: row, ..*self }.matvec_serial(vector(t), &mut result);

@@ -143,7 +143,7 @@ impl Matrix<'_> {
                 return;
             }
             if !quantised {
-                self.float_rows(k, rows.bytes, n, vector, span.out());
+                self.float_rows(rows.bytes, n, vector, span.out());
                 return;
             }
             let row_bytes = self.row_bytes.max(1);
