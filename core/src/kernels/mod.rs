@@ -36,8 +36,8 @@ mod arm_mve;
 pub(crate) use block_dots::super_rows_by_pair;
 pub use block_dots::{BlockDots, SuperRowsFn, SUPER_ROWS};
 pub use scalar::{
-    add_assign, axpy, dot, dot_f16_le, dot_f32_le, f16_to_f32, rms_norm, rms_norm_in_place,
-    scale_in_place, silu, softmax_in_place,
+    add_assign, axpy, bf16_to_f32, dot, dot_f16_le, dot_f32_le, f16_to_f32, rms_norm,
+    rms_norm_in_place, scale_in_place, silu, softmax_in_place,
 };
 
 use crate::quant::group8::{self, BiasedGroups, Group8};
@@ -55,6 +55,8 @@ pub struct Kernels {
     dot: fn(&[f32], &[f32]) -> f32,
     dot_f32_le: fn(&[u8], &[f32]) -> f32,
     dot_f16_le: fn(&[u8], &[f32]) -> f32,
+    /// `Σ w[i]·x[i]` for little-endian `bf16` weights (reference [`scalar::dot_bf16_le`]).
+    dot_bf16_le: fn(&[u8], &[f32]) -> f32,
     dot_q8_0: fn(&[BlockQ8_0], &[BlockQ8_0]) -> f32,
     dot_q4_0: fn(&[BlockQ4_0], &[BlockQ8_0]) -> f32,
     /// `dot_q8_0` continuing a running sum: the trailing blocks after packed groups (the
@@ -322,6 +324,12 @@ impl Kernels {
     #[inline]
     pub fn dot_f16_le(&self, w: &[u8], x: &[f32]) -> f32 {
         (self.dot_f16_le)(w, x)
+    }
+
+    /// `Σ w[i]·x[i]`, `w` little-endian `bf16` bytes.
+    #[inline]
+    pub fn dot_bf16_le(&self, w: &[u8], x: &[f32]) -> f32 {
+        (self.dot_bf16_le)(w, x)
     }
 
     /// Q8_0 weight blocks × Q8_0 activation blocks.

@@ -67,6 +67,33 @@ pub fn dot_f16_le(w: &[u8], x: &[f32]) -> f32 {
     sum
 }
 
+/// `Σ w[i]·x[i]` where `w` is little-endian `bf16` bytes (2 per element; the upper half of an
+/// `f32`, so each converts exactly), summed in lanes like [`dot_f16_le`].
+#[inline]
+pub fn dot_bf16_le(w: &[u8], x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (w_chunks, w_tail) = w.as_chunks::<{ 2 * LANES }>();
+    let (x_chunks, x_tail) = x.as_chunks::<LANES>();
+    for (wc, xc) in w_chunks.iter().zip(x_chunks) {
+        let (wv, _) = wc.as_chunks::<2>();
+        for ((s, wb), xi) in acc.iter_mut().zip(wv).zip(xc) {
+            *s += bf16_to_f32(*wb) * xi;
+        }
+    }
+    let mut sum = reduce(acc);
+    let (w_tail, _) = w_tail.as_chunks::<2>();
+    for (wb, xi) in w_tail.iter().zip(x_tail) {
+        sum += bf16_to_f32(*wb) * xi;
+    }
+    sum
+}
+
+/// A little-endian `bf16` as `f32` (exact: its bits are the `f32`'s upper half).
+#[inline(always)]
+pub fn bf16_to_f32(b: [u8; 2]) -> f32 {
+    f32::from_bits(u32::from(u16::from_le_bytes(b)) << 16)
+}
+
 /// [`f16_to_f32`] of every 2-byte little-endian half in `bytes`, into `out` (as many as both
 /// hold).
 pub fn f16s_to_f32(bytes: &[u8], out: &mut [f32]) {

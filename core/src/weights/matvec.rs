@@ -75,13 +75,7 @@ impl Matrix<'_> {
             }
             WeightType::BF16 => {
                 for (o, row) in out.iter_mut().zip(rows) {
-                    *o = row
-                        .as_chunks::<2>()
-                        .0
-                        .iter()
-                        .zip(x)
-                        .map(|(b, xi)| bf16_to_f32(*b) * xi)
-                        .sum();
+                    *o = k.dot_bf16_le(row, x);
                 }
             }
             WeightType::Q8_0 if self.decodes_packed() => self.matvec_packed(k, x, out),

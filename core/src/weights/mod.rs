@@ -6,6 +6,7 @@
 use crate::config::ActivationPrecision;
 use crate::error::Error;
 use crate::kernels;
+use crate::kernels::bf16_to_f32;
 use crate::quant::format::{ActBlocks, BlockFormat};
 use crate::quant::{block_scale, f16_at, q4_0, q8_0, QK};
 use crate::tensor::{GgmlType, TensorId, TensorView};
@@ -77,12 +78,6 @@ impl WeightType {
             WeightType::Blocks(f) => f.row_bytes(cols),
         }
     }
-}
-
-/// `bf16` (little-endian bytes) to `f32`: the top half of an `f32`.
-#[inline(always)]
-fn bf16_to_f32(b: [u8; 2]) -> f32 {
-    f32::from_bits(u32::from(u16::from_le_bytes(b)) << 16)
 }
 
 /// A row-major matrix `[rows][cols]` borrowed from the file (`ne = [cols, rows]`).

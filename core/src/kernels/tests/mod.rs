@@ -103,9 +103,12 @@ fn float_dots_agree_with_scalar() {
                 let w32: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
                 let w16: Vec<u8> =
                     w.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+                let w16b: Vec<u8> =
+                    w.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect();
                 let cases = [
                     (k.dot_f32_le(&w32, &x), scalar::dot_f32_le(&w32, &x)),
                     (k.dot_f16_le(&w16, &x), scalar::dot_f16_le(&w16, &x)),
+                    (k.dot_bf16_le(&w16b, &x), scalar::dot_bf16_le(&w16b, &x)),
                     (k.dot(&w, &x), scalar::dot(&w, &x)),
                 ];
                 for (i, (got, want)) in cases.into_iter().enumerate() {

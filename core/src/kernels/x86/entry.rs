@@ -75,6 +75,11 @@ pub(in crate::kernels) fn dot_f16_le(w: &[u8], x: &[f32]) -> f32 {
     unsafe { dot_f16_le_avx2(w, x) }
 }
 
+pub(in crate::kernels) fn dot_bf16_le(w: &[u8], x: &[f32]) -> f32 {
+    // SAFETY: as above (avx2, fma).
+    unsafe { dot_bf16_le_avx2(w, x) }
+}
+
 pub(in crate::kernels) fn dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     // SAFETY: as above (avx2, f16c).
     unsafe { dot_q8_0_avx2(0.0, w, a, None) }

@@ -72,6 +72,43 @@ pub(super) unsafe fn dot_f16_le_avx2(w: &[u8], x: &[f32]) -> f32 {
     sum
 }
 
+/// `Σ w[i]·x[i]`, `w` little-endian `bf16` bytes: [`dot_f16_le_avx2`]'s loop with each
+/// weight widened exactly by a 16-bit shift.
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn dot_bf16_le_avx2(w: &[u8], x: &[f32]) -> f32 {
+    let n = (w.len() / 2).min(x.len());
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    let widen = |p: *const u8| {
+        // SAFETY: the callers below pass `wp + 2j` with j + 8 <= n: 16 bytes in bounds.
+        let h = unsafe { _mm_loadu_si128(p.cast::<__m128i>()) };
+        _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+    };
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    // SAFETY (all loads): i + 8 <= n bounds both slices (16 bytes of bf16, 8 floats).
+    while i + 32 <= n {
+        for (k, a) in acc.iter_mut().enumerate() {
+            let j = i + 8 * k;
+            *a = _mm256_fmadd_ps(widen(wp.add(2 * j)), _mm256_loadu_ps(xp.add(j)), *a);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        acc[0] = _mm256_fmadd_ps(widen(wp.add(2 * i)), _mm256_loadu_ps(xp.add(i)), acc[0]);
+        i += 8;
+    }
+    let mut sum =
+        hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    let (w_tail, _) = w.get(2 * i..2 * n).unwrap_or(&[]).as_chunks::<2>();
+    for (b, xi) in w_tail.iter().zip(x.get(i..n).unwrap_or(&[])) {
+        sum += crate::kernels::scalar::bf16_to_f32(*b) * xi;
+    }
+    sum
+}
+
 /// [`crate::kernels::scalar::f16s_to_f32`] eight at a time with F16C (both conversions are exact; they
 /// differ only in the payload of a signalling NaN, which F16C quiets).
 ///
