@@ -108,6 +108,8 @@ pub struct Kernels {
     /// F16 rows times activation vectors, a tile at a time, each result bit-identical to
     /// this table's `dot_f16_le` (batched products over F16 weights), where the table has one.
     dot_f16_tile: Option<F16TileFn>,
+    /// The same for BF16 rows (each result bit-identical to this table's `dot_bf16_le`).
+    dot_bf16_tile: Option<F16TileFn>,
     /// Activations to Q8_0 blocks (reference [`q8_0::quantize`], compiled for the table's
     /// features).
     quantize_q8_0: fn(&[f32], &mut [BlockQ8_0]),
@@ -301,6 +303,15 @@ impl Kernels {
         xs: &[&[f32]; F16_TILE_VECTORS],
     ) -> Option<F16Tile> {
         self.dot_f16_tile.and_then(|f| f(rows, xs))
+    }
+
+    /// [`Kernels::dot_f16_tile`] for BF16 rows, bit-identical to [`Kernels::dot_bf16_le`].
+    pub fn dot_bf16_tile(
+        &self,
+        rows: &[&[u8]; F16_TILE_ROWS],
+        xs: &[&[f32]; F16_TILE_VECTORS],
+    ) -> Option<F16Tile> {
+        self.dot_bf16_tile.and_then(|f| f(rows, xs))
     }
 
     /// [`q8_0::quantize`]: the same blocks, byte for byte, on every table (a SIMD table runs

@@ -34,6 +34,7 @@ impl Kernels {
         dequantize_q8_0: q8_0::dequantize,
         dequantize_compact: crate::quant::q8_compact::dequantize_compact,
         dot_f16_tile: None,
+        dot_bf16_tile: None,
         quantize_q8_0: q8_0::quantize,
         quantize_q8_k: q8_k::quantize,
         #[cfg(feature = "block-formats")]
@@ -96,6 +97,7 @@ impl Kernels {
         dequantize_q8_0: x86::entry::dequantize_q8_0,
         dequantize_compact: x86::entry::dequantize_compact,
         dot_f16_tile: None,
+        dot_bf16_tile: None,
         quantize_q8_0: x86::entry::quantize_q8_0,
         quantize_q8_k: x86::entry::quantize_q8_k,
         #[cfg(feature = "block-formats")]
@@ -159,8 +161,9 @@ impl Kernels {
         dot_q4_0_tile: Some(x86::vnni::vl::entry::dot_q4_0_tile),
         tile_scores: x86::attn512::entry::tile_scores,
         tile_accumulate: x86::attn512::entry::tile_accumulate,
-        // Bit-identical to the AVX2 `dot_f16_le` this table keeps.
+        // Bit-identical to the AVX2 `dot_f16_le` / `dot_bf16_le` this table keeps.
         dot_f16_tile: Some(x86::f16_tile::dot_f16_tile),
+        dot_bf16_tile: Some(x86::f16_tile::dot_bf16_tile),
         #[cfg(feature = "block-formats")]
         block_dots: BlockDots {
             q4_k_rows: Some(x86::ktile::entry::q4_k_rows),

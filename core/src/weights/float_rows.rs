@@ -1,6 +1,6 @@
 //! The batched product over float rows (F32, F16, BF16): every result exactly as the
-//! one-vector product computes it, F16 rows a tile of rows × vectors at a time where the
-//! kernel table has a tile kernel.
+//! one-vector product computes it, F16 and BF16 rows a tile of rows × vectors at a time where
+//! the kernel table has a tile kernel.
 
 use super::{Matrix, WeightType};
 use crate::kernels::{self, F16_TILE_ROWS, F16_TILE_VECTORS};
@@ -8,7 +8,7 @@ use crate::kernels::{self, F16_TILE_ROWS, F16_TILE_VECTORS};
 impl Matrix<'_> {
     /// `out[r · n + t] = row r · vector(t)` for the whole rows in `bytes` (rows of this
     /// matrix's float type), each bit-identical to [`Matrix::matvec_serial`] of that row and
-    /// vector. F16 rows go in pairs through [`kernels::Kernels::dot_f16_tile`] (each weight
+    /// vector. F16 / BF16 rows go in pairs through [`kernels::Kernels::dot_f16_tile`] (each weight
     /// converted once for three vectors, each activation loaded once for two rows); the rest
     /// one by one. Float sums differ between tables, so this takes the active table, as
     /// [`Matrix::matvec_serial`] does, whatever table the integer products were given.
@@ -27,7 +27,14 @@ impl Matrix<'_> {
             let [v] = result;
             v
         };
-        let tiled = self.ty == WeightType::F16;
+        let tile = match self.ty {
+            WeightType::F16 => kernels::Kernels::dot_f16_tile,
+            WeightType::BF16 => kernels::Kernels::dot_bf16_tile,
+            _ => |_: &kernels::Kernels,
+                  _: &[&[u8]; F16_TILE_ROWS],
+                  _: &[&[f32]; F16_TILE_VECTORS]| None,
+        };
+        let tiled = matches!(self.ty, WeightType::F16 | WeightType::BF16);
         let pairs = bytes.chunks_exact(F16_TILE_ROWS * rb).zip(out.chunks_exact_mut(2 * n));
         let mut done_rows = 0;
         for (two, o2) in pairs.filter(|_| tiled) {
@@ -36,7 +43,7 @@ impl Matrix<'_> {
             let mut t = 0;
             while t + F16_TILE_VECTORS <= n {
                 let xs = [vector(t), vector(t + 1), vector(t + 2)];
-                let Some([a, b]) = k.dot_f16_tile(&[r0, r1], &xs) else { break };
+                let Some([a, b]) = tile(k, &[r0, r1], &xs) else { break };
                 if let (Some(d0), Some(d1)) = (o0.get_mut(t..t + 3), o1.get_mut(t..t + 3)) {
                     d0.copy_from_slice(&a);
                     d1.copy_from_slice(&b);

@@ -144,52 +144,63 @@ fn row_decoders_match_the_reference_on_every_table() {
     }
 }
 
-/// The F16 tile (rows × vectors) gives each pair exactly its table's `dot_f16_le`, on lengths
-/// around every step of the kernel's loops, with large and subnormal weights; mismatched
-/// lengths get `None`. Prints the tables that have the tile.
+/// The F16 and BF16 tiles (rows × vectors) give each pair exactly their table's `dot_f16_le`
+/// / `dot_bf16_le`, on lengths around every step of the kernel's loops, with large and tiny
+/// weights; mismatched lengths get `None`. Prints the tables that have the tiles.
 #[test]
 fn f16_tile_is_identical_to_the_one_vector_kernel() {
     use crate::kernels::{F16_TILE_ROWS, F16_TILE_VECTORS};
     let lens: &[usize] =
         if cfg!(miri) { &[0, 9] } else { &[0, 1, 7, 8, 9, 31, 32, 33, 100, 257, 1000] };
     for k in tables() {
-        let mut ran = false;
-        for &n in lens {
-            let rows: Vec<Vec<u8>> = (0..F16_TILE_ROWS)
-                .map(|r| {
-                    let mut w = sample(n, 40 + r as u64, 2.0);
-                    if let Some(v) = w.get_mut(3) {
-                        *v = if r == 0 { 60000.0 } else { 3e-7 };
+        for bf16 in [false, true] {
+            let mut ran = false;
+            for &n in lens {
+                let rows: Vec<Vec<u8>> = (0..F16_TILE_ROWS)
+                    .map(|r| {
+                        let mut w = sample(n, 40 + r as u64, 2.0);
+                        if let Some(v) = w.get_mut(3) {
+                            *v = if r == 0 { 60000.0 } else { 3e-7 };
+                        }
+                        if bf16 {
+                            w.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect()
+                        } else {
+                            w.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect()
+                        }
+                    })
+                    .collect();
+                let xs: Vec<Vec<f32>> =
+                    (0..F16_TILE_VECTORS).map(|v| sample(n, 70 + v as u64, 3.0)).collect();
+                let row_refs: [&[u8]; F16_TILE_ROWS] = core::array::from_fn(|r| rows[r].as_slice());
+                let x_refs: [&[f32]; F16_TILE_VECTORS] = core::array::from_fn(|v| xs[v].as_slice());
+                let tile = |x: &[&[f32]; F16_TILE_VECTORS]| {
+                    if bf16 {
+                        k.dot_bf16_tile(&row_refs, x)
+                    } else {
+                        k.dot_f16_tile(&row_refs, x)
                     }
-                    w.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect()
-                })
-                .collect();
-            let xs: Vec<Vec<f32>> =
-                (0..F16_TILE_VECTORS).map(|v| sample(n, 70 + v as u64, 3.0)).collect();
-            let row_refs: [&[u8]; F16_TILE_ROWS] = core::array::from_fn(|r| rows[r].as_slice());
-            let x_refs: [&[f32]; F16_TILE_VECTORS] = core::array::from_fn(|v| xs[v].as_slice());
-            let Some(got) = k.dot_f16_tile(&row_refs, &x_refs) else { continue };
-            ran = true;
-            for (r, row) in row_refs.iter().enumerate() {
-                for (v, x) in x_refs.iter().enumerate() {
-                    let want = k.dot_f16_le(row, x);
-                    assert_eq!(
-                        got[r][v].to_bits(),
-                        want.to_bits(),
-                        "{}: n {n}, row {r}, vector {v}",
-                        k.name()
-                    );
+                };
+                let Some(got) = tile(&x_refs) else { continue };
+                ran = true;
+                for (r, row) in row_refs.iter().enumerate() {
+                    for (v, x) in x_refs.iter().enumerate() {
+                        let want = if bf16 { k.dot_bf16_le(row, x) } else { k.dot_f16_le(row, x) };
+                        let what =
+                            std::format!("{} bf16 {bf16}: n {n}, row {r}, vector {v}", k.name());
+                        assert_eq!(got[r][v].to_bits(), want.to_bits(), "{what}");
+                    }
+                }
+                if n > 0 {
+                    let short: [&[f32]; F16_TILE_VECTORS] = [&xs[0][..n - 1], x_refs[1], x_refs[2]];
+                    assert!(tile(&short).is_none(), "{}: n {n}", k.name());
                 }
             }
-            if n > 0 {
-                let short: [&[f32]; F16_TILE_VECTORS] = [&xs[0][..n - 1], x_refs[1], x_refs[2]];
-                assert!(k.dot_f16_tile(&row_refs, &short).is_none(), "{}: n {n}", k.name());
+            let what = if bf16 { "bf16" } else { "f16" };
+            if ran {
+                std::println!("{what} tile checked on table {}", k.name());
+            } else {
+                std::println!("table {} has no {what} tile", k.name());
             }
-        }
-        if ran {
-            std::println!("f16 tile checked on table {}", k.name());
-        } else {
-            std::println!("table {} has no f16 tile", k.name());
         }
     }
 }

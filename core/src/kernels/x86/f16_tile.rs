@@ -1,7 +1,8 @@
-//! f16 weight rows times f32 vectors, a tile at a time, for batched products over F16 weights
-//! on AVX-512 VL (32 vector registers hold the tile's 24 accumulators).
+//! f16 and bf16 weight rows times f32 vectors, a tile at a time, for batched products over
+//! F16 / BF16 weights on AVX-512 VL (32 vector registers hold the tile's accumulators).
 //!
-//! Each (row, vector) result is summed exactly as [`super::floats::dot_f16_le_avx2`] sums it:
+//! Each (row, vector) result is summed exactly as [`super::floats::dot_f16_le_avx2`] (or
+//! [`super::floats::dot_bf16_le_avx2`]) sums it:
 //! four 8-lane accumulators over 32-value steps, the first one alone over the 8-value steps
 //! after, the same reduction, then the scalar tail. So every result is bit-identical to the
 //! one-vector kernel of the table (the AVX2 one), while each converted weight vector serves
@@ -10,7 +11,7 @@
 use core::arch::x86_64::*;
 
 use super::hsum_ps;
-use crate::kernels::scalar::f16_to_f32;
+use crate::kernels::scalar::{bf16_to_f32, f16_to_f32};
 
 use crate::kernels::{F16Tile, F16_TILE_ROWS, F16_TILE_VECTORS};
 
@@ -24,16 +25,60 @@ pub(in crate::kernels) fn dot_f16_tile(
     let same = rows.iter().all(|r| r.len() == 2 * n) && xs.iter().all(|x| x.len() == n);
     // SAFETY: only reachable through the `avx512vnni` table, built after detecting
     // avx512f + avx512vl (and avx2, fma, f16c); the lengths were checked just above.
-    same.then(|| unsafe { dot_f16_tile_vl(rows, xs, n) })
+    same.then(|| unsafe { dot_f16_tile_vl::<false>(rows, xs, n) })
 }
 
-/// [`dot_f16_tile`] once the lengths are checked.
+/// [`dot_f16_tile`] for bf16 rows, as `dot_bf16_le_avx2` computes each result.
+pub(in crate::kernels) fn dot_bf16_tile(
+    rows: &[&[u8]; F16_TILE_ROWS],
+    xs: &[&[f32]; F16_TILE_VECTORS],
+) -> Option<F16Tile> {
+    let n = xs.first().map_or(0, |x| x.len());
+    let same = rows.iter().all(|r| r.len() == 2 * n) && xs.iter().all(|x| x.len() == n);
+    // SAFETY: as in `dot_f16_tile`.
+    same.then(|| unsafe { dot_f16_tile_vl::<true>(rows, xs, n) })
+}
+
+/// Sixteen halves at `p` widened exactly to `f32`: bf16 (`BF16`) by a 16-bit shift, f16 by
+/// `vcvtph2ps`.
+///
+/// # Safety
+/// The CPU supports AVX-512 F; 32 bytes at `p` are readable.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,f16c")]
+unsafe fn widen16<const BF16: bool>(p: *const u8) -> __m512 {
+    // SAFETY: the caller's 32 bytes.
+    let h = unsafe { _mm256_loadu_si256(p.cast::<__m256i>()) };
+    if BF16 {
+        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+    } else {
+        _mm512_cvtph_ps(h)
+    }
+}
+
+/// Eight halves at `p` widened exactly to `f32` (as [`widen16`]).
+///
+/// # Safety
+/// The CPU supports AVX2 and F16C; 16 bytes at `p` are readable.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn widen8<const BF16: bool>(p: *const u8) -> __m256 {
+    // SAFETY: the caller's 16 bytes.
+    let h = unsafe { _mm_loadu_si128(p.cast::<__m128i>()) };
+    if BF16 {
+        _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+    } else {
+        _mm256_cvtph_ps(h)
+    }
+}
+
+/// [`dot_f16_tile`] (or, with `BF16`, [`dot_bf16_tile`]) once the lengths are checked.
 ///
 /// # Safety
 /// The CPU supports AVX-512 F + VL, AVX2, FMA and F16C; every row holds `2 n` bytes and every
 /// vector `n` values.
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
-unsafe fn dot_f16_tile_vl(
+unsafe fn dot_f16_tile_vl<const BF16: bool>(
     rows: &[&[u8]; F16_TILE_ROWS],
     xs: &[&[f32]; F16_TILE_VECTORS],
     n: usize,
@@ -55,8 +100,8 @@ unsafe fn dot_f16_tile_vl(
     while i + 32 <= n {
         for (h, (a0, a1)) in wide0.iter_mut().zip(wide1.iter_mut()).enumerate() {
             let j = i + 16 * h;
-            let w0 = _mm512_cvtph_ps(_mm256_loadu_si256(w0p.add(2 * j).cast::<__m256i>()));
-            let w1 = _mm512_cvtph_ps(_mm256_loadu_si256(w1p.add(2 * j).cast::<__m256i>()));
+            let w0 = widen16::<BF16>(w0p.add(2 * j));
+            let w1 = widen16::<BF16>(w1p.add(2 * j));
             for ((s0, s1), x) in a0.iter_mut().zip(a1.iter_mut()).zip(xp) {
                 let xv = _mm512_loadu_ps(x.add(j));
                 *s0 = _mm512_fmadd_ps(w0, xv, *s0);
@@ -70,8 +115,8 @@ unsafe fn dot_f16_tile_vl(
     let mut acc1 = narrow(wide1);
     if let (Some(a0), Some(a1)) = (acc0.first_mut(), acc1.first_mut()) {
         while i + 8 <= n {
-            let w0 = _mm256_cvtph_ps(_mm_loadu_si128(w0p.add(2 * i).cast::<__m128i>()));
-            let w1 = _mm256_cvtph_ps(_mm_loadu_si128(w1p.add(2 * i).cast::<__m128i>()));
+            let w0 = widen8::<BF16>(w0p.add(2 * i));
+            let w1 = widen8::<BF16>(w1p.add(2 * i));
             for ((s0, s1), x) in a0.iter_mut().zip(a1.iter_mut()).zip(xp) {
                 let xv = _mm256_loadu_ps(x.add(i));
                 *s0 = _mm256_fmadd_ps(w0, xv, *s0);
@@ -88,7 +133,7 @@ unsafe fn dot_f16_tile_vl(
             let halves = (_mm256_add_ps(lane(0), lane(1)), _mm256_add_ps(lane(2), lane(3)));
             let mut sum = hsum_ps(_mm256_add_ps(halves.0, halves.1));
             for (b, xi) in w_tail.iter().zip(x.get(i..n).unwrap_or(&[])) {
-                sum += f16_to_f32(*b) * xi;
+                sum += if BF16 { bf16_to_f32(*b) } else { f16_to_f32(*b) } * xi;
             }
             *o = sum;
         }
