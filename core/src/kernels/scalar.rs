@@ -50,40 +50,32 @@ pub fn dot_f32_le(w: &[u8], x: &[f32]) -> f32 {
 /// `Σ w[i]·x[i]` where `w` is little-endian IEEE `f16` bytes (2 per element).
 #[inline]
 pub fn dot_f16_le(w: &[u8], x: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let (w_chunks, w_tail) = w.as_chunks::<{ 2 * LANES }>();
-    let (x_chunks, x_tail) = x.as_chunks::<LANES>();
-    for (wc, xc) in w_chunks.iter().zip(x_chunks) {
-        let (wv, _) = wc.as_chunks::<2>();
-        for ((s, wb), xi) in acc.iter_mut().zip(wv).zip(xc) {
-            *s += f16_to_f32(*wb) * xi;
-        }
-    }
-    let mut sum = reduce(acc);
-    let (w_tail, _) = w_tail.as_chunks::<2>();
-    for (wb, xi) in w_tail.iter().zip(x_tail) {
-        sum += f16_to_f32(*wb) * xi;
-    }
-    sum
+    dot_halves_le(w, x, f16_to_f32)
 }
 
 /// `Σ w[i]·x[i]` where `w` is little-endian `bf16` bytes (2 per element; the upper half of an
 /// `f32`, so each converts exactly), summed in lanes like [`dot_f16_le`].
 #[inline]
 pub fn dot_bf16_le(w: &[u8], x: &[f32]) -> f32 {
+    dot_halves_le(w, x, bf16_to_f32)
+}
+
+/// `Σ widen(w[i])·x[i]` over 2-byte weights, in [`LANES`] lanes, then the tail in order.
+#[inline(always)]
+fn dot_halves_le(w: &[u8], x: &[f32], widen: impl Fn([u8; 2]) -> f32) -> f32 {
     let mut acc = [0.0f32; LANES];
     let (w_chunks, w_tail) = w.as_chunks::<{ 2 * LANES }>();
     let (x_chunks, x_tail) = x.as_chunks::<LANES>();
     for (wc, xc) in w_chunks.iter().zip(x_chunks) {
         let (wv, _) = wc.as_chunks::<2>();
         for ((s, wb), xi) in acc.iter_mut().zip(wv).zip(xc) {
-            *s += bf16_to_f32(*wb) * xi;
+            *s += widen(*wb) * xi;
         }
     }
     let mut sum = reduce(acc);
     let (w_tail, _) = w_tail.as_chunks::<2>();
     for (wb, xi) in w_tail.iter().zip(x_tail) {
-        sum += bf16_to_f32(*wb) * xi;
+        sum += widen(*wb) * xi;
     }
     sum
 }
