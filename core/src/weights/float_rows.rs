@@ -3,7 +3,10 @@
 //! the kernel table has a tile kernel.
 
 use super::{Matrix, WeightType};
-use crate::kernels::{self, F16_TILE_ROWS, F16_TILE_VECTORS};
+use crate::kernels::{self, F16Tile, Kernels, F16_TILE_ROWS, F16_TILE_VECTORS};
+
+/// A tile kernel of [`Kernels`] (F16 or BF16 rows).
+type TileFn = fn(&Kernels, &[&[u8]; F16_TILE_ROWS], &[&[f32]; F16_TILE_VECTORS]) -> Option<F16Tile>;
 
 impl Matrix<'_> {
     /// `out[r · n + t] = row r · vector(t)` for the whole rows in `bytes` (rows of this
@@ -27,34 +30,33 @@ impl Matrix<'_> {
             let [v] = result;
             v
         };
-        let tile = match self.ty {
-            WeightType::F16 => kernels::Kernels::dot_f16_tile,
-            WeightType::BF16 => kernels::Kernels::dot_bf16_tile,
-            _ => |_: &kernels::Kernels,
-                  _: &[&[u8]; F16_TILE_ROWS],
-                  _: &[&[f32]; F16_TILE_VECTORS]| None,
+        let tile: Option<TileFn> = match self.ty {
+            WeightType::F16 => Some(Kernels::dot_f16_tile),
+            WeightType::BF16 => Some(Kernels::dot_bf16_tile),
+            _ => None,
         };
-        let tiled = matches!(self.ty, WeightType::F16 | WeightType::BF16);
-        let pairs = bytes.chunks_exact(F16_TILE_ROWS * rb).zip(out.chunks_exact_mut(2 * n));
         let mut done_rows = 0;
-        for (two, o2) in pairs.filter(|_| tiled) {
-            let (r0, r1) = two.split_at(rb);
-            let (o0, o1) = o2.split_at_mut(n);
-            let mut t = 0;
-            while t + F16_TILE_VECTORS <= n {
-                let xs = [vector(t), vector(t + 1), vector(t + 2)];
-                let Some([a, b]) = tile(k, &[r0, r1], &xs) else { break };
-                if let (Some(d0), Some(d1)) = (o0.get_mut(t..t + 3), o1.get_mut(t..t + 3)) {
-                    d0.copy_from_slice(&a);
-                    d1.copy_from_slice(&b);
+        if let Some(tile) = tile {
+            let pairs = bytes.chunks_exact(F16_TILE_ROWS * rb).zip(out.chunks_exact_mut(2 * n));
+            for (two, o2) in pairs {
+                let (r0, r1) = two.split_at(rb);
+                let (o0, o1) = o2.split_at_mut(n);
+                let mut t = 0;
+                while t + F16_TILE_VECTORS <= n {
+                    let xs = [vector(t), vector(t + 1), vector(t + 2)];
+                    let Some([a, b]) = tile(k, &[r0, r1], &xs) else { break };
+                    if let (Some(d0), Some(d1)) = (o0.get_mut(t..t + 3), o1.get_mut(t..t + 3)) {
+                        d0.copy_from_slice(&a);
+                        d1.copy_from_slice(&b);
+                    }
+                    t += F16_TILE_VECTORS;
                 }
-                t += F16_TILE_VECTORS;
+                for (u, (x0, x1)) in o0.iter_mut().zip(o1.iter_mut()).enumerate().skip(t) {
+                    *x0 = one(r0, u);
+                    *x1 = one(r1, u);
+                }
+                done_rows += F16_TILE_ROWS;
             }
-            for (u, (x0, x1)) in o0.iter_mut().zip(o1.iter_mut()).enumerate().skip(t) {
-                *x0 = one(r0, u);
-                *x1 = one(r1, u);
-            }
-            done_rows += F16_TILE_ROWS;
         }
         let rest = bytes.get(done_rows * rb..).unwrap_or(&[]);
         let rest_out = out.get_mut(done_rows * n..).unwrap_or(&mut []);

@@ -21,11 +21,7 @@ pub(in crate::kernels) fn dot_f16_tile(
     rows: &[&[u8]; F16_TILE_ROWS],
     xs: &[&[f32]; F16_TILE_VECTORS],
 ) -> Option<F16Tile> {
-    let n = xs.first().map_or(0, |x| x.len());
-    let same = rows.iter().all(|r| r.len() == 2 * n) && xs.iter().all(|x| x.len() == n);
-    // SAFETY: only reachable through the `avx512vnni` table, built after detecting
-    // avx512f + avx512vl (and avx2, fma, f16c); the lengths were checked just above.
-    same.then(|| unsafe { dot_f16_tile_vl::<false>(rows, xs, n) })
+    checked_tile::<false>(rows, xs)
 }
 
 /// [`dot_f16_tile`] for bf16 rows, as `dot_bf16_le_avx2` computes each result.
@@ -33,10 +29,19 @@ pub(in crate::kernels) fn dot_bf16_tile(
     rows: &[&[u8]; F16_TILE_ROWS],
     xs: &[&[f32]; F16_TILE_VECTORS],
 ) -> Option<F16Tile> {
+    checked_tile::<true>(rows, xs)
+}
+
+/// The tile kernel for either width once the lengths are checked (`None` if they differ).
+fn checked_tile<const BF16: bool>(
+    rows: &[&[u8]; F16_TILE_ROWS],
+    xs: &[&[f32]; F16_TILE_VECTORS],
+) -> Option<F16Tile> {
     let n = xs.first().map_or(0, |x| x.len());
     let same = rows.iter().all(|r| r.len() == 2 * n) && xs.iter().all(|x| x.len() == n);
-    // SAFETY: as in `dot_f16_tile`.
-    same.then(|| unsafe { dot_f16_tile_vl::<true>(rows, xs, n) })
+    // SAFETY: only reachable through the `avx512vnni` table, built after detecting
+    // avx512f + avx512vl (and avx2, fma, f16c); the lengths were checked just above.
+    same.then(|| unsafe { dot_f16_tile_vl::<BF16>(rows, xs, n) })
 }
 
 /// Sixteen halves at `p` widened exactly to `f32`: bf16 (`BF16`) by a 16-bit shift, f16 by
