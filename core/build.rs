@@ -8,6 +8,10 @@
 //! every v7-A triple), else `-C target-cpu=` / `-C target-feature=±dsp` in the rustflags
 //! (thumbv8m.main needs `-C target-cpu=cortex-m33` or `+dsp`: the extension is optional there).
 //! A false "yes" would fail to assemble, never run wrong code; a false "no" means scalar.
+//!
+//! `tinymla_arm_fp16`: an M-profile hard-float target (`thumbv7em-*-eabihf`: FPv4-SP or FPv5;
+//! `thumbv8m.main-*-eabihf`: FPv5), whose FPU converts between binary16 and `f32` in one
+//! instruction (`VCVTB`), which `quant/f16.rs` then uses instead of integer bit arithmetic.
 
 use std::env;
 
@@ -22,9 +26,15 @@ const MVE_CPUS: [&str; 2] = ["cortex-m55", "cortex-m85"];
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(tinymla_arm_dsp)");
     println!("cargo::rustc-check-cfg=cfg(tinymla_arm_mve)");
+    println!("cargo::rustc-check-cfg=cfg(tinymla_arm_fp16)");
     println!("cargo::rerun-if-changed=build.rs");
     if env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("arm") {
         return;
+    }
+    let target = env::var("TARGET").unwrap_or_default();
+    let m_profile_fpu = ["thumbv7em-", "thumbv8m.main-"].iter().any(|t| target.starts_with(t));
+    if m_profile_fpu && target.ends_with("eabihf") {
+        println!("cargo::rustc-cfg=tinymla_arm_fp16");
     }
     if has_dsp() {
         println!("cargo::rustc-cfg=tinymla_arm_dsp");

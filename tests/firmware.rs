@@ -123,6 +123,8 @@ struct FwRun {
     sampled: Vec<u32>,
     /// The kernel table whose start-up self-test passed.
     kernels: String,
+    /// The f16 conversions whose start-up self-test passed: `FPU` (`VCVTB`) or `portable`.
+    f16: String,
 }
 
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
@@ -163,6 +165,8 @@ fn parse(log: &str) -> FwRun {
             run.greedy = ids(r);
         } else if let Some(r) = rest.strip_prefix("sampled ids ") {
             run.sampled = ids(r);
+        } else if let Some(r) = rest.strip_prefix("f16 conversions self-test ok (") {
+            run.f16 = r.split_once(')').map_or("", |(how, _)| how).to_owned();
         } else if let Some(r) = rest.strip_prefix("kernels ") {
             if let Some((name, _)) = r.split_once(" self-test ok") {
                 run.kernels = name.to_owned();
@@ -246,6 +250,9 @@ fn check(bin: &str, kernels: &str, run: &FwRun) -> String {
         "{bin}: expected the {kernels} kernels to pass their self-test; log:\n{}",
         run.log
     );
+    // The Arm boards all have an FPU with half-precision conversions; RISC-V converts in code.
+    let f16 = if kernels.starts_with("arm") { "FPU" } else { "portable" };
+    assert_eq!(run.f16, f16, "{bin}: expected the {f16} f16 conversions to pass their self-test");
     // `bin` may carry its target after a space: `riscv-virt-demo-s [riscv32imafc-…]`.
     let name = bin.split_whitespace().next().unwrap_or(bin);
     let model_name = name.rsplit_once("-demo-").map(|(_, m)| format!("demo-{m}")).unwrap();
@@ -283,8 +290,9 @@ fn check(bin: &str, kernels: &str, run: &FwRun) -> String {
         "{bin}: first-step logits checksum firmware {fw:?} vs host {host:?}: relative {rel:e} > {LOGITS_REL_TOL:e}"
     );
     format!(
-        "{bin} ({}): prompt {} ids, greedy {} + sampled {} ids identical; logits0 checksum rel diff {rel:.2e} (limit {LOGITS_REL_TOL:e})",
+        "{bin} ({}, f16 {}): prompt {} ids, greedy {} + sampled {} ids identical; logits0 checksum rel diff {rel:.2e} (limit {LOGITS_REL_TOL:e})",
         run.kernels,
+        run.f16,
         run.prompt_ids.len(),
         greedy.len(),
         sampled.len()

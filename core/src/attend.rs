@@ -334,7 +334,7 @@ fn tile_step(
         let mut tile_max = f32::NEG_INFINITY;
         for v in s_h.iter_mut() {
             *v *= scale;
-            tile_max = tile_max.max(*v);
+            tile_max = kernels::scalar::max_non_nan(tile_max, *v);
         }
         if tile_max > *max {
             // Nothing to rescale before the first tile (exp(-inf) = 0).

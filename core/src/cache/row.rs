@@ -1,9 +1,8 @@
 //! Encoding of one latent-cache row (`c_kv` then rotated `k_pe`) in each storage type, and the
 //! two operations attention needs on it, reading the stored bytes directly (no expansion).
 
-use half::f16;
-
 use crate::kernels;
+use crate::quant::f16::f32_to_f16;
 use crate::quant::q8_0;
 use crate::quant::q8_compact::{compact_bytes, dequantize_compact, put_compact};
 
@@ -197,8 +196,7 @@ impl RowFormat {
                     let [l0, h0, l1, h1] = *b;
                     let x = [kernels::f16_to_f32([l0, h0]), kernels::f16_to_f32([l1, h1])];
                     let [y0, y1] = rotate(x, r);
-                    let ([l0, h0], [l1, h1]) =
-                        (f16::from_f32(y0).to_le_bytes(), f16::from_f32(y1).to_le_bytes());
+                    let ([l0, h0], [l1, h1]) = (f32_to_f16(y0), f32_to_f16(y1));
                     *b = [l0, h0, l1, h1];
                 }
             }
@@ -249,7 +247,7 @@ fn put_f32(x: &[f32], out: &mut [u8]) {
 fn put_f16(x: &[f32], out: &mut [u8]) {
     let (o, _) = out.as_chunks_mut::<2>();
     for (b, v) in o.iter_mut().zip(x) {
-        *b = f16::from_f32(*v).to_le_bytes();
+        *b = f32_to_f16(*v);
     }
 }
 

@@ -55,9 +55,9 @@ pub(crate) fn accumulate_columns(
 /// float steps (multiply, then add), so a SIMD table computes the very same bits.
 #[inline(always)]
 pub fn exp_nonpositive(x: f32) -> f32 {
-    // Not `clamp`: NaN must become EXP_MIN, as `_mm256_max_ps(x, MIN)` makes it.
-    #[allow(clippy::manual_clamp)]
-    let x = x.max(EXP_MIN).min(0.0);
+    // Not `clamp`: NaN must become EXP_MIN, as `_mm256_max_ps(x, MIN)` makes it (±0 both
+    // give exactly 1 below).
+    let x = scalar::min_non_nan(scalar::max_non_nan(EXP_MIN, x), 0.0);
     // k = -n with n = round(-x / ln 2) in 0..=126 (truncation of a non-negative value).
     #[allow(clippy::cast_possible_truncation)]
     let n = (-x * core::f32::consts::LOG2_E + 0.5) as i32;

@@ -68,6 +68,10 @@ pub struct Kernels {
     dot_q8_0_scaled: Option<ScaledFn<BlockQ8_0>>,
     /// `dot_q4_0` with the activation scales given as `f32`.
     dot_q4_0_scaled: Option<ScaledFn<BlockQ4_0>>,
+    /// A chunk of Q8_0 rows against one activation vector with its scales as `f32` (reference
+    /// [`q8_0::dot_q8_0_rows`]), where the table has a kernel that beats one call of
+    /// `dot_q8_0_scaled` per row (the Arm DSP one shares the activation work between rows).
+    dot_q8_0_rows: Option<RowsFn>,
     /// Packs eight Q8_0 blocks into a [`Group8`] (reference [`group8::pack_q8_0`]).
     pack_q8_0: fn(&[BlockQ8_0; group8::BLOCKS], &mut Group8),
     /// Packs eight Q4_0 blocks (reference [`group8::pack_q4_0`]).
@@ -135,6 +139,10 @@ type TileAccumulateFn = fn(&[f32], &[f32], usize, &mut [f32], usize);
 pub const GROUP_TILE: usize = 8;
 
 type ScaledFn<W> = fn(&[W], &[BlockQ8_0], &[f32]) -> f32;
+/// `(rows, stride, a, a_scales, out)`: `out[r] += dot_q8_0_scaled(rows[r · stride ..][..
+/// a.len()], a, a_scales)` for every `r < out.len()` whose blocks `rows` holds (see
+/// [`q8_0::dot_q8_0_rows`]).
+pub type RowsFn = fn(&[BlockQ8_0], usize, &[BlockQ8_0], &[f32], &mut [f32]);
 type DotFromFn<W> = fn(f32, &[W], &[BlockQ8_0]) -> f32;
 type GroupFn = fn(&[Group8], &[Group8]) -> f32;
 type GroupTileFn = fn(&[Group8], &[&[Group8]; GROUP_TILE]) -> [f32; GROUP_TILE];
@@ -383,6 +391,13 @@ impl Kernels {
             Some(f) => f(w, a, a_scales),
             None => self.dot_q8_0(w, a),
         }
+    }
+
+    /// The table's Q8_0 rows kernel ([`RowsFn`]: each row's sum bit-identical to
+    /// [`Kernels::dot_q8_0_scaled`] of its row), where it has one.
+    #[inline]
+    pub fn dot_q8_0_rows(&self) -> Option<RowsFn> {
+        self.dot_q8_0_rows
     }
 
     /// [`Kernels::dot_q4_0`] given also the activation scales (see

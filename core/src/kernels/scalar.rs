@@ -16,9 +16,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (a_chunks, a_tail) = a.as_chunks::<LANES>();
     let (b_chunks, b_tail) = b.as_chunks::<LANES>();
     for (x, y) in a_chunks.iter().zip(b_chunks) {
-        for ((s, xi), yi) in acc.iter_mut().zip(x).zip(y) {
-            *s += xi * yi;
-        }
+        acc = lanes_mul_add(acc, x, y);
     }
     let mut sum = reduce(acc);
     for (x, y) in a_tail.iter().zip(b_tail) {
@@ -92,6 +90,47 @@ pub fn f16s_to_f32(bytes: &[u8], out: &mut [f32]) {
     let (halves, _) = bytes.as_chunks::<2>();
     for (o, h) in out.iter_mut().zip(halves) {
         *o = f16_to_f32(*h);
+    }
+}
+
+/// `acc[i] + x[i] · y[i]` per lane, the lanes named so that a build without vectors keeps
+/// them in registers (an array indexed in a loop stays in memory at `opt-level = "s"`).
+#[inline(always)]
+fn lanes_mul_add(acc: [f32; LANES], x: &[f32; LANES], y: &[f32; LANES]) -> [f32; LANES] {
+    let [s0, s1, s2, s3, s4, s5, s6, s7] = acc;
+    let [x0, x1, x2, x3, x4, x5, x6, x7] = *x;
+    let [y0, y1, y2, y3, y4, y5, y6, y7] = *y;
+    [
+        s0 + x0 * y0,
+        s1 + x1 * y1,
+        s2 + x2 * y2,
+        s3 + x3 * y3,
+        s4 + x4 * y4,
+        s5 + x5 * y5,
+        s6 + x6 * y6,
+        s7 + x7 * y7,
+    ]
+}
+
+/// `f32::max(m, v)` where `m` is not NaN (a running maximum, or a bound): a compare and a
+/// select, `maxps` on x86, where `f32::max` is a libm call on cores without `VMAXNM`
+/// (Cortex-M4). A NaN `v` gives `m`, as `f32::max` does.
+#[inline(always)]
+pub(crate) fn max_non_nan(m: f32, v: f32) -> f32 {
+    if v > m {
+        v
+    } else {
+        m
+    }
+}
+
+/// `f32::min(x, hi)` for `x` not NaN, as [`max_non_nan`] (both give `hi` for `x == hi`).
+#[inline(always)]
+pub(crate) fn min_non_nan(x: f32, hi: f32) -> f32 {
+    if x < hi {
+        x
+    } else {
+        hi
     }
 }
 
@@ -183,8 +222,7 @@ pub fn exp_clamped(x: f32) -> f32 {
     // that integer is then the low bits of the sum's representation.
     const ROUND: f32 = 12_582_912.0;
     // Not `clamp`: NaN becomes a bound instead of staying NaN (branch-free either way).
-    #[allow(clippy::manual_clamp)]
-    let x = x.max(EXP_MIN).min(-EXP_MIN);
+    let x = min_non_nan(max_non_nan(EXP_MIN, x), -EXP_MIN);
     let t = x * core::f32::consts::LOG2_E + ROUND;
     // n in -126..=126, so 2^n below is a normal float.
     #[allow(clippy::cast_possible_wrap)]
@@ -227,12 +265,10 @@ mod tests {
     fn f16_conversion_is_exact_for_every_input() {
         for h in 0..=u16::MAX {
             let want = f16::from_bits(h).to_f32();
-            let got = f16_to_f32(h.to_le_bytes());
-            if want.is_nan() {
-                assert!(got.is_nan(), "{h:#06x}");
-            } else {
-                assert_eq!(got.to_bits(), want.to_bits(), "{h:#06x}: {got} vs {want}");
-            }
+            let got = crate::quant::f16::f16_to_f32_reference(h.to_le_bytes());
+            // NaNs too: both quiet a signalling NaN and keep its payload.
+            assert_eq!(got.to_bits(), want.to_bits(), "{h:#06x}: {got} vs {want}");
+            assert_eq!(f16_to_f32(h.to_le_bytes()).to_bits(), got.to_bits(), "{h:#06x}");
         }
     }
 

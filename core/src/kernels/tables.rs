@@ -16,8 +16,9 @@ impl Kernels {
         dot_q4_0: q4_0::dot_q8_0,
         dot_q8_0_from: None,
         dot_q4_0_from: None,
-        dot_q8_0_scaled: None,
-        dot_q4_0_scaled: None,
+        dot_q8_0_scaled: Some(q8_0::dot_q8_0_scaled),
+        dot_q4_0_scaled: Some(q4_0::dot_q8_0_scaled),
+        dot_q8_0_rows: None,
         pack_q8_0: group8::pack_q8_0,
         pack_q4_0: group8::pack_q4_0,
         dot_groups: None,
@@ -80,6 +81,7 @@ impl Kernels {
         dot_q4_0_from: Some(x86::entry::dot_q4_0_from),
         dot_q8_0_scaled: Some(x86::entry::dot_q8_0_scaled),
         dot_q4_0_scaled: Some(x86::entry::dot_q4_0_scaled),
+        dot_q8_0_rows: None,
         pack_q8_0: x86::entry::pack_q8_0,
         pack_q4_0: x86::entry::pack_q4_0,
         dot_groups: Some(x86::entry::dot_groups),
@@ -217,6 +219,9 @@ impl Kernels {
         dot_f16_le: aarch64::entry::dot_f16_le,
         dot_q8_0: aarch64::entry::dot_q8_0,
         dot_q4_0: aarch64::entry::dot_q4_0,
+        // The scalar scaled forms would replace the NEON dots.
+        dot_q8_0_scaled: None,
+        dot_q4_0_scaled: None,
         #[cfg(feature = "block-formats")]
         block_dots: Self::neon_block_dots(false),
         // The reference running-sum forms, scale handling, packing and group kernels.
@@ -280,6 +285,9 @@ impl Kernels {
         name: "arm-dsp",
         dot_q8_0: arm_dsp::entry::dot_q8_0,
         dot_q4_0: arm_dsp::entry::dot_q4_0,
+        dot_q8_0_scaled: Some(arm_dsp::entry::dot_q8_0_scaled),
+        dot_q4_0_scaled: Some(arm_dsp::entry::dot_q4_0_scaled),
+        dot_q8_0_rows: Some(arm_dsp::entry::dot_q8_0_rows),
         ..Self::SCALAR
     };
 
@@ -289,6 +297,10 @@ impl Kernels {
         name: "arm-mve",
         dot_q8_0: arm_mve::entry::dot_q8_0,
         dot_q4_0: arm_mve::entry::dot_q4_0,
+        // The DSP table's scaled and two-row kernels are slower than `VMLADAV`.
+        dot_q8_0_scaled: None,
+        dot_q4_0_scaled: None,
+        dot_q8_0_rows: None,
         ..Self::ARM_DSP
     };
 }

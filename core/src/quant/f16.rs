@@ -1,19 +1,101 @@
 //! IEEE binary16, the scale type of every block format and the element type of F16 tensors
 //! and f16 cache rows.
+//!
+//! On M-profile Arm cores with an FPU (`cfg(tinymla_arm_fp16)`, from build.rs) both
+//! conversions are one `VCVTB` instruction; elsewhere they are the portable references below.
+//! The two agree bit for bit on every input, NaNs included (the references quiet a signalling
+//! NaN as the hardware does); the firmware's start-up self-test checks it on each board.
+#![cfg_attr(tinymla_arm_fp16, allow(unsafe_code))]
 
-/// IEEE binary16 (little-endian bytes) to `f32`, exactly, without branches on the common path
-/// so LLVM vectorises loops over it (the `half` crate's portable path converts one value at a
-/// time unless the target has F16C).
+/// Whether [`f16_to_f32`] and [`f32_to_f16`] are the FPU's `VCVTB` (else the references).
+pub const HARDWARE_CONVERSIONS: bool = cfg!(tinymla_arm_fp16);
+
+/// IEEE binary16 (little-endian bytes) to `f32`, exactly: [`f16_to_f32_reference`], or
+/// `VCVTB.F32.F16` on M-profile Arm cores with an FPU.
+#[inline(always)]
+pub fn f16_to_f32(bytes: [u8; 2]) -> f32 {
+    #[cfg(tinymla_arm_fp16)]
+    {
+        let out: u32;
+        // SAFETY: register-only FPU instructions, which `cfg(tinymla_arm_fp16)` says the
+        // target has (build.rs: M-profile hard-float triples); no memory, no flags. Stable
+        // Rust offers no FPU register class on these targets (it needs the unstable `vfp2`
+        // feature), so the value passes through `s15`, whose contents are saved in a
+        // general register first and restored after.
+        unsafe {
+            core::arch::asm!(
+                "vmov {save}, s15",
+                "vmov s15, {i}",
+                "vcvtb.f32.f16 s15, s15",
+                "vmov {o}, s15",
+                "vmov s15, {save}",
+                save = out(reg) _,
+                i = in(reg) u32::from(u16::from_le_bytes(bytes)),
+                o = lateout(reg) out,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        f32::from_bits(out)
+    }
+    #[cfg(not(tinymla_arm_fp16))]
+    f16_to_f32_reference(bytes)
+}
+
+/// The portable binary16 → `f32` conversion, without branches on the common path so LLVM
+/// vectorises loops over it (the `half` crate's portable path converts one value at a time
+/// unless the target has F16C).
 ///
 /// Shifting the 15 exponent+mantissa bits into place and multiplying by 2^112 re-biases the
 /// exponent (127 − 15); the multiply also normalises subnormals. Inf/NaN keep an all-ones
-/// exponent. Checked against `half` for all 65,536 inputs.
+/// exponent, and a NaN gets the quiet bit, as `half`, F16C, NEON and `VCVTB` give it.
+/// Checked against `half` for all 65,536 inputs.
 #[inline(always)]
-pub fn f16_to_f32(bytes: [u8; 2]) -> f32 {
+pub fn f16_to_f32_reference(bytes: [u8; 2]) -> f32 {
     let h = u32::from(u16::from_le_bytes(bytes));
     let sign = (h & 0x8000) << 16;
     let magnitude = h & 0x7fff;
     let scaled = f32::from_bits(magnitude << 13) * f32::from_bits(0x7780_0000); // 2^112
-    let bits = if magnitude >= 0x7c00 { (magnitude << 13) | 0x7f80_0000 } else { scaled.to_bits() };
+    let quiet = if magnitude > 0x7c00 { 0x0040_0000 } else { 0 };
+    let bits = if magnitude >= 0x7c00 {
+        (magnitude << 13) | 0x7f80_0000 | quiet
+    } else {
+        scaled.to_bits()
+    };
     f32::from_bits(bits | sign)
+}
+
+/// `f32` to IEEE binary16 (little-endian bytes), rounded to nearest even:
+/// [`f32_to_f16_reference`], or `VCVTB.F16.F32` on M-profile Arm cores with an FPU.
+#[inline(always)]
+pub fn f32_to_f16(x: f32) -> [u8; 2] {
+    #[cfg(tinymla_arm_fp16)]
+    {
+        let out: u32;
+        // SAFETY: as in `f16_to_f32`; `VCVTB` writes the low half of `s15`, and only that
+        // half is kept.
+        unsafe {
+            core::arch::asm!(
+                "vmov {save}, s15",
+                "vmov s15, {i}",
+                "vcvtb.f16.f32 s15, s15",
+                "vmov {o}, s15",
+                "vmov s15, {save}",
+                save = out(reg) _,
+                i = in(reg) x.to_bits(),
+                o = lateout(reg) out,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        #[allow(clippy::cast_possible_truncation)] // the low half is the result
+        let h = out as u16;
+        h.to_le_bytes()
+    }
+    #[cfg(not(tinymla_arm_fp16))]
+    f32_to_f16_reference(x)
+}
+
+/// The portable `f32` → binary16 conversion (the `half` crate's, round to nearest even).
+#[inline(always)]
+pub fn f32_to_f16_reference(x: f32) -> [u8; 2] {
+    half::f16::from_f32(x).to_le_bytes()
 }

@@ -44,11 +44,28 @@ pub fn dot_q8_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
 #[inline]
 pub(crate) fn dot_q8_0_from(mut sum: f32, w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     for (wb, ab) in w.iter().zip(a) {
-        let mut isum = 0i32;
-        for (x, y) in values(wb).iter().zip(ab.iter().skip(2)) {
-            isum += i32::from(*x) * i32::from(i8::from_le_bytes([*y]));
-        }
-        sum += block_term(wb, ab, isum);
+        sum += block_term(wb, ab, block_isum(wb, ab));
     }
     sum
+}
+
+/// [`dot_q8_0`] given the activation blocks' scales as `f32` (see
+/// [`super::q8_0::dot_q8_0_scaled`]): bit-identical.
+#[allow(clippy::cast_precision_loss)] // |isum| <= 32 · 8 · 128 < 2^24: exact
+pub fn dot_q8_0_scaled(w: &[BlockQ4_0], a: &[BlockQ8_0], a_scales: &[f32]) -> f32 {
+    let mut sum = 0.0f32;
+    for ((wb, ab), d_a) in w.iter().zip(a).zip(a_scales) {
+        sum += (super::block_scale(wb) * d_a) * block_isum(wb, ab) as f32;
+    }
+    sum
+}
+
+/// The exact `Σ q_w · q_a` of a block pair.
+#[inline(always)]
+fn block_isum(wb: &BlockQ4_0, ab: &BlockQ8_0) -> i32 {
+    let mut isum = 0i32;
+    for (x, y) in values(wb).iter().zip(ab.iter().skip(2)) {
+        isum += i32::from(*x) * i32::from(i8::from_le_bytes([*y]));
+    }
+    isum
 }

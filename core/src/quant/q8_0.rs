@@ -1,9 +1,8 @@
 //! `Q8_0`: 32 weights per 34-byte block — an f16 scale `d`, then 32 `i8` values `q`;
 //! `x = d · q`. 8.5 bits per weight. Also the activation format of the integer dot products.
 
-use half::f16;
-
 use super::{block_scale, block_term, QK};
+use crate::kernels::scalar::max_non_nan;
 
 /// Bytes per block.
 pub const BLOCK_BYTES: usize = 2 + QK;
@@ -87,27 +86,44 @@ fn quantize_block_inlined(xs: &[f32], scale: &mut [u8; 2], qs: &mut [u8]) {
 /// fold cannot.
 #[inline(always)]
 pub(crate) fn amax(xs: &[f32]) -> f32 {
-    // `f32::max` keeps the non-NaN operand, and `|x|` of every non-NaN value is compared
-    // exactly, so the lanes' order does not change the result.
-    let mut lanes = [0.0f32; 8];
+    // `max_non_nan` keeps the running maximum against NaN, and `|x|` of every non-NaN value
+    // is compared exactly, so the lanes' order does not change the result.
     // Whole chunks of eight as fixed-size arrays (one vector step each), then the rest.
     let (whole, rest) = xs.as_chunks::<8>();
-    for chunk in whole {
-        for (m, v) in lanes.iter_mut().zip(chunk) {
-            *m = m.max(v.abs());
+    let mut lanes = [0.0f32; 8];
+    if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        for chunk in whole {
+            for (m, v) in lanes.iter_mut().zip(chunk) {
+                *m = max_non_nan(*m, v.abs());
+            }
         }
+    } else {
+        // Without vector units (the boards, built for size), eight named lanes stay in
+        // registers where the array above stays in memory; the same maxima either way.
+        let [mut m0, mut m1, mut m2, mut m3, mut m4, mut m5, mut m6, mut m7] = lanes;
+        for [x0, x1, x2, x3, x4, x5, x6, x7] in whole {
+            m0 = max_non_nan(m0, x0.abs());
+            m1 = max_non_nan(m1, x1.abs());
+            m2 = max_non_nan(m2, x2.abs());
+            m3 = max_non_nan(m3, x3.abs());
+            m4 = max_non_nan(m4, x4.abs());
+            m5 = max_non_nan(m5, x5.abs());
+            m6 = max_non_nan(m6, x6.abs());
+            m7 = max_non_nan(m7, x7.abs());
+        }
+        lanes = [m0, m1, m2, m3, m4, m5, m6, m7];
     }
     for (m, v) in lanes.iter_mut().zip(rest) {
-        *m = m.max(v.abs());
+        *m = max_non_nan(*m, v.abs());
     }
-    lanes.iter().fold(0.0f32, |m, v| m.max(*v))
+    lanes.iter().fold(0.0f32, |m, v| max_non_nan(m, *v))
 }
 
 /// Writes `d = amax / 127` (f16) into `scale` and returns `1 / d` (0 for `d == 0`).
 #[inline(always)]
 fn inverse_scale(amax: f32, scale: &mut [u8; 2]) -> f32 {
     let d = amax / 127.0;
-    *scale = f16::from_f32(d).to_le_bytes();
+    *scale = super::f16::f32_to_f16(d);
     if d != 0.0 {
         1.0 / d
     } else {
@@ -124,12 +140,24 @@ fn quantize_value(v: f32, id: f32) -> u8 {
 
 /// `roundf(y).clamp(-127.0, 127.0) as i8` (halves away from zero; NaN to 0), in arithmetic
 /// that LLVM vectorises (`libm::roundf` is a call per value, and a checked float-to-int cast
-/// is scalar code). NaN becomes 0 and `y` is clamped to `-128..=128` first (the final clamp
-/// gives the same result for anything beyond); `t` is `y` truncated toward zero, and
-/// `y - t` is exact.
+/// is scalar code on x86): [`round_to_i8_clamped`], or on 32-bit Arm, whose `VCVT` saturates
+/// and maps NaN to 0 exactly as Rust's `as` does, [`round_to_i8_saturating`] (the same results:
+/// the test checks both against `libm::roundf`).
+#[inline(always)]
+pub(crate) fn round_to_i8(y: f32) -> i8 {
+    if cfg!(target_arch = "arm") {
+        round_to_i8_saturating(y)
+    } else {
+        round_to_i8_clamped(y)
+    }
+}
+
+/// [`round_to_i8`] for vector units: NaN becomes 0 and `y` is clamped to `-128..=128` first
+/// (the final clamp gives the same result for anything beyond); `t` is `y` truncated toward
+/// zero, and `y - t` is exact.
 #[inline(always)]
 #[allow(unsafe_code)]
-pub(crate) fn round_to_i8(y: f32) -> i8 {
+pub(crate) fn round_to_i8_clamped(y: f32) -> i8 {
     let y = if y.is_nan() { 0.0 } else { y.clamp(-128.0, 128.0) };
     // SAFETY: `y` is finite and within -128..=128, so its truncation fits an `i32` (the one
     // condition of `to_int_unchecked`); the checked `as` would be scalar code per value.
@@ -137,6 +165,22 @@ pub(crate) fn round_to_i8(y: f32) -> i8 {
     #[allow(clippy::cast_precision_loss)] // |t| <= 128
     let frac = y - t as f32;
     let r = t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5);
+    #[allow(clippy::cast_possible_truncation)] // clamped into i8's range
+    let q = r.clamp(-127, 127) as i8;
+    q
+}
+
+/// [`round_to_i8`] through a saturating cast (one `VCVT` on Arm): `t` is `y` truncated and
+/// saturated (NaN: 0), `y - t` is exact for `|y| < 2^31` and, beyond, has the sign that moves
+/// the saturated `t` further out (a NaN `y` compares false both ways), so clamping gives the
+/// clamped rounding.
+#[inline(always)]
+pub(crate) fn round_to_i8_saturating(y: f32) -> i8 {
+    #[allow(clippy::cast_possible_truncation)] // saturating by definition of `as`
+    let t = y as i32;
+    #[allow(clippy::cast_precision_loss)] // rounding only where |t| saturated
+    let frac = y - t as f32;
+    let r = t.saturating_add(i32::from(frac >= 0.5)).saturating_sub(i32::from(frac <= -0.5));
     #[allow(clippy::cast_possible_truncation)] // clamped into i8's range
     let q = r.clamp(-127, 127) as i8;
     q
@@ -181,13 +225,56 @@ pub fn dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
 #[inline]
 pub(crate) fn dot_q8_0_from(mut sum: f32, w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     for (wb, ab) in w.iter().zip(a) {
-        let mut isum = 0i32;
-        for (x, y) in wb.iter().skip(2).zip(ab.iter().skip(2)) {
-            isum += i32::from(i8::from_le_bytes([*x])) * i32::from(i8::from_le_bytes([*y]));
-        }
-        sum += block_term(wb, ab, isum);
+        sum += block_term(wb, ab, block_isum(wb, ab));
     }
     sum
+}
+
+/// [`dot_q8_0`] given the activation blocks' scales as `f32` (`a_scales[i]` the scale of
+/// `a[i]`, as [`scales`] converts them once for all rows of a product): the same terms,
+/// `(d_w · d_a) · isum`, added in the same order, so bit-identical.
+#[allow(clippy::cast_precision_loss)] // |isum| <= 32 · 128 · 128 < 2^24: exact
+pub fn dot_q8_0_scaled(w: &[BlockQ8_0], a: &[BlockQ8_0], a_scales: &[f32]) -> f32 {
+    let mut sum = 0.0f32;
+    for ((wb, ab), d_a) in w.iter().zip(a).zip(a_scales) {
+        sum += (block_scale(wb) * d_a) * block_isum(wb, ab) as f32;
+    }
+    sum
+}
+
+/// The reference of a rows kernel ([`crate::kernels::RowsFn`]): for every `r < out.len()`,
+/// `out[r] += dot_q8_0_scaled(rows[r · stride ..][.. a.len()], a, a_scales)` (rows past the
+/// end of `rows` are left alone).
+pub fn dot_q8_0_rows(
+    rows: &[BlockQ8_0],
+    stride: usize,
+    a: &[BlockQ8_0],
+    a_scales: &[f32],
+    out: &mut [f32],
+) {
+    let n = a.len();
+    for (o, row) in out.iter_mut().zip(rows.chunks(stride.max(1))) {
+        *o += dot_q8_0_scaled(row.get(..n).unwrap_or(row), a, a_scales);
+    }
+}
+
+/// The exact `Σ x[i] · y[i]` over two blocks' 32 `i8` values, four products per step with
+/// the four named, so that a build that neither vectorises nor unrolls (the boards'
+/// size-optimised ones) still does without per-byte loop overhead.
+#[inline(always)]
+fn block_isum(w: &BlockQ8_0, a: &BlockQ8_0) -> i32 {
+    let (Some(wq), Some(aq)) = (w.last_chunk::<QK>(), a.last_chunk::<QK>()) else {
+        return 0;
+    };
+    let product =
+        |x: u8, y: u8| i32::from(i8::from_le_bytes([x])) * i32::from(i8::from_le_bytes([y]));
+    let mut isum = 0i32;
+    for ([x0, x1, x2, x3], [y0, y1, y2, y3]) in
+        wq.as_chunks::<4>().0.iter().zip(aq.as_chunks::<4>().0)
+    {
+        isum += (product(*x0, *y0) + product(*x1, *y1)) + (product(*x2, *y2) + product(*x3, *y3));
+    }
+    isum
 }
 
 #[cfg(test)]
@@ -200,11 +287,15 @@ mod tests {
     /// values past `i32`'s range.
     #[test]
     fn rounding_equals_roundf_after_the_clamp() {
-        let q = round_to_i8;
         let want = |y: f32| libm::roundf(y).clamp(-127.0, 127.0) as i8;
         let mut checked = 0u64;
         let mut check = |y: f32| {
-            assert_eq!(q(y), want(y), "y = {y:e} ({:#010x})", y.to_bits());
+            for (name, q) in [
+                ("clamped", round_to_i8_clamped as fn(f32) -> i8),
+                ("saturating", round_to_i8_saturating),
+            ] {
+                assert_eq!(q(y), want(y), "{name}: y = {y:e} ({:#010x})", y.to_bits());
+            }
             checked += 1;
         };
         for h in -260i32..=260 {
@@ -275,7 +366,7 @@ mod tests {
         let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        *scale = f16::from_f32(d).to_le_bytes();
+        *scale = half::f16::from_f32(d).to_le_bytes();
         qs.fill(0);
         for (q, v) in qs.iter_mut().zip(xs) {
             *q = (libm::roundf(v * id).clamp(-127.0, 127.0) as i8).to_le_bytes()[0];

@@ -1,11 +1,17 @@
 //! Start-up check, on the target itself, of the integer dot-product kernels this build
-//! selected (`arm-dsp`, `arm-mve` or `scalar`) against the portable references: random blocks
+//! selected (`arm-dsp`, `arm-mve` or `scalar`; their one-row, scaled and rows forms) against
+//! the portable references: random blocks
 //! (every byte value, `-128` included, random finite scales) and constant extreme blocks, for
 //! every length from 0 to [`MAX_BLOCKS`] blocks, compared bit for bit. The host tests run the
 //! same comparison for the host's kernels; this is where the Arm DSP and Helium instructions
-//! themselves are checked (QEMU in CI, or a real board).
+//! themselves are checked (QEMU in CI, or a real board). The f16 conversions (`VCVTB` on
+//! cores with an FPU) are checked against the portable references too: every binary16 value,
+//! and `f32` values around every rounding boundary of binary16.
 
 use tinymla_core::kernels::{self, Kernels};
+use tinymla_core::quant::f16::{
+    f16_to_f32, f16_to_f32_reference, f32_to_f16, f32_to_f16_reference, HARDWARE_CONVERSIONS,
+};
 use tinymla_core::quant::{q4_0, q8_0};
 
 use crate::exit::exit;
@@ -58,6 +64,7 @@ fn constant<const B: usize>(blocks: &mut [[u8; B]], v: u8) {
 /// live in its own frame, gone before loading, not in the caller's for the whole run.
 #[inline(never)]
 pub fn kernels() {
+    f16_conversions();
     let k = kernels::active();
     let reference = Kernels::SCALAR;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -82,9 +89,35 @@ pub fn kernels() {
         }
         for n in 0..=MAX_BLOCKS {
             let (w8, w4, a) = (&w8[..n], &w4[..n], &a[..n]);
+            let mut scales = [0.0f32; MAX_BLOCKS];
+            let scales = &mut scales[..n];
+            q8_0::scales(a, scales);
             let q8 = (k.dot_q8_0(w8, a), reference.dot_q8_0(w8, a));
             let q4 = (k.dot_q4_0(w4, a), reference.dot_q4_0(w4, a));
-            for (what, (got, want)) in [("q8_0", q8), ("q4_0", q4)] {
+            let q8_scaled = (k.dot_q8_0_scaled(w8, a, scales), q8.1);
+            let q4_scaled = (k.dot_q4_0_scaled(w4, a, scales), q4.1);
+            // A chunk of three rows (the weights, the activations, the weights again: odd, so
+            // both the paired and the single-row paths), where the table has the kernel.
+            let mut rows = [[0u8; q8_0::BLOCK_BYTES]; 3 * MAX_BLOCKS];
+            for (r, row) in [w8, a, w8].into_iter().enumerate() {
+                rows[r * n..][..n].copy_from_slice(row);
+            }
+            let mut sums = [0.0f32; 3];
+            match k.dot_q8_0_rows() {
+                Some(rows_fn) => rows_fn(&rows[..3 * n], n, a, scales, &mut sums),
+                None => sums = [q8.0, reference.dot_q8_0(a, a), q8.0],
+            }
+            let self_dot = reference.dot_q8_0(a, a);
+            let row_sums = [(sums[0], q8.1), (sums[1], self_dot), (sums[2], q8.1)];
+            for (what, (got, want)) in [
+                ("q8_0", q8),
+                ("q4_0", q4),
+                ("q8_0 scaled", q8_scaled),
+                ("q4_0 scaled", q4_scaled),
+                ("q8_0 rows[0]", row_sums[0]),
+                ("q8_0 rows[1]", row_sums[1]),
+                ("q8_0 rows[2]", row_sums[2]),
+            ] {
                 if got.to_bits() != want.to_bits() {
                     defmt::error!(
                         "tinymla: kernels {=str} self-test FAILED: {=str} round {=usize} n={=usize}: {=f32} != reference {=f32}",
@@ -102,8 +135,48 @@ pub fn kernels() {
         }
     }
     defmt::info!(
-        "tinymla: kernels {=str} self-test ok: {=usize} q8_0/q4_0 products bit-identical to the reference",
+        "tinymla: kernels {=str} self-test ok: {=usize} q8_0/q4_0 products (plain, scaled, rows) bit-identical to the reference",
         k.name(),
         products
+    );
+}
+
+/// Both f16 conversions against their references, bit for bit, or exit 4: every binary16
+/// value to `f32`, and for each of the 2^19 `f32` sign/exponent/upper-mantissa patterns one
+/// value of its low 13 mantissa bits (binary16's rounding position for normal results), taken
+/// in turn from just below, at and just above the halfway point, the ends, and random bits.
+#[inline(never)]
+fn f16_conversions() {
+    for h in 0..=u16::MAX {
+        let (got, want) = (f16_to_f32(h.to_le_bytes()), f16_to_f32_reference(h.to_le_bytes()));
+        if got.to_bits() != want.to_bits() {
+            defmt::error!(
+                "tinymla: f16 -> f32 self-test FAILED: {=u16:#06x} gave {=u32:#010x}, reference {=u32:#010x}",
+                h,
+                got.to_bits(),
+                want.to_bits()
+            );
+            exit(4);
+        }
+    }
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for high in 0..1u32 << 19 {
+        let low = [0, 1, 0x0fff, 0x1000, 0x1001, 0x1fff][(high % 8) as usize % 6];
+        let low = if high % 8 >= 6 { rng.next() as u32 & 0x1fff } else { low };
+        let x = f32::from_bits(high << 13 | low);
+        let (got, want) = (f32_to_f16(x), f32_to_f16_reference(x));
+        if got != want {
+            defmt::error!(
+                "tinymla: f32 -> f16 self-test FAILED: {=u32:#010x} gave {=[u8]}, reference {=[u8]}",
+                x.to_bits(),
+                got[..],
+                want[..]
+            );
+            exit(4);
+        }
+    }
+    defmt::info!(
+        "tinymla: f16 conversions self-test ok ({=str}): 65,536 halves and 524,288 floats bit-identical to the reference",
+        if HARDWARE_CONVERSIONS { "FPU" } else { "portable" }
     );
 }

@@ -33,6 +33,9 @@ const DSP_MODEL: Kernels = Kernels {
     name: "arm-dsp (portable model)",
     dot_q8_0: arm_dsp::dot_q8_0_with::<arm_dsp::Model>,
     dot_q4_0: arm_dsp::dot_q4_0_with::<arm_dsp::Model>,
+    dot_q8_0_scaled: Some(arm_dsp::dot_q8_0_scaled_with::<arm_dsp::Model>),
+    dot_q4_0_scaled: Some(arm_dsp::dot_q4_0_scaled_with::<arm_dsp::Model>),
+    dot_q8_0_rows: Some(arm_dsp::dot_q8_0_rows_with::<arm_dsp::Model>),
     ..Kernels::SCALAR
 };
 
@@ -160,7 +163,8 @@ fn q8_0_dot_is_bit_identical_to_scalar() {
 }
 
 /// Also the running-sum forms (`dot_q8_0_from`, `dot_q4_0_from`) from a random start, and
-/// the forms given the activation scales as `f32` (`dot_q8_0_scaled`, `dot_q4_0_scaled`).
+/// the forms given the activation scales as `f32` (`dot_q8_0_scaled`, `dot_q4_0_scaled`,
+/// and the rows kernel `dot_q8_0_rows` where a table has it).
 #[test]
 fn integer_dots_are_bit_identical_on_random_bytes_and_extreme_scales() {
     for k in tables() {
@@ -182,6 +186,23 @@ fn integer_dots_are_bit_identical_on_random_bytes_and_extreme_scales() {
                 let got = k.dot_q8_0_scaled(&w8, &a8, &scales);
                 let want = q8_0::dot_q8_0(&w8, &a8);
                 assert_eq!(got.to_bits(), want.to_bits(), "{k:?} q8_0 scaled n={n} seed={seed}");
+                // A chunk of rows at once, where the table has the kernel: 0 to 5 rows (odd
+                // and even counts) with a stride past the chunk, each row as its own product
+                // added to its output's start value.
+                if let Some(rows_fn) = k.dot_q8_0_rows() {
+                    let stride = n + 3;
+                    let rows = random_blocks::<34>(5 * stride, seed + 500, false);
+                    for count in 0..=5 {
+                        let start = sample(count, seed + 600, 1e3);
+                        let mut got = start.clone();
+                        rows_fn(&rows, stride, &a8, &scales, &mut got);
+                        for (r, (g, s0)) in got.iter().zip(&start).enumerate() {
+                            let row = &rows[r * stride..][..n];
+                            let want = s0 + q8_0::dot_q8_0(row, &a8);
+                            assert_eq!(g.to_bits(), want.to_bits(), "{k:?} rows {r}/{count} n={n}");
+                        }
+                    }
+                }
                 q8_0::scales(&a, &mut scales);
                 let got = k.dot_q4_0_scaled(&w4, &a, &scales);
                 let want = q4_0::dot_q8_0(&w4, &a);
