@@ -338,29 +338,28 @@ pub(crate) fn dot_q8_0_rows_with<D: Dsp>(
     out: &mut [f32],
 ) {
     let n = a.len().min(a_scales.len());
-    let mut outs = out.iter_mut();
-    let mut chunks = rows.chunks(stride.max(1)).map(|r| head(r, n));
-    while let (Some(o0), Some(first)) = (outs.next(), chunks.next()) {
-        match (outs.next(), chunks.next()) {
-            // Two rows of the same length (a shorter second row only ends a truncated `rows`).
-            (Some(o1), Some(second)) if first.len() == second.len() => {
-                let (mut sum0, mut sum1) = (0.0f32, 0.0f32);
-                let pairs = first.iter().zip(second);
-                for (((b0, b1), ab), d_a) in pairs.zip(a).zip(a_scales) {
-                    let (i0, i1) = D::two_rows_block(b0, b1, ab);
-                    sum0 += scaled_term(b0, *d_a, i0);
-                    sum1 += scaled_term(b1, *d_a, i1);
-                }
-                *o0 += sum0;
-                *o1 += sum1;
-            }
-            (o1, second) => {
-                *o0 += dot_q8_0_scaled_with::<D>(first, a, a_scales);
-                if let (Some(o1), Some(second)) = (o1, second) {
-                    *o1 += dot_q8_0_scaled_with::<D>(second, a, a_scales);
-                }
-            }
+    let stride = stride.max(1);
+    // Whole pairs of rows (fixed-size steps: no per-pair length arithmetic), then the rest.
+    let pairs = rows.chunks_exact(2 * stride);
+    let mut outs = out.chunks_exact_mut(2);
+    for ([o0, o1], pair) in (&mut outs).filter_map(|o| o.first_chunk_mut::<2>()).zip(pairs) {
+        let (first, second) = pair.split_at(stride);
+        let (first, second) = (head(first, n), head(second, n));
+        let (mut sum0, mut sum1) = (0.0f32, 0.0f32);
+        for (((b0, b1), ab), d_a) in first.iter().zip(second).zip(a).zip(a_scales) {
+            let (i0, i1) = D::two_rows_block(b0, b1, ab);
+            sum0 += scaled_term(b0, *d_a, i0);
+            sum1 += scaled_term(b1, *d_a, i1);
         }
+        *o0 += sum0;
+        *o1 += sum1;
+    }
+    // Rows left: an odd last row, or rows whose pair `rows` cuts short.
+    let done = 2 * (rows.len() / (2 * stride)).min(out.len() / 2);
+    let left = out.get_mut(done..).unwrap_or(&mut []);
+    let rest = rows.get(done * stride..).unwrap_or(&[]);
+    for (o, row) in left.iter_mut().zip(rest.chunks(stride)) {
+        *o += dot_q8_0_scaled_with::<D>(head(row, n), a, a_scales);
     }
 }
 

@@ -15,8 +15,17 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let (a_chunks, a_tail) = a.as_chunks::<LANES>();
     let (b_chunks, b_tail) = b.as_chunks::<LANES>();
-    for (x, y) in a_chunks.iter().zip(b_chunks) {
-        acc = lanes_mul_add(acc, x, y);
+    if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        for (x, y) in a_chunks.iter().zip(b_chunks) {
+            for ((s, xi), yi) in acc.iter_mut().zip(x).zip(y) {
+                *s += xi * yi;
+            }
+        }
+    } else {
+        // Without vector units (the boards, built for size): the same sums in named lanes.
+        for (x, y) in a_chunks.iter().zip(b_chunks) {
+            acc = lanes_mul_add(acc, x, y);
+        }
     }
     let mut sum = reduce(acc);
     for (x, y) in a_tail.iter().zip(b_tail) {

@@ -130,31 +130,34 @@ impl Matrix<'_> {
         let k = kernels::active();
         let small = self.cols <= SMALL_CHUNK_BLOCKS * QK;
         match (self.acts, k.has_scaled_dots()) {
-            (ActivationPrecision::Int8, true) if small => {
-                self.matvec_chunks::<true, false, SMALL_CHUNK_BLOCKS>(
-                    k,
-                    x,
-                    out,
-                    (&mut [], &mut []),
-                );
-            }
-            (ActivationPrecision::Int8, false) if small => {
-                self.matvec_chunks::<false, false, SMALL_CHUNK_BLOCKS>(
-                    k,
-                    x,
-                    out,
-                    (&mut [], &mut []),
-                );
-            }
-            (ActivationPrecision::Int8, true) => {
-                self.matvec_chunks::<true, false, ACT_CHUNK_BLOCKS>(k, x, out, (&mut [], &mut []));
-            }
-            (ActivationPrecision::Int8, false) => {
-                self.matvec_chunks::<false, false, ACT_CHUNK_BLOCKS>(k, x, out, (&mut [], &mut []));
-            }
+            (ActivationPrecision::Int8, true) if small => self.matvec_small::<true>(k, x, out),
+            (ActivationPrecision::Int8, false) if small => self.matvec_small::<false>(k, x, out),
+            (ActivationPrecision::Int8, true) => self.matvec_large::<true>(k, x, out),
+            (ActivationPrecision::Int8, false) => self.matvec_large::<false>(k, x, out),
             (ActivationPrecision::Int16, true) => self.matvec_int16::<true>(k, x, out),
             (ActivationPrecision::Int16, false) => self.matvec_int16::<false>(k, x, out),
         }
+    }
+
+    /// [`Matrix::matvec_chunks`] at Int8 with a [`SMALL_CHUNK_BLOCKS`] chunk buffer. The
+    /// buffers are flat arrays, zeroed by one `memset` (an array of blocks is zeroed block by
+    /// block in a size-optimised build). Not inlined on bare metal, so that its frame does
+    /// not hold the large chunk's buffers too.
+    #[cfg_attr(target_os = "none", inline(never))]
+    fn matvec_small<const SCALED: bool>(&self, k: &Kernels, x: &[f32], out: &mut [f32]) {
+        let mut act = [0u8; SMALL_CHUNK_BLOCKS * q8_0::BLOCK_BYTES];
+        let mut scales = [0.0f32; SMALL_CHUNK_BLOCKS];
+        let act = act.as_chunks_mut().0;
+        self.matvec_chunks::<SCALED, false, _>(k, x, out, (act, &mut scales), (&mut [], &mut []));
+    }
+
+    /// [`Matrix::matvec_chunks`] at Int8 with an [`ACT_CHUNK_BLOCKS`] chunk buffer.
+    #[cfg_attr(target_os = "none", inline(never))]
+    fn matvec_large<const SCALED: bool>(&self, k: &Kernels, x: &[f32], out: &mut [f32]) {
+        let mut act = [0u8; ACT_CHUNK_BLOCKS * q8_0::BLOCK_BYTES];
+        let mut scales = [0.0f32; ACT_CHUNK_BLOCKS];
+        let act = act.as_chunks_mut().0;
+        self.matvec_chunks::<SCALED, false, _>(k, x, out, (act, &mut scales), (&mut [], &mut []));
     }
 
     /// [`Matrix::matvec_chunks`] with residual blocks. Not inlined, so that the residual
@@ -162,10 +165,18 @@ impl Matrix<'_> {
     /// budget counts every byte of the Int8 path.
     #[inline(never)]
     fn matvec_int16<const SCALED: bool>(&self, k: &Kernels, x: &[f32], out: &mut [f32]) {
-        let mut blocks: [q8_0::BlockQ8_0; ACT_CHUNK_BLOCKS] =
-            [[0; q8_0::BLOCK_BYTES]; ACT_CHUNK_BLOCKS];
+        let mut act = [0u8; ACT_CHUNK_BLOCKS * q8_0::BLOCK_BYTES];
+        let mut act_scales = [0.0f32; ACT_CHUNK_BLOCKS];
+        let mut blocks = [0u8; ACT_CHUNK_BLOCKS * q8_0::BLOCK_BYTES];
         let mut scales = [0.0f32; ACT_CHUNK_BLOCKS];
-        self.matvec_chunks::<SCALED, true, ACT_CHUNK_BLOCKS>(k, x, out, (&mut blocks, &mut scales));
+        let (act, blocks) = (act.as_chunks_mut().0, blocks.as_chunks_mut().0);
+        self.matvec_chunks::<SCALED, true, _>(
+            k,
+            x,
+            out,
+            (act, &mut act_scales),
+            (blocks, &mut scales),
+        );
     }
 
     /// [`Matrix::matvec_quantised`]. With `RESIDUAL`, `residual` holds a chunk's residual
@@ -173,30 +184,28 @@ impl Matrix<'_> {
     /// residual sum)`, as [`Matrix::matmul`] folds it (without, the Int8 loop carries no
     /// residual code: a second kernel call site in it cost the boards 12–40% per token).
     /// With `SCALED`, the activation scales are converted to f32 once per chunk for all rows
-    /// (the table's scaled kernels would otherwise convert them for every row). Without it
-    /// the scale buffer is dead and takes no stack, which matters on the boards, whose
-    /// tables have no scaled kernels.
-    /// `CHUNK` is the activation blocks per chunk: [`ACT_CHUNK_BLOCKS`], or
-    /// [`SMALL_CHUNK_BLOCKS`] for rows no longer than that (see `matvec_quantised`). Not
-    /// inlined on bare metal, so that a small chunk's frame does not hold the large chunk's
-    /// buffers too (on the host, inlining measured 3% faster on demo-m).
-    #[cfg_attr(target_os = "none", inline(never))]
+    /// (the table's scaled kernels would otherwise convert them for every row), and Q8_0
+    /// rows go through the table's rows kernel where it has one.
+    ///
+    /// `chunk` is the buffer for one chunk's activation blocks and their scales, `CHUNK` of
+    /// each (the callers' flat buffers hold exactly that many blocks), and `residual` is as
+    /// long where `RESIDUAL` holds.
     fn matvec_chunks<const SCALED: bool, const RESIDUAL: bool, const CHUNK: usize>(
         &self,
         k: &Kernels,
         x: &[f32],
         out: &mut [f32],
+        chunk: (&mut [q8_0::BlockQ8_0], &mut [f32; CHUNK]),
         residual: (&mut [q8_0::BlockQ8_0], &mut [f32]),
     ) {
+        let (act_buf, act_scales) = chunk;
         let (res_blocks, res_scales) = residual;
         out.fill(0.0);
         let block_bytes = self.ty.block_bytes();
         let chunk_bytes = CHUNK * block_bytes;
-        let mut act: [q8_0::BlockQ8_0; CHUNK] = [[0; q8_0::BLOCK_BYTES]; CHUNK];
-        let mut act_scales = [0.0f32; CHUNK];
         for (c, xs) in x.get(..self.cols).unwrap_or(x).chunks(CHUNK * QK).enumerate() {
             let n_blocks = xs.len().div_ceil(QK);
-            let act = act.get_mut(..n_blocks).unwrap_or(&mut []);
+            let act = act_buf.get_mut(..n_blocks).unwrap_or(&mut []);
             // The residual chunk: its blocks and their f32 scales.
             let res_blocks = res_blocks.get_mut(..n_blocks).unwrap_or(&mut []);
             if RESIDUAL {
@@ -210,7 +219,7 @@ impl Matrix<'_> {
             let (res_blocks, res_scales) =
                 (&*res_blocks, res_scales.get(..n_blocks).unwrap_or(&[]));
             if SCALED {
-                q8_0::scales(act, &mut act_scales);
+                q8_0::scales(act, act_scales);
             }
             let act_scales = act_scales.get(..n_blocks).unwrap_or(&[]);
             let start = c * chunk_bytes;

@@ -6,13 +6,15 @@
 //! same comparison for the host's kernels; this is where the Arm DSP and Helium instructions
 //! themselves are checked (QEMU in CI, or a real board). The f16 conversions (`VCVTB` on
 //! cores with an FPU) are checked against the portable references too: every binary16 value,
-//! and `f32` values around every rounding boundary of binary16.
+//! and `f32` values around every rounding boundary of binary16. So is the activation
+//! quantiser, which each target compiles its own way (vectorised on Helium), against a
+//! value-by-value computation of the same rounding.
 
 use tinymla_core::kernels::{self, Kernels};
 use tinymla_core::quant::f16::{
     f16_to_f32, f16_to_f32_reference, f32_to_f16, f32_to_f16_reference, HARDWARE_CONVERSIONS,
 };
-use tinymla_core::quant::{q4_0, q8_0};
+use tinymla_core::quant::{q4_0, q8_0, QK};
 
 use crate::exit::exit;
 
@@ -65,6 +67,7 @@ fn constant<const B: usize>(blocks: &mut [[u8; B]], v: u8) {
 #[inline(never)]
 pub fn kernels() {
     f16_conversions();
+    quantiser();
     let k = kernels::active();
     let reference = Kernels::SCALAR;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -179,4 +182,63 @@ fn f16_conversions() {
         "tinymla: f16 conversions self-test ok ({=str}): 65,536 halves and 524,288 floats bit-identical to the reference",
         if HARDWARE_CONVERSIONS { "FPU" } else { "portable" }
     );
+}
+
+/// `kernels::active().quantize_q8_0` against the definition computed one value at a time
+/// (`black_box` keeps it scalar): per block `d = max|x| / 127` stored as f16, and
+/// `q = round(x / d)` with halves away from zero, clamped to ±127 — on blocks whose values
+/// sit at and next to every half-integer of the quantised range, and on NaN, infinities and
+/// zeros. Exits 4 on the first difference.
+#[inline(never)]
+fn quantiser() {
+    use core::hint::black_box;
+    const BLOCKS: usize = 8;
+    let k = kernels::active();
+    let mut x = [0.0f32; BLOCKS * QK];
+    let mut out = [[0u8; q8_0::BLOCK_BYTES]; BLOCKS];
+    let mut checked = 0usize;
+    // Values `(h / 2) · d` for half-integers h in -260..=260 (with d = 1 the block's max is
+    // 127, so `x / d` lands on and next to each rounding boundary), in blocks of 32, each
+    // nudged by -1, 0 or +1 ulp; then the special values.
+    for round in 0..4 {
+        for (i, v) in x.iter_mut().enumerate() {
+            let h = (i % 255) as f32 - 127.0 + if i % 2 == 0 { 0.5 } else { 0.0 };
+            let base = if i % QK == 0 { 127.0 } else { h };
+            let bits = base.to_bits();
+            *v = match round {
+                0 => base,
+                1 => f32::from_bits(bits.wrapping_add(1)),
+                2 => f32::from_bits(bits.wrapping_sub(1)),
+                _ => [f32::NAN, f32::INFINITY, 0.0, -0.0, 1e-30, -3.5, 2.5, 126.5][i % 8],
+            };
+        }
+        k.quantize_q8_0(&x, &mut out);
+        for (block, xs) in out.iter().zip(x.chunks(QK)) {
+            let amax = xs.iter().fold(0.0f32, |m, v| if v.abs() > m { v.abs() } else { m });
+            let d = black_box(amax) / 127.0;
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            let scale = f32_to_f16_reference(d);
+            let mut ok = block[..2] == scale;
+            for (q, v) in block[2..].iter().zip(xs) {
+                let y = black_box(*v * id);
+                let y = if y.is_nan() { 0.0 } else { y.clamp(-128.0, 128.0) };
+                let t = black_box(y) as i32;
+                let frac = y - t as f32;
+                let r = (t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5)).clamp(-127, 127);
+                ok &= *q == r as i8 as u8;
+                checked += 1;
+            }
+            if !ok {
+                defmt::error!(
+                    "tinymla: quantiser self-test FAILED ({=str}) round {=usize}: block {=[u8]} for values {=[?]}",
+                    k.name(),
+                    round,
+                    block[..],
+                    xs
+                );
+                exit(4);
+            }
+        }
+    }
+    defmt::info!("tinymla: quantiser self-test ok: {=usize} values", checked);
 }
