@@ -144,15 +144,17 @@ pub fn kernels() {
     );
 }
 
-/// Both f16 conversions against their references, bit for bit, or exit 4: every binary16
-/// value to `f32`, and for each of the 2^19 `f32` sign/exponent/upper-mantissa patterns one
+/// Both f16 conversions against their references, bit for bit (NaN for NaN), or exit 4:
+/// every binary16 value to `f32`, and for each of the 2^19 `f32` sign/exponent/upper-mantissa patterns one
 /// value of its low 13 mantissa bits (binary16's rounding position for normal results), taken
 /// in turn from just below, at and just above the halfway point, the ends, and random bits.
 #[inline(never)]
 fn f16_conversions() {
     for h in 0..=u16::MAX {
         let (got, want) = (f16_to_f32(h.to_le_bytes()), f16_to_f32_reference(h.to_le_bytes()));
-        if got.to_bits() != want.to_bits() {
+        // NaNs need only stay NaN (the hardware quiets a signalling one).
+        let same = got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan());
+        if !same {
             defmt::error!(
                 "tinymla: f16 -> f32 self-test FAILED: {=u16:#06x} gave {=u32:#010x}, reference {=u32:#010x}",
                 h,
