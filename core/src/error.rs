@@ -76,6 +76,14 @@ pub enum Error {
     },
     /// A size computed from the file's dimensions does not fit in `usize` on this target.
     SizeOverflow,
+    /// The sampler's work buffer has an index type too narrow for the vocabulary (`u16`
+    /// indexes at most 65,536 tokens).
+    SamplerIndexTooNarrow {
+        /// The vocabulary (logits) length.
+        vocab: usize,
+        /// The most tokens the index type addresses.
+        max: usize,
+    },
     /// A batch was asked for with no tokens, or batch buffers for 0 or more than `max` tokens.
     InvalidBatch {
         /// The largest batch one step can take (`BatchScratch::MAX_TOKENS`).
@@ -285,6 +293,10 @@ impl fmt::Display for Error {
                 write!(f, "{buffer:?} buffer too small: need {needed} elements, given {given}")
             }
             Error::SizeOverflow => write!(f, "a model size overflows this target's usize"),
+            Error::SamplerIndexTooNarrow { vocab, max } => write!(
+                f,
+                "the sampler's work buffer indexes {max} tokens, the vocabulary has {vocab}"
+            ),
             Error::InvalidBatch { max } => {
                 write!(f, "a batch must hold 1 to {max} tokens")
             }

@@ -81,6 +81,6 @@ pub use error::{BufferKind, ConfigError, Error, GgufError};
 pub use gguf::Gguf;
 pub use model::{Model, ModelWith, DEFAULT_MAX_LAYERS};
 pub use parallel::{Parallel, RowSpan, Serial};
-pub use sampler::{Sampler, SamplerConfig};
+pub use sampler::{Sampler, SamplerConfig, SamplerIndex};
 pub use scratch::Scratch;
 pub use tensor::{GgmlType, TensorId, TensorKind, TensorView};

@@ -84,27 +84,36 @@ impl Sampler {
     ///
     /// # Errors
     /// As [`Self::sample_after`].
-    pub fn sample(&mut self, logits: &mut [f32], work: &mut [u32]) -> Result<u32, Error> {
+    pub fn sample<I: SamplerIndex>(
+        &mut self,
+        logits: &mut [f32],
+        work: &mut [I],
+    ) -> Result<u32, Error> {
         self.sample_after(logits, work, &[])
     }
 
     /// Picks a token from `logits` (overwritten: penalised, then probabilities when not
     /// greedy) following `history`, the tokens so far (prompt and generated, oldest first), of
     /// which the last `repeat_last_n` are penalised. `work` holds at least `logits.len()`
-    /// indices unless sampling is greedy without a penalty. NaN logits never win.
+    /// indices unless sampling is greedy without a penalty: `u32`, or `u16` for vocabularies
+    /// of up to 65,536 tokens (half the memory; the same tokens). NaN logits never win.
     ///
     /// # Errors
-    /// [`Error::BufferTooSmall`] if `work` is too short.
-    pub fn sample_after(
+    /// [`Error::BufferTooSmall`] if `work` is too short; [`Error::SamplerIndexTooNarrow`] if
+    /// its index type cannot address every token.
+    pub fn sample_after<I: SamplerIndex>(
         &mut self,
         logits: &mut [f32],
-        work: &mut [u32],
+        work: &mut [I],
         history: &[u32],
     ) -> Result<u32, Error> {
         let n = logits.len();
         let needs_work = !self.is_greedy() || (self.penalizes() && !history.is_empty());
         if !needs_work {
             return Ok(argmax(logits));
+        }
+        if n.checked_sub(1).is_some_and(|last| I::from_index(last).is_none()) {
+            return Err(Error::SamplerIndexTooNarrow { vocab: n, max: I::ADDRESSABLE });
         }
         let given = work.len();
         let idx = work.get_mut(..n).ok_or(Error::BufferTooSmall {
@@ -142,10 +151,10 @@ impl Sampler {
         for i in kept.iter() {
             acc += prob(logits, *i);
             if r < acc {
-                return Ok(*i);
+                return Ok(i.token());
             }
         }
-        Ok(kept.last().copied().unwrap_or(0))
+        Ok(kept.last().map_or(0, |i| i.token()))
     }
 
     /// Uniform in `[0, 1)` from xorshift64*.
@@ -160,24 +169,72 @@ impl Sampler {
     }
 }
 
+/// The index type of the sampler's work buffer: `u32`, or `u16` where the vocabulary has at
+/// most 65,536 tokens (the boards: half the memory).
+pub trait SamplerIndex: Copy + Ord {
+    /// How many distinct tokens it addresses (saturated at `usize::MAX`).
+    const ADDRESSABLE: usize;
+    /// Token `i` as an index, if it fits.
+    fn from_index(i: usize) -> Option<Self>;
+    /// The index as a `usize` position.
+    fn position(self) -> usize;
+    /// The index as a token id.
+    fn token(self) -> u32;
+}
+
+impl SamplerIndex for u32 {
+    const ADDRESSABLE: usize = if usize::BITS > 32 { 1 << 32 } else { usize::MAX };
+    #[inline]
+    fn from_index(i: usize) -> Option<Self> {
+        u32::try_from(i).ok()
+    }
+    #[inline]
+    fn position(self) -> usize {
+        self as usize
+    }
+    #[inline]
+    fn token(self) -> u32 {
+        self
+    }
+}
+
+impl SamplerIndex for u16 {
+    const ADDRESSABLE: usize = 1 << 16;
+    #[inline]
+    fn from_index(i: usize) -> Option<Self> {
+        u16::try_from(i).ok()
+    }
+    #[inline]
+    fn position(self) -> usize {
+        usize::from(self)
+    }
+    #[inline]
+    fn token(self) -> u32 {
+        u32::from(self)
+    }
+}
+
 /// Probability of token `i` (0 for an index out of range).
-fn prob(probs: &[f32], i: u32) -> f32 {
-    probs.get(i as usize).copied().unwrap_or(0.0)
+fn prob<I: SamplerIndex>(probs: &[f32], i: I) -> f32 {
+    probs.get(i.position()).copied().unwrap_or(0.0)
 }
 
 /// The repetition penalty on each distinct token of `recent` (ids past `logits` ignored);
 /// `seen` (`logits.len()` long) marks the tokens done, so each is penalised once in
 /// `O(recent)`.
-fn penalize(logits: &mut [f32], recent: &[u32], penalty: f32, seen: &mut [u32]) {
+fn penalize<I: SamplerIndex>(logits: &mut [f32], recent: &[u32], penalty: f32, seen: &mut [I]) {
+    let (Some(unmarked), Some(marked)) = (I::from_index(0), I::from_index(1)) else {
+        return;
+    };
     for &t in recent {
         if let Some(s) = seen.get_mut(t as usize) {
-            *s = 0;
+            *s = unmarked;
         }
     }
     for &t in recent {
         if let (Some(s), Some(l)) = (seen.get_mut(t as usize), logits.get_mut(t as usize)) {
-            if *s == 0 {
-                *s = 1;
+            if *s == unmarked {
+                *s = marked;
                 *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
             }
         }
@@ -186,22 +243,20 @@ fn penalize(logits: &mut [f32], recent: &[u32], penalty: f32, seen: &mut [u32]) 
 
 /// The tokens top-k, top-p and min-p keep from `probs` (normalised; the largest is `p_max`),
 /// most likely first, as a prefix of `idx`.
-fn truncate<'i>(
+fn truncate<'i, I: SamplerIndex>(
     probs: &[f32],
-    idx: &'i mut [u32],
+    idx: &'i mut [I],
     config: &SamplerConfig,
     p_max: f32,
-) -> &'i [u32] {
+) -> &'i [I] {
     let n = idx.len();
-    let by_prob_desc =
-        |a: &u32, b: &u32| prob(probs, *b).total_cmp(&prob(probs, *a)).then(a.cmp(b));
+    let by_prob_desc = |a: &I, b: &I| prob(probs, *b).total_cmp(&prob(probs, *a)).then(a.cmp(b));
     let min_p_floor = config.min_p * p_max;
     let top_k = config.top_k > 0 && config.top_k < n;
     // Candidates: all tokens, or (without top-k, whose mass top-p needs) only those min-p
     // keeps, so the sort below is over the survivors, not the vocabulary.
     let mut candidates = 0;
-    for i in 0..n {
-        let id = u32::try_from(i).unwrap_or(u32::MAX);
+    for id in (0..n).filter_map(I::from_index) {
         if top_k || prob(probs, id) >= min_p_floor {
             if let Some(slot) = idx.get_mut(candidates) {
                 *slot = id;
@@ -245,7 +300,7 @@ fn truncate<'i>(
     }
     // Min-p: the prefix at least min_p times as likely as the most likely token.
     let cut = kept.iter().take(cut).position(|i| prob(probs, *i) < min_p_floor).unwrap_or(cut);
-    let kept: &'i [u32] = kept;
+    let kept: &'i [I] = kept;
     kept.get(..cut.max(1)).unwrap_or(&[])
 }
 
@@ -330,7 +385,7 @@ mod tests {
     #[test]
     fn greedy_is_argmax_and_ignores_nan() {
         let mut s = Sampler::new(SamplerConfig::default());
-        assert_eq!(s.sample(&mut logits(), &mut []).unwrap(), 1);
+        assert_eq!(s.sample(&mut logits(), &mut [0u32; 0]).unwrap(), 1);
         assert_eq!(argmax(&[f32::NAN, f32::NAN]), 0);
         assert_eq!(argmax(&[f32::NAN, -5.0]), 1);
     }
@@ -338,7 +393,7 @@ mod tests {
     #[test]
     fn top_k_1_is_greedy_and_seeds_reproduce() {
         let cfg = SamplerConfig { temperature: 1.0, top_k: 1, ..Default::default() };
-        let mut work = vec![0; 6];
+        let mut work = vec![0u32; 6];
         for seed in 1..20 {
             let mut s = Sampler::new(SamplerConfig { seed, ..cfg });
             assert_eq!(s.sample(&mut logits(), &mut work).unwrap(), 1);
@@ -357,7 +412,7 @@ mod tests {
         // Probabilities ~ [0.09, 0.67, 0.24, 0, ...] at temperature 1 over [1, 3, 2].
         let cfg = SamplerConfig { temperature: 1.0, top_p: 0.6, seed: 3, ..Default::default() };
         let mut s = Sampler::new(cfg);
-        let mut work = vec![0; 3];
+        let mut work = vec![0u32; 3];
         for _ in 0..100 {
             assert_eq!(s.sample(&mut [1.0, 3.0, 2.0], &mut work).unwrap(), 1);
         }
@@ -467,7 +522,7 @@ mod tests {
         // min-p 0.1 keeps tokens with p >= 0.0644: 1, 2 and 0.
         let cfg = SamplerConfig { temperature: 1.0, min_p: 0.1, seed: 5, ..Default::default() };
         let mut s = Sampler::new(cfg);
-        let mut work = vec![0; 4];
+        let mut work = vec![0u32; 4];
         let mut counts = [0usize; 4];
         let draws = if cfg!(miri) { 2_000 } else { 30_000 };
         for _ in 0..draws {
@@ -503,7 +558,7 @@ mod tests {
         let cfg =
             SamplerConfig { repeat_penalty: penalty, repeat_last_n: last_n, ..Default::default() };
         let mut got = logits.clone();
-        let mut work = vec![7; logits.len()];
+        let mut work = vec![7u32; logits.len()];
         let token = Sampler::new(cfg).sample_after(&mut got, &mut work, &history).unwrap();
         assert_eq!(got, want);
         // Greedy picks the best penalised logit: 3.0 / 1.3 = 2.31 > 2.0.
@@ -516,18 +571,70 @@ mod tests {
         // A penalty of 1, or no history, leaves greedy as it was and needs no work buffer.
         let off = SamplerConfig { repeat_penalty: 1.0, ..cfg };
         assert_eq!(
-            Sampler::new(off).sample_after(&mut logits.clone(), &mut [], &history).unwrap(),
+            Sampler::new(off).sample_after(&mut logits.clone(), &mut [0u32; 0], &history).unwrap(),
             3
         );
-        assert_eq!(Sampler::new(cfg).sample_after(&mut logits.clone(), &mut [], &[]).unwrap(), 3);
-        assert!(Sampler::new(cfg).sample_after(&mut logits.clone(), &mut [], &history).is_err());
+        assert_eq!(
+            Sampler::new(cfg).sample_after(&mut logits.clone(), &mut [0u32; 0], &[]).unwrap(),
+            3
+        );
+        assert!(Sampler::new(cfg)
+            .sample_after(&mut logits.clone(), &mut [0u32; 0], &history)
+            .is_err());
+    }
+
+    /// A `u16` work buffer gives the very tokens a `u32` one does, for every kind of
+    /// truncation and the penalty, and refuses a vocabulary it cannot index.
+    #[test]
+    fn u16_indices_sample_as_u32_ones_do() {
+        let n = 3_000;
+        let logits: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 90.0).collect();
+        let history: Vec<u32> = (0..40).map(|i| (i * 37 % n) as u32).collect();
+        let configs = [
+            SamplerConfig { temperature: 0.8, top_p: 0.95, ..Default::default() },
+            SamplerConfig {
+                temperature: 1.2,
+                top_k: 40,
+                top_p: 0.9,
+                min_p: 0.05,
+                ..Default::default()
+            },
+            SamplerConfig {
+                temperature: 0.7,
+                repeat_penalty: 1.1,
+                repeat_last_n: 64,
+                ..Default::default()
+            },
+            SamplerConfig {
+                temperature: 0.0,
+                repeat_penalty: 1.3,
+                repeat_last_n: 16,
+                ..Default::default()
+            },
+        ];
+        for (c, cfg) in configs.into_iter().enumerate() {
+            let (mut wide, mut narrow) = (Sampler::new(cfg), Sampler::new(cfg));
+            let (mut w32, mut w16) = (vec![0u32; n], vec![0u16; n]);
+            for step in 0..50 {
+                let a = wide.sample_after(&mut logits.clone(), &mut w32, &history).unwrap();
+                let b = narrow.sample_after(&mut logits.clone(), &mut w16, &history).unwrap();
+                assert_eq!(a, b, "config {c} step {step}");
+            }
+        }
+        let mut s = Sampler::new(SamplerConfig { temperature: 0.8, ..Default::default() });
+        let big = 65_537;
+        assert_eq!(
+            s.sample(&mut vec![0.0; big], &mut vec![0u16; big]),
+            Err(Error::SamplerIndexTooNarrow { vocab: big, max: 65_536 })
+        );
+        assert!(s.sample(&mut vec![0.0; big - 1], &mut vec![0u16; big - 1]).is_ok());
     }
 
     #[test]
     fn short_work_buffer_is_an_error() {
         let mut s = Sampler::new(SamplerConfig { temperature: 0.8, ..Default::default() });
         assert!(matches!(
-            s.sample(&mut logits(), &mut [0; 2]),
+            s.sample(&mut logits(), &mut [0u32; 2]),
             Err(Error::BufferTooSmall { buffer: BufferKind::SamplerWork, needed: 6, given: 2 })
         ));
     }

@@ -52,11 +52,18 @@ pub struct Board {
     pub counter_hz: u32,
 }
 
+/// The sampler's index type: `u16`, half the bytes of `u32`, as the boards' vocabularies
+/// have at most 65,536 tokens (the sampler refuses a larger one with a typed error).
+type SamplerIdx = u16;
+
 /// Heap bytes the run needs at context `ctx`: cache + scratch + the sampler's index buffer.
 fn heap_needed(cfg: &ModelConfig, ctx: usize) -> Result<usize, Error> {
     let cache = LatentCache::bytes_needed(cfg, ctx, STORAGE)?;
     let scratch = cfg.scratch_elems(ctx)?.checked_mul(4).ok_or(Error::SizeOverflow)?;
-    let work = cfg.vocab_size.checked_mul(4).ok_or(Error::SizeOverflow)?;
+    let work = cfg
+        .vocab_size
+        .checked_mul(core::mem::size_of::<SamplerIdx>())
+        .ok_or(Error::SizeOverflow)?;
     cache
         .checked_add(scratch)
         .and_then(|n| n.checked_add(work))
@@ -144,7 +151,7 @@ pub fn run<const L: usize>(
     let scratch_len = cfg.scratch_elems(board.ctx).unwrap_or(0);
     let mut cache_mem = try_zeroed::<u8>(cache_len).unwrap_or_else(|| oom());
     let mut scratch_mem = try_zeroed::<f32>(scratch_len).unwrap_or_else(|| oom());
-    let mut work = try_zeroed::<u32>(cfg.vocab_size).unwrap_or_else(|| oom());
+    let mut work = try_zeroed::<SamplerIdx>(cfg.vocab_size).unwrap_or_else(|| oom());
 
     let options = CacheOptions {
         storage: STORAGE,
@@ -253,7 +260,7 @@ fn generate<const L: usize>(
     sampler_cfg: SamplerConfig,
     cache: &mut LatentCache<'_>,
     scratch: &mut Scratch<'_>,
-    work: &mut [u32],
+    work: &mut [SamplerIdx],
 ) {
     let mut sampler = Sampler::new(sampler_cfg);
     let mut ids = heapless::Vec::<u32, N_GENERATE>::new();
