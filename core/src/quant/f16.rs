@@ -10,33 +10,43 @@
 /// Whether [`f16_to_f32`] and [`f32_to_f16`] are the FPU's `VCVTB` (else the references).
 pub const HARDWARE_CONVERSIONS: bool = cfg!(tinymla_arm_fp16);
 
+/// `VCVTB` (`$insn`, `s15` to `s15`) on the 32 bits `$bits`, returning the register's bits.
+/// Stable Rust offers no FPU register class on these targets (it needs the unstable `vfp2`
+/// feature), so the value passes through `s15`, whose contents are saved in a general
+/// register first and restored after.
+#[cfg(tinymla_arm_fp16)]
+macro_rules! through_s15 {
+    ($insn:literal, $bits:expr) => {{
+        let out: u32;
+        // SAFETY: register-only FPU instructions, which `cfg(tinymla_arm_fp16)` says the
+        // target has (build.rs: M-profile hard-float triples); no memory, no flags, and `s15`
+        // holds what it held before.
+        unsafe {
+            core::arch::asm!(
+                "vmov {save}, s15",
+                "vmov s15, {i}",
+                $insn,
+                "vmov {o}, s15",
+                "vmov s15, {save}",
+                save = out(reg) _,
+                i = in(reg) $bits,
+                o = lateout(reg) out,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        out
+    }};
+}
+
 /// IEEE binary16 (little-endian bytes) to `f32`, exactly: [`f16_to_f32_reference`], or
 /// `VCVTB.F32.F16` on M-profile Arm cores with an FPU.
 #[inline(always)]
 pub fn f16_to_f32(bytes: [u8; 2]) -> f32 {
     #[cfg(tinymla_arm_fp16)]
-    {
-        let out: u32;
-        // SAFETY: register-only FPU instructions, which `cfg(tinymla_arm_fp16)` says the
-        // target has (build.rs: M-profile hard-float triples); no memory, no flags. Stable
-        // Rust offers no FPU register class on these targets (it needs the unstable `vfp2`
-        // feature), so the value passes through `s15`, whose contents are saved in a
-        // general register first and restored after.
-        unsafe {
-            core::arch::asm!(
-                "vmov {save}, s15",
-                "vmov s15, {i}",
-                "vcvtb.f32.f16 s15, s15",
-                "vmov {o}, s15",
-                "vmov s15, {save}",
-                save = out(reg) _,
-                i = in(reg) u32::from(u16::from_le_bytes(bytes)),
-                o = lateout(reg) out,
-                options(pure, nomem, nostack, preserves_flags),
-            );
-        }
-        f32::from_bits(out)
-    }
+    return f32::from_bits(through_s15!(
+        "vcvtb.f32.f16 s15, s15",
+        u32::from(u16::from_le_bytes(bytes))
+    ));
     #[cfg(not(tinymla_arm_fp16))]
     f16_to_f32_reference(bytes)
 }
@@ -60,29 +70,14 @@ pub fn f16_to_f32_reference(bytes: [u8; 2]) -> f32 {
 }
 
 /// `f32` to IEEE binary16 (little-endian bytes), rounded to nearest even:
-/// [`f32_to_f16_reference`], or `VCVTB.F16.F32` on M-profile Arm cores with an FPU.
+/// [`f32_to_f16_reference`], or `VCVTB.F16.F32` on M-profile Arm cores with an FPU (which
+/// writes the low half of the register: only that half is kept).
 #[inline(always)]
 pub fn f32_to_f16(x: f32) -> [u8; 2] {
     #[cfg(tinymla_arm_fp16)]
     {
-        let out: u32;
-        // SAFETY: as in `f16_to_f32`; `VCVTB` writes the low half of `s15`, and only that
-        // half is kept.
-        unsafe {
-            core::arch::asm!(
-                "vmov {save}, s15",
-                "vmov s15, {i}",
-                "vcvtb.f16.f32 s15, s15",
-                "vmov {o}, s15",
-                "vmov s15, {save}",
-                save = out(reg) _,
-                i = in(reg) x.to_bits(),
-                o = lateout(reg) out,
-                options(pure, nomem, nostack, preserves_flags),
-            );
-        }
         #[allow(clippy::cast_possible_truncation)] // the low half is the result
-        let h = out as u16;
+        let h = through_s15!("vcvtb.f16.f32 s15, s15", x.to_bits()) as u16;
         h.to_le_bytes()
     }
     #[cfg(not(tinymla_arm_fp16))]
