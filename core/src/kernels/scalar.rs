@@ -4,6 +4,7 @@
 //! Callers size their buffers from a validated [`crate::ModelConfig`], where lengths agree.
 
 pub use crate::quant::f16::f16_to_f32;
+pub(crate) use crate::quant::{max_non_nan, min_non_nan};
 
 /// Independent accumulators per dot product: enough for LLVM to fill an AVX2 register pair and
 /// hide FMA latency, few enough for the 16 FP registers of a Cortex-M4F.
@@ -119,34 +120,6 @@ fn lanes_mul_add(acc: [f32; LANES], x: &[f32; LANES], y: &[f32; LANES]) -> [f32;
         s6 + x6 * y6,
         s7 + x7 * y7,
     ]
-}
-
-/// `f32::max(m, v)` where `m` is not NaN (a running maximum, or a bound). With vector units
-/// (x86_64, aarch64) it is `f32::max`, which LLVM vectorises, reductions included; elsewhere
-/// a compare and a select, where `f32::max` is a libm call on cores without `VMAXNM`
-/// (Cortex-M4). The same result: a NaN `v` gives `m` either way.
-#[inline(always)]
-pub(crate) fn max_non_nan(m: f32, v: f32) -> f32 {
-    if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
-        m.max(v)
-    } else if v > m {
-        v
-    } else {
-        m
-    }
-}
-
-/// `f32::min(x, hi)` for `x` and `hi` not NaN, as [`max_non_nan`] chooses its form (the
-/// forms may differ only in the sign of a zero result, which no caller's result depends on).
-#[inline(always)]
-pub(crate) fn min_non_nan(x: f32, hi: f32) -> f32 {
-    if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
-        x.min(hi)
-    } else if x < hi {
-        x
-    } else {
-        hi
-    }
 }
 
 /// Pairwise sum of the accumulators (a fixed order, so results are reproducible).

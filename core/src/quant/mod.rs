@@ -37,6 +37,34 @@ pub(crate) const ACT_CHUNK_SUPER: usize = ACT_CHUNK_BLOCKS * QK / QK_K;
 /// values, 2,176 bytes of stack) per pass over the rows.
 pub(crate) const ACT_CHUNK_BLOCKS: usize = 64;
 
+/// `f32::max(m, v)` where `m` is not NaN (a running maximum, or a bound). With vector units
+/// (x86_64, aarch64) it is `f32::max`, which LLVM vectorises, reductions included; elsewhere
+/// a compare and a select, where `f32::max` is a libm call on cores without `VMAXNM`
+/// (Cortex-M4). The same result: a NaN `v` gives `m` either way.
+#[inline(always)]
+pub(crate) fn max_non_nan(m: f32, v: f32) -> f32 {
+    if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        m.max(v)
+    } else if v > m {
+        v
+    } else {
+        m
+    }
+}
+
+/// `f32::min(x, hi)` for `x` and `hi` not NaN, as [`max_non_nan`] chooses its form (the
+/// forms may differ only in the sign of a zero result, which no caller's result depends on).
+#[inline(always)]
+pub(crate) fn min_non_nan(x: f32, hi: f32) -> f32 {
+    if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        x.min(hi)
+    } else if x < hi {
+        x
+    } else {
+        hi
+    }
+}
+
 /// The f16 scale at the start of a block, as `f32`.
 #[inline(always)]
 pub(crate) fn block_scale(block: &[u8]) -> f32 {

@@ -1,8 +1,7 @@
 //! `Q8_0`: 32 weights per 34-byte block — an f16 scale `d`, then 32 `i8` values `q`;
 //! `x = d · q`. 8.5 bits per weight. Also the activation format of the integer dot products.
 
-use super::{block_scale, block_term, QK};
-use crate::kernels::scalar::max_non_nan;
+use super::{block_scale, block_term, max_non_nan, QK};
 
 /// Bytes per block.
 pub const BLOCK_BYTES: usize = 2 + QK;
