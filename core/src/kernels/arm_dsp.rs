@@ -29,9 +29,7 @@ pub(crate) trait Dsp {
     fn smlad(a: u32, b: u32, acc: i32) -> i32;
 
     /// `(acc0 + x0·y, acc1 + x1·y)` over the four signed bytes of each word: `y` spread once
-    /// for both rows. [`Hw`] issues it as one block of ten instructions, so that the
-    /// compiler cannot pull the rows' chains apart (and spill the spread words); the default
-    /// is the same sequence of the primitives.
+    /// for both rows (the order [`Hw::two_rows_block`]'s instructions follow).
     #[inline(always)]
     fn two_rows_word(acc: (i32, i32), x0: u32, x1: u32, y: u32) -> (i32, i32) {
         let (y_even, y_odd) = (Self::sxtb16(y), Self::sxtb16_ror8(y));
@@ -159,36 +157,6 @@ impl Dsp for Hw {
     }
 
     #[inline(always)]
-    fn two_rows_word((mut acc0, mut acc1): (i32, i32), x0: u32, x1: u32, y: u32) -> (i32, i32) {
-        // SAFETY: register-only DSP instructions, as in `sxtb16`; the same operations as the
-        // trait's default, in its order.
-        unsafe {
-            core::arch::asm!(
-                "sxtb16 {ye}, {y}",
-                "sxtb16 {yo}, {y}, ror #8",
-                "sxtb16 {t}, {x0}",
-                "smlad {a0}, {t}, {ye}, {a0}",
-                "sxtb16 {t}, {x0}, ror #8",
-                "smlad {a0}, {t}, {yo}, {a0}",
-                "sxtb16 {t}, {x1}",
-                "smlad {a1}, {t}, {ye}, {a1}",
-                "sxtb16 {t}, {x1}, ror #8",
-                "smlad {a1}, {t}, {yo}, {a1}",
-                a0 = inout(reg) acc0,
-                a1 = inout(reg) acc1,
-                x0 = in(reg) x0,
-                x1 = in(reg) x1,
-                y = in(reg) y,
-                ye = out(reg) _,
-                yo = out(reg) _,
-                t = out(reg) _,
-                options(pure, nomem, nostack, preserves_flags),
-            );
-        }
-        (acc0, acc1)
-    }
-
-    #[inline(always)]
     fn two_rows_block(x0: &BlockQ8_0, x1: &BlockQ8_0, y: &BlockQ8_0) -> (i32, i32) {
         let (mut acc0, mut acc1) = (0i32, 0i32);
         // SAFETY: the loads read bytes 2..34 of the three 34-byte blocks, which the references
@@ -280,12 +248,6 @@ fn isum_block<D: Dsp>(x: &BlockQ8_0, y: &BlockQ8_0) -> i32 {
     word_step::<D>(acc, x7, y7)
 }
 
-/// The exact block sums of two rows' blocks `x0`, `x1` against one activation block `y`.
-#[inline(always)]
-fn isum_block2<D: Dsp>(x0: &BlockQ8_0, x1: &BlockQ8_0, y: &BlockQ8_0) -> (i32, i32) {
-    D::two_rows_block(x0, x1, y)
-}
-
 /// One block's term given the activation scale as `f32`: `(d_w · d_a) · isum`, rounded as
 /// [`block_term`] rounds it.
 #[inline(always)]
@@ -339,8 +301,9 @@ pub(crate) fn dot_q8_0_rows_with<D: Dsp>(
 ) {
     let n = a.len().min(a_scales.len());
     let stride = stride.max(1);
+    let pair_len = stride.saturating_mul(2);
     // Whole pairs of rows (fixed-size steps: no per-pair length arithmetic), then the rest.
-    let pairs = rows.chunks_exact(2 * stride);
+    let pairs = rows.chunks_exact(pair_len);
     let mut outs = out.chunks_exact_mut(2);
     for ([o0, o1], pair) in (&mut outs).filter_map(|o| o.first_chunk_mut::<2>()).zip(pairs) {
         let (first, second) = pair.split_at(stride);
@@ -355,9 +318,9 @@ pub(crate) fn dot_q8_0_rows_with<D: Dsp>(
         *o1 += sum1;
     }
     // Rows left: an odd last row, or rows whose pair `rows` cuts short.
-    let done = 2 * (rows.len() / (2 * stride)).min(out.len() / 2);
+    let done = 2 * (rows.len() / pair_len).min(out.len() / 2);
     let left = out.get_mut(done..).unwrap_or(&mut []);
-    let rest = rows.get(done * stride..).unwrap_or(&[]);
+    let rest = rows.get(done.saturating_mul(stride)..).unwrap_or(&[]);
     for (o, row) in left.iter_mut().zip(rest.chunks(stride)) {
         *o += dot_q8_0_scaled_with::<D>(head(row, n), a, a_scales);
     }

@@ -68,8 +68,8 @@ pub struct Kernels {
     dot_q8_0_scaled: Option<ScaledFn<BlockQ8_0>>,
     /// `dot_q4_0` with the activation scales given as `f32`.
     dot_q4_0_scaled: Option<ScaledFn<BlockQ4_0>>,
-    /// A chunk of Q8_0 rows against one activation vector with its scales as `f32` (reference
-    /// [`q8_0::dot_q8_0_rows`]), where the table has a faster kernel (the Arm DSP one).
+    /// A chunk of Q8_0 rows against one activation vector with its scales as `f32`, where
+    /// the table beats one `dot_q8_0_scaled` per row (the Arm DSP kernel).
     dot_q8_0_rows: Option<RowsFn>,
     /// Packs eight Q8_0 blocks into a [`Group8`] (reference [`group8::pack_q8_0`]).
     pack_q8_0: fn(&[BlockQ8_0; group8::BLOCKS], &mut Group8),
@@ -139,8 +139,7 @@ pub const GROUP_TILE: usize = 8;
 
 type ScaledFn<W> = fn(&[W], &[BlockQ8_0], &[f32]) -> f32;
 /// `(rows, stride, a, a_scales, out)`: `out[r] += dot_q8_0_scaled(rows[r · stride ..][..
-/// a.len()], a, a_scales)` for every `r < out.len()` whose blocks `rows` holds (see
-/// [`q8_0::dot_q8_0_rows`]).
+/// a.len()], a, a_scales)`, bit for bit, for every `r < out.len()` whose blocks `rows` holds.
 pub type RowsFn = fn(&[BlockQ8_0], usize, &[BlockQ8_0], &[f32], &mut [f32]);
 type DotFromFn<W> = fn(f32, &[W], &[BlockQ8_0]) -> f32;
 type GroupFn = fn(&[Group8], &[Group8]) -> f32;

@@ -242,22 +242,6 @@ pub fn dot_q8_0_scaled(w: &[BlockQ8_0], a: &[BlockQ8_0], a_scales: &[f32]) -> f3
     sum
 }
 
-/// The reference of a rows kernel ([`crate::kernels::RowsFn`]): for every `r < out.len()`,
-/// `out[r] += dot_q8_0_scaled(rows[r · stride ..][.. a.len()], a, a_scales)` (rows past the
-/// end of `rows` are left alone).
-pub fn dot_q8_0_rows(
-    rows: &[BlockQ8_0],
-    stride: usize,
-    a: &[BlockQ8_0],
-    a_scales: &[f32],
-    out: &mut [f32],
-) {
-    let n = a.len();
-    for (o, row) in out.iter_mut().zip(rows.chunks(stride.max(1))) {
-        *o += dot_q8_0_scaled(row.get(..n).unwrap_or(row), a, a_scales);
-    }
-}
-
 /// The exact `Σ x[i] · y[i]` over two blocks' 32 `i8` values, four products per step with
 /// the four named, so that a build that neither vectorises nor unrolls (the boards'
 /// size-optimised ones) still does without per-byte loop overhead.

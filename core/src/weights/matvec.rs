@@ -203,6 +203,10 @@ impl Matrix<'_> {
         out.fill(0.0);
         let block_bytes = self.ty.block_bytes();
         let chunk_bytes = CHUNK * block_bytes;
+        let rows_fn = match (SCALED && !RESIDUAL, self.ty) {
+            (true, WeightType::Q8_0) => k.dot_q8_0_rows(),
+            _ => None,
+        };
         for (c, xs) in x.get(..self.cols).unwrap_or(x).chunks(CHUNK * QK).enumerate() {
             let n_blocks = xs.len().div_ceil(QK);
             let act = act_buf.get_mut(..n_blocks).unwrap_or(&mut []);
@@ -224,9 +228,7 @@ impl Matrix<'_> {
             let act_scales = act_scales.get(..n_blocks).unwrap_or(&[]);
             let start = c * chunk_bytes;
             let end = start + n_blocks * block_bytes;
-            let rows_fn =
-                if RESIDUAL || self.ty != WeightType::Q8_0 { None } else { k.dot_q8_0_rows() };
-            if let (true, Some(rows_fn)) = (SCALED, rows_fn) {
+            if let Some(rows_fn) = rows_fn {
                 // Q8_0 rows are whole blocks: row r's chunk starts `stride · r` blocks on.
                 let blocks = self.bytes.as_chunks::<{ q8_0::BLOCK_BYTES }>().0;
                 let stride = self.row_bytes / q8_0::BLOCK_BYTES;
