@@ -152,6 +152,7 @@ impl Kernels {
         dot_q4_0_from: Some(x86::vnni::vl::entry::dot_q4_0_from),
         dot_q8_0_scaled: Some(x86::vnni::vl::entry::dot_q8_0_scaled),
         dot_q4_0_scaled: Some(x86::vnni::vl::entry::dot_q4_0_scaled),
+        dot_q8_0_rows: Some(x86::rows512::entry::dot_q8_0_rows),
         dot_groups: Some(x86::vnni::entry512::dot_groups),
         dot_groups_tile: Some(x86::vnni::entry512::dot_groups_tile),
         dot_groups_biased: Some(x86::vnni::entry512::dot_groups_biased),

@@ -1,0 +1,300 @@
+//! Decode's Q8_0 product on AVX-512 VL + VNNI: a chunk of weight rows against one activation
+//! vector, [`ROWS`] rows per pass ([`crate::kernels::RowsFn`]).
+//!
+//! The one-row kernel adds each block's term to one running sum, so a row is a chain of
+//! dependent additions; four rows side by side are four independent chains, added in one
+//! register (lane `i` = row `i`), and each activation block is loaded once for the four.
+//! Each row prefetches (into L2) the blocks the next pass reads in its row: four rows read
+//! side by side are four short streams, which the hardware prefetcher does not follow from
+//! one row to the next (without it, decode ran at half the one-row kernel's speed). The
+//! weights are the unsigned operand,
+//! biased: `Σ (w ⊕ 0x80) · a = Σ w · a + 128 · Σ a`, exact for every byte, and `128 · Σ a`
+//! depends on the activation only, so it is computed once per call for every row
+//! (one `vpxor` + one `vpdpbusd` per weight block, where the sign transfer takes three ops).
+//! Each row's terms are the scalar reference's, added in block order from 0 and then to
+//! `out[r]`: bit-identical to `q8_0::dot_q8_0_scaled`.
+#![allow(unsafe_code)]
+
+use core::arch::x86_64::*;
+
+use super::{add_lanes_in_order, hsum8_epi32, hsum_epi32, scales8};
+use crate::quant::q8_0::{self, BlockQ8_0};
+use crate::quant::{block_scale, ACT_CHUNK_BLOCKS};
+
+/// Rows per pass: four independent sums. Eight (one `ymm` of sums, an 8 × 8 transpose) measured
+/// the same on Zen 4: the per-row block work, not the addition chain, bounds the pass.
+const ROWS: usize = 4;
+
+/// The activation's side, computed once per call: `128 · Σ a` per block.
+struct Corrections([i32; ACT_CHUNK_BLOCKS]);
+
+impl Corrections {
+    /// `128 · Σ a_j` for each of `a`'s blocks (at most [`ACT_CHUNK_BLOCKS`]).
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512 F, VL and VNNI.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
+    unsafe fn of(a: &[BlockQ8_0]) -> Self {
+        let mut c = [0i32; ACT_CHUNK_BLOCKS];
+        let bias = _mm256_set1_epi8(-128);
+        for (cj, ab) in c.iter_mut().zip(a) {
+            // SAFETY: a block is 34 bytes, its values at 2..34; the load is unaligned.
+            let qa = _mm256_loadu_si256(ab.as_ptr().add(2).cast());
+            *cj = hsum_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, qa));
+        }
+        Corrections(c)
+    }
+
+    /// Eight blocks' corrections from block `8 g`, block `j` in lane `j`.
+    #[inline(always)]
+    fn eight(&self, g: usize) -> __m256i {
+        let c = self.0.get(8 * g..).and_then(|c| c.first_chunk::<8>()).copied().unwrap_or([0; 8]);
+        // SAFETY: `c` is eight i32; the load is unaligned. (SSE2 is x86_64's baseline; AVX
+        // is enabled in every caller.)
+        unsafe { _mm256_loadu_si256(c.as_ptr().cast()) }
+    }
+}
+
+/// One weight block's biased product with an activation block, as 8 `i32` lanes summing to
+/// `Σ w · a + 128 · Σ a` (exact).
+///
+/// # Safety
+/// The CPU supports AVX-512 F, VL and VNNI; `wp` and `ap` point at 34-byte blocks.
+#[inline(always)]
+unsafe fn biased_lanes(wp: *const u8, ap: *const u8) -> __m256i {
+    // SAFETY: the caller's contract; the values are at 2..34, the loads unaligned.
+    let w = _mm256_xor_si256(_mm256_loadu_si256(wp.add(2).cast()), _mm256_set1_epi8(-128));
+    _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, _mm256_loadu_si256(ap.add(2).cast()))
+}
+
+/// Asks for the cache lines of eight blocks from `p` (never faults: a hint).
+///
+/// # Safety
+/// The CPU supports SSE (every x86_64 does).
+#[inline(always)]
+unsafe fn prefetch_group(p: *const u8) {
+    for line in 0..5 {
+        _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(64 * line).cast::<i8>());
+    }
+}
+
+/// One row's terms `(d_w · d_a) · isum` for the eight blocks from `wg` (against `ag`, with
+/// their scales `da` and corrections `c`), rounded as the reference rounds them, after asking
+/// for the blocks `ahead` bytes on.
+///
+/// # Safety
+/// The CPU supports AVX2, F16C, AVX-512 F, VL and VNNI; `wg` and `ag` hold eight blocks.
+#[inline(always)]
+unsafe fn group_terms(
+    wg: *const BlockQ8_0,
+    ag: *const BlockQ8_0,
+    da: __m256,
+    c: __m256i,
+    ahead: usize,
+) -> __m256 {
+    prefetch_group(wg.cast::<u8>().wrapping_add(ahead));
+    let mut lanes = [_mm256_setzero_si256(); 8];
+    for (j, l) in lanes.iter_mut().enumerate() {
+        // SAFETY: `j < 8`: the caller's eight blocks.
+        *l = biased_lanes(wg.add(j).cast(), ag.add(j).cast());
+    }
+    let isum = _mm256_sub_epi32(hsum8_epi32(lanes), c);
+    // SAFETY: as above.
+    let dw = scales8(&*wg.cast::<[BlockQ8_0; 8]>());
+    // |isum| < 2^24: the conversion is exact.
+    _mm256_mul_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(isum))
+}
+
+/// `sums[i]` plus row `i`'s terms `t[i]`, lane 0 to 7, one addition at a time, the four rows
+/// side by side in one register (lane `i` = row `i`): each row's additions are
+/// [`add_lanes_in_order`]'s, so the same bits, in one chain of 8 for four rows.
+///
+/// # Safety
+/// The CPU supports AVX.
+#[inline(always)]
+unsafe fn add_columns_in_order(sums: __m128, t: [__m256; ROWS]) -> __m128 {
+    let [t0, t1, t2, t3] = t;
+    // Per 128-bit half: (t0[k], t1[k], t0[k+1], t1[k+1]), the same for t2, t3.
+    let (l01, h01) = (_mm256_unpacklo_ps(t0, t1), _mm256_unpackhi_ps(t0, t1));
+    let (l23, h23) = (_mm256_unpacklo_ps(t2, t3), _mm256_unpackhi_ps(t2, t3));
+    // Column k (low half) and k + 4 (high half), rows 0..4 in lanes 0..4.
+    let cols = [
+        _mm256_shuffle_ps::<0x44>(l01, l23),
+        _mm256_shuffle_ps::<0xEE>(l01, l23),
+        _mm256_shuffle_ps::<0x44>(h01, h23),
+        _mm256_shuffle_ps::<0xEE>(h01, h23),
+    ];
+    let mut s = sums;
+    for c in cols {
+        s = _mm_add_ps(s, _mm256_castps256_ps128(c));
+    }
+    for c in cols {
+        s = _mm_add_ps(s, _mm256_extractf128_ps::<1>(c));
+    }
+    s
+}
+
+/// [`ROWS`] rows' sums over `n` blocks (`w[i]` row `i`'s first block; each row holds `n`
+/// blocks, `a` and `d_a` too, `n <= ACT_CHUNK_BLOCKS`), each from 0 in block order.
+///
+/// # Safety
+/// The CPU supports AVX2, F16C, AVX-512 F, VL and VNNI; the pointers hold `n` blocks.
+#[inline(always)]
+unsafe fn pass4(
+    w: [*const BlockQ8_0; ROWS],
+    a: *const BlockQ8_0,
+    d_a: *const f32,
+    n: usize,
+    corr: &Corrections,
+    ahead: usize,
+) -> [f32; ROWS] {
+    let mut sums = _mm_setzero_ps();
+    let groups = n / 8;
+    for g in 0..groups {
+        // SAFETY: `8 g + 8 <= n` blocks on every side.
+        let (ag, da, c) = (a.add(8 * g), _mm256_loadu_ps(d_a.add(8 * g)), corr.eight(g));
+        // A loop, not `map`: a closure would not take this function's target features.
+        let mut t = [_mm256_setzero_ps(); ROWS];
+        for (ti, wr) in t.iter_mut().zip(w) {
+            *ti = group_terms(wr.add(8 * g), ag, da, c, ahead);
+        }
+        sums = add_columns_in_order(sums, t);
+    }
+    let mut out = [0.0f32; ROWS];
+    // SAFETY: `out` holds four f32; the store is unaligned.
+    _mm_storeu_ps(out.as_mut_ptr(), sums);
+    tail(out, w, a, d_a, 8 * groups, n, corr)
+}
+
+/// One row's sum over `n` blocks, as [`pass4`] sums each of its rows.
+///
+/// # Safety
+/// As [`pass4`], for the one row `w`.
+#[inline(always)]
+unsafe fn pass1(
+    w: *const BlockQ8_0,
+    a: *const BlockQ8_0,
+    d_a: *const f32,
+    n: usize,
+    corr: &Corrections,
+    ahead: usize,
+) -> f32 {
+    let mut sum = 0.0f32;
+    let groups = n / 8;
+    for g in 0..groups {
+        // SAFETY: `8 g + 8 <= n` blocks on every side.
+        let (ag, da, c) = (a.add(8 * g), _mm256_loadu_ps(d_a.add(8 * g)), corr.eight(g));
+        sum = add_lanes_in_order(sum, group_terms(w.add(8 * g), ag, da, c, ahead));
+    }
+    let [s] = tail([sum], [w], a, d_a, 8 * groups, n, corr);
+    s
+}
+
+/// `sums[i]` plus row `i`'s terms of blocks `from..n`, one block at a time.
+///
+/// # Safety
+/// As [`pass4`].
+#[inline(always)]
+unsafe fn tail<const R: usize>(
+    mut sums: [f32; R],
+    w: [*const BlockQ8_0; R],
+    a: *const BlockQ8_0,
+    d_a: *const f32,
+    from: usize,
+    n: usize,
+    corr: &Corrections,
+) -> [f32; R] {
+    for j in from..n {
+        // SAFETY: `j < n`.
+        let (ab, da) = (a.add(j), *d_a.add(j));
+        let c = corr.0.get(j).copied().unwrap_or(0);
+        for (sum, wr) in sums.iter_mut().zip(w) {
+            // SAFETY: as above.
+            let wb = &*wr.add(j);
+            let isum = hsum_epi32(biased_lanes(wb.as_ptr(), ab.cast())) - c;
+            #[allow(clippy::cast_precision_loss)] // |isum| < 2^24: exact
+            let term = (block_scale(wb) * da) * isum as f32;
+            *sum += term;
+        }
+    }
+    sums
+}
+
+/// [`crate::kernels::RowsFn`]: `out[r] += dot_q8_0_scaled(rows[r · stride ..][.. n], a,
+/// a_scales)` for every `r < out.len()` whose blocks `rows` holds, `n = min(a.len(),
+/// a_scales.len())`, bit for bit. Chunks longer than [`ACT_CHUNK_BLOCKS`] (which `matvec`
+/// never passes) take the one-row kernel per row.
+///
+/// # Safety
+/// The CPU supports AVX2, F16C, AVX-512 F, VL and VNNI.
+#[target_feature(enable = "avx2,f16c,avx512f,avx512vl,avx512vnni")]
+unsafe fn dot_q8_0_rows(
+    rows: &[BlockQ8_0],
+    stride: usize,
+    a: &[BlockQ8_0],
+    a_scales: &[f32],
+    out: &mut [f32],
+) {
+    let n = a.len().min(a_scales.len());
+    let row = |r: usize| rows.get(r.checked_mul(stride)?..)?.get(..n);
+    if n > ACT_CHUNK_BLOCKS {
+        for (r, o) in out.iter_mut().enumerate() {
+            if let Some(w) = row(r) {
+                *o += super::vnni::vl::dot_q8_0(0.0, w, a, Some(a_scales));
+            }
+        }
+        return;
+    }
+    let corr = Corrections::of(a.get(..n).unwrap_or(&[]));
+    let (ap, dp) = (a.as_ptr(), a_scales.as_ptr());
+    // Each row prefetches the same blocks of the row a pass later: what the next pass reads
+    // first (the hardware's stream prefetch follows each row to its end, not to the next).
+    let ahead = stride.wrapping_mul(ROWS * q8_0::BLOCK_BYTES);
+    let mut quads = out.chunks_exact_mut(ROWS);
+    let mut r0 = 0;
+    for quad in &mut quads {
+        let w: [Option<&[BlockQ8_0]>; ROWS] = core::array::from_fn(|i| row(r0 + i));
+        if w.iter().all(Option::is_some) {
+            let w = w.map(|s| s.map_or(core::ptr::null(), <[BlockQ8_0]>::as_ptr));
+            // SAFETY: each row holds `n` blocks, `a` and `a_scales` at least `n`.
+            let sums = pass4(w, ap, dp, n, &corr, ahead);
+            for (o, s) in quad.iter_mut().zip(sums) {
+                *o += s;
+            }
+        } else {
+            for (i, o) in quad.iter_mut().enumerate() {
+                if let Some(w) = row(r0 + i) {
+                    // SAFETY: as above.
+                    let s = pass1(w.as_ptr(), ap, dp, n, &corr, ahead);
+                    *o += s;
+                }
+            }
+        }
+        r0 += ROWS;
+    }
+    for (i, o) in quads.into_remainder().iter_mut().enumerate() {
+        if let Some(w) = row(r0 + i) {
+            // SAFETY: as above.
+            let s = pass1(w.as_ptr(), ap, dp, n, &corr, ahead);
+            *o += s;
+        }
+    }
+}
+
+/// The safe entry point, installed only in the AVX-512 VNNI table.
+pub(in crate::kernels) mod entry {
+    use super::BlockQ8_0;
+
+    pub(in crate::kernels) fn dot_q8_0_rows(
+        rows: &[BlockQ8_0],
+        stride: usize,
+        a: &[BlockQ8_0],
+        a_scales: &[f32],
+        out: &mut [f32],
+    ) {
+        // SAFETY: reachable only through the table built after detecting AVX-512 F, BW, VL
+        // and VNNI on top of AVX2 and F16C (`Kernels::x86_vnni`).
+        unsafe { super::dot_q8_0_rows(rows, stride, a, a_scales, out) }
+    }
+}
