@@ -17,7 +17,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{add_lanes_in_order, hsum8_epi32, hsum_epi32, scales8};
+use super::{add_lanes_in_order, hsum8_epi32, hsum_epi32};
 use crate::quant::q8_0::{self, BlockQ8_0};
 use crate::quant::{block_scale, ACT_CHUNK_BLOCKS};
 
@@ -63,9 +63,33 @@ impl Corrections {
 /// The CPU supports AVX-512 F, VL and VNNI; `wp` and `ap` point at 34-byte blocks.
 #[inline(always)]
 unsafe fn biased_lanes(wp: *const u8, ap: *const u8) -> __m256i {
-    // SAFETY: the caller's contract; the values are at 2..34, the loads unaligned.
+    // SAFETY: the caller's contract; the values are at 2..34, the load unaligned.
+    biased_lanes_with(wp, _mm256_loadu_si256(ap.add(2).cast()))
+}
+
+/// [`biased_lanes`] with the activation block's 32 values `qa` already loaded.
+///
+/// # Safety
+/// The CPU supports AVX-512 F, VL and VNNI; `wp` points at a 34-byte block.
+#[inline(always)]
+unsafe fn biased_lanes_with(wp: *const u8, qa: __m256i) -> __m256i {
+    // SAFETY: the caller's contract; the values are at 2..34, the load unaligned.
     let w = _mm256_xor_si256(_mm256_loadu_si256(wp.add(2).cast()), _mm256_set1_epi8(-128));
-    _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, _mm256_loadu_si256(ap.add(2).cast()))
+    _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, qa)
+}
+
+/// The 32 values of each of eight blocks from `p`, loaded once for every row of a pass.
+///
+/// # Safety
+/// The CPU supports AVX; `p` points at eight blocks.
+#[inline(always)]
+unsafe fn values8(p: *const BlockQ8_0) -> [__m256i; 8] {
+    let mut q = [_mm256_setzero_si256(); 8];
+    for (j, qj) in q.iter_mut().enumerate() {
+        // SAFETY: `j < 8`; a block's values are at 2..34, the load unaligned.
+        *qj = _mm256_loadu_si256(p.add(j).cast::<u8>().add(2).cast());
+    }
+    q
 }
 
 /// Asks for the cache lines of eight blocks from `p` (never faults: a hint).
@@ -79,6 +103,33 @@ unsafe fn prefetch_group(p: *const u8) {
     }
 }
 
+/// For lane `i < 8`, the word index of block `i`'s scale (at byte `34 i`) in a 128-byte
+/// two-register table: the first 128 bytes of eight blocks for `i < 4`, the next 128 for the
+/// rest (`(34 i mod 128) / 2`). The other lanes are unused.
+const SCALE_WORDS: [u16; 32] = {
+    let mut w = [0u16; 32];
+    let [w0, w1, w2, w3, w4, w5, w6, w7, ..] = &mut w;
+    (*w0, *w1, *w2, *w3, *w4, *w5, *w6, *w7) = (0, 17, 34, 51, 4, 21, 38, 55);
+    w
+};
+
+/// The f16 scales of eight consecutive blocks from `p` as `f32`, block `j` in lane `j`:
+/// four 64-byte loads and two word permutes (the blocks' first 256 bytes hold all eight).
+///
+/// # Safety
+/// The CPU supports AVX-512 F and BW and F16C; `p` points at eight blocks.
+#[inline(always)]
+unsafe fn scales8_512(p: *const u8) -> __m256 {
+    // SAFETY: eight blocks are 272 bytes; the loads (unaligned) cover the first 256.
+    let (z0, z1) = (_mm512_loadu_si512(p.cast()), _mm512_loadu_si512(p.add(64).cast()));
+    let (z2, z3) = (_mm512_loadu_si512(p.add(128).cast()), _mm512_loadu_si512(p.add(192).cast()));
+    let idx = _mm512_loadu_si512(SCALE_WORDS.as_ptr().cast());
+    let low = _mm512_permutex2var_epi16(z0, idx, z1);
+    let high = _mm512_permutex2var_epi16(z2, idx, z3);
+    let words = _mm512_mask_blend_epi16(0xF0, low, high);
+    _mm256_cvtph_ps(_mm512_castsi512_si128(words))
+}
+
 /// One row's terms `(d_w · d_a) · isum` for the eight blocks from `wg` (against `ag`, with
 /// their scales `da` and corrections `c`), rounded as the reference rounds them, after asking
 /// for the blocks `ahead` bytes on.
@@ -88,20 +139,19 @@ unsafe fn prefetch_group(p: *const u8) {
 #[inline(always)]
 unsafe fn group_terms(
     wg: *const BlockQ8_0,
-    ag: *const BlockQ8_0,
+    qa: &[__m256i; 8],
     da: __m256,
     c: __m256i,
     ahead: usize,
 ) -> __m256 {
     prefetch_group(wg.cast::<u8>().wrapping_add(ahead));
     let mut lanes = [_mm256_setzero_si256(); 8];
-    for (j, l) in lanes.iter_mut().enumerate() {
+    for (j, (l, q)) in lanes.iter_mut().zip(qa).enumerate() {
         // SAFETY: `j < 8`: the caller's eight blocks.
-        *l = biased_lanes(wg.add(j).cast(), ag.add(j).cast());
+        *l = biased_lanes_with(wg.add(j).cast(), *q);
     }
     let isum = _mm256_sub_epi32(hsum8_epi32(lanes), c);
-    // SAFETY: as above.
-    let dw = scales8(&*wg.cast::<[BlockQ8_0; 8]>());
+    let dw = scales8_512(wg.cast());
     // |isum| < 2^24: the conversion is exact.
     _mm256_mul_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(isum))
 }
@@ -153,11 +203,11 @@ unsafe fn pass4(
     let groups = n / 8;
     for g in 0..groups {
         // SAFETY: `8 g + 8 <= n` blocks on every side.
-        let (ag, da, c) = (a.add(8 * g), _mm256_loadu_ps(d_a.add(8 * g)), corr.eight(g));
+        let (qa, da, c) = (values8(a.add(8 * g)), _mm256_loadu_ps(d_a.add(8 * g)), corr.eight(g));
         // A loop, not `map`: a closure would not take this function's target features.
         let mut t = [_mm256_setzero_ps(); ROWS];
         for (ti, wr) in t.iter_mut().zip(w) {
-            *ti = group_terms(wr.add(8 * g), ag, da, c, ahead);
+            *ti = group_terms(wr.add(8 * g), &qa, da, c, ahead);
         }
         sums = add_columns_in_order(sums, t);
     }
@@ -184,8 +234,8 @@ unsafe fn pass1(
     let groups = n / 8;
     for g in 0..groups {
         // SAFETY: `8 g + 8 <= n` blocks on every side.
-        let (ag, da, c) = (a.add(8 * g), _mm256_loadu_ps(d_a.add(8 * g)), corr.eight(g));
-        sum = add_lanes_in_order(sum, group_terms(w.add(8 * g), ag, da, c, ahead));
+        let (qa, da, c) = (values8(a.add(8 * g)), _mm256_loadu_ps(d_a.add(8 * g)), corr.eight(g));
+        sum = add_lanes_in_order(sum, group_terms(w.add(8 * g), &qa, da, c, ahead));
     }
     let [s] = tail([sum], [w], a, d_a, 8 * groups, n, corr);
     s
@@ -228,7 +278,7 @@ unsafe fn tail<const R: usize>(
 ///
 /// # Safety
 /// The CPU supports AVX2, F16C, AVX-512 F, VL and VNNI.
-#[target_feature(enable = "avx2,f16c,avx512f,avx512vl,avx512vnni")]
+#[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn dot_q8_0_rows(
     rows: &[BlockQ8_0],
     stride: usize,
