@@ -12,7 +12,8 @@
 //! `read_bandwidth/64MB`, a plain streaming read of 64 MB, for the memory ceiling.
 //!
 //! For Q8_0 and Q4_0, `act_scales` (every shape) times the one-vector kernel as `matvec` calls
-//! it, with the activation scales converted to f32 once per vector. At `2048x2048`,
+//! it, with the activation scales converted to f32 once per vector, and `rows` (Q8_0, tables
+//! with a rows kernel) the kernel `matvec` calls instead for a chunk of rows. At `2048x2048`,
 //! `groups1` times rows packed into 8-block groups against one vector, and `groups_tile8` the
 //! batched product's kernel: packed rows against 8 activation vectors per call.
 //!
@@ -303,6 +304,25 @@ fn kernels(c: &mut Criterion) {
                                     }
                                     _ => k.dot_q8_0_scaled(r.as_chunks().0, &xq, &a_scales),
                                 };
+                            }
+                            out[0]
+                        })
+                    });
+                }
+                // Decode's rows kernel where a table has one, per 64-block chunk as `matvec`
+                // calls it.
+                let blocks = w.as_chunks::<{ q8_0::BLOCK_BYTES }>().0;
+                let stride = row_bytes / q8_0::BLOCK_BYTES;
+                let rows_kernels = tables.iter().filter_map(|k| Some((k, k.dot_q8_0_rows()?)));
+                for (k, rows_fn) in rows_kernels.filter(|_| matches!(kind, Kind::Q8_0)) {
+                    let id = BenchmarkId::new(format!("{}/{}/rows", kind.name(), k.name()), shape);
+                    group.bench_function(id, |b| {
+                        b.iter(|| {
+                            out.fill(0.0);
+                            for c0 in (0..stride).step_by(64) {
+                                let c1 = (c0 + 64).min(stride);
+                                let (a, s) = (&xq[c0..c1], &a_scales[c0..c1]);
+                                rows_fn(&blocks[c0..], stride, a, s, &mut out);
                             }
                             out[0]
                         })
