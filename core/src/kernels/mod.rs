@@ -69,7 +69,7 @@ pub struct Kernels {
     /// `dot_q4_0` with the activation scales given as `f32`.
     dot_q4_0_scaled: Option<ScaledFn<BlockQ4_0>>,
     /// A chunk of Q8_0 rows against one activation vector with its scales as `f32`, where
-    /// the table beats one `dot_q8_0_scaled` per row (Arm DSP; AVX-512 VNNI, four rows a pass).
+    /// the table beats one `dot_q8_0_scaled` per row (Arm DSP; x86 AVX2 and AVX-512, four rows).
     dot_q8_0_rows: Option<RowsFn>,
     /// Packs eight Q8_0 blocks into a [`Group8`] (reference [`group8::pack_q8_0`]).
     pack_q8_0: fn(&[BlockQ8_0; group8::BLOCKS], &mut Group8),

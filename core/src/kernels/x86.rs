@@ -24,7 +24,7 @@ mod k_low;
 #[cfg(feature = "block-formats")]
 pub(in crate::kernels) mod ktile;
 mod min_tile;
-pub(in crate::kernels) mod rows512;
+pub(in crate::kernels) mod rows;
 pub(in crate::kernels) mod vnni;
 
 use super::GROUP_TILE;

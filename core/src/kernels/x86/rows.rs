@@ -1,16 +1,22 @@
-//! Decode's Q8_0 product on AVX-512 VL + VNNI: a chunk of weight rows against one activation
-//! vector, [`ROWS`] rows per pass ([`crate::kernels::RowsFn`]).
+//! Decode's Q8_0 product: a chunk of weight rows against one activation vector, [`ROWS`]
+//! rows per pass ([`crate::kernels::RowsFn`]), on AVX-512 VL + VNNI and on AVX2.
 //!
 //! The one-row kernel adds each block's term to one running sum, so a row is a chain of
 //! dependent additions; four rows side by side are four independent chains, added in one
 //! register (lane `i` = row `i`), and each activation block is loaded once for the four.
 //! Each row prefetches (into L2) the blocks the next pass reads in its row: four rows read
 //! side by side are four short streams, which the hardware prefetcher does not follow from
-//! one row to the next (without it, decode ran at half the one-row kernel's speed). The
-//! weights are the unsigned operand,
-//! biased: `Σ (w ⊕ 0x80) · a = Σ w · a + 128 · Σ a`, exact for every byte, and `128 · Σ a`
-//! depends on the activation only, so it is computed once per call for every row
-//! (one `vpxor` + one `vpdpbusd` per weight block, where the sign transfer takes three ops).
+//! one row to the next (without it, decode ran at half the one-row kernel's speed).
+//!
+//! A [`Form`] is one table's block product and scale gathering:
+//! - [`Vnni512`]: the weights are `vpdpbusd`'s unsigned operand, biased: `Σ (w ⊕ 0x80) · a =
+//!   Σ w · a + 128 · Σ a`, exact for every byte, and `128 · Σ a` depends on the activation
+//!   only, so it is computed once per call for every row (one `vpxor` + one `vpdpbusd` per
+//!   weight block, where the sign transfer takes three ops); the eight scales of a pass come
+//!   from two `vpermt2w`;
+//! - [`Avx2`]: the sign transfer of the one-row AVX2 kernel (`maddubs` + `madd`, exact for
+//!   activations in −127..=127, which is all Q8_0 quantisation writes).
+//!
 //! Each row's terms are the scalar reference's, added in block order from 0 and then to
 //! `out[r]`: bit-identical to `q8_0::dot_q8_0_scaled`.
 #![allow(unsafe_code)]
@@ -25,17 +31,52 @@ use crate::quant::{block_scale, ACT_CHUNK_BLOCKS};
 /// the same on Zen 4: the per-row block work, not the addition chain, bounds the pass.
 const ROWS: usize = 4;
 
-/// The activation's side, computed once per call: `128 · Σ a` per block.
-struct Corrections([i32; ACT_CHUNK_BLOCKS]);
-
-impl Corrections {
-    /// `128 · Σ a_j` for each of `a`'s blocks (at most [`ACT_CHUNK_BLOCKS`]).
+/// One table's instructions for the kernel.
+trait Form {
+    /// One weight block (`wp`) times an activation block's 32 values `qa` as 8 `i32` lanes
+    /// summing to `Σ w · a` plus the block's [`Corrections`] entry (exact).
     ///
     /// # Safety
-    /// The CPU supports AVX-512 F, VL and VNNI.
-    #[inline]
-    #[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
-    unsafe fn of(a: &[BlockQ8_0]) -> Self {
+    /// The CPU has the form's features; `wp` points at a 34-byte block.
+    unsafe fn lanes(wp: *const u8, qa: __m256i) -> __m256i;
+
+    /// The f16 scales of the eight blocks from `p` as `f32`, block `j` in lane `j`.
+    ///
+    /// # Safety
+    /// The CPU has the form's features; `p` points at eight blocks.
+    unsafe fn scales8(p: *const u8) -> __m256;
+
+    /// What [`Form::lanes`] adds to each of `a`'s blocks (at most [`ACT_CHUNK_BLOCKS`]).
+    ///
+    /// # Safety
+    /// The CPU has the form's features.
+    unsafe fn corrections(a: &[BlockQ8_0]) -> Corrections;
+
+    /// `dot_q8_0_scaled(w, a, s)` by the table's one-row kernel.
+    ///
+    /// # Safety
+    /// The CPU has the form's features.
+    unsafe fn one_row(w: &[BlockQ8_0], a: &[BlockQ8_0], s: &[f32]) -> f32;
+}
+
+/// AVX-512 F, BW, VL and VNNI: biased weights.
+struct Vnni512;
+
+impl Form for Vnni512 {
+    #[inline(always)]
+    unsafe fn lanes(wp: *const u8, qa: __m256i) -> __m256i {
+        // SAFETY: the caller's contract; the values are at 2..34, the load unaligned.
+        let w = _mm256_xor_si256(_mm256_loadu_si256(wp.add(2).cast()), _mm256_set1_epi8(-128));
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, qa)
+    }
+
+    #[inline(always)]
+    unsafe fn scales8(p: *const u8) -> __m256 {
+        scales8_512(p)
+    }
+
+    #[inline(always)]
+    unsafe fn corrections(a: &[BlockQ8_0]) -> Corrections {
         let mut c = [0i32; ACT_CHUNK_BLOCKS];
         let bias = _mm256_set1_epi8(-128);
         for (cj, ab) in c.iter_mut().zip(a) {
@@ -46,6 +87,46 @@ impl Corrections {
         Corrections(c)
     }
 
+    #[inline(always)]
+    unsafe fn one_row(w: &[BlockQ8_0], a: &[BlockQ8_0], s: &[f32]) -> f32 {
+        super::vnni::vl::dot_q8_0(0.0, w, a, Some(s))
+    }
+}
+
+/// AVX2: the sign transfer, no corrections.
+struct Avx2;
+
+impl Form for Avx2 {
+    #[inline(always)]
+    unsafe fn lanes(wp: *const u8, qa: __m256i) -> __m256i {
+        // SAFETY: the caller's contract; the values are at 2..34, the load unaligned.
+        let qw = _mm256_loadu_si256(wp.add(2).cast());
+        let pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(qw), _mm256_sign_epi8(qa, qw));
+        _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
+    }
+
+    #[inline(always)]
+    unsafe fn scales8(p: *const u8) -> __m256 {
+        // SAFETY: the caller's eight blocks.
+        super::scales8(&*p.cast::<[BlockQ8_0; 8]>())
+    }
+
+    #[inline(always)]
+    unsafe fn corrections(_: &[BlockQ8_0]) -> Corrections {
+        Corrections([0; ACT_CHUNK_BLOCKS])
+    }
+
+    #[inline(always)]
+    unsafe fn one_row(w: &[BlockQ8_0], a: &[BlockQ8_0], s: &[f32]) -> f32 {
+        super::dot_q8_0_avx2(0.0, w, a, Some(s))
+    }
+}
+
+/// The activation's side of [`Form::lanes`], computed once per call: `128 · Σ a` per block
+/// ([`Vnni512`]), or 0 ([`Avx2`]).
+struct Corrections([i32; ACT_CHUNK_BLOCKS]);
+
+impl Corrections {
     /// Eight blocks' corrections from block `8 g`, block `j` in lane `j`.
     #[inline(always)]
     fn eight(&self, g: usize) -> __m256i {
@@ -54,28 +135,6 @@ impl Corrections {
         // is enabled in every caller.)
         unsafe { _mm256_loadu_si256(c.as_ptr().cast()) }
     }
-}
-
-/// One weight block's biased product with an activation block, as 8 `i32` lanes summing to
-/// `Σ w · a + 128 · Σ a` (exact).
-///
-/// # Safety
-/// The CPU supports AVX-512 F, VL and VNNI; `wp` and `ap` point at 34-byte blocks.
-#[inline(always)]
-unsafe fn biased_lanes(wp: *const u8, ap: *const u8) -> __m256i {
-    // SAFETY: the caller's contract; the values are at 2..34, the load unaligned.
-    biased_lanes_with(wp, _mm256_loadu_si256(ap.add(2).cast()))
-}
-
-/// [`biased_lanes`] with the activation block's 32 values `qa` already loaded.
-///
-/// # Safety
-/// The CPU supports AVX-512 F, VL and VNNI; `wp` points at a 34-byte block.
-#[inline(always)]
-unsafe fn biased_lanes_with(wp: *const u8, qa: __m256i) -> __m256i {
-    // SAFETY: the caller's contract; the values are at 2..34, the load unaligned.
-    let w = _mm256_xor_si256(_mm256_loadu_si256(wp.add(2).cast()), _mm256_set1_epi8(-128));
-    _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, qa)
 }
 
 /// The 32 values of each of eight blocks from `p`, loaded once for every row of a pass.
@@ -137,7 +196,7 @@ unsafe fn scales8_512(p: *const u8) -> __m256 {
 /// # Safety
 /// The CPU supports AVX2, F16C, AVX-512 F, VL and VNNI; `wg` and `ag` hold eight blocks.
 #[inline(always)]
-unsafe fn group_terms(
+unsafe fn group_terms<F: Form>(
     wg: *const BlockQ8_0,
     qa: &[__m256i; 8],
     da: __m256,
@@ -148,10 +207,10 @@ unsafe fn group_terms(
     let mut lanes = [_mm256_setzero_si256(); 8];
     for (j, (l, q)) in lanes.iter_mut().zip(qa).enumerate() {
         // SAFETY: `j < 8`: the caller's eight blocks.
-        *l = biased_lanes_with(wg.add(j).cast(), *q);
+        *l = F::lanes(wg.add(j).cast(), *q);
     }
     let isum = _mm256_sub_epi32(hsum8_epi32(lanes), c);
-    let dw = scales8_512(wg.cast());
+    let dw = F::scales8(wg.cast());
     // |isum| < 2^24: the conversion is exact.
     _mm256_mul_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(isum))
 }
@@ -191,7 +250,7 @@ unsafe fn add_columns_in_order(sums: __m128, t: [__m256; ROWS]) -> __m128 {
 /// # Safety
 /// The CPU supports AVX2, F16C, AVX-512 F, VL and VNNI; the pointers hold `n` blocks.
 #[inline(always)]
-unsafe fn pass4(
+unsafe fn pass4<F: Form>(
     w: [*const BlockQ8_0; ROWS],
     a: *const BlockQ8_0,
     d_a: *const f32,
@@ -207,14 +266,14 @@ unsafe fn pass4(
         // A loop, not `map`: a closure would not take this function's target features.
         let mut t = [_mm256_setzero_ps(); ROWS];
         for (ti, wr) in t.iter_mut().zip(w) {
-            *ti = group_terms(wr.add(8 * g), &qa, da, c, ahead);
+            *ti = group_terms::<F>(wr.add(8 * g), &qa, da, c, ahead);
         }
         sums = add_columns_in_order(sums, t);
     }
     let mut out = [0.0f32; ROWS];
     // SAFETY: `out` holds four f32; the store is unaligned.
     _mm_storeu_ps(out.as_mut_ptr(), sums);
-    tail(out, w, a, d_a, 8 * groups, n, corr)
+    tail::<F, ROWS>(out, w, a, d_a, 8 * groups, n, corr)
 }
 
 /// One row's sum over `n` blocks, as [`pass4`] sums each of its rows.
@@ -222,7 +281,7 @@ unsafe fn pass4(
 /// # Safety
 /// As [`pass4`], for the one row `w`.
 #[inline(always)]
-unsafe fn pass1(
+unsafe fn pass1<F: Form>(
     w: *const BlockQ8_0,
     a: *const BlockQ8_0,
     d_a: *const f32,
@@ -235,9 +294,9 @@ unsafe fn pass1(
     for g in 0..groups {
         // SAFETY: `8 g + 8 <= n` blocks on every side.
         let (qa, da, c) = (values8(a.add(8 * g)), _mm256_loadu_ps(d_a.add(8 * g)), corr.eight(g));
-        sum = add_lanes_in_order(sum, group_terms(w.add(8 * g), &qa, da, c, ahead));
+        sum = add_lanes_in_order(sum, group_terms::<F>(w.add(8 * g), &qa, da, c, ahead));
     }
-    let [s] = tail([sum], [w], a, d_a, 8 * groups, n, corr);
+    let [s] = tail::<F, 1>([sum], [w], a, d_a, 8 * groups, n, corr);
     s
 }
 
@@ -246,7 +305,7 @@ unsafe fn pass1(
 /// # Safety
 /// As [`pass4`].
 #[inline(always)]
-unsafe fn tail<const R: usize>(
+unsafe fn tail<F: Form, const R: usize>(
     mut sums: [f32; R],
     w: [*const BlockQ8_0; R],
     a: *const BlockQ8_0,
@@ -262,7 +321,8 @@ unsafe fn tail<const R: usize>(
         for (sum, wr) in sums.iter_mut().zip(w) {
             // SAFETY: as above.
             let wb = &*wr.add(j);
-            let isum = hsum_epi32(biased_lanes(wb.as_ptr(), ab.cast())) - c;
+            let qa = _mm256_loadu_si256(ab.cast::<u8>().add(2).cast());
+            let isum = hsum_epi32(F::lanes(wb.as_ptr(), qa)) - c;
             #[allow(clippy::cast_precision_loss)] // |isum| < 2^24: exact
             let term = (block_scale(wb) * da) * isum as f32;
             *sum += term;
@@ -276,10 +336,13 @@ unsafe fn tail<const R: usize>(
 /// a_scales.len())`, bit for bit. Chunks longer than [`ACT_CHUNK_BLOCKS`] (which `matvec`
 /// never passes) take the one-row kernel per row.
 ///
+/// Always inlined, with no target features of its own: each entry below compiles it with
+/// its form's.
+///
 /// # Safety
-/// The CPU supports AVX2, F16C, AVX-512 F, VL and VNNI.
-#[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn dot_q8_0_rows(
+/// The CPU has `F`'s features.
+#[inline(always)]
+unsafe fn rows_with<F: Form>(
     rows: &[BlockQ8_0],
     stride: usize,
     a: &[BlockQ8_0],
@@ -291,12 +354,12 @@ unsafe fn dot_q8_0_rows(
     if n > ACT_CHUNK_BLOCKS {
         for (r, o) in out.iter_mut().enumerate() {
             if let Some(w) = row(r) {
-                *o += super::vnni::vl::dot_q8_0(0.0, w, a, Some(a_scales));
+                *o += F::one_row(w, a, a_scales);
             }
         }
         return;
     }
-    let corr = Corrections::of(a.get(..n).unwrap_or(&[]));
+    let corr = F::corrections(a.get(..n).unwrap_or(&[]));
     let (ap, dp) = (a.as_ptr(), a_scales.as_ptr());
     // Each row prefetches the same blocks of the row a pass later: what the next pass reads
     // first (the hardware's stream prefetch follows each row to its end, not to the next).
@@ -308,7 +371,7 @@ unsafe fn dot_q8_0_rows(
         if w.iter().all(Option::is_some) {
             let w = w.map(|s| s.map_or(core::ptr::null(), <[BlockQ8_0]>::as_ptr));
             // SAFETY: each row holds `n` blocks, `a` and `a_scales` at least `n`.
-            let sums = pass4(w, ap, dp, n, &corr, ahead);
+            let sums = pass4::<F>(w, ap, dp, n, &corr, ahead);
             for (o, s) in quad.iter_mut().zip(sums) {
                 *o += s;
             }
@@ -316,7 +379,7 @@ unsafe fn dot_q8_0_rows(
             for (i, o) in quad.iter_mut().enumerate() {
                 if let Some(w) = row(r0 + i) {
                     // SAFETY: as above.
-                    let s = pass1(w.as_ptr(), ap, dp, n, &corr, ahead);
+                    let s = pass1::<F>(w.as_ptr(), ap, dp, n, &corr, ahead);
                     *o += s;
                 }
             }
@@ -326,17 +389,47 @@ unsafe fn dot_q8_0_rows(
     for (i, o) in quads.into_remainder().iter_mut().enumerate() {
         if let Some(w) = row(r0 + i) {
             // SAFETY: as above.
-            let s = pass1(w.as_ptr(), ap, dp, n, &corr, ahead);
+            let s = pass1::<F>(w.as_ptr(), ap, dp, n, &corr, ahead);
             *o += s;
         }
     }
 }
 
-/// The safe entry point, installed only in the AVX-512 VNNI table.
+/// [`rows_with`] on AVX-512.
+///
+/// # Safety
+/// The CPU supports AVX2, F16C, AVX-512 F, BW, VL and VNNI.
+#[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn dot_q8_0_rows_512(
+    rows: &[BlockQ8_0],
+    stride: usize,
+    a: &[BlockQ8_0],
+    a_scales: &[f32],
+    out: &mut [f32],
+) {
+    rows_with::<Vnni512>(rows, stride, a, a_scales, out);
+}
+
+/// [`rows_with`] on AVX2.
+///
+/// # Safety
+/// The CPU supports AVX2 and F16C.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn dot_q8_0_rows_avx2(
+    rows: &[BlockQ8_0],
+    stride: usize,
+    a: &[BlockQ8_0],
+    a_scales: &[f32],
+    out: &mut [f32],
+) {
+    rows_with::<Avx2>(rows, stride, a, a_scales, out);
+}
+
+/// The safe entry points, each installed only in tables built after detecting its features.
 pub(in crate::kernels) mod entry {
     use super::BlockQ8_0;
 
-    pub(in crate::kernels) fn dot_q8_0_rows(
+    pub(in crate::kernels) fn dot_q8_0_rows_512(
         rows: &[BlockQ8_0],
         stride: usize,
         a: &[BlockQ8_0],
@@ -345,6 +438,18 @@ pub(in crate::kernels) mod entry {
     ) {
         // SAFETY: reachable only through the table built after detecting AVX-512 F, BW, VL
         // and VNNI on top of AVX2 and F16C (`Kernels::x86_vnni`).
-        unsafe { super::dot_q8_0_rows(rows, stride, a, a_scales, out) }
+        unsafe { super::dot_q8_0_rows_512(rows, stride, a, a_scales, out) }
+    }
+
+    pub(in crate::kernels) fn dot_q8_0_rows_avx2(
+        rows: &[BlockQ8_0],
+        stride: usize,
+        a: &[BlockQ8_0],
+        a_scales: &[f32],
+        out: &mut [f32],
+    ) {
+        // SAFETY: reachable only through tables built after detecting AVX2 and F16C
+        // (`Kernels::x86_avx2` and the tables built on it).
+        unsafe { super::dot_q8_0_rows_avx2(rows, stride, a, a_scales, out) }
     }
 }
