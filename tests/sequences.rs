@@ -326,8 +326,8 @@ fn a_truncated_cache_goes_on_exactly_as_a_fresh_one() {
 /// in batches and sequences decoded together, against the unpacked model run token by token,
 /// with one and two threads: MoE models whose Q8_0 rows go through packed groups (with a
 /// trailing partial group; expert rows of one chunk and of two), and the golden Q8_0 / Q4_0
-/// fixtures. Token-by-token steps on the packed model (decode's tile over eight packed rows)
-/// change no bit either.
+/// fixtures. Token-by-token steps on the packed model (decode over the packed rows on a table
+/// without a rows kernel, over the file's rows otherwise) change no bit either.
 #[test]
 fn packed_weights_change_no_bit() {
     let threads = Threads::new(2).unwrap();

@@ -105,9 +105,10 @@ impl<'a> Matrix<'a> {
         Matrix { packed: out, ..*self }
     }
 
-    /// True when [`Matrix::matvec_packed`] computes this matrix's products: Q8_0 rows packed at
-    /// load, int8 activations. (Packed Q4_0 rows are twice the bytes of the file's, which a
-    /// decode step bound by weight traffic does not gain from.)
+    /// True when [`Matrix::matvec_packed`] can compute this matrix's products: Q8_0 rows
+    /// packed at load, int8 activations. (Packed Q4_0 rows are twice the bytes of the file's,
+    /// which a decode step bound by weight traffic does not gain from.) A table with a rows
+    /// kernel reads the file's rows instead (`matvec_serial`: measured twice as fast on Zen 4).
     pub(crate) fn decodes_packed(&self) -> bool {
         cfg!(feature = "packed-weights")
             && self.ty == WeightType::Q8_0

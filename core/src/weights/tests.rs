@@ -227,3 +227,42 @@ fn int16_activations_track_the_exact_product() {
         assert!(e16 < 2e-5 && e16 * 100.0 < e8, "{ty:?}: Int16 {e16:e}, Int8 {e8:e}");
     }
 }
+
+/// Decode over rows packed at load ([`Matrix::matvec_packed`], which tables without a rows
+/// kernel take for packed Q8_0 rows) equals the unpacked product bit for bit, on every table
+/// with group kernels: one group and a 2-block tail, a whole chunk and one block more, a
+/// chunk, one group and a 3-block tail; 19 rows (two eight-row tiles and three rows alone).
+#[cfg(feature = "packed-weights")]
+#[test]
+fn packed_decode_equals_matvec() {
+    let widths: &[usize] = if cfg!(miri) { &[320] } else { &[320, 2080, 2400] };
+    let mut packed_tables = 0;
+    for k in tables() {
+        for &cols in widths {
+            let rows = 19;
+            let bytes = matrix_bytes(WeightType::Q8_0, rows, cols, cols as u64);
+            let m = Matrix {
+                ty: WeightType::Q8_0,
+                rows,
+                cols,
+                row_bytes: WeightType::Q8_0.row_bytes(cols).unwrap(),
+                bytes: &bytes,
+                acts: Int8,
+                packed: super::packed::NONE,
+            };
+            let mut mem = std::vec![0u8; m.packed_len(&k)];
+            if mem.is_empty() {
+                continue;
+            }
+            packed_tables += 1;
+            let packed = m.pack_into(&k, &mut &mut mem[..]);
+            let x = random(cols, 7);
+            let (mut got, mut want) = (std::vec![0.0f32; rows], std::vec![0.0f32; rows]);
+            packed.matvec_packed(&k, &x, &mut got);
+            m.matvec_serial(&x, &mut want);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{k:?} cols {cols}");
+        }
+    }
+    assert!(packed_tables > 0, "no table packed (the scalar-groups table always does)");
+}
