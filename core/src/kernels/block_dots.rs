@@ -3,6 +3,7 @@
 //! 32-weight formats that pack into groups, and the K-quant row tiles.
 
 use super::BlocksTileFn;
+use crate::quant::format::BlockFormat;
 use crate::quant::group8::{self, Group8};
 use crate::quant::iq4_nl::{self, BlockIq4Nl};
 use crate::quant::iq4_xs::{self, BlockIq4Xs};
@@ -65,6 +66,8 @@ pub struct BlockDots {
     pub q5_k_rows: Option<SuperRowsFn<BlockQ5K>>,
     /// [`SUPER_ROWS`] Q6_K rows × many vectors (reference [`q6_k::dot_q8_k`] per pair).
     pub q6_k_rows: Option<SuperRowsFn<BlockQ6K>>,
+    /// Four K-quant rows × one vector (decode), where the table has such a kernel.
+    pub super_rows4: Option<SuperRows4Fn>,
 }
 
 impl BlockDots {
@@ -89,8 +92,19 @@ impl BlockDots {
         q4_k_rows: None,
         q5_k_rows: None,
         q6_k_rows: None,
+        super_rows4: None,
     };
 }
+
+/// Rows of one call of a [`SuperRows4Fn`].
+pub const SUPER_ROWS4: usize = 4;
+
+/// Decode's K-quant rows kernel: `(format, rows, a, ahead, out)` sets `out[r] =
+/// format.dot_q8_k(rows[r], a)` bit for bit and returns true for the formats it serves (Q4_K,
+/// Q5_K, Q6_K), or returns false and leaves `out` alone. `ahead` is a prefetch hint: the
+/// distance in bytes from each row's blocks to the ones the next call reads (never read here).
+pub type SuperRows4Fn =
+    fn(BlockFormat, &[&[u8]; SUPER_ROWS4], &[BlockQ8K], usize, &mut [f32; SUPER_ROWS4]) -> bool;
 
 /// Weight rows of one call of a K-quant row tile ([`BlockDots::q4_k_rows`]).
 pub const SUPER_ROWS: usize = 8;

@@ -34,7 +34,7 @@ mod arm_mve;
 
 #[cfg(feature = "block-formats")]
 pub(crate) use block_dots::super_rows_by_pair;
-pub use block_dots::{BlockDots, SuperRowsFn, SUPER_ROWS};
+pub use block_dots::{BlockDots, SuperRows4Fn, SuperRowsFn, SUPER_ROWS, SUPER_ROWS4};
 pub use scalar::{
     add_assign, axpy, bf16_to_f32, dot, dot_f16_le, dot_f32_le, f16_to_f32, rms_norm,
     rms_norm_in_place, scale_in_place, silu, softmax_in_place,

@@ -120,6 +120,7 @@ impl Kernels {
             iq4_nl_tile: Some(x86::entry::dot_iq4_nl_tile),
             q2_k: x86::entry::dot_q2_k,
             q3_k: x86::entry::dot_q3_k,
+            super_rows4: Some(x86::krows::entry::super_rows4),
             ..BlockDots::SCALAR
         },
     };

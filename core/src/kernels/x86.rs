@@ -22,6 +22,8 @@ mod floats;
 mod groups;
 mod k_low;
 #[cfg(feature = "block-formats")]
+pub(in crate::kernels) mod krows;
+#[cfg(feature = "block-formats")]
 pub(in crate::kernels) mod ktile;
 mod min_tile;
 pub(in crate::kernels) mod rows;

@@ -3,6 +3,8 @@
 
 use super::{bf16_to_f32, with_residual, Matrix, WeightType};
 use crate::config::ActivationPrecision;
+#[cfg(feature = "block-formats")]
+use crate::kernels::SUPER_ROWS4;
 use crate::kernels::{self, Kernels};
 use crate::parallel::{self, Parallel};
 use crate::quant::format::{ActBlocks, BlockFormat};
@@ -115,12 +117,64 @@ impl Matrix<'_> {
             }
             let start = c * chunk_bytes;
             let end = start + n_blocks * f.block_bytes();
-            for (o, row) in out.iter_mut().zip(self.bytes.chunks_exact(self.row_bytes.max(1))) {
+            let row_bytes = self.row_bytes.max(1);
+            let done = if int16 { 0 } else { self.super_rows4(k, f, value, (start, end), out) };
+            let rows = self.bytes.get(done * row_bytes..).unwrap_or(&[]);
+            for (o, row) in out.iter_mut().skip(done).zip(rows.chunks_exact(row_bytes)) {
                 let w = row.get(start..end).unwrap_or(&[]);
                 let v = f.dot_q8_k(k, w, value);
                 *o += if int16 { with_residual(v, f.dot_q8_k(k, w, residual)) } else { v };
             }
         }
+    }
+
+    /// The first rows of `out` (whole fours) through the table's K-quant rows kernel where it
+    /// serves format `f`: `out[r] += f.dot_q8_k(row r's bytes start..end, value)`, bit for bit
+    /// as row by row. Returns how many rows it did (0 without such a kernel).
+    #[cfg(feature = "block-formats")]
+    fn super_rows4(
+        &self,
+        k: &Kernels,
+        f: BlockFormat,
+        value: &[q8_k::BlockQ8K],
+        (start, end): (usize, usize),
+        out: &mut [f32],
+    ) -> usize {
+        let Some(rows4) = k.block_dots().super_rows4 else {
+            return 0;
+        };
+        let row_bytes = self.row_bytes.max(1);
+        // The next call reads the same blocks four rows on.
+        let ahead = SUPER_ROWS4 * row_bytes;
+        let mut done = 0;
+        let fours = self.bytes.chunks_exact(SUPER_ROWS4 * row_bytes);
+        for (o, rows) in out.chunks_exact_mut(SUPER_ROWS4).zip(fours) {
+            let segs: [&[u8]; SUPER_ROWS4] = core::array::from_fn(|r| {
+                rows.get(r * row_bytes + start..r * row_bytes + end).unwrap_or(&[])
+            });
+            let mut sums = [0.0f32; SUPER_ROWS4];
+            if !rows4(f, &segs, value, ahead, &mut sums) {
+                break;
+            }
+            for (o, s) in o.iter_mut().zip(sums) {
+                *o += s;
+            }
+            done += SUPER_ROWS4;
+        }
+        done
+    }
+
+    /// Without the block formats there is no K-quant rows kernel.
+    #[cfg(not(feature = "block-formats"))]
+    fn super_rows4(
+        &self,
+        _: &Kernels,
+        _: BlockFormat,
+        _: &[q8_k::BlockQ8K],
+        _: (usize, usize),
+        _: &mut [f32],
+    ) -> usize {
+        0
     }
 
     /// Quantised rows: `x` is quantised [`ACT_CHUNK_BLOCKS`] blocks at a time on the stack and

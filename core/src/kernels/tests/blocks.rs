@@ -75,6 +75,29 @@ fn packed_block_formats_equal_their_references() {
     );
 }
 
+/// `count` rows of `n_blocks` random blocks of K-quant format `f`, their f16 scales cycling
+/// through [`SCALES`] (finite, as a validated model's are).
+#[cfg(feature = "block-formats")]
+fn k_rows(
+    f: crate::quant::format::BlockFormat,
+    count: usize,
+    n_blocks: usize,
+    seed: u64,
+) -> Vec<Vec<u8>> {
+    (0..count as u64)
+        .map(|r| {
+            let mut w = bytes(n_blocks * f.block_bytes(), seed * 100 + r);
+            for (i, block) in w.chunks_exact_mut(f.block_bytes()).enumerate() {
+                for (j, at) in f.scale_offsets().iter().enumerate() {
+                    let d = SCALES[(i + j + r as usize) % SCALES.len()];
+                    block[*at..*at + 2].copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
+                }
+            }
+            w
+        })
+        .collect()
+}
+
 /// K-quant row tiles: eight rows against every vector, each result bit-identical to the
 /// format's reference dot of that row and vector, on every table that has a tile (random
 /// blocks with finite scales; activations with the extreme values ±127 in the first vector).
@@ -91,19 +114,7 @@ fn k_quant_row_tiles_equal_the_reference() {
         for k in with_tile {
             for n_blocks in [1usize, 2, 8, 9] {
                 for seed in 0..SEEDS {
-                    let rows: Vec<Vec<u8>> = (0..SUPER_ROWS as u64)
-                        .map(|r| {
-                            let mut w = bytes(n_blocks * f.block_bytes(), seed * 100 + r);
-                            for (i, block) in w.chunks_exact_mut(f.block_bytes()).enumerate() {
-                                for (j, at) in f.scale_offsets().iter().enumerate() {
-                                    let d = SCALES[(i + j + r as usize) % SCALES.len()];
-                                    block[*at..*at + 2]
-                                        .copy_from_slice(&half::f16::from_f32(d).to_le_bytes());
-                                }
-                            }
-                            w
-                        })
-                        .collect();
+                    let rows = k_rows(f, SUPER_ROWS, n_blocks, seed);
                     for n_vectors in [1usize, 3, 33] {
                         let acts: Vec<Vec<[u8; q8_k::BLOCK_BYTES]>> = (0..n_vectors)
                             .map(|t| {
@@ -193,4 +204,64 @@ fn min_format_tiles_equal_their_references() {
         q5_1::dot_q8_0_from,
         q5_1::dot_q8_0,
     );
+}
+
+/// Decode's K-quant rows kernel: four rows against one vector, each result bit-identical to
+/// the format's reference dot, on every table that has the kernel, for block counts around
+/// its eight-block groups (and a row shorter than the vector, which takes the one-row path);
+/// formats it does not serve are refused with `out` untouched.
+#[cfg(feature = "block-formats")]
+#[test]
+fn k_quant_rows_of_four_equal_the_reference() {
+    use super::SUPER_ROWS4;
+    use crate::quant::format::BlockFormat;
+    use crate::quant::{q8_k, QK_K};
+    let with_kernel: Vec<Kernels> =
+        tables().into_iter().filter(|k| k.block_dots().super_rows4.is_some()).collect();
+    let names: Vec<&str> = with_kernel.iter().map(Kernels::name).collect();
+    std::eprintln!("K-quant rows of four checked on: {names:?}");
+    for k in with_kernel {
+        let Some(rows4) = k.block_dots().super_rows4 else { continue };
+        let mut out = [1.5f32; SUPER_ROWS4];
+        let refused = !rows4(BlockFormat::Q2K, &[&[]; SUPER_ROWS4], &[], 0, &mut out);
+        assert!(refused && out == [1.5; SUPER_ROWS4], "{k:?} Q2_K is not served");
+        for f in [BlockFormat::Q4K, BlockFormat::Q5K, BlockFormat::Q6K] {
+            for n_blocks in [0usize, 1, 7, 8, 9, 17] {
+                for seed in 0..SEEDS {
+                    let rows = k_rows(f, SUPER_ROWS4, n_blocks, seed);
+                    let mut x = sample(n_blocks * QK_K, seed + 7, 3.0);
+                    if seed == 0 {
+                        x.iter_mut().enumerate().for_each(|(i, v)| {
+                            *v = if i % 3 == 0 { -1.0 } else { 1.0 };
+                        });
+                    }
+                    let mut a = std::vec![[0u8; q8_k::BLOCK_BYTES]; n_blocks];
+                    q8_k::quantize(&x, &mut a);
+                    // All four rows whole, then the last one a block short.
+                    for short in [false, true] {
+                        let cut = |r: usize| {
+                            let len = rows[r].len();
+                            if short && r == 3 {
+                                len.saturating_sub(f.block_bytes())
+                            } else {
+                                len
+                            }
+                        };
+                        let refs: [&[u8]; SUPER_ROWS4] =
+                            core::array::from_fn(|r| &rows[r][..cut(r)]);
+                        let mut got = [f32::NAN; SUPER_ROWS4];
+                        assert!(rows4(f, &refs, &a, 4096, &mut got), "{k:?} {f:?} served");
+                        for (r, g) in got.iter().enumerate() {
+                            let want = f.dot_q8_k(&Kernels::SCALAR, refs[r], &a);
+                            assert_eq!(
+                                g.to_bits(),
+                                want.to_bits(),
+                                "{k:?} {f:?} x{n_blocks} seed {seed} short {short} row {r}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -94,16 +94,7 @@ pub(super) unsafe fn dot_super<const B: usize, const MIN: bool>(
         for (((s, m), wb), ab) in sumi.iter_mut().zip(mins.iter_mut()).zip(wc).zip(ac) {
             (*s, *m) = lanes(wb, ab);
         }
-        let da = _mm256_setr_ps(
-            q8_k::scale(&ac[0]),
-            q8_k::scale(&ac[1]),
-            q8_k::scale(&ac[2]),
-            q8_k::scale(&ac[3]),
-            q8_k::scale(&ac[4]),
-            q8_k::scale(&ac[5]),
-            q8_k::scale(&ac[6]),
-            q8_k::scale(&ac[7]),
-        );
+        let da = scales8_k(ac);
         let si = _mm256_cvtepi32_ps(super::hsum8_epi32(sumi));
         let mut terms = _mm256_mul_ps(_mm256_mul_ps(da, f16x8(wc, d_at)), si);
         if MIN {
@@ -125,13 +116,33 @@ pub(super) unsafe fn dot_super<const B: usize, const MIN: bool>(
     sum
 }
 
+/// The scales of eight Q8_K blocks, block `j` in lane `j`.
+///
+/// # Safety
+/// AVX.
+#[inline]
+#[target_feature(enable = "avx")]
+pub(super) unsafe fn scales8_k(ac: &[BlockQ8K; 8]) -> __m256 {
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = ac;
+    _mm256_setr_ps(
+        q8_k::scale(a0),
+        q8_k::scale(a1),
+        q8_k::scale(a2),
+        q8_k::scale(a3),
+        q8_k::scale(a4),
+        q8_k::scale(a5),
+        q8_k::scale(a6),
+        q8_k::scale(a7),
+    )
+}
+
 /// The f16 at byte `at` of each of eight blocks, as eight `f32` lanes.
 ///
 /// # Safety
 /// AVX2 and F16C.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn f16x8<const B: usize>(blocks: &[[u8; B]; 8], at: usize) -> __m256 {
+pub(super) unsafe fn f16x8<const B: usize>(blocks: &[[u8; B]; 8], at: usize) -> __m256 {
     let mut h = [0u16; 8];
     for (h, b) in h.iter_mut().zip(blocks) {
         *h = b.get(at..).and_then(<[u8]>::first_chunk::<2>).map_or(0, |b| u16::from_le_bytes(*b));
@@ -174,7 +185,7 @@ pub(super) unsafe fn bsums(a: &BlockQ8K) -> __m256i {
 /// AVX2.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn q4_k_lanes(wb: &BlockQ4K, ab: &BlockQ8K) -> (__m256i, __m256i) {
+pub(super) unsafe fn q4_k_lanes(wb: &BlockQ4K, ab: &BlockQ8K) -> (__m256i, __m256i) {
     let (sc, m_pairs) = k4_scales(wb);
     let low4 = _mm256_set1_epi8(0x0f);
     let mut acc = _mm256_setzero_si256();
@@ -198,7 +209,7 @@ unsafe fn q4_k_lanes(wb: &BlockQ4K, ab: &BlockQ8K) -> (__m256i, __m256i) {
 /// AVX2.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn q5_k_lanes(wb: &BlockQ5K, ab: &BlockQ8K) -> (__m256i, __m256i) {
+pub(super) unsafe fn q5_k_lanes(wb: &BlockQ5K, ab: &BlockQ8K) -> (__m256i, __m256i) {
     let (sc, m_pairs) = k4_scales(wb);
     let low4 = _mm256_set1_epi8(0x0f);
     let sixteen = _mm256_set1_epi8(0x10);
@@ -231,7 +242,7 @@ unsafe fn q5_k_lanes(wb: &BlockQ5K, ab: &BlockQ8K) -> (__m256i, __m256i) {
 /// AVX2.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn q6_k_lanes(wb: &BlockQ6K, ab: &BlockQ8K) -> (__m256i, __m256i) {
+pub(super) unsafe fn q6_k_lanes(wb: &BlockQ6K, ab: &BlockQ8K) -> (__m256i, __m256i) {
     let low4 = _mm256_set1_epi8(0x0f);
     let three0 = _mm256_set1_epi8(0x30);
     // SAFETY: the 16 scales are bytes 192..208 of the 210-byte block.

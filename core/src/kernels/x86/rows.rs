@@ -222,7 +222,7 @@ unsafe fn group_terms<F: Form>(
 /// # Safety
 /// The CPU supports AVX.
 #[inline(always)]
-unsafe fn add_columns_in_order(sums: __m128, t: [__m256; ROWS]) -> __m128 {
+pub(super) unsafe fn add_columns_in_order(sums: __m128, t: [__m256; ROWS]) -> __m128 {
     let [t0, t1, t2, t3] = t;
     // Per 128-bit half: (t0[k], t1[k], t0[k+1], t1[k+1]), the same for t2, t3.
     let (l01, h01) = (_mm256_unpacklo_ps(t0, t1), _mm256_unpackhi_ps(t0, t1));
