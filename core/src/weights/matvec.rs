@@ -84,10 +84,7 @@ impl Matrix<'_> {
                     *o = k.dot_bf16_le(row, x);
                 }
             }
-            // A table with a rows kernel reads the file's rows faster than the packed ones.
-            WeightType::Q8_0 if self.decodes_packed() && k.dot_q8_0_rows().is_none() => {
-                self.matvec_packed(k, x, out)
-            }
+            WeightType::Q8_0 if self.decodes_packed(k) => self.matvec_packed(k, x, out),
             WeightType::Q8_0 | WeightType::Q4_0 => self.matvec_quantised(x, out),
             WeightType::Blocks(f) => match f.acts() {
                 ActBlocks::Q8_0 => self.matvec_quantised(x, out),

@@ -105,12 +105,14 @@ impl<'a> Matrix<'a> {
         Matrix { packed: out, ..*self }
     }
 
-    /// True when [`Matrix::matvec_packed`] can compute this matrix's products: Q8_0 rows
-    /// packed at load, int8 activations. (Packed Q4_0 rows are twice the bytes of the file's,
-    /// which a decode step bound by weight traffic does not gain from.) A table with a rows
-    /// kernel reads the file's rows instead (`matvec_serial`: measured twice as fast on Zen 4).
-    pub(crate) fn decodes_packed(&self) -> bool {
+    /// True when [`Matrix::matvec_packed`] computes this matrix's products with table `k`:
+    /// Q8_0 rows packed at load, int8 activations, and a table without a rows kernel (one
+    /// reads the file's rows faster: measured twice as fast on Zen 4). (Packed Q4_0 rows are
+    /// twice the bytes of the file's, which a decode step bound by weight traffic does not
+    /// gain from.)
+    pub(crate) fn decodes_packed(&self, k: &Kernels) -> bool {
         cfg!(feature = "packed-weights")
+            && k.dot_q8_0_rows().is_none()
             && self.ty == WeightType::Q8_0
             && self.acts == ActivationPrecision::Int8
             && self.has_packed_rows()

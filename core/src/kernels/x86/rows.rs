@@ -189,12 +189,12 @@ unsafe fn scales8_512(p: *const u8) -> __m256 {
     _mm256_cvtph_ps(_mm512_castsi512_si128(words))
 }
 
-/// One row's terms `(d_w · d_a) · isum` for the eight blocks from `wg` (against `ag`, with
-/// their scales `da` and corrections `c`), rounded as the reference rounds them, after asking
-/// for the blocks `ahead` bytes on.
+/// One row's terms `(d_w · d_a) · isum` for the eight blocks from `wg` (against the activation
+/// blocks' values `qa`, scales `da` and corrections `c`), rounded as the reference rounds
+/// them, after asking for the blocks `ahead` bytes on.
 ///
 /// # Safety
-/// The CPU supports AVX2, F16C, AVX-512 F, VL and VNNI; `wg` and `ag` hold eight blocks.
+/// The CPU has `F`'s features; `wg` holds eight blocks.
 #[inline(always)]
 unsafe fn group_terms<F: Form>(
     wg: *const BlockQ8_0,
@@ -248,7 +248,7 @@ pub(super) unsafe fn add_columns_in_order(sums: __m128, t: [__m256; ROWS]) -> __
 /// blocks, `a` and `d_a` too, `n <= ACT_CHUNK_BLOCKS`), each from 0 in block order.
 ///
 /// # Safety
-/// The CPU supports AVX2, F16C, AVX-512 F, VL and VNNI; the pointers hold `n` blocks.
+/// The CPU has `F`'s features; the pointers hold `n` blocks.
 #[inline(always)]
 unsafe fn pass4<F: Form>(
     w: [*const BlockQ8_0; ROWS],
